@@ -1,0 +1,57 @@
+# mlstack: `make demo` runs the main job, `make test` runs the tests. Both create or reuse .venv
+# and install only when pyproject.toml or constraints.txt changed since the last install.
+
+SHELL := /bin/bash
+.SHELLFLAGS := -o pipefail -ec
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+# The machine's pip config lists local indexes that lack most packages; pip warns per package.
+QUIET_PIP := { grep -v "is ignored: it is neither a file nor a directory" || true; }
+PIP_INSTALL = $(BIN)/python -m pip install -q --disable-pip-version-check -c constraints.txt
+
+.PHONY: demo test lint format repro lock clean-data help
+.DEFAULT_GOAL := help
+
+help:  ## List the targets.
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+$(VENV)/.installed-run: pyproject.toml constraints.txt | $(BIN)/python
+	@echo "installing mlstack into $(VENV) (first time: a few minutes)"
+	@$(PIP_INSTALL) -e . 2>&1 | $(QUIET_PIP)
+	@touch $@
+
+$(VENV)/.installed-dev: pyproject.toml constraints.txt | $(BIN)/python
+	@echo "installing mlstack with dev extras into $(VENV) (first time: a few minutes)"
+	@$(PIP_INSTALL) -e '.[dev]' 2>&1 | $(QUIET_PIP)
+	@touch $@ $(VENV)/.installed-run
+
+demo: $(VENV)/.installed-run  ## Install if needed, then run the end-to-end demo.
+	@$(BIN)/mlstack demo
+
+test: $(VENV)/.installed-dev  ## Install dev extras if needed, then run the test suite.
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+lint: $(VENV)/.installed-dev  ## Ruff lint and format check.
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: $(VENV)/.installed-dev  ## Apply ruff's fixes and formatting.
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+repro: $(VENV)/.installed-run  ## Rebuild the DVC pipeline (dvc repro) with the venv on PATH.
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/dvc repro
+
+lock: $(BIN)/python  ## Re-resolve pyproject.toml from scratch and rewrite constraints.txt.
+	rm -rf $(VENV)-lock && $(PYTHON) -m venv $(VENV)-lock
+	$(VENV)-lock/bin/pip install -q -e '.[dev]' 2>&1 | $(QUIET_PIP)
+	{ head -2 constraints.txt; $(VENV)-lock/bin/pip freeze --exclude-editable | grep -v '^-e'; } > constraints.txt.new
+	mv constraints.txt.new constraints.txt && rm -rf $(VENV)-lock
+
+clean-data:  ## Delete the data dir (.mlstack/) after stopping the embedded Postgres.
+	-@$(BIN)/python -c "from mlstack.postgres import stop_embedded; from mlstack.settings import get_settings; stop_embedded(get_settings().pg_dir)"
+	rm -rf .mlstack
