@@ -1,0 +1,33 @@
+"""Environment defaults that must be set before Prefect is imported.
+
+Prefect reads its settings once, when it is first imported, so every entry point (the CLI, each
+flow module, the tests) imports this module first. Values only fill gaps: anything the user has
+set in the environment wins.
+"""
+
+from __future__ import annotations
+
+import os
+
+from mlstack.settings import get_settings
+
+
+def apply() -> None:
+    settings = get_settings()
+    prefect_dir = settings.home / "prefect"
+    defaults = {
+        # The ephemeral server's database and task results live in the data dir, like everything
+        # else a run writes. A Prefect profile or PREFECT_API_URL still takes precedence.
+        "PREFECT_SERVER_DATABASE_CONNECTION_URL": f"sqlite+aiosqlite:///{prefect_dir / 'prefect.db'}",
+        "PREFECT_RESULTS_LOCAL_STORAGE_PATH": str(prefect_dir / "storage"),
+        # Offline by default: telemetry would only log a failed DNS lookup on every start.
+        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+        # A cold ephemeral server migrates a fresh SQLite database: slow on a 2-core runner.
+        "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "120",
+    }
+    for key, value in defaults.items():
+        os.environ.setdefault(key, value)
+    prefect_dir.mkdir(parents=True, exist_ok=True)
+
+
+apply()

@@ -1,0 +1,103 @@
+"""The one place mlstack reads configuration from.
+
+Every default is embedded and local, under one data directory (`.mlstack/` in the project, or
+`MLSTACK_HOME`). Every real service is one environment variable away: `MLSTACK_PG_DSN`,
+`MLFLOW_TRACKING_URI`, `PREFECT_API_URL`, `OPENAI_API_KEY` and `OPENAI_BASE_URL`.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import cached_property
+from pathlib import Path
+
+from pydantic import AliasChoices, Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PROJECT_NAME = "mlstack"
+MODEL_NAME = "trip_duration"
+
+
+def project_root() -> Path:
+    """The source checkout when running from one, else the current directory.
+
+    A checkout is recognised by the `pyproject.toml` beside the package, so that `make demo`,
+    `dvc repro` and the tests all agree on one `.mlstack/` whatever folder they start in.
+    """
+    here = Path(__file__).resolve().parent.parent
+    if (here / "pyproject.toml").is_file() and (here / "mlstack").is_dir():
+        return here
+    return Path.cwd()
+
+
+class Settings(BaseSettings):
+    """Resolved configuration. Build it with `get_settings()`; fields are read from `MLSTACK_*`."""
+
+    model_config = SettingsConfigDict(env_prefix="MLSTACK_", extra="ignore", populate_by_name=True)
+
+    home: Path = Field(
+        default_factory=lambda: project_root() / ".mlstack",
+        description="Data directory holding everything a run writes.",
+    )
+    pg_dsn: str | None = Field(
+        default=None,
+        description="External Postgres DSN. Unset: an embedded Postgres 16 + pgvector under home/pg.",
+    )
+    pg_connect_timeout_s: int = Field(default=5, ge=1, description="Seconds to wait for Postgres.")
+    mlflow_tracking_uri: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("MLSTACK_MLFLOW_TRACKING_URI", "MLFLOW_TRACKING_URI"),
+        description="MLflow tracking URI. Unset: SQLite under home/mlflow.",
+    )
+    max_bad_row_share: float = Field(
+        default=0.01,
+        ge=0.0,
+        le=1.0,
+        description="Share of rows a table may quarantine before validation fails the stage.",
+    )
+
+    @field_validator("home", mode="after")
+    @classmethod
+    def _absolute_home(cls, value: Path) -> Path:
+        return value.expanduser().resolve()
+
+    # Derived locations: one folder per concern under home, never configured separately.
+    @property
+    def data_dir(self) -> Path:
+        return self.home / "data"
+
+    @property
+    def reports_dir(self) -> Path:
+        return self.home / "reports"
+
+    @property
+    def pg_dir(self) -> Path:
+        return self.home / "pg"
+
+    @property
+    def dvc_remote_dir(self) -> Path:
+        return self.home / "dvc-remote"
+
+    @property
+    def mlflow_dir(self) -> Path:
+        return self.home / "mlflow"
+
+    @cached_property
+    def tracking_uri(self) -> str:
+        if self.mlflow_tracking_uri:
+            return self.mlflow_tracking_uri
+        return f"sqlite:///{self.mlflow_dir / 'mlflow.db'}"
+
+    @property
+    def prefect_api_url(self) -> str | None:
+        """Prefect owns this variable; we only report it."""
+        return os.environ.get("PREFECT_API_URL") or None
+
+    def ensure_dirs(self) -> None:
+        for path in (self.home, self.data_dir, self.reports_dir):
+            path.mkdir(parents=True, exist_ok=True)
+
+
+def get_settings(**overrides: object) -> Settings:
+    """Read the environment afresh; keyword overrides win over it (handy in tests and CLIs)."""
+    return Settings(**overrides)  # type: ignore[arg-type]
