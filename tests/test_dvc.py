@@ -1,0 +1,77 @@
+"""`dvc repro` in a temporary clone builds everything, and a second run does nothing."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+from conftest import PROJECT_ROOT
+
+
+def clone(dest: Path) -> Path:
+    """Copy what a clone would hold (files git tracks or would track), as a git repo of its own."""
+    listed = subprocess.run(
+        ["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"],
+        cwd=PROJECT_ROOT,
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.split("\0")
+    for name in filter(None, listed):
+        source = PROJECT_ROOT / name
+        if source.is_file() and name != "dvc.lock":  # a local lock would make the first run a no-op
+            (dest / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, dest / name)
+    subprocess.run(["git", "init", "-q"], cwd=dest, check=True)
+    return dest
+
+
+def dvc(cwd: Path, *args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    bin_dir = Path(sys.executable).parent
+    return subprocess.run(
+        [str(bin_dir / "dvc"), *args], cwd=cwd, env=env, text=True, capture_output=True, timeout=600
+    )
+
+
+@pytest.mark.slow
+def test_dvc_repro_builds_then_is_a_no_op(tmp_path: Path) -> None:
+    repo = clone(tmp_path / "clone")
+    params = yaml.safe_load((repo / "params.yaml").read_text())
+    params["generate"].update(days=2, trips_per_day=500, drivers=30)  # small, same stages
+    (repo / "params.yaml").write_text(yaml.safe_dump(params))
+    env = {
+        **os.environ,
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+        "MLSTACK_HOME": str(tmp_path / "home"),
+    }
+
+    first = dvc(repo, "repro", env=env)
+    assert first.returncode == 0, first.stdout + first.stderr
+    assert "Running stage 'generate'" in first.stdout and "Running stage 'validate'" in first.stdout
+    for table in ("trips", "driver_stats", "zone_stats"):
+        assert (repo / "data" / "validated" / f"{table}.parquet").is_file()
+    metrics = json.loads((repo / "data" / "metrics" / "validation.json").read_text())
+    assert metrics["ok"] is True and metrics["failed_tables"] == 0
+    assert metrics["tables"]["trips"]["quarantined_rows"] > 0
+    assert (repo / "dvc.lock").is_file()
+
+    second = dvc(repo, "repro", env=env)
+    assert second.returncode == 0, second.stdout + second.stderr
+    assert "Running stage" not in second.stdout
+    assert "Data and pipelines are up to date." in second.stdout
+
+    # A changed parameter reruns exactly the stages that depend on it.
+    params["validate"]["max_bad_row_share"] = 0.02
+    (repo / "params.yaml").write_text(yaml.safe_dump(params))
+    third = dvc(repo, "repro", env=env)
+    assert third.returncode == 0, third.stdout + third.stderr
+    assert "Running stage 'validate'" in third.stdout and "Running stage 'generate'" not in third.stdout
+
+    shown = dvc(repo, "metrics", "show", "--json", env=env)
+    assert shown.returncode == 0 and "failed_tables" in shown.stdout
