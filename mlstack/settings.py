@@ -49,6 +49,15 @@ class Settings(BaseSettings):
         validation_alias=AliasChoices("MLSTACK_MLFLOW_TRACKING_URI", "MLFLOW_TRACKING_URI"),
         description="MLflow tracking URI. Unset: SQLite under home/mlflow.",
     )
+    promotion_margin: float = Field(
+        default=0.01,
+        ge=0.0,
+        lt=1.0,
+        description="A challenger must beat the champion's MAE by this share to be promoted.",
+    )
+    serving_reload_s: float = Field(
+        default=5.0, gt=0, description="How often the server checks whether the champion alias moved."
+    )
     max_bad_row_share: float = Field(
         default=0.01,
         ge=0.0,

@@ -1,0 +1,73 @@
+"""Regression metrics and the plots people look at: feature importance, predicted vs actual."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import pandas as pd
+
+
+@dataclass(frozen=True)
+class Metrics:
+    mae: float
+    rmse: float
+    r2: float
+
+    def as_dict(self) -> dict[str, float]:
+        return asdict(self)
+
+
+def metrics(actual: pd.Series | np.ndarray, predicted: np.ndarray) -> Metrics:
+    actual = np.asarray(actual, dtype=float)
+    predicted = np.asarray(predicted, dtype=float)
+    error = predicted - actual
+    ss_res = float(np.sum(error**2))
+    ss_tot = float(np.sum((actual - actual.mean()) ** 2))
+    return Metrics(
+        mae=round(float(np.mean(np.abs(error))), 3),
+        rmse=round(float(np.sqrt(np.mean(error**2))), 3),
+        r2=round(1.0 - ss_res / ss_tot if ss_tot else 0.0, 5),
+    )
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")  # no display on servers and CI
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def feature_importance_figure(model, x: pd.DataFrame, y: pd.Series, seed: int, sample: int = 3000):
+    """Permutation importance on held-out rows: gradient boosting has no built-in importances."""
+    from sklearn.inspection import permutation_importance
+
+    rows = x.sample(min(sample, len(x)), random_state=seed)
+    result = permutation_importance(
+        model, rows, y.loc[rows.index], n_repeats=3, random_state=seed, scoring="neg_mean_absolute_error"
+    )
+    order = np.argsort(result.importances_mean)
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(8, 6))
+    ax.barh(np.array(x.columns)[order], result.importances_mean[order], xerr=result.importances_std[order])
+    ax.set_xlabel("increase in MAE when shuffled (s)")
+    ax.set_title("Permutation feature importance (validation)")
+    fig.tight_layout()
+    plt.close(fig)
+    return fig
+
+
+def predicted_vs_actual_figure(actual: pd.Series, predicted: np.ndarray):
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(6, 6))
+    ax.scatter(actual, predicted, s=3, alpha=0.3)
+    top = float(max(np.max(actual), np.max(predicted)))
+    ax.plot([0, top], [0, top], color="black", linewidth=1)
+    ax.set_xlabel("actual duration (s)")
+    ax.set_ylabel("predicted duration (s)")
+    ax.set_title("Predicted vs actual (test window)")
+    fig.tight_layout()
+    plt.close(fig)
+    return fig

@@ -1,0 +1,208 @@
+"""The model registry gate: challenger, champion, promotion by margin, history and rollback.
+
+Aliases only (MLflow 3 has no stages). Every change of champion is recorded as a tag on the
+registered model, `history.<UTC timestamp>`, so the registry itself answers "which version
+served when", and rollback knows what to go back to.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import pandas as pd
+
+from mlstack.settings import MODEL_NAME
+
+CHAMPION, CHALLENGER = "champion", "challenger"
+HISTORY_PREFIX = "history."
+
+
+class RegistryError(RuntimeError):
+    """A registry action that cannot be done; the message says why and what to do."""
+
+
+def _client():
+    from mlflow import MlflowClient
+
+    return MlflowClient()
+
+
+def _now() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def alias_version(alias: str, name: str = MODEL_NAME) -> str | None:
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return str(_client().get_model_version_by_alias(name, alias).version)
+    except MlflowException:
+        return None
+
+
+def register(model_uri: str, run_id: str, name: str = MODEL_NAME) -> str:
+    """Register a logged model (models:/m-...) as a new version and make it the challenger."""
+    from mlflow.exceptions import MlflowException
+
+    client = _client()
+    try:
+        client.create_registered_model(name, description="Trip duration in seconds (ride-hailing example)")
+    except MlflowException as exc:
+        if exc.error_code != "RESOURCE_ALREADY_EXISTS":
+            raise
+    model_id = model_uri.removeprefix("models:/")
+    version = str(
+        client.create_model_version(name, source=model_uri, run_id=run_id, model_id=model_id).version
+    )
+    client.set_registered_model_alias(name, CHALLENGER, version)
+    return version
+
+
+def load(version: str, name: str = MODEL_NAME) -> Any:
+    import mlflow
+
+    return mlflow.sklearn.load_model(f"models:/{name}/{version}")
+
+
+@dataclass(frozen=True)
+class GateDecision:
+    challenger: str
+    champion: str | None
+    challenger_mae: float
+    champion_mae: float | None
+    margin: float
+    promoted: bool
+    reason: str
+
+    def summary(self) -> str:
+        verdict = "promoted" if self.promoted else "kept the champion"
+        return f"v{self.challenger} {verdict}: {self.reason}"
+
+
+def gate(
+    version: str, holdout_x: pd.DataFrame, holdout_y: pd.Series, margin: float, name: str = MODEL_NAME
+) -> GateDecision:
+    """Score challenger and champion on the same held-out window; promote only on a clear win."""
+    from models.tabular.evaluate import metrics
+
+    challenger_mae = metrics(holdout_y, load(version, name).predict(holdout_x)).mae
+    champion = alias_version(CHAMPION, name)
+    if champion is None:
+        decision = GateDecision(version, None, challenger_mae, None, margin, True, "no champion yet")
+    elif champion == version:
+        decision = GateDecision(
+            version, champion, challenger_mae, challenger_mae, margin, False, "already champion"
+        )
+    else:
+        champion_mae = metrics(holdout_y, load(champion, name).predict(holdout_x)).mae
+        bar = champion_mae * (1 - margin)
+        wins = challenger_mae <= bar
+        reason = (
+            f"MAE {challenger_mae:.1f}s vs champion v{champion} {champion_mae:.1f}s "
+            f"(needs <= {bar:.1f}s, margin {margin:.1%})"
+        )
+        decision = GateDecision(version, champion, challenger_mae, champion_mae, margin, wins, reason)
+    client = _client()
+    client.set_model_version_tag(
+        name, version, "gate.decision", "promoted" if decision.promoted else "rejected"
+    )
+    client.set_model_version_tag(name, version, "gate.reason", decision.reason)
+    client.set_model_version_tag(name, version, "gate.challenger_mae", str(challenger_mae))
+    if decision.promoted:
+        promote(version, reason=f"gate: {decision.reason}", name=name)
+    return decision
+
+
+def _record(action: str, version: str, previous: str | None, reason: str, name: str) -> None:
+    event = {"action": action, "version": version, "previous": previous, "reason": reason}
+    _client().set_registered_model_tag(name, f"{HISTORY_PREFIX}{_now()}", json.dumps(event))
+
+
+def promote(version: str, reason: str = "manual", name: str = MODEL_NAME) -> str | None:
+    """Make `version` the champion; returns the version it replaced."""
+    client = _client()
+    client.get_model_version(name, version)  # raises a clear MLflow error for an unknown version
+    previous = alias_version(CHAMPION, name)
+    if previous == version:
+        raise RegistryError(f"v{version} is already the champion of {name}")
+    client.set_registered_model_alias(name, CHAMPION, version)
+    _record("promote", version, previous, reason, name)
+    return previous
+
+
+def history(name: str = MODEL_NAME) -> list[dict[str, Any]]:
+    """Champion changes, oldest first, each with the time it happened."""
+    tags = _client().get_registered_model(name).tags
+    events = [
+        {"at": key.removeprefix(HISTORY_PREFIX), **json.loads(value)}
+        for key, value in tags.items()
+        if key.startswith(HISTORY_PREFIX)
+    ]
+    return sorted(events, key=lambda e: e["at"])
+
+
+def served(name: str = MODEL_NAME) -> list[dict[str, Any]]:
+    """Which version served when: one row per stint as champion, the current one open-ended."""
+    events = history(name)
+    stints = []
+    for i, event in enumerate(events):
+        until = events[i + 1]["at"] if i + 1 < len(events) else None
+        stints.append(
+            {"version": event["version"], "from": event["at"], "until": until, "how": event["action"]}
+        )
+    return stints
+
+
+def serving_at(when: datetime, name: str = MODEL_NAME) -> str | None:
+    stamp = when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    current = None
+    for stint in served(name):
+        if stint["from"] <= stamp:
+            current = stint["version"]
+    return current
+
+
+def rollback(name: str = MODEL_NAME) -> tuple[str, str]:
+    """Restore the champion that the current one replaced; returns (restored, demoted)."""
+    current = alias_version(CHAMPION, name)
+    if current is None:
+        raise RegistryError(f"{name} has no champion to roll back")
+    # The promotion that made the current champion says whom it replaced. Rollback events are
+    # skipped, so rolling back twice walks further back instead of undoing the first rollback.
+    promoted = next(
+        (e for e in reversed(history(name)) if e["version"] == current and e["action"] == "promote"), None
+    )
+    previous = promoted["previous"] if promoted else None
+    if previous is None:
+        raise RegistryError(f"v{current} of {name} replaced no earlier champion; nothing to roll back to")
+    _client().set_registered_model_alias(name, CHAMPION, previous)
+    _record("rollback", previous, current, f"rollback from v{current}", name)
+    return previous, current
+
+
+def status(name: str = MODEL_NAME) -> dict[str, Any]:
+    client = _client()
+    versions = client.search_model_versions(f"name = '{name}'")
+    return {
+        "champion": alias_version(CHAMPION, name),
+        "challenger": alias_version(CHALLENGER, name),
+        "versions": sorted(  # numeric order: "10" comes after "9"
+            (
+                {
+                    "version": str(v.version),
+                    "run_id": v.run_id,
+                    "created": datetime.fromtimestamp(v.creation_timestamp / 1000, UTC).isoformat(
+                        timespec="seconds"
+                    ),
+                    "gate": v.tags.get("gate.decision", ""),
+                    "mae": v.tags.get("gate.challenger_mae", ""),
+                }
+                for v in versions
+            ),
+            key=lambda row: int(row["version"]),
+        ),
+        "served": served(name) if versions else [],
+    }

@@ -1,0 +1,209 @@
+"""Train the trip-duration model: time-ordered splits, Optuna search, one MLflow run per trial.
+
+The training frame comes from Feast's point-in-time join (`mlstack.features.historical_features`),
+so no feature value from after a trip was requested can reach its row.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from sklearn.ensemble import HistGradientBoostingRegressor
+
+from mlstack.features import CATEGORICAL_FEATURES, LABEL, MODEL_FEATURES
+from models.tabular.evaluate import Metrics, feature_importance_figure, metrics, predicted_vs_actual_figure
+
+PIP_REQUIREMENTS = ["scikit-learn", "pandas", "numpy"]  # inference needs no more than this
+# skops (MLflow's safe sklearn format) refuses these unless named. We write the files ourselves,
+# so they are trusted; these are exactly the types a HistGradientBoostingRegressor holds.
+SKOPS_TRUSTED_TYPES = [
+    "functools.partial",
+    "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",
+    "sklearn.utils.validation.check_array",
+]
+
+
+@dataclass(frozen=True)
+class Splits:
+    train: pd.DataFrame
+    validation: pd.DataFrame
+    test: pd.DataFrame
+
+    def window(self, name: str) -> tuple[str, str]:
+        frame = getattr(self, name)
+        return str(frame["requested_at"].min()), str(frame["requested_at"].max())
+
+
+def split_by_time(frame: pd.DataFrame, train: float = 0.7, validation: float = 0.15) -> Splits:
+    """Cut at two instants so every validation trip comes after every training trip, and so on.
+
+    Random splits would let the model see the future of the very hours it is tested on.
+    """
+    if not 0 < train < train + validation < 1:
+        raise ValueError(
+            f"split shares must satisfy 0 < train < train+validation < 1, got {train}, {validation}"
+        )
+    frame = frame.sort_values("requested_at", kind="stable").reset_index(drop=True)
+    times = frame["requested_at"]
+    t1, t2 = times.quantile(train), times.quantile(train + validation)
+    parts = Splits(frame[times < t1], frame[(times >= t1) & (times < t2)], frame[times >= t2])
+    if min(len(parts.train), len(parts.validation), len(parts.test)) == 0:
+        raise ValueError(f"too little data to split by time ({len(frame)} rows); generate more days")
+    return parts
+
+
+def features_of(frame: pd.DataFrame) -> pd.DataFrame:
+    """The model's input: MODEL_FEATURES as float64 (missing values stay NaN; the model takes them)."""
+    return frame[MODEL_FEATURES].astype("float64")
+
+
+def make_model(params: dict[str, Any], seed: int) -> HistGradientBoostingRegressor:
+    return HistGradientBoostingRegressor(
+        loss="absolute_error" if params.get("loss") == "absolute_error" else "squared_error",
+        learning_rate=params["learning_rate"],
+        max_iter=int(params["max_iter"]),
+        max_leaf_nodes=int(params["max_leaf_nodes"]),
+        min_samples_leaf=int(params["min_samples_leaf"]),
+        l2_regularization=params["l2_regularization"],
+        categorical_features=CATEGORICAL_FEATURES,
+        early_stopping=False,
+        random_state=seed,
+    )
+
+
+def fit(frame: pd.DataFrame, params: dict[str, Any], seed: int) -> HistGradientBoostingRegressor:
+    return make_model(params, seed).fit(features_of(frame), frame[LABEL])
+
+
+def suggest(trial: Any, space: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """Draw one point of the search space declared in params.yaml (ints stay ints)."""
+    params: dict[str, Any] = {}
+    for name, spec in space.items():
+        if "choices" in spec:
+            params[name] = trial.suggest_categorical(name, spec["choices"])
+        elif isinstance(spec["low"], int) and isinstance(spec["high"], int):
+            params[name] = trial.suggest_int(name, spec["low"], spec["high"], log=spec.get("log", False))
+        else:
+            params[name] = trial.suggest_float(name, spec["low"], spec["high"], log=spec.get("log", False))
+    return params
+
+
+@dataclass
+class TrainingResult:
+    run_id: str
+    model_uri: str
+    model: HistGradientBoostingRegressor
+    params: dict[str, Any]
+    validation: Metrics
+    test: Metrics
+    splits: Splits
+    trials: list[dict[str, Any]] = field(default_factory=list)
+
+
+def frame_digest(frame: pd.DataFrame) -> str:
+    return hashlib.sha256(pd.util.hash_pandas_object(frame, index=False).to_numpy().tobytes()).hexdigest()[
+        :16
+    ]
+
+
+def train(
+    frame: pd.DataFrame,
+    space: dict[str, dict[str, Any]],
+    n_trials: int,
+    seed: int = 42,
+    split: dict[str, float] | None = None,
+    fixed_params: dict[str, Any] | None = None,
+    data_version: str = "unversioned",
+    run_name: str = "train",
+    on_trial: Any = None,
+) -> TrainingResult:
+    """Tune (unless `fixed_params`), fit on train, score validation and test, log it all to MLflow."""
+    import mlflow
+    import optuna
+
+    splits = split_by_time(frame, **(split or {}))
+    x_train, y_train = features_of(splits.train), splits.train[LABEL]
+    x_val, y_val = features_of(splits.validation), splits.validation[LABEL]
+    trials: list[dict[str, Any]] = []
+
+    with mlflow.start_run(run_name=run_name) as parent:
+
+        def objective(trial: optuna.Trial) -> float:
+            params = suggest(trial, space)
+            with mlflow.start_run(run_name=f"trial-{trial.number}", nested=True):
+                model = make_model(params, seed).fit(x_train, y_train)
+                scores = metrics(y_val, model.predict(x_val))
+                mlflow.log_params(params)
+                mlflow.log_metrics({f"val_{k}": v for k, v in scores.as_dict().items()})
+            trials.append({"number": trial.number, **params, "val_mae": scores.mae})
+            if on_trial:
+                on_trial(trial.number)
+            return scores.mae
+
+        if fixed_params is None:
+            optuna.logging.set_verbosity(optuna.logging.WARNING)
+            study = optuna.create_study(direction="minimize", sampler=optuna.samplers.TPESampler(seed=seed))
+            study.optimize(objective, n_trials=n_trials)
+            best = dict(study.best_params)
+        else:
+            best = dict(fixed_params)
+
+        model = make_model(best, seed).fit(x_train, y_train)
+        val = metrics(y_val, model.predict(x_val))
+        x_test, y_test = features_of(splits.test), splits.test[LABEL]
+        test_pred = model.predict(x_test)
+        test = metrics(y_test, test_pred)
+
+        digest = frame_digest(splits.train)
+        mlflow.log_params({**best, "seed": seed, "n_trials": 0 if fixed_params else n_trials})
+        mlflow.log_metrics({f"val_{k}": v for k, v in val.as_dict().items()})
+        mlflow.log_metrics({f"test_{k}": v for k, v in test.as_dict().items()})
+        mlflow.set_tags(
+            {
+                "data.digest": digest,
+                "data.dvc_version": data_version,
+                "data.train_window": " to ".join(splits.window("train")),
+                "data.test_window": " to ".join(splits.window("test")),
+                "data.rows": str(len(frame)),
+            }
+        )
+        dataset = mlflow.data.from_pandas(
+            x_train.assign(**{LABEL: y_train.astype("float64")}),
+            name="trip_duration_train",
+            targets=LABEL,
+            digest=digest,
+        )
+        mlflow.log_input(dataset, context="training", tags={"dvc_version": data_version})
+        mlflow.log_figure(
+            feature_importance_figure(model, x_val, y_val, seed), "plots/feature_importance.png"
+        )
+        mlflow.log_figure(predicted_vs_actual_figure(y_test, test_pred), "plots/predicted_vs_actual.png")
+        _log_reference(splits, model)
+        signature = mlflow.models.infer_signature(x_train.head(100), model.predict(x_train.head(100)))
+        info = mlflow.sklearn.log_model(
+            model,
+            name="model",
+            signature=signature,
+            input_example=x_train.head(5),
+            pip_requirements=PIP_REQUIREMENTS,
+            skops_trusted_types=SKOPS_TRUSTED_TYPES,
+        )
+        return TrainingResult(parent.info.run_id, info.model_uri, model, best, val, test, splits, trials)
+
+
+def _log_reference(splits: Splits, model: HistGradientBoostingRegressor) -> None:
+    """The training-time snapshot that drift monitoring compares live data against."""
+    import mlflow
+
+    reference = splits.validation.assign(prediction=model.predict(features_of(splits.validation)))
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "reference.parquet"
+        reference[["trip_id", "requested_at", *MODEL_FEATURES, LABEL, "prediction"]].to_parquet(
+            path, index=False
+        )
+        mlflow.log_artifact(str(path), artifact_path="reference")
