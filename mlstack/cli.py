@@ -29,6 +29,10 @@ data_app = typer.Typer(
     help="Generate, validate and version the ride-hailing example data.", no_args_is_help=True
 )
 app.add_typer(data_app, name="data")
+features_app = typer.Typer(help="The Feast feature store: build, apply, materialize.", no_args_is_help=True)
+app.add_typer(features_app, name="features")
+model_app = typer.Typer(help="The trip_duration model in the MLflow registry.", no_args_is_help=True)
+app.add_typer(model_app, name="model")
 
 Scenario = StrEnum("Scenario", {name: name for name in SCENARIOS})  # type: ignore[misc]
 DEFAULT_START = "2026-09-01"
@@ -159,6 +163,144 @@ def data_flow_command(
     from flows.runtime import run_flow
 
     run_flow(data_flow, scenario=str(scenario), start=start.date(), days=days, seed=seed)
+
+
+@features_app.command("apply")
+def features_apply(
+    validated: Path | None = typer.Option(
+        None, help="Validated data folder. Default: validated/ in the data dir."
+    ),
+) -> None:
+    """Build the offline feature tables from validated data and register the Feast definitions."""
+    from mlstack import features
+    from mlstack.settings import get_settings
+
+    folder = validated or get_settings().data_dir / "validated"
+    if not (folder / "trips.parquet").is_file():
+        raise _fail(f"{folder} holds no validated data. Run `mlstack data flow` (or `mlstack demo`) first.")
+    paths = features.write_feature_tables(features.build_feature_tables(features.read_validated(folder)))
+    store = features.feature_store()
+    features.apply(store)
+    tables = ", ".join(map(str, paths.values()))
+    console.print(f"applied {len(features.definitions())} Feast objects; offline tables: {tables}")
+
+
+@features_app.command("materialize")
+def features_materialize() -> None:
+    """Load the online store up to the newest offline reading (incremental after the first run)."""
+    from mlstack import features
+
+    try:
+        loaded_until = features.materialize_offline(features.feature_store())
+    except FileNotFoundError as exc:
+        raise _fail(str(exc)) from None
+    console.print(f"online store loaded up to {loaded_until}")
+
+
+@app.command()
+def train(
+    trials: int | None = typer.Option(
+        None, min=1, help="Optuna trials. Default: train.n_trials in params.yaml."
+    ),
+) -> None:
+    """Tune and train under Prefect, register as challenger, promote only if it beats the champion."""
+    from flows.runtime import run_flow
+    from flows.training import training_flow
+
+    result = run_flow(training_flow, n_trials=trials)
+    console.print(
+        f"v{result['version']}: validation MAE {result['val_mae']:.1f}s, test MAE {result['test_mae']:.1f}s; "
+        f"{'promoted to champion' if result['promoted'] else 'not promoted'} ({result['reason']})",
+        highlight=False,
+    )
+
+
+@model_app.command("status")
+def model_status() -> None:
+    """Champion, challenger, every version's gate result, and which version served when."""
+    from mlstack import tracking
+    from models.tabular import registry
+
+    tracking.setup()
+    try:
+        status = registry.status()
+    except Exception as exc:
+        raise _fail(
+            f"no registered model yet ({exc.__class__.__name__}). Run `mlstack train` first."
+        ) from None
+    table = Table("version", "alias", "created", "gate", "test MAE (s)", title="trip_duration")
+    for v in status["versions"]:
+        alias = ", ".join(a for a in ("champion", "challenger") if status[a] == v["version"])
+        table.add_row(v["version"], alias, v["created"], v["gate"], v["mae"])
+    console.print(table)
+    served = Table("version", "from", "until", "how", title="Served as champion")
+    for stint in status["served"]:
+        until = stint["until"][:19] if stint["until"] else "now"
+        served.add_row(stint["version"], stint["from"][:19], until, stint["how"])
+    console.print(served)
+
+
+@model_app.command("promote")
+def model_promote(version: str = typer.Argument(..., help="Registry version to make champion.")) -> None:
+    """Make a version the champion by hand (recorded in the registry's history)."""
+    from mlstack import tracking
+    from models.tabular import registry
+
+    tracking.setup()
+    try:
+        previous = registry.promote(version, reason="manual promote")
+    except Exception as exc:
+        raise _fail(str(exc)) from None
+    console.print(f"v{version} is champion (was v{previous})")
+
+
+@model_app.command("rollback")
+def model_rollback() -> None:
+    """Restore the champion that the current one replaced."""
+    from mlstack import tracking
+    from models.tabular import registry
+
+    tracking.setup()
+    try:
+        restored, demoted = registry.rollback()
+    except registry.RegistryError as exc:
+        raise _fail(str(exc)) from None
+    console.print(f"rolled back: v{restored} is champion again (v{demoted} demoted)")
+
+
+@app.command("predict-batch")
+def predict_batch(
+    start: datetime = typer.Option(
+        ..., formats=["%Y-%m-%d", "%Y-%m-%dT%H:%M:%S"], help="Window start (UTC)."
+    ),
+    end: datetime = typer.Option(
+        ..., formats=["%Y-%m-%d", "%Y-%m-%dT%H:%M:%S"], help="Window end, exclusive."
+    ),
+) -> None:
+    """Score trips requested in [start, end) with the champion; rerunning a window replaces it."""
+    from datetime import UTC
+
+    from flows.batch_inference import batch_inference_flow
+    from flows.runtime import run_flow
+
+    result = run_flow(batch_inference_flow, start=start.replace(tzinfo=UTC), end=end.replace(tzinfo=UTC))
+    console.print(
+        f"{result['rows']:,} predictions by v{', v'.join(result['model_versions'])} -> {result['parquet']} "
+        "and Postgres table trip_predictions",
+        highlight=False,
+    )
+
+
+@app.command()
+def serve(
+    host: str = typer.Option("127.0.0.1", help="Interface to bind."),
+    port: int = typer.Option(8000, help="Port."),
+) -> None:
+    """Serve POST /predict with Feast online features and the champion model (docs at /docs)."""
+    import uvicorn
+
+    console.print(f"serving trip_duration on http://{host}:{port} (OpenAPI docs at /docs)")
+    uvicorn.run("models.serving.app:create_app", factory=True, host=host, port=port, log_level="warning")
 
 
 @app.command()

@@ -157,3 +157,46 @@ def stop_embedded(pg_dir: Path) -> bool:
 
 def _running_as_root() -> bool:
     return hasattr(os, "geteuid") and os.geteuid() == 0
+
+
+# Schema migrations: append only, never edit a shipped one. Each runs once, in its own transaction,
+# under an advisory lock so that two processes starting together do not race.
+MIGRATIONS: list[tuple[int, str, str]] = [
+    (
+        1,
+        "trip predictions from batch inference",
+        """
+        CREATE TABLE trip_predictions (
+            trip_id              text PRIMARY KEY,
+            requested_at         timestamptz NOT NULL,
+            driver_id            bigint NOT NULL,
+            predicted_duration_s double precision NOT NULL,
+            model_version        text NOT NULL,
+            scored_at            timestamptz NOT NULL DEFAULT now()
+        );
+        CREATE INDEX trip_predictions_requested_at ON trip_predictions (requested_at);
+        """,
+    ),
+]
+_MIGRATION_LOCK = 7_420_001
+
+
+def migrate(conn: psycopg.Connection) -> list[int]:
+    """Apply the migrations this database lacks; returns the versions applied now."""
+    applied_now = []
+    with conn.transaction():
+        conn.execute("SELECT pg_advisory_xact_lock(%s)", (_MIGRATION_LOCK,))
+        conn.execute(
+            "CREATE TABLE IF NOT EXISTS schema_migrations (version int PRIMARY KEY,"
+            " description text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())"
+        )
+        done = {row[0] for row in conn.execute("SELECT version FROM schema_migrations")}
+        for version, description, sql in MIGRATIONS:
+            if version in done:
+                continue
+            conn.execute(sql)
+            conn.execute(
+                "INSERT INTO schema_migrations (version, description) VALUES (%s, %s)", (version, description)
+            )
+            applied_now.append(version)
+    return applied_now
