@@ -75,3 +75,67 @@ def pg_settings(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     shutil.rmtree(SESSION_HOME, ignore_errors=True)
+
+
+GOOD_PARAMS = {
+    "learning_rate": 0.1,
+    "max_iter": 120,
+    "max_leaf_nodes": 31,
+    "min_samples_leaf": 20,
+    "l2_regularization": 0.01,
+}
+TRAIN_SPACE = {
+    "learning_rate": {"low": 0.05, "high": 0.2, "log": True},
+    "max_iter": {"low": 30, "high": 80},
+    "max_leaf_nodes": {"low": 15, "high": 31},
+    "min_samples_leaf": {"low": 10, "high": 40},
+    "l2_regularization": {"low": 0.001, "high": 0.1, "log": True},
+}
+
+
+@pytest.fixture(scope="session")
+def trained_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """A data dir with six days of validated data, Feast applied and materialized, and a champion.
+
+    Built from the building blocks directly: the flows' own tests cover the Prefect layer.
+    """
+    from mlstack import features, tracking
+    from mlstack.data.validation import validate_paths, write_validated
+    from mlstack.features import LABEL
+    from mlstack.postgres import stop_embedded
+    from models.tabular import registry
+    from models.tabular.train import features_of, train
+
+    home = tmp_path_factory.mktemp("trained")
+    previous = os.environ["MLSTACK_HOME"]
+    os.environ["MLSTACK_HOME"] = str(home)
+    settings = Settings(home=home)
+    try:
+        write_tables(generate(replace(SMALL, days=6)), settings.data_dir / "raw")
+        write_validated(validate_paths([settings.data_dir / "raw"], 0.01), settings.data_dir / "validated")
+        validated = features.read_validated(settings.data_dir / "validated")
+        features.write_feature_tables(features.build_feature_tables(validated), settings)
+        store = features.feature_store(settings)
+        features.apply(store)
+        features.materialize_offline(store, settings)
+        tracking.setup(settings)
+        frame = features.historical_features(store, validated["trips"])
+        result = train(frame, TRAIN_SPACE, n_trials=0, seed=1, fixed_params=GOOD_PARAMS)
+        version = registry.register(result.model_uri, result.run_id)
+        test = result.splits.test
+        registry.gate(version, features_of(test), test[LABEL], settings.promotion_margin)
+    finally:
+        os.environ["MLSTACK_HOME"] = previous
+    yield home
+    stop_embedded(settings.pg_dir)
+
+
+@pytest.fixture
+def in_trained_home(trained_home: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
+    """Run the test against the trained data dir (MLflow pointed there too)."""
+    from mlstack import tracking
+
+    monkeypatch.setenv("MLSTACK_HOME", str(trained_home))
+    settings = Settings(home=trained_home)
+    tracking.setup(settings)
+    return settings

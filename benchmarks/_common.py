@@ -1,0 +1,52 @@
+"""Shared set-up for the benchmarks: a data dir with validated data, features and a champion."""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import tempfile
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+console = Console(stderr=True)
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def summarize(latencies_s: list[float]) -> dict[str, float]:
+    return {
+        "p50_ms": round(percentile(latencies_s, 0.5) * 1000, 3),
+        "p99_ms": round(percentile(latencies_s, 0.99) * 1000, 3),
+        "mean_ms": round(statistics.fmean(latencies_s) * 1000, 3),
+    }
+
+
+def prepared_home(days: int = 10, trials: int = 2) -> Path:
+    """Use MLSTACK_HOME if it already has a champion; else build one in a temporary data dir."""
+    if os.environ.get("MLSTACK_HOME") and (Path(os.environ["MLSTACK_HOME"]) / "feast" / "online.db").exists():
+        return Path(os.environ["MLSTACK_HOME"])
+    home = Path(tempfile.mkdtemp(prefix="mlstack-bench-"))
+    os.environ["MLSTACK_HOME"] = str(home)
+    console.print(f"preparing a data dir with {days} days of data and a champion in {home} ...")
+    from flows.data import data_flow
+    from flows.features import features_flow
+    from flows.training import training_flow
+
+    data_flow(days=days)
+    features_flow()
+    training_flow(n_trials=trials)
+    return home
+
+
+def report(title: str, rows: list[tuple[str, ...]], header: tuple[str, ...], result: dict) -> None:
+    table = Table(*header, title=title)
+    for row in rows:
+        table.add_row(*row)
+    Console().print(table)
+    print(json.dumps(result))

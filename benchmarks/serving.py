@@ -1,0 +1,187 @@
+"""Online serving: /predict over loopback against the same work done in process.
+
+Baseline: one request at a time, in process: Feast online features, then the champion's predict.
+Project: `mlstack serve` in its own process, hit by concurrent clients over HTTP for a fixed time.
+Prints p50/p99 for both, requests/s and errors; the last line is JSON for machines.
+Targets (2 cores): p50_ratio <= 3, rps >= 300, errors 0.
+
+    python benchmarks/serving.py --seconds 15 --clients 16
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import random
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import console, prepared_home, report, summarize
+
+
+def request_bodies(at: str, n: int = 500, seed: int = 0) -> list[dict]:
+    rng = random.Random(seed)
+    return [
+        {
+            "driver_id": rng.randint(1, 200),
+            "pickup_zone": rng.randint(1, 24),
+            "dropoff_zone": rng.randint(1, 24),
+            "distance_km": round(rng.uniform(1, 25), 2),
+            "passenger_count": rng.randint(1, 4),
+            "requested_at": at,
+        }
+        for _ in range(n)
+    ]
+
+
+def in_process(bodies: list[dict], seconds: float) -> tuple[list[float], int]:
+    from mlstack import features, tracking
+    from models.serving.app import ChampionHolder, TripRequest, predict
+
+    tracking.setup()
+    holder = ChampionHolder()
+    holder.refresh()
+    store = features.feature_store()
+    service = features.feature_service(store)
+    requests = [TripRequest(**b) for b in bodies]
+    for r in requests[:20]:  # warm up
+        predict(store, holder, [r], service)
+    latencies, deadline, i = [], time.perf_counter() + seconds, 0
+    while time.perf_counter() < deadline:
+        t0 = time.perf_counter()
+        predict(store, holder, [requests[i % len(requests)]], service)
+        latencies.append(time.perf_counter() - t0)
+        i += 1
+    return latencies, 0
+
+
+async def over_http(url: str, bodies: list[dict], seconds: float, clients: int) -> tuple[list[float], int]:
+    latencies: list[float] = []
+    errors = 0
+    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
+    async with httpx.AsyncClient(base_url=url, timeout=10, limits=limits) as client:
+        for body in bodies[:20]:  # warm up
+            await client.post("/predict", json=body)
+        deadline = time.perf_counter() + seconds
+
+        async def worker(offset: int) -> None:
+            nonlocal errors
+            i = offset
+            while time.perf_counter() < deadline:
+                t0 = time.perf_counter()
+                try:
+                    response = await client.post("/predict", json=bodies[i % len(bodies)])
+                    ok = response.status_code == 200
+                except httpx.HTTPError:
+                    ok = False
+                latencies.append(time.perf_counter() - t0)
+                errors += not ok
+                i += clients
+
+        await asyncio.gather(*(worker(k) for k in range(clients)))
+    return latencies, errors
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_server(port: int) -> subprocess.Popen:
+    server = subprocess.Popen(
+        [sys.executable, "-m", "mlstack.cli", "serve", "--port", str(port)],
+        env=os.environ.copy(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/health", timeout=1).json().get("version"):
+                return server
+        except httpx.HTTPError:
+            pass
+        if server.poll() is not None:
+            raise RuntimeError(f"server exited: {server.stderr.read().decode()[-2000:]}")
+        time.sleep(0.5)
+    server.kill()
+    raise RuntimeError("server did not become healthy within 120 s")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--seconds", type=float, default=15.0, help="duration of each side")
+    parser.add_argument("--clients", type=int, default=16, help="concurrent HTTP clients")
+    args = parser.parse_args()
+
+    prepared_home()
+    import pandas as pd
+
+    from mlstack import features
+
+    online_until = (
+        pd.read_parquet(features.offline_paths()["zone_hourly"], columns=["event_timestamp"]).max().iloc[0]
+    )
+    bodies = request_bodies((online_until - pd.Timedelta(minutes=30)).isoformat())
+
+    console.print(f"in-process baseline for {args.seconds:.0f}s ...")
+    base_lat, _ = in_process(bodies, args.seconds)
+    port = free_port()
+    console.print(f"starting mlstack serve on :{port} ...")
+    server = start_server(port)
+    try:
+        console.print(f"{args.clients} concurrent clients over HTTP for {args.seconds:.0f}s ...")
+        http_lat, errors = asyncio.run(
+            over_http(f"http://127.0.0.1:{port}", bodies, args.seconds, args.clients)
+        )
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+    base, http = summarize(base_lat), summarize(http_lat)
+    base_rps, http_rps = len(base_lat) / args.seconds, len(http_lat) / args.seconds
+    result = {
+        "bench": "serving",
+        "p50_ratio": round(http["p50_ms"] / base["p50_ms"], 3),
+        "rps": round(http_rps, 1),
+        "errors": errors,
+        "baseline_rps": round(base_rps, 1),
+        "clients": args.clients,
+        "http": http,
+        "in_process": base,
+    }
+    report(
+        "serving: /predict over loopback vs in process",
+        [
+            (
+                "in process, 1 at a time",
+                f"{base['p50_ms']:.2f}",
+                f"{base['p99_ms']:.2f}",
+                f"{base_rps:.0f}",
+                "0",
+            ),
+            (
+                f"HTTP, {args.clients} clients",
+                f"{http['p50_ms']:.2f}",
+                f"{http['p99_ms']:.2f}",
+                f"{http_rps:.0f}",
+                str(errors),
+            ),
+        ],
+        ("side", "p50 ms", "p99 ms", "req/s", "errors"),
+        result,
+    )
+
+
+if __name__ == "__main__":
+    main()

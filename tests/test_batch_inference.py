@@ -1,0 +1,84 @@
+"""Batch inference writes each window once: a rerun replaces its rows and never doubles them."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pandas as pd
+import pytest
+
+from mlstack import features, postgres
+from mlstack.settings import Settings
+from models.tabular import registry
+from models.tabular.predict import load_champion, score, window_path, window_trips, write_predictions
+
+START, END = datetime(2026, 9, 5, tzinfo=UTC), datetime(2026, 9, 6, tzinfo=UTC)
+
+
+def rows_in(conn, start: datetime, end: datetime) -> list[tuple]:
+    return conn.execute(
+        "SELECT trip_id, model_version FROM trip_predictions WHERE requested_at >= %s AND requested_at < %s"
+        " ORDER BY trip_id",
+        (start, end),
+    ).fetchall()
+
+
+@pytest.mark.slow
+def test_rerunning_a_window_replaces_its_rows(in_trained_home: Settings) -> None:
+    trips = features.read_validated(in_trained_home.data_dir / "validated")["trips"]
+    window = window_trips(trips, START, END)
+    champion = load_champion()
+    predictions = score(features.feature_store(in_trained_home), window, champion)
+    assert len(predictions) == len(window) > 0
+    assert (predictions["model_version"] == champion.version).all()
+    assert (predictions["predicted_duration_s"] > 0).all()
+    assert (predictions["predicted_duration_s"] < 4 * 3600).all()
+
+    write_predictions(predictions, START, END, in_trained_home)
+    with postgres.connect(in_trained_home) as conn:
+        first = rows_in(conn, START, END)
+    write_predictions(predictions, START, END, in_trained_home)
+    with postgres.connect(in_trained_home) as conn:
+        second = rows_in(conn, START, END)
+        total = conn.execute("SELECT count(*), count(DISTINCT trip_id) FROM trip_predictions").fetchone()
+    assert first == second and len(first) == len(window)
+    assert total[0] == total[1], "no trip is stored twice"
+    stored = pd.read_parquet(window_path(in_trained_home, START, END))
+    assert sorted(stored["trip_id"]) == sorted(window["trip_id"])
+
+
+@pytest.mark.slow
+def test_a_window_scored_by_a_new_model_replaces_the_old_rows(in_trained_home: Settings) -> None:
+    trips = features.read_validated(in_trained_home.data_dir / "validated")["trips"]
+    window = window_trips(trips, START, END)
+    store = features.feature_store(in_trained_home)
+    champion = load_champion()
+    write_predictions(score(store, window, champion), START, END, in_trained_home)
+    relabelled = score(store, window, champion).assign(model_version="v-next")
+    write_predictions(relabelled, START, END, in_trained_home)
+    with postgres.connect(in_trained_home) as conn:
+        stored = rows_in(conn, START, END)
+    assert {version for _, version in stored} == {"v-next"} and len(stored) == len(window)
+
+
+@pytest.mark.slow
+def test_a_failed_write_leaves_the_previous_rows(in_trained_home: Settings) -> None:
+    trips = features.read_validated(in_trained_home.data_dir / "validated")["trips"]
+    window = window_trips(trips, START, END)
+    good = score(features.feature_store(in_trained_home), window, load_champion())
+    write_predictions(good, START, END, in_trained_home)
+    broken = good.assign(predicted_duration_s=None)  # violates NOT NULL halfway through COPY
+    with pytest.raises(Exception, match="null"):
+        write_predictions(broken, START, END, in_trained_home)
+    with postgres.connect(in_trained_home) as conn:
+        assert len(rows_in(conn, START, END)) == len(window)
+
+
+def test_empty_or_reversed_window_is_refused(clean_tables) -> None:
+    with pytest.raises(ValueError, match="empty window"):
+        window_trips(clean_tables["trips"], END, START)
+
+
+def test_no_champion_is_a_clear_error(in_trained_home: Settings) -> None:
+    with pytest.raises(registry.RegistryError, match="mlstack train"):
+        load_champion("never_trained")

@@ -1,0 +1,147 @@
+"""The online API: predictions with features from Feast, fallbacks, validation, champion reload."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+
+import httpx
+import pytest
+import uvicorn
+from fastapi.testclient import TestClient
+
+from mlstack import tracking
+from mlstack.settings import MODEL_NAME, Settings
+from models.serving.app import create_app
+from models.tabular import registry
+
+TRIP = {
+    "driver_id": 5,
+    "pickup_zone": 3,
+    "dropoff_zone": 9,
+    "distance_km": 7.5,
+    "passenger_count": 2,
+    "requested_at": "2026-09-06T12:00:00Z",
+}
+MALFORMED = [
+    ({k: v for k, v in TRIP.items() if k != "distance_km"}, "distance_km", "missing"),
+    ({**TRIP, "distance_km": "far"}, "distance_km", "float_parsing"),
+    ({**TRIP, "distance_km": -3}, "distance_km", "greater_than"),
+    ({**TRIP, "pickup_zone": 99}, "pickup_zone", "less_than_equal"),
+    ({**TRIP, "requested_at": "2026-09-06T12:00:00"}, "requested_at", "timezone_aware"),
+    ({**TRIP, "surge": 2.0}, "surge", "extra_forbidden"),
+]
+
+
+@pytest.fixture
+def client(in_trained_home: Settings):
+    with TestClient(create_app(in_trained_home)) as test_client:
+        yield test_client
+
+
+@pytest.mark.slow
+def test_predict_returns_a_duration_and_the_champion_version(client: TestClient) -> None:
+    assert client.get("/health").json() == {
+        "status": "ok",
+        "model": MODEL_NAME,
+        "version": registry.alias_version(registry.CHAMPION),
+    }
+    body = client.post("/predict", json=TRIP).json()
+    assert body["model_version"] == registry.alias_version(registry.CHAMPION)
+    assert 60 < body["predicted_duration_s"] < 4 * 3600
+    assert body["fallback"] == []
+    longer = client.post("/predict", json={**TRIP, "distance_km": 20}).json()
+    assert longer["predicted_duration_s"] > body["predicted_duration_s"]
+
+
+@pytest.mark.slow
+def test_unknown_driver_gets_the_documented_fallback(client: TestClient) -> None:
+    response = client.post("/predict", json={**TRIP, "driver_id": 987_654})
+    assert response.status_code == 200
+    assert response.json()["fallback"] == ["driver"]
+    assert (
+        "fallback"
+        in client.get("/openapi.json").json()["components"]["schemas"]["TripPrediction"]["properties"]
+    )
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("payload", "field", "error"), MALFORMED)
+def test_malformed_input_is_a_422_naming_the_field(
+    client: TestClient, payload, field: str, error: str
+) -> None:
+    response = client.post("/predict", json=payload)
+    assert response.status_code == 422
+    detail = response.json()["detail"]
+    assert any(d["loc"][-1] == field and d["type"] == error for d in detail), detail
+
+
+@pytest.mark.slow
+def test_not_json_is_a_422(client: TestClient) -> None:
+    response = client.post("/predict", content=b"{nope", headers={"content-type": "application/json"})
+    assert response.status_code == 422
+
+
+@pytest.mark.slow
+def test_requests_are_logged_with_their_features(client: TestClient, in_trained_home: Settings) -> None:
+    import json
+
+    log = in_trained_home.home / "serving" / "predictions.jsonl"
+    before = log.read_text().count("\n") if log.exists() else 0
+    client.post("/predict", json=TRIP)
+    lines = log.read_text().splitlines()
+    assert len(lines) == before + 1
+    record = json.loads(lines[-1])
+    assert record["driver_id"] == 5 and record["distance_km"] == 7.5
+    assert record["driver_hourly__avg_speed_kmh"] is not None and record["predicted_duration_s"] > 0
+
+
+@pytest.mark.slow
+def test_server_follows_the_champion_alias_without_restart(in_trained_home: Settings, monkeypatch) -> None:
+    name = f"{MODEL_NAME}_reload_test"
+    champion = registry.alias_version(registry.CHAMPION)
+    source = registry._client().get_model_version(MODEL_NAME, champion)
+    first = registry.register(source.source, source.run_id, name)
+    second = registry.register(source.source, source.run_id, name)
+    registry.promote(first, name=name)
+    monkeypatch.setenv("MLSTACK_SERVING_RELOAD_S", "0.2")
+    with TestClient(create_app(Settings(home=in_trained_home.home), model_name=name)) as client:
+        assert client.post("/predict", json=TRIP).json()["model_version"] == first
+        registry.promote(second, name=name)
+        deadline = time.time() + 15
+        while client.post("/predict", json=TRIP).json()["model_version"] != second:
+            assert time.time() < deadline, "the server never picked up the new champion"
+            time.sleep(0.1)
+        registry.rollback(name)
+        while client.post("/predict", json=TRIP).json()["model_version"] != first:
+            assert time.time() < deadline, "the server never picked up the rollback"
+            time.sleep(0.1)
+
+
+@pytest.mark.slow
+def test_real_uvicorn_on_loopback(in_trained_home: Settings) -> None:
+    tracking.setup(in_trained_home)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(create_app(in_trained_home), port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        deadline = time.time() + 60
+        while not server.started:
+            assert time.time() < deadline and thread.is_alive(), "uvicorn did not start"
+            time.sleep(0.1)
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10) as http:
+            ok = http.post("/predict", json=TRIP)
+            assert ok.status_code == 200 and ok.json()["predicted_duration_s"] > 0
+            for payload, field, _ in MALFORMED:
+                bad = http.post("/predict", json=payload)
+                assert bad.status_code == 422 and field in bad.text
+            assert http.get("/openapi.json").json()["paths"]["/predict"]["post"]
+            many = [http.post("/predict", json={**TRIP, "driver_id": d}) for d in range(1, 30)]
+            assert all(r.status_code == 200 for r in many)
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30)
