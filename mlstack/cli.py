@@ -170,19 +170,25 @@ def features_apply(
     validated: Path | None = typer.Option(
         None, help="Validated data folder. Default: validated/ in the data dir."
     ),
+    export: Path | None = typer.Option(None, help="Also copy the offline tables here (a DVC output)."),
 ) -> None:
     """Build the offline feature tables from validated data and register the Feast definitions."""
     from mlstack import features
+    from mlstack.io import write_parquet
     from mlstack.settings import get_settings
 
     folder = validated or get_settings().data_dir / "validated"
     if not (folder / "trips.parquet").is_file():
         raise _fail(f"{folder} holds no validated data. Run `mlstack data flow` (or `mlstack demo`) first.")
-    paths = features.write_feature_tables(features.build_feature_tables(features.read_validated(folder)))
+    tables = features.build_feature_tables(features.read_validated(folder))
+    paths = features.write_feature_tables(tables)
+    if export:
+        for name, df in tables.items():
+            write_parquet(df, export / f"{name}.parquet")
     store = features.feature_store()
     features.apply(store)
-    tables = ", ".join(map(str, paths.values()))
-    console.print(f"applied {len(features.definitions())} Feast objects; offline tables: {tables}")
+    tables_at = ", ".join(map(str, paths.values()))
+    console.print(f"applied {len(features.definitions())} Feast objects; offline tables: {tables_at}")
 
 
 @features_app.command("materialize")
@@ -202,16 +208,70 @@ def train(
     trials: int | None = typer.Option(
         None, min=1, help="Optuna trials. Default: train.n_trials in params.yaml."
     ),
+    out: Path | None = typer.Option(None, help="Also export the trained MLflow model folder here (DVC)."),
+    metrics: Path | None = typer.Option(None, help="Also write the run's metrics here as JSON (DVC)."),
+    validated: Path | None = typer.Option(
+        None, help="Validated data folder. Default: validated/ in the data dir."
+    ),
 ) -> None:
     """Tune and train under Prefect, register as challenger, promote only if it beats the champion."""
     from flows.runtime import run_flow
     from flows.training import training_flow
 
-    result = run_flow(training_flow, n_trials=trials)
+    result = run_flow(training_flow, n_trials=trials, validated_dir=validated)
+    if out:
+        import shutil
+
+        import mlflow
+
+        shutil.rmtree(out, ignore_errors=True)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        mlflow.artifacts.download_artifacts(f"models:/trip_duration/{result['version']}", dst_path=str(out))
+    if metrics:
+        from mlstack.io import write_json
+
+        write_json({k: v for k, v in result.items() if k != "params"}, metrics)
     console.print(
         f"v{result['version']}: validation MAE {result['val_mae']:.1f}s, test MAE {result['test_mae']:.1f}s; "
         f"{'promoted to champion' if result['promoted'] else 'not promoted'} ({result['reason']})",
         highlight=False,
+    )
+
+
+@app.command()
+def evaluate(
+    model: Path = typer.Option(..., help="An MLflow model folder, as `mlstack train --out` writes."),
+    out: Path = typer.Option(..., help="Metrics JSON to write."),
+    plots: Path = typer.Option(..., help="Folder for plot data (CSV) and PNGs."),
+    validated: Path | None = typer.Option(
+        None, help="Validated data folder. Default: validated/ in the data dir."
+    ),
+) -> None:
+    """Score a model on the held-out test window (split by time, as in training)."""
+    import mlflow
+
+    from mlstack import features
+    from mlstack.io import write_json
+    from mlstack.params import load_params
+    from mlstack.settings import get_settings
+    from models.tabular.evaluate import evaluation_tables, metrics, predicted_vs_actual_figure
+    from models.tabular.train import features_of, split_by_time
+
+    settings = get_settings()
+    trips = features.read_validated(validated or settings.data_dir / "validated")["trips"]
+    frame = features.historical_features(features.feature_store(settings), trips)
+    test = split_by_time(frame, **load_params()["train"]["split"]).test
+    predicted = mlflow.sklearn.load_model(str(model)).predict(features_of(test))
+    scores = metrics(test[features.LABEL], predicted)
+    write_json({"test": scores.as_dict(), "rows": len(test)}, out)
+    plots.mkdir(parents=True, exist_ok=True)
+    for name, table in evaluation_tables(test[features.LABEL], predicted, test["requested_at"]).items():
+        table.to_csv(plots / f"{name}.csv", index=False)
+    predicted_vs_actual_figure(test[features.LABEL], predicted).savefig(
+        plots / "predicted_vs_actual.png", dpi=100
+    )
+    console.print(
+        f"test MAE {scores.mae:.1f}s, RMSE {scores.rmse:.1f}s, R² {scores.r2:.3f} on {len(test):,} trips"
     )
 
 
@@ -315,17 +375,36 @@ def info() -> None:
 
 @app.command()
 def demo(
-    days: int = typer.Option(14, min=1, help="Days of example data to generate."),
+    days: int = typer.Option(14, min=3, help="Days of example data to generate."),
+    trials: int | None = typer.Option(None, min=1, help="Optuna trials. Default: params.yaml."),
 ) -> None:
-    """Run the main job end to end on embedded services, and say where to look afterwards."""
+    """Run the classic ML loop end to end on embedded services, then say where to look."""
     from flows.demo import demo_flow
     from flows.runtime import run_flow
 
-    where = run_flow(demo_flow, days=days)
-    table = Table("what", "where", title="Where to look")
-    for what, path in where.items():
-        table.add_row(what, path)
-    console.print(table)
+    result = run_flow(demo_flow, days=days, trials=trials)
+    training, online = result["training"], result["online"]["response"]
+    story = Table("stage", "outcome", title="What happened", show_lines=False)
+    story.add_row("data", f"{len(result['data'])} validated tables")
+    story.add_row(
+        "features",
+        f"{', '.join(result['features']['views'])} online up to {result['features']['online_until']}",
+    )
+    story.add_row(
+        "training",
+        f"v{training['version']} test MAE {training['test_mae']:.0f}s; "
+        f"{'champion' if training['promoted'] else 'not promoted'} ({training['reason']})",
+    )
+    batch = result["batch inference"]
+    story.add_row(
+        "batch inference", f"{batch['rows']:,} predictions by v{', v'.join(batch['model_versions'])}"
+    )
+    story.add_row("online", f"{online['predicted_duration_s']:.0f}s predicted by v{online['model_version']}")
+    console.print(story)
+    where = Table("what", "where", title="Where to look")
+    for what, path in result["where"].items():
+        where.add_row(what, path)
+    console.print(where)
 
 
 if __name__ == "__main__":

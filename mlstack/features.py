@@ -151,6 +151,9 @@ def _import_feast() -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         import feast  # noqa: F401
+    # After the import: Feast resets warning filters when it loads. Our on-demand view is small
+    # and the offline "experimental" warning would print on every training run.
+    warnings.filterwarnings("ignore", message="On demand feature view is an experimental feature")
 
 
 def feature_store(settings: Settings | None = None) -> FeatureStore:
@@ -233,12 +236,10 @@ def historical_features(store: FeatureStore, trips: pd.DataFrame) -> pd.DataFram
     """Point-in-time correct features for each trip, in the trips' order (Feast does not keep it)."""
     entity = trips[[*ENTITY_COLUMNS, *[c for c in ("passenger_count", LABEL) if c in trips]]].copy()
     entity["event_timestamp"] = entity["requested_at"]
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # "on demand feature view is experimental"
-        job = store.get_historical_features(
-            entity_df=entity, features=store.get_feature_service(FEATURE_SERVICE), full_feature_names=True
-        )
-        out = job.to_df()
+    job = store.get_historical_features(
+        entity_df=entity, features=feature_service(store), full_feature_names=True
+    )
+    out = job.to_df()
     return out.set_index("trip_id").loc[entity["trip_id"]].reset_index()
 
 

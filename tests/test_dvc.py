@@ -43,7 +43,8 @@ def dvc(cwd: Path, *args: str, env: dict[str, str]) -> subprocess.CompletedProce
 def test_dvc_repro_builds_then_is_a_no_op(tmp_path: Path) -> None:
     repo = clone(tmp_path / "clone")
     params = yaml.safe_load((repo / "params.yaml").read_text())
-    params["generate"].update(days=2, trips_per_day=500, drivers=30)  # small, same stages
+    params["generate"].update(days=3, trips_per_day=500, drivers=30)  # small, same stages
+    params["train"]["n_trials"] = 1
     (repo / "params.yaml").write_text(yaml.safe_dump(params))
     env = {
         **os.environ,
@@ -53,13 +54,19 @@ def test_dvc_repro_builds_then_is_a_no_op(tmp_path: Path) -> None:
 
     first = dvc(repo, "repro", env=env)
     assert first.returncode == 0, first.stdout + first.stderr
-    assert "Running stage 'generate'" in first.stdout and "Running stage 'validate'" in first.stdout
+    for stage in ("generate", "validate", "features", "train", "evaluate"):
+        assert f"Running stage '{stage}'" in first.stdout
     for table in ("trips", "driver_stats", "zone_stats"):
         assert (repo / "data" / "validated" / f"{table}.parquet").is_file()
     metrics = json.loads((repo / "data" / "metrics" / "validation.json").read_text())
     assert metrics["ok"] is True and metrics["failed_tables"] == 0
     assert metrics["tables"]["trips"]["quarantined_rows"] > 0
     assert (repo / "dvc.lock").is_file()
+    assert (repo / "data" / "model" / "MLmodel").is_file()
+    assert json.loads((repo / "data" / "metrics" / "train.json").read_text())["version"] == "1"
+    evaluation = json.loads((repo / "data" / "metrics" / "metrics.json").read_text())
+    assert evaluation["test"]["r2"] > 0.5 and evaluation["rows"] > 0
+    assert (repo / "data" / "plots" / "error_by_hour.csv").read_text().startswith("hour,mae_s")
 
     second = dvc(repo, "repro", env=env)
     assert second.returncode == 0, second.stdout + second.stderr
@@ -72,6 +79,8 @@ def test_dvc_repro_builds_then_is_a_no_op(tmp_path: Path) -> None:
     third = dvc(repo, "repro", env=env)
     assert third.returncode == 0, third.stdout + third.stderr
     assert "Running stage 'validate'" in third.stdout and "Running stage 'generate'" not in third.stdout
+    # Validation kept the same rows, so nothing downstream of it reran either.
+    assert "Running stage 'train'" not in third.stdout
 
     shown = dvc(repo, "metrics", "show", "--json", env=env)
     assert shown.returncode == 0 and "failed_tables" in shown.stdout

@@ -71,3 +71,21 @@ def predicted_vs_actual_figure(actual: pd.Series, predicted: np.ndarray):
     fig.tight_layout()
     plt.close(fig)
     return fig
+
+
+def evaluation_tables(
+    actual: pd.Series, predicted: np.ndarray, requested_at: pd.Series
+) -> dict[str, pd.DataFrame]:
+    """What DVC plots and people read: every prediction, and the error by hour of day."""
+    predictions = pd.DataFrame({"actual_s": np.asarray(actual, float), "predicted_s": np.round(predicted, 1)})
+    hours = pd.to_datetime(requested_at).dt.hour.to_numpy()
+    by_hour = (
+        predictions.assign(
+            hour=hours, abs_error_s=(predictions["predicted_s"] - predictions["actual_s"]).abs()
+        )
+        .groupby("hour", as_index=False)["abs_error_s"]
+        .mean()
+        .round(2)
+        .rename(columns={"abs_error_s": "mae_s"})
+    )
+    return {"predictions": predictions, "error_by_hour": by_hour}

@@ -1,0 +1,34 @@
+"""End to end: the demo flow runs every stage of the classic loop under a real Prefect server."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from flows.demo import demo_flow
+from mlstack import postgres
+from mlstack.settings import get_settings
+
+
+@pytest.mark.slow
+def test_demo_runs_the_classic_loop_end_to_end(prefect_harness, mlstack_home: Path) -> None:
+    state = demo_flow(days=4, trials=1, return_state=True)
+    assert state.is_completed(), state.message
+    result = state.result()
+
+    assert set(result["data"]) == {"trips", "driver_stats", "zone_stats"}
+    assert result["features"]["views"] == ["driver_hourly", "zone_hourly"]
+    assert result["training"]["promoted"] and result["training"]["version"] == "1"
+    assert result["batch inference"]["rows"] > 0 and result["batch inference"]["model_versions"] == ["1"]
+    online = result["online"]["response"]
+    assert online["model_version"] == "1" and online["predicted_duration_s"] > 0 and online["fallback"] == []
+    settings = get_settings()
+    assert settings.tracking_uri in result["where"]["MLflow UI"]
+    assert Path(result["where"]["validation report"]).is_file()
+    with postgres.connect(settings) as conn:
+        assert (
+            conn.execute("SELECT count(*) FROM trip_predictions").fetchone()[0]
+            == result["batch inference"]["rows"]
+        )
+    postgres.stop_embedded(settings.pg_dir)
