@@ -28,6 +28,7 @@ from mlstack import features, tracking
 from mlstack.data.generator import N_ZONES
 from mlstack.settings import MODEL_NAME, Settings, get_settings
 from models.tabular import registry
+from models.tabular.compiled import compile_model
 
 FALLBACK_GROUPS = {
     "driver": [f for f in features.FEAST_FEATURES if f.startswith("driver_hourly__")],
@@ -88,7 +89,9 @@ class ChampionHolder:
         version = registry.alias_version(registry.CHAMPION, self.name)
         if version is None or version == self.version:
             return False
-        model = registry.load(version, self.name)  # load outside the lock; swap inside it
+        # Load and compile outside the lock; swap inside it. Compiled trees answer small batches
+        # several times faster than sklearn's tree-by-tree loop, with the same numbers.
+        model = compile_model(registry.load(version, self.name))
         with self._lock:
             self.model, self.version = model, version
         return True
