@@ -95,9 +95,9 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_server(port: int) -> subprocess.Popen:
+def start_server(port: int, workers: int) -> subprocess.Popen:
     server = subprocess.Popen(
-        [sys.executable, "-m", "mlstack.cli", "serve", "--port", str(port)],
+        [sys.executable, "-m", "mlstack.cli", "serve", "--port", str(port), "--workers", str(workers)],
         env=os.environ.copy(),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
@@ -122,6 +122,7 @@ def main() -> None:
     )
     parser.add_argument("--seconds", type=float, default=15.0, help="duration of each side")
     parser.add_argument("--clients", type=int, default=16, help="concurrent HTTP clients")
+    parser.add_argument("--workers", type=int, default=1, help="server worker processes")
     args = parser.parse_args()
 
     prepared_home()
@@ -138,7 +139,7 @@ def main() -> None:
     base_lat, _ = in_process(bodies, args.seconds)
     port = free_port()
     console.print(f"starting mlstack serve on :{port} ...")
-    server = start_server(port)
+    server = start_server(port, args.workers)
     try:
         console.print(f"{args.clients} concurrent clients over HTTP for {args.seconds:.0f}s ...")
         http_lat, errors = asyncio.run(
@@ -157,6 +158,7 @@ def main() -> None:
         "errors": errors,
         "baseline_rps": round(base_rps, 1),
         "clients": args.clients,
+        "workers": args.workers,
         "http": http,
         "in_process": base,
     }

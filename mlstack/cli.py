@@ -355,12 +355,20 @@ def predict_batch(
 def serve(
     host: str = typer.Option("127.0.0.1", help="Interface to bind."),
     port: int = typer.Option(8000, help="Port."),
+    workers: int = typer.Option(1, min=1, help="Worker processes; one per core is a good start."),
 ) -> None:
     """Serve POST /predict with Feast online features and the champion model (docs at /docs)."""
     import uvicorn
 
-    console.print(f"serving trip_duration on http://{host}:{port} (OpenAPI docs at /docs)")
-    uvicorn.run("models.serving.app:create_app", factory=True, host=host, port=port, log_level="warning")
+    console.print(f"serving trip_duration on http://{host}:{port} with {workers} worker(s) (docs at /docs)")
+    uvicorn.run(
+        "models.serving.app:create_app",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_level="warning",
+    )
 
 
 @app.command()
