@@ -31,6 +31,9 @@ def mlstack_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """Each test gets its own data dir."""
     home = tmp_path / "mlstack-home"
     monkeypatch.setenv("MLSTACK_HOME", str(home))
+    # mlflow.set_tracking_uri exports MLFLOW_TRACKING_URI, which settings read as the user's
+    # choice: drop what an earlier test left, or this test would write to that test's store.
+    os.environ.pop("MLFLOW_TRACKING_URI", None)
     return home
 
 
