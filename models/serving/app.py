@@ -115,39 +115,51 @@ class ServingLog:
         self, requests: list[TripRequest], x: pd.DataFrame, results: list[TripPrediction]
     ) -> None:
         logged_at = datetime.now(UTC).isoformat()
+        columns = list(x.columns)
         lines = []
-        for request, inputs, result in zip(requests, x.to_dict("records"), results, strict=True):
+        for request, values, result in zip(requests, x.to_numpy().tolist(), results, strict=True):
             record = {
                 "logged_at": logged_at,
                 "driver_id": request.driver_id,
-                "requested_at": request.requested_at,
-                **{k: None if pd.isna(v) else v for k, v in inputs.items()},
-                **result.model_dump(),
+                "requested_at": request.requested_at.isoformat(),
+                **{k: (None if v != v else v) for k, v in zip(columns, values, strict=True)},  # NaN -> null
+                "predicted_duration_s": result.predicted_duration_s,
+                "model_version": result.model_version,
+                "fallback": result.fallback,
             }
-            lines.append(json.dumps(record, default=str) + "\n")
+            lines.append(json.dumps(record) + "\n")
         with self._lock, self.path.open("a") as handle:
             handle.writelines(lines)
 
 
 def model_input(requests: list[TripRequest], online: pd.DataFrame) -> pd.DataFrame:
-    request_part = pd.DataFrame(
+    """The model's columns: request fields, then Feast's features (missing ones as NaN)."""
+    request_part = np.array(
         [
-            {
-                "distance_km": r.distance_km,
-                "passenger_count": np.nan if r.passenger_count is None else r.passenger_count,
-                "pickup_zone": r.pickup_zone,
-                "dropoff_zone": r.dropoff_zone,
-            }
+            [
+                r.distance_km,
+                np.nan if r.passenger_count is None else r.passenger_count,
+                r.pickup_zone,
+                r.dropoff_zone,
+            ]
             for r in requests
-        ]
+        ],
+        dtype=np.float64,
     )
-    feast_part = online.reindex(columns=features.FEAST_FEATURES)
-    return pd.concat([request_part, feast_part.reset_index(drop=True)], axis=1).astype("float64")
+    feast_part = online.reindex(columns=features.FEAST_FEATURES).astype("float64").to_numpy()
+    return pd.DataFrame(np.hstack([request_part, feast_part]), columns=features.MODEL_FEATURES)
+
+
+_GROUP_COLUMNS = {
+    group: [features.MODEL_FEATURES.index(c) for c in cols] for group, cols in FALLBACK_GROUPS.items()
+}
 
 
 def fallbacks(x: pd.DataFrame) -> list[list[str]]:
-    missing = {group: x[cols].isna().all(axis=1).to_numpy() for group, cols in FALLBACK_GROUPS.items()}
-    return [[g for g, flags in missing.items() if flags[i]] for i in range(len(x))]
+    """Per row, the feature groups that came back entirely missing."""
+    missing = np.isnan(x.to_numpy())
+    flags = {group: missing[:, cols].all(axis=1) for group, cols in _GROUP_COLUMNS.items()}
+    return [[group for group, rows in flags.items() if rows[i]] for i in range(len(x))]
 
 
 def predict(
