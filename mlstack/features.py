@@ -254,4 +254,5 @@ def online_features(store: FeatureStore, rows: list[dict[str, Any]], service: An
     response = store.get_online_features(
         features=service or feature_service(store), entity_rows=rows, full_feature_names=True
     )
-    return pd.DataFrame(response.to_dict())
+    # Through Arrow: to_dict() converts every value in Python (about 3 ms per call at serving).
+    return response.to_arrow().to_pandas()
