@@ -6,7 +6,7 @@ MLflow, registration and the gate. The Prefect side runs on an already started A
 start of the ephemeral server is reported apart, as `cold_start_s`). Sides alternate and each
 reports its best time. The last line is JSON; target: prefect_over_plain <= 1.15.
 
-    python benchmarks/orchestration.py --trials 3 --rounds 2
+    python benchmarks/orchestration.py            # the training configured in params.yaml
 """
 
 from __future__ import annotations
@@ -53,12 +53,18 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--trials", type=int, default=3, help="Optuna trials per training run")
-    parser.add_argument("--rounds", type=int, default=2, help="alternating runs per side")
+    parser.add_argument(
+        "--trials", type=int, default=None, help="Optuna trials per run (default: params.yaml)"
+    )
+    parser.add_argument("--rounds", type=int, default=3, help="alternating runs per side")
     args = parser.parse_args()
 
     prepared_home()
     import mlstack.bootstrap  # noqa: F401
+
+    from mlstack.params import load_params
+
+    trials = args.trials or load_params()["train"]["n_trials"]
 
     from prefect import flow
 
@@ -79,9 +85,9 @@ def main() -> None:
             console.print(f"round {round_ + 1}: {side} ...")
             t0 = time.perf_counter()
             if side == "plain":
-                plain(args.trials)
+                plain(trials)
             else:
-                training_flow(n_trials=args.trials)
+                training_flow(n_trials=trials)
             times[side].append(time.perf_counter() - t0)
 
     best = {side: min(values) for side, values in times.items()}
@@ -91,7 +97,7 @@ def main() -> None:
         "plain_s": round(best["plain"], 2),
         "prefect_s": round(best["prefect"], 2),
         "cold_start_s": round(cold_start, 2),
-        "trials": args.trials,
+        "trials": trials,
         "rounds": args.rounds,
     }
     report(
