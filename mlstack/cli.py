@@ -410,6 +410,7 @@ def demo(
     story.add_row("online", f"{online['predicted_duration_s']:.0f}s predicted by v{online['model_version']}")
     console.print(story)
     where = Table("what", "where", title="Where to look")
+    where.columns[1].overflow = "fold"  # paths are for copying: never cut them short
     for what, path in result["where"].items():
         where.add_row(what, path)
     console.print(where)
