@@ -66,6 +66,18 @@ def in_process(bodies: list[dict], seconds: float) -> tuple[list[float], int]:
     return latencies, 0
 
 
+async def post_ok(session, body: dict) -> bool:
+    """One /predict call; True when it was answered 200."""
+    import aiohttp
+
+    try:
+        async with session.post("/predict", json=body) as response:
+            await response.read()
+            return response.status == 200
+    except aiohttp.ClientError:
+        return False
+
+
 async def over_http(url: str, bodies: list[dict], seconds: float, clients: int) -> tuple[list[float], int]:
     """Closed-loop load: each client sends its next request when the last one is answered.
 
@@ -79,8 +91,7 @@ async def over_http(url: str, bodies: list[dict], seconds: float, clients: int) 
     connector = aiohttp.TCPConnector(limit=clients)
     async with aiohttp.ClientSession(base_url=url, connector=connector) as session:
         for body in bodies[:20]:  # warm up
-            async with session.post("/predict", json=body) as response:
-                await response.read()
+            await post_ok(session, body)
         deadline = time.perf_counter() + seconds
 
         async def worker(offset: int) -> None:
@@ -88,12 +99,7 @@ async def over_http(url: str, bodies: list[dict], seconds: float, clients: int) 
             i = offset
             while time.perf_counter() < deadline:
                 t0 = time.perf_counter()
-                try:
-                    async with session.post("/predict", json=bodies[i % len(bodies)]) as response:
-                        await response.read()
-                        ok = response.status == 200
-                except aiohttp.ClientError:
-                    ok = False
+                ok = await post_ok(session, bodies[i % len(bodies)])
                 latencies.append(time.perf_counter() - t0)
                 errors += not ok
                 i += clients
@@ -112,12 +118,7 @@ async def at_rate(url: str, bodies: list[dict], seconds: float, rate: float) -> 
 
         async def one(k: int, scheduled: float) -> None:
             nonlocal errors
-            try:
-                async with session.post("/predict", json=bodies[k % len(bodies)]) as response:
-                    await response.read()
-                    ok = response.status == 200
-            except aiohttp.ClientError:
-                ok = False
+            ok = await post_ok(session, bodies[k % len(bodies)])
             latencies.append(time.perf_counter() - scheduled)
             errors += not ok
 

@@ -14,7 +14,7 @@ carry the date, so windows never collide. Scenarios only turn the knobs of `Regi
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
@@ -303,7 +303,3 @@ def write_tables(tables: dict[str, pd.DataFrame], out_dir: Path) -> dict[str, Pa
         for name, df in tables.items():
             write_parquet(df, staging / f"{name}.parquet")
     return {name: out_dir / f"{name}.parquet" for name in tables}
-
-
-def with_overrides(cfg: GeneratorConfig, **changes: object) -> GeneratorConfig:
-    return replace(cfg, **{k: v for k, v in changes.items() if v is not None})
