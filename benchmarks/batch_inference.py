@@ -36,7 +36,7 @@ def main() -> None:
     tracking.setup()
     settings = get_settings()
     store = features.feature_store(settings)
-    trips = features.read_validated(settings.data_dir / "validated")["trips"]
+    trips = features.read_validated(settings.validated_dir)["trips"]
     champion = load_champion()
 
     score(store, trips.head(100), champion)  # warm up: imports, registry, DuckDB

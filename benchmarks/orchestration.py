@@ -29,7 +29,7 @@ def plain(trials: int) -> None:
     from models.tabular.train import features_of, train
 
     settings = get_settings()
-    validated = settings.data_dir / "validated"
+    validated = settings.validated_dir
     params = load_params()["train"]
     frame = features.historical_features(
         features.feature_store(), features.read_validated(validated)["trips"]

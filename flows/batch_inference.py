@@ -40,7 +40,7 @@ def batch_inference_flow(
     start: datetime, end: datetime, validated_dir: Path | None = None
 ) -> dict[str, object]:
     """Score trips requested in [start, end) and store the predictions idempotently."""
-    validated_dir = validated_dir or get_settings().data_dir / "validated"
+    validated_dir = validated_dir or get_settings().validated_dir
     predictions = score_window(start, end, validated_dir)
     path = write(predictions, start, end)
     versions = sorted(set(predictions["model_version"]))

@@ -76,7 +76,7 @@ def data_flow(
     base = out_dir or settings.data_dir
     cfg = GeneratorConfig(scenario=scenario, start=start, days=days, seed=seed)
     raw = generate_raw(cfg, base / "raw")
-    run = validate_raw(list(raw.values()), settings.reports_dir / "validation", settings.max_bad_row_share)
+    run = validate_raw(list(raw.values()), settings.validation_reports_dir, settings.max_bad_row_share)
     create_table_artifact(
         key="data-validation",
         table=summary_table(run),

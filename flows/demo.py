@@ -79,13 +79,13 @@ def demo_flow(days: int = 14, trials: int | None = None) -> dict[str, Any] | Sta
 
 def where_to_look() -> dict[str, str]:
     settings = get_settings()
-    validation = settings.reports_dir / "validation"
+    validation = settings.validation_reports_dir
     return {
         "MLflow UI": tracking.ui_command(settings),
         "Prefect UI": "prefect server start  (then rerun with PREFECT_API_URL=http://127.0.0.1:4200/api)",
         "validation report": str(validation / "validation.html"),
         "quarantined rows": str(validation / "trips.quarantine.parquet"),
-        "validated data": str(settings.data_dir / "validated"),
+        "validated data": str(settings.validated_dir),
         "batch predictions": f"{settings.data_dir / 'predictions'} and Postgres table trip_predictions",
         "serving": "mlstack serve  (OpenAPI docs at http://127.0.0.1:8000/docs)",
         "model registry": "mlstack model status",

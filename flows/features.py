@@ -45,7 +45,7 @@ def materialize() -> str:
 @flow(name="features", log_prints=True)
 def features_flow(validated_dir: Path | None = None) -> dict[str, object]:
     """Build offline features from validated data, apply the Feast repo, materialize online."""
-    validated_dir = validated_dir or get_settings().data_dir / "validated"
+    validated_dir = validated_dir or get_settings().validated_dir
     paths = build_tables(validated_dir)
     views = apply_definitions()
     loaded_until = materialize(wait_for=[paths, views])

@@ -73,7 +73,7 @@ def training_flow(
 ) -> dict[str, Any]:
     """Train, register as challenger, gate against the champion. `fixed_params` skips tuning."""
     settings = get_settings()
-    validated_dir = validated_dir or settings.data_dir / "validated"
+    validated_dir = validated_dir or settings.validated_dir
     params = load_params()["train"]
     if n_trials is not None:
         params = {**params, "n_trials": n_trials}

@@ -78,7 +78,7 @@ def data_generate(
         trips_per_day=trips_per_day,
         bad_row_rate=bad_row_rate,
     )
-    out = out or get_settings().data_dir / "raw"
+    out = out or get_settings().raw_dir
     with Progress(console=err, transient=True) as progress:
         task = progress.add_task(f"generating {cfg.scenario}", total=cfg.days)
         tables = generate(cfg, on_day=lambda _day: progress.advance(task))
@@ -128,7 +128,7 @@ def data_validate(
         run = validate_paths(paths, share, table)
     except FileNotFoundError as exc:
         raise _fail(f"{exc}. Pass parquet files or folders that hold them.", code=2) from None
-    write_report(run, report_dir or settings.reports_dir / "validation")
+    write_report(run, report_dir or settings.validation_reports_dir)
     if metrics:
         write_json(run.metrics(), metrics)
 
@@ -177,7 +177,7 @@ def features_apply(
     from mlstack.io import write_parquet
     from mlstack.settings import get_settings
 
-    folder = validated or get_settings().data_dir / "validated"
+    folder = validated or get_settings().validated_dir
     if not (folder / "trips.parquet").is_file():
         raise _fail(f"{folder} holds no validated data. Run `mlstack data flow` (or `mlstack demo`) first.")
     tables = features.build_feature_tables(features.read_validated(folder))

@@ -76,8 +76,20 @@ class Settings(BaseSettings):
         return self.home / "data"
 
     @property
+    def raw_dir(self) -> Path:
+        return self.data_dir / "raw"
+
+    @property
+    def validated_dir(self) -> Path:
+        return self.data_dir / "validated"
+
+    @property
     def reports_dir(self) -> Path:
         return self.home / "reports"
+
+    @property
+    def validation_reports_dir(self) -> Path:
+        return self.reports_dir / "validation"
 
     @property
     def pg_dir(self) -> Path:

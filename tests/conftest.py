@@ -114,9 +114,9 @@ def trained_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     os.environ["MLSTACK_HOME"] = str(home)
     settings = Settings(home=home)
     try:
-        write_tables(generate(replace(SMALL, days=6)), settings.data_dir / "raw")
-        write_validated(validate_paths([settings.data_dir / "raw"], 0.01), settings.data_dir / "validated")
-        validated = features.read_validated(settings.data_dir / "validated")
+        write_tables(generate(replace(SMALL, days=6)), settings.raw_dir)
+        write_validated(validate_paths([settings.raw_dir], 0.01), settings.validated_dir)
+        validated = features.read_validated(settings.validated_dir)
         features.write_feature_tables(features.build_feature_tables(validated), settings)
         store = features.feature_store(settings)
         features.apply(store)

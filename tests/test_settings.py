@@ -15,7 +15,16 @@ def test_defaults_are_local_and_under_home(mlstack_home: Path) -> None:
     assert s.home == mlstack_home.resolve()
     assert s.pg_dsn is None
     assert s.tracking_uri == f"sqlite:///{mlstack_home.resolve() / 'mlflow' / 'mlflow.db'}"
-    for derived in (s.data_dir, s.reports_dir, s.pg_dir, s.dvc_remote_dir, s.mlflow_dir):
+    for derived in (
+        s.data_dir,
+        s.raw_dir,
+        s.validated_dir,
+        s.reports_dir,
+        s.validation_reports_dir,
+        s.pg_dir,
+        s.dvc_remote_dir,
+        s.mlflow_dir,
+    ):
         assert derived.is_relative_to(s.home)
     assert s.max_bad_row_share == 0.01
 

@@ -21,7 +21,7 @@ WORSE = {**GOOD_PARAMS, "max_iter": 3, "max_leaf_nodes": 4}
 
 @pytest.fixture
 def frame(in_trained_home: Settings) -> pd.DataFrame:
-    trips = features.read_validated(in_trained_home.data_dir / "validated")["trips"]
+    trips = features.read_validated(in_trained_home.validated_dir)["trips"]
     return features.historical_features(features.feature_store(in_trained_home), trips)
 
 
