@@ -251,25 +251,17 @@ def evaluate(
     import mlflow
 
     from mlstack import features
-    from mlstack.io import write_json
     from mlstack.params import load_params
     from mlstack.settings import get_settings
-    from models.tabular.evaluate import evaluation_tables, metrics, predicted_vs_actual_figure
+    from models.tabular.evaluate import write_evaluation
     from models.tabular.train import features_of, split_by_time
 
     settings = get_settings()
-    trips = features.read_validated(validated or settings.data_dir / "validated")["trips"]
+    trips = features.read_validated(validated or settings.validated_dir)["trips"]
     frame = features.historical_features(features.feature_store(settings), trips)
     test = split_by_time(frame, **load_params()["train"]["split"]).test
     predicted = mlflow.sklearn.load_model(str(model)).predict(features_of(test))
-    scores = metrics(test[features.LABEL], predicted)
-    write_json({"test": scores.as_dict(), "rows": len(test)}, out)
-    plots.mkdir(parents=True, exist_ok=True)
-    for name, table in evaluation_tables(test[features.LABEL], predicted, test["requested_at"]).items():
-        table.to_csv(plots / f"{name}.csv", index=False)
-    predicted_vs_actual_figure(test[features.LABEL], predicted).savefig(
-        plots / "predicted_vs_actual.png", dpi=100
-    )
+    scores = write_evaluation(test[features.LABEL], predicted, test["requested_at"], out, plots)
     console.print(
         f"test MAE {scores.mae:.1f}s, RMSE {scores.rmse:.1f}s, R² {scores.r2:.3f} on {len(test):,} trips"
     )

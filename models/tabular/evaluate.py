@@ -89,3 +89,18 @@ def evaluation_tables(
         .rename(columns={"abs_error_s": "mae_s"})
     )
     return {"predictions": predictions, "error_by_hour": by_hour}
+
+
+def write_evaluation(
+    actual: pd.Series, predicted: np.ndarray, requested_at: pd.Series, metrics_path, plots_dir
+) -> Metrics:
+    """The evaluate stage's outputs: metrics JSON, plot data as CSV, and a predicted-vs-actual PNG."""
+    from mlstack.io import write_json
+
+    scores = metrics(actual, predicted)
+    write_json({"test": scores.as_dict(), "rows": len(actual)}, metrics_path)
+    plots_dir.mkdir(parents=True, exist_ok=True)
+    for name, table in evaluation_tables(actual, predicted, requested_at).items():
+        table.to_csv(plots_dir / f"{name}.csv", index=False)
+    predicted_vs_actual_figure(actual, predicted).savefig(plots_dir / "predicted_vs_actual.png", dpi=100)
+    return scores
