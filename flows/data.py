@@ -44,8 +44,8 @@ def validate_raw(paths: list[Path], report_dir: Path, max_bad_row_share: float) 
 
 
 @task(name="write-validated", cache_policy=NONE)
-def write_clean(run: ValidationRun, out_dir: Path) -> dict[str, Path]:
-    return write_validated(run, out_dir)
+def write_clean(run: ValidationRun, out_dir: Path, append: bool) -> dict[str, Path]:
+    return write_validated(run, out_dir, append=append)
 
 
 def summary_table(run: ValidationRun) -> list[dict[str, object]]:
@@ -70,8 +70,13 @@ def data_flow(
     days: int = 14,
     seed: int = 42,
     out_dir: Path | None = None,
+    append: bool = False,
 ) -> dict[str, str] | State:
-    """Generate, validate and write one window of example data; returns the validated paths."""
+    """Generate, validate and write one window of example data; returns the validated paths.
+
+    `append` lands the window beside the data already validated (a new day arriving) instead
+    of replacing it; landing the same window twice leaves one copy.
+    """
     settings = get_settings()
     base = out_dir or settings.data_dir
     cfg = GeneratorConfig(scenario=scenario, start=start, days=days, seed=seed)
@@ -85,7 +90,7 @@ def data_flow(
     if not run.ok:
         # A Failed state, not an exception: the run fails with a one-line reason and no traceback.
         return Failed(message=run.summary())
-    written = write_clean(run, base / "validated")
+    written = write_clean(run, base / "validated", append)
     return {name: str(path) for name, path in written.items()}
 
 

@@ -3,7 +3,9 @@
 Each stage is a subflow, so the Prefect UI shows the demo as one tree: generate and validate
 data, build and materialize features, tune and train a model tracked in MLflow, register it and
 gate it against the champion, score the last days in batch, and answer one online request
-through the real serving app. Stages are added here as the stack grows.
+through the real serving app. Then time moves on: a normal day arrives and is scored and
+monitored (no alert), then three days of covariate drift arrive (an airport shuttle launches),
+and monitoring alerts, emits its event and retrains, and the gate decides on a new champion.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from prefect.states import State
 from flows.batch_inference import batch_inference_flow
 from flows.data import data_flow
 from flows.features import features_flow
+from flows.monitoring import monitoring_flow
 from flows.training import training_flow
 from mlstack import tracking
 from mlstack.settings import get_settings
@@ -74,7 +77,32 @@ def demo_flow(days: int = 14, trials: int | None = None) -> dict[str, Any] | Sta
         answer["model_version"],
         results["online"]["request"],
     )
+    for name, scenario, start, window_days in (
+        ("baseline window", "baseline", end, 1),
+        ("drift window", "covariate_drift", end + timedelta(days=1), 3),
+    ):
+        state = live_window(scenario, start, window_days, return_state=True)
+        if not state.is_completed():
+            return state
+        results[name] = state.result()
     return {**results, "where": where_to_look()}
+
+
+@flow(name="demo-live-window")
+def live_window(scenario: str, start: datetime, days: int) -> dict[str, Any] | State:
+    """A window of new days arrives: land it, refresh features, score it, monitor it."""
+    end = start + timedelta(days=days)
+    stages = [
+        lambda: data_flow(scenario=scenario, start=start.date(), days=days, append=True, return_state=True),
+        lambda: features_flow(return_state=True),
+        lambda: batch_inference_flow(start=start, end=end, return_state=True),
+        lambda: monitoring_flow(start=start, end=end, retrain=True, return_state=True),
+    ]
+    for run in stages:
+        state = run()
+        if not state.is_completed():
+            return state
+    return {"scenario": scenario, "start": start.isoformat(), "end": end.isoformat(), **state.result()}
 
 
 def where_to_look() -> dict[str, str]:
@@ -87,6 +115,8 @@ def where_to_look() -> dict[str, str]:
         "quarantined rows": str(validation / "trips.quarantine.parquet"),
         "validated data": str(settings.validated_dir),
         "batch predictions": f"{settings.data_dir / 'predictions'} and Postgres table trip_predictions",
+        "drift reports": str(settings.monitoring_reports_dir),
+        "alerts": str(settings.alerts_log),
         "serving": "mlstack serve  (OpenAPI docs at http://127.0.0.1:8000/docs)",
         "model registry": "mlstack model status",
     }

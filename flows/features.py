@@ -42,7 +42,7 @@ def materialize() -> str:
     return str(loaded_until)
 
 
-@flow(name="features", log_prints=True)
+@flow(name="features", log_prints=False)  # Feast prints ANSI progress and UDF bytecode
 def features_flow(validated_dir: Path | None = None) -> dict[str, object]:
     """Build offline features from validated data, apply the Feast repo, materialize online."""
     validated_dir = validated_dir or get_settings().validated_dir

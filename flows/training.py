@@ -36,7 +36,12 @@ def training_set(validated_dir: Path):
 
 @task(name="tune-and-train", cache_policy=NONE)
 def tune_and_train(
-    frame, params: dict[str, Any], version: str, fixed: dict[str, Any] | None
+    frame,
+    params: dict[str, Any],
+    version: str,
+    fixed: dict[str, Any] | None,
+    start_from: dict[str, Any] | None = None,
+    run_name: str = "train",
 ) -> TrainingResult:
     tracking.setup()
     log = get_run_logger()
@@ -48,7 +53,9 @@ def tune_and_train(
         split=params["split"],
         fixed_params=fixed,
         data_version=version,
+        run_name=run_name,
         on_trial=lambda n: log.info("trial %d/%d done", n + 1, params["n_trials"]),
+        start_from=start_from,
     )
     log.info(
         "validation MAE %.1fs, test MAE %.1fs (run %s)", result.validation.mae, result.test.mae, result.run_id

@@ -24,6 +24,8 @@ def apply() -> None:
         "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
         # A cold ephemeral server migrates a fresh SQLite database: slow on a 2-core runner.
         "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "120",
+        # MLflow draws a tqdm bar for every artifact download, even a single small file.
+        "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",
     }
     for key, value in defaults.items():
         os.environ.setdefault(key, value)

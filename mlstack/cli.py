@@ -157,12 +157,15 @@ def data_flow_command(
     start: datetime = typer.Option(DEFAULT_START, formats=["%Y-%m-%d"], help="First day (UTC)."),
     days: int = typer.Option(14, min=1, help="Number of days."),
     seed: int = typer.Option(42, help="Random seed."),
+    append: bool = typer.Option(
+        False, "--append", help="Land the window beside the validated data instead of replacing it."
+    ),
 ) -> None:
     """Run the data flow under Prefect: generate, validate, write validated data."""
     from flows.data import data_flow
     from flows.runtime import run_flow
 
-    run_flow(data_flow, scenario=str(scenario), start=start.date(), days=days, seed=seed)
+    run_flow(data_flow, scenario=str(scenario), start=start.date(), days=days, seed=seed, append=append)
 
 
 @features_app.command("apply")
@@ -236,6 +239,105 @@ def train(
         f"{'promoted to champion' if result['promoted'] else 'not promoted'} ({result['reason']})",
         highlight=False,
     )
+
+
+WINDOW_FORMATS = ["%Y-%m-%d", "%Y-%m-%dT%H:%M:%S"]
+
+
+@app.command()
+def monitor(
+    window_start: datetime = typer.Option(..., formats=WINDOW_FORMATS, help="Window start (UTC)."),
+    window_end: datetime = typer.Option(..., formats=WINDOW_FORMATS, help="Window end (UTC), exclusive."),
+    retrain: bool | None = typer.Option(
+        None, "--retrain/--no-retrain", help="Retrain on drift. Default: MLSTACK_RETRAIN_ON_DRIFT."
+    ),
+) -> None:
+    """Check a window of batch and online predictions for drift against the champion's training
+    data; on drift, alert (MLSTACK_ALERT_URLS and the data dir's alerts.jsonl), emit the Prefect
+    event mlstack.drift.detected, and optionally retrain. Exits 0 whatever it finds."""
+    from datetime import UTC
+
+    from flows.monitoring import monitoring_flow
+    from flows.runtime import run_flow
+
+    result = run_flow(
+        monitoring_flow,
+        start=window_start.replace(tzinfo=UTC),
+        end=window_end.replace(tzinfo=UTC),
+        retrain=retrain,
+    )
+    if result["status"] == "skipped":
+        console.print(f"[yellow]window skipped:[/] {result['reason']}", highlight=False)
+        return
+    verdict = "[bold red]drift detected[/]" if result["alert"] else "[green]no drift[/]"
+    console.print(f"v{result['version']}: {verdict}", highlight=False)
+    for reason in result["reasons"]:
+        console.print(f"  - {reason}", highlight=False)
+    for name, path in result["reports"].items():
+        console.print(f"  {name}: {path}", highlight=False)
+    for delivery in result["alerts"]:
+        state = "sent" if delivery["ok"] else f"[red]failed[/] ({delivery['error']})"
+        console.print(f"  alert to {delivery['target']}: {state}", highlight=False)
+    if result["retraining"]:
+        _print_retraining(result["retraining"])
+
+
+def _print_retraining(result: dict) -> None:
+    if "failed" in result:
+        console.print(f"  [red]retraining failed:[/] {result['failed']}", highlight=False)
+        return
+    champion = "n/a" if result["champion_mae"] is None else f"{result['champion_mae']:.1f}s"
+    console.print(
+        f"retrained v{result['version']}: MAE {result['challenger_mae']:.1f}s vs champion"
+        f" v{result['champion_before']} {champion} on {result['holdout']}:"
+        f" {'promoted' if result['promoted'] else 'champion kept'} ({result['reason']})",
+        highlight=False,
+    )
+
+
+def _window_story(window: dict) -> str:
+    days = f"{window['scenario']} {window['start'][:10]} to {window['end'][:10]}"
+    if window["status"] != "drift":
+        moved = len(window["drifted_columns"])
+        return f"{days}: no drift on v{window['version']} ({moved} column(s) moved, below the threshold)"
+    lines = [f"{days}: drift on v{window['version']}", *window["reasons"]]
+    lines += [f"alert -> {d['target']}" for d in window["alerts"] if d["ok"]]
+    retrained = window["retraining"]
+    if retrained and "failed" not in retrained:
+        verdict = "new champion" if retrained["promoted"] else "champion kept"
+        champion = "n/a" if retrained["champion_mae"] is None else f"{retrained['champion_mae']:.0f}s"
+        lines.append(
+            f"retrained v{retrained['version']}: MAE {retrained['challenger_mae']:.0f}s vs"
+            f" {champion} for v{retrained['champion_before']} -> {verdict}"
+        )
+    elif retrained:
+        lines.append(f"retraining failed: {retrained['failed']}")
+    lines.append(f"report: {window['reports'].get('drift', '')}")
+    return "\n".join(lines)
+
+
+@app.command()
+def retrain(
+    until: datetime | None = typer.Option(
+        None, formats=WINDOW_FORMATS, help="Train on labelled trips before this instant. Default: all."
+    ),
+    trials: int | None = typer.Option(
+        None,
+        min=0,
+        help="Optuna trials from the champion's params; 0 reuses them. Default: MLSTACK_RETRAIN_TRIALS.",
+    ),
+) -> None:
+    """Retrain with the champion's recipe, gate the result on the newest labelled hours
+    (MLSTACK_RETRAIN_HOLDOUT_HOURS), promote or keep the champion, and alert with the decision."""
+    from datetime import UTC
+
+    from flows.retraining import retraining_flow
+    from flows.runtime import run_flow
+
+    result = run_flow(
+        retraining_flow, until=until.replace(tzinfo=UTC) if until else None, n_trials=trials, reason="manual"
+    )
+    _print_retraining(result)
 
 
 @app.command()
@@ -322,12 +424,8 @@ def model_rollback() -> None:
 
 @app.command("predict-batch")
 def predict_batch(
-    start: datetime = typer.Option(
-        ..., formats=["%Y-%m-%d", "%Y-%m-%dT%H:%M:%S"], help="Window start (UTC)."
-    ),
-    end: datetime = typer.Option(
-        ..., formats=["%Y-%m-%d", "%Y-%m-%dT%H:%M:%S"], help="Window end, exclusive."
-    ),
+    start: datetime = typer.Option(..., formats=WINDOW_FORMATS, help="Window start (UTC)."),
+    end: datetime = typer.Option(..., formats=WINDOW_FORMATS, help="Window end, exclusive."),
 ) -> None:
     """Score trips requested in [start, end) with the champion; rerunning a window replaces it."""
     from datetime import UTC
@@ -378,13 +476,15 @@ def demo(
     days: int = typer.Option(14, min=3, help="Days of example data to generate."),
     trials: int | None = typer.Option(None, min=1, help="Optuna trials. Default: params.yaml."),
 ) -> None:
-    """Run the classic ML loop end to end on embedded services, then say where to look."""
+    """Run the classic ML loop end to end on embedded services, then two live windows (normal,
+    then drifting) through monitoring and retraining, and say where to look."""
     from flows.demo import demo_flow
     from flows.runtime import run_flow
 
     result = run_flow(demo_flow, days=days, trials=trials)
     training, online = result["training"], result["online"]["response"]
     story = Table("stage", "outcome", title="What happened", show_lines=False)
+    story.columns[1].overflow = "fold"
     story.add_row("data", f"{len(result['data'])} validated tables")
     story.add_row(
         "features",
@@ -400,6 +500,8 @@ def demo(
         "batch inference", f"{batch['rows']:,} predictions by v{', v'.join(batch['model_versions'])}"
     )
     story.add_row("online", f"{online['predicted_duration_s']:.0f}s predicted by v{online['model_version']}")
+    for name in ("baseline window", "drift window"):
+        story.add_row(name, _window_story(result[name]))
     console.print(story)
     where = Table("what", "where", title="Where to look")
     where.columns[1].overflow = "fold"  # paths are for copying: never cut them short

@@ -197,7 +197,9 @@ def definitions() -> list[Any]:
 
 
 def apply(store: FeatureStore) -> None:
-    store.apply(definitions())
+    # Re-applying a changed on-demand view makes Feast print its UDF's bytecode to stdout.
+    with contextlib.redirect_stdout(io.StringIO()):
+        store.apply(definitions())
 
 
 def materialize(store: FeatureStore, end: datetime, start: datetime | None = None) -> None:

@@ -177,6 +177,32 @@ MIGRATIONS: list[tuple[int, str, str]] = [
         CREATE INDEX trip_predictions_requested_at ON trip_predictions (requested_at);
         """,
     ),
+    (
+        2,
+        "model inputs beside each batch prediction, for drift monitoring",
+        """
+        ALTER TABLE trip_predictions
+            ADD COLUMN distance_km double precision,
+            ADD COLUMN passenger_count double precision,
+            ADD COLUMN pickup_zone double precision,
+            ADD COLUMN dropoff_zone double precision,
+            ADD COLUMN driver_hourly__avg_speed_kmh double precision,
+            ADD COLUMN driver_hourly__acceptance_rate double precision,
+            ADD COLUMN driver_hourly__rating double precision,
+            ADD COLUMN driver_hourly__trips_today double precision,
+            ADD COLUMN driver_hourly__pace_7d_s_per_km double precision,
+            ADD COLUMN pickup_zone__congestion_index double precision,
+            ADD COLUMN pickup_zone__avg_speed_kmh double precision,
+            ADD COLUMN pickup_zone__demand_1h double precision,
+            ADD COLUMN dropoff_zone__congestion_index double precision,
+            ADD COLUMN dropoff_zone__avg_speed_kmh double precision,
+            ADD COLUMN dropoff_zone__demand_1h double precision,
+            ADD COLUMN trip_request_features__hour_of_day double precision,
+            ADD COLUMN trip_request_features__weekday double precision,
+            ADD COLUMN trip_request_features__is_weekend double precision,
+            ADD COLUMN trip_request_features__distance_bucket double precision;
+        """,
+    ),
 ]
 _MIGRATION_LOCK = 7_420_001
 

@@ -10,9 +10,10 @@ from __future__ import annotations
 import os
 from functools import cached_property
 from pathlib import Path
+from typing import Annotated
 
 from pydantic import AliasChoices, Field, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 PROJECT_NAME = "mlstack"
 MODEL_NAME = "trip_duration"
@@ -65,6 +66,57 @@ class Settings(BaseSettings):
         description="Share of rows a table may quarantine before validation fails the stage.",
     )
 
+    # Monitoring: what counts as drift, where alerts go, and whether drift retrains by itself.
+    drift_share: float = Field(
+        default=0.3,
+        gt=0.0,
+        le=1.0,
+        description="Share of monitored columns that must drift before the dataset counts as drifted.",
+    )
+    drift_method: str | None = Field(
+        default=None,
+        description="Evidently drift method for every column (e.g. wasserstein, psi, ks)."
+        " Unset: Evidently picks by column type and size.",
+    )
+    drift_threshold: float | None = Field(
+        default=None, gt=0.0, description="Threshold for drift_method. Unset: the method's own default."
+    )
+    performance_tolerance: float = Field(
+        default=0.25,
+        gt=0.0,
+        description="Labelled windows alert when their MAE exceeds the reference MAE by this share.",
+    )
+    missing_share_increase: float = Field(
+        default=0.1,
+        gt=0.0,
+        le=1.0,
+        description="A column alerts when its share of missing values grows by more than this.",
+    )
+    min_window_rows: int = Field(
+        default=200, ge=1, description="Windows with fewer predictions are skipped, not judged."
+    )
+    alert_urls: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Apprise URLs (slack://..., mailto://..., json://...), comma separated.",
+    )
+    alert_log: bool = Field(default=True, description="Also append every alert to home/alerts/alerts.jsonl.")
+    retrain_on_drift: bool = Field(
+        default=False, description="Monitoring runs the retraining flow itself when it finds drift."
+    )
+    retrain_trials: int = Field(
+        default=0, ge=0, description="Optuna trials when retraining; 0 reuses the champion's params."
+    )
+    retrain_holdout_hours: float = Field(
+        default=24.0, gt=0, description="The most recent labelled hours that gate a retrained model."
+    )
+
+    @field_validator("alert_urls", mode="before")
+    @classmethod
+    def _split_urls(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [url.strip() for url in value.split(",") if url.strip()]
+        return value
+
     @field_validator("home", mode="after")
     @classmethod
     def _absolute_home(cls, value: Path) -> Path:
@@ -90,6 +142,19 @@ class Settings(BaseSettings):
     @property
     def validation_reports_dir(self) -> Path:
         return self.reports_dir / "validation"
+
+    @property
+    def monitoring_reports_dir(self) -> Path:
+        return self.reports_dir / "monitoring"
+
+    @property
+    def serving_log(self) -> Path:
+        """Online inputs and predictions, one JSON line each; monitoring reads them back."""
+        return self.home / "serving" / "predictions.jsonl"
+
+    @property
+    def alerts_log(self) -> Path:
+        return self.home / "alerts" / "alerts.jsonl"
 
     @property
     def pg_dir(self) -> Path:

@@ -87,7 +87,7 @@ def test_not_json_is_a_422(client: TestClient) -> None:
 def test_requests_are_logged_with_their_features(client: TestClient, in_trained_home: Settings) -> None:
     import json
 
-    log = in_trained_home.home / "serving" / "predictions.jsonl"
+    log = in_trained_home.serving_log
     before = log.read_text().count("\n") if log.exists() else 0
     client.post("/predict", json=TRIP)
     lines = log.read_text().splitlines()

@@ -333,14 +333,34 @@ def write_report(run: ValidationRun, report_dir: Path) -> ValidationRun:
     return run
 
 
-def write_validated(run: ValidationRun, out_dir: Path) -> dict[str, Path]:
-    """Write the valid rows of every table, or nothing at all if any table failed."""
+def table_key(table: str) -> list[str]:
+    """The columns that identify a row of `table`, as its contract declares them."""
+    schema = CONTRACTS[table].model.to_schema()
+    return list(schema.unique or []) or [c for c, col in schema.columns.items() if col.unique]
+
+
+def merge_rows(existing: pd.DataFrame, new: pd.DataFrame, key: list[str]) -> pd.DataFrame:
+    """`existing` with every row that `new` restates replaced by `new`'s copy, sorted by key."""
+    restated = pd.MultiIndex.from_frame(existing[key]).isin(pd.MultiIndex.from_frame(new[key]))
+    merged = pd.concat([existing[~restated], new], ignore_index=True)
+    return merged.sort_values(key, kind="stable").reset_index(drop=True)
+
+
+def write_validated(run: ValidationRun, out_dir: Path, append: bool = False) -> dict[str, Path]:
+    """Write the valid rows of every table, or nothing at all if any table failed.
+
+    With `append`, a newly arrived window joins what is there: rows with the same key are
+    replaced, so landing the same window twice changes nothing.
+    """
     if not run.ok:
         raise ValueError(f"refusing to write validated data: {run.summary()}")
     with staged_dir(out_dir) as staging:
         for result in run.results:
             assert result.valid is not None
-            write_parquet(result.valid, staging / f"{result.table}.parquet")
+            rows, target = result.valid, out_dir / f"{result.table}.parquet"
+            if append and target.is_file():
+                rows = merge_rows(pd.read_parquet(target), rows, table_key(result.table))
+            write_parquet(rows, staging / f"{result.table}.parquet")
     return {r.table: out_dir / f"{r.table}.parquet" for r in run.results}
 
 

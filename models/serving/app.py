@@ -107,7 +107,7 @@ class ServingLog:
     """Inputs and predictions as JSON lines: what drift monitoring reads as the online window."""
 
     def __init__(self, settings: Settings) -> None:
-        self.path = settings.home / "serving" / "predictions.jsonl"
+        self.path = settings.serving_log
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
 

@@ -13,13 +13,14 @@ from pathlib import Path
 import pandas as pd
 
 from mlstack import postgres
-from mlstack.features import historical_features
+from mlstack.features import MODEL_FEATURES, historical_features
 from mlstack.io import write_parquet
 from mlstack.settings import MODEL_NAME, Settings
 from models.tabular import registry
 from models.tabular.train import features_of
 
-COLUMNS = ["trip_id", "requested_at", "driver_id", "predicted_duration_s", "model_version"]
+# The model's inputs travel with each prediction: drift monitoring reads them back.
+COLUMNS = ["trip_id", "requested_at", "driver_id", *MODEL_FEATURES, "predicted_duration_s", "model_version"]
 
 
 @dataclass(frozen=True)
@@ -47,14 +48,21 @@ def window_trips(trips: pd.DataFrame, start: datetime, end: datetime) -> pd.Data
 
 def score(store, trips: pd.DataFrame, champion: Champion) -> pd.DataFrame:
     frame = historical_features(store, trips)
-    return pd.DataFrame(
-        {
-            "trip_id": frame["trip_id"],
-            "requested_at": frame["requested_at"],
-            "driver_id": frame["driver_id"].astype("int64"),
-            "predicted_duration_s": champion.model.predict(features_of(frame)).round(1),
-            "model_version": champion.version,
-        }
+    inputs = features_of(frame)
+    return pd.concat(
+        [
+            frame[["trip_id", "requested_at"]],
+            frame["driver_id"].astype("int64"),
+            inputs,
+            pd.DataFrame(
+                {
+                    "predicted_duration_s": champion.model.predict(inputs).round(1),
+                    "model_version": champion.version,
+                },
+                index=frame.index,
+            ),
+        ],
+        axis=1,
     )
 
 
@@ -77,7 +85,8 @@ def write_predictions(predictions: pd.DataFrame, start: datetime, end: datetime,
                 "DELETE FROM trip_predictions WHERE requested_at >= %s AND requested_at < %s", (start, end)
             )
             with conn.cursor().copy(f"COPY trip_predictions ({', '.join(COLUMNS)}) FROM STDIN") as copy:
-                for row in predictions[COLUMNS].itertuples(index=False):
+                rows = predictions[COLUMNS].astype(object)
+                for row in rows.where(rows.notna(), None).itertuples(index=False):  # NaN -> NULL
                     copy.write_row(row)
             write_parquet(predictions[COLUMNS], path)
     return path

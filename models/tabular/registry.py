@@ -206,3 +206,21 @@ def status(name: str = MODEL_NAME) -> dict[str, Any]:
         ),
         "served": served(name) if versions else [],
     }
+
+
+def run_of(version: str, name: str = MODEL_NAME) -> str:
+    """The MLflow run that trained `version`: its params, plots and reference snapshot live there."""
+    return _client().get_model_version(name, version).run_id
+
+
+def reference(version: str, name: str = MODEL_NAME) -> pd.DataFrame:
+    """The training-time snapshot logged with `version` (see train.reference_snapshot)."""
+    import tempfile
+
+    import mlflow
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = mlflow.artifacts.download_artifacts(
+            run_id=run_of(version, name), artifact_path="reference/reference.parquet", dst_path=tmp
+        )
+        return pd.read_parquet(path)

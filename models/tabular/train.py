@@ -48,12 +48,24 @@ def split_by_time(frame: pd.DataFrame, train: float = 0.7, validation: float = 0
         raise ValueError(
             f"split shares must satisfy 0 < train < train+validation < 1, got {train}, {validation}"
         )
+    times = frame["requested_at"]
+    return split_at(frame, times.quantile(train), times.quantile(train + validation))
+
+
+def split_at(frame: pd.DataFrame, validation_start: pd.Timestamp, test_start: pd.Timestamp) -> Splits:
+    """Train before `validation_start`, validate up to `test_start`, test from it on."""
     frame = frame.sort_values("requested_at", kind="stable").reset_index(drop=True)
     times = frame["requested_at"]
-    t1, t2 = times.quantile(train), times.quantile(train + validation)
-    parts = Splits(frame[times < t1], frame[(times >= t1) & (times < t2)], frame[times >= t2])
+    parts = Splits(
+        frame[times < validation_start],
+        frame[(times >= validation_start) & (times < test_start)],
+        frame[times >= test_start],
+    )
     if min(len(parts.train), len(parts.validation), len(parts.test)) == 0:
-        raise ValueError(f"too little data to split by time ({len(frame)} rows); generate more days")
+        raise ValueError(
+            f"too little data to split by time ({len(parts.train)} train, {len(parts.validation)}"
+            f" validation, {len(parts.test)} test rows); generate more days"
+        )
     return parts
 
 
@@ -78,6 +90,23 @@ def make_model(params: dict[str, Any], seed: int) -> HistGradientBoostingRegress
 
 def fit(frame: pd.DataFrame, params: dict[str, Any], seed: int) -> HistGradientBoostingRegressor:
     return make_model(params, seed).fit(features_of(frame), frame[LABEL])
+
+
+def params_from_run(logged: dict[str, str], space: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """A run's logged hyperparameters (MLflow keeps strings) typed back as the search space says."""
+    missing = sorted(set(space) - set(logged))
+    if missing:
+        raise ValueError(f"the run did not log {', '.join(missing)}; retrain it with `mlstack train`")
+    typed: dict[str, Any] = {}
+    for name, spec in space.items():
+        value = logged[name]
+        if "choices" in spec:
+            typed[name] = next(c for c in spec["choices"] if str(c) == value)
+        elif isinstance(spec["low"], int) and isinstance(spec["high"], int):
+            typed[name] = int(value)
+        else:
+            typed[name] = float(value)
+    return typed
 
 
 def suggest(trial: Any, space: dict[str, dict[str, Any]]) -> dict[str, Any]:
@@ -116,17 +145,23 @@ def train(
     space: dict[str, dict[str, Any]],
     n_trials: int,
     seed: int = 42,
-    split: dict[str, float] | None = None,
+    split: dict[str, float] | Splits | None = None,
     fixed_params: dict[str, Any] | None = None,
     data_version: str = "unversioned",
     run_name: str = "train",
     on_trial: Any = None,
+    start_from: dict[str, Any] | None = None,
 ) -> TrainingResult:
-    """Tune (unless `fixed_params`), fit on train, score validation and test, log it all to MLflow."""
+    """Tune (unless `fixed_params`), fit on train, score validation and test, log it all to MLflow.
+
+    `split` is either the shares for `split_by_time` or splits cut already (retraining cuts
+    at instants, so the gate scores the most recent labelled window). `start_from` makes a
+    known-good point the search's first trial, so a short re-tune cannot do worse than it.
+    """
     import mlflow
     import optuna
 
-    splits = split_by_time(frame, **(split or {}))
+    splits = split if isinstance(split, Splits) else split_by_time(frame, **(split or {}))
     x_train, y_train = features_of(splits.train), splits.train[LABEL]
     x_val, y_val = features_of(splits.validation), splits.validation[LABEL]
     trials: list[dict[str, Any]] = []
@@ -148,6 +183,8 @@ def train(
         if fixed_params is None:
             optuna.logging.set_verbosity(optuna.logging.WARNING)
             study = optuna.create_study(direction="minimize", sampler=optuna.samplers.TPESampler(seed=seed))
+            if start_from:
+                study.enqueue_trial(start_from)
             study.optimize(objective, n_trials=n_trials)
             best = dict(study.best_params)
         else:
@@ -196,14 +233,21 @@ def train(
         return TrainingResult(parent.info.run_id, info.model_uri, model, best, val, test, splits, trials)
 
 
+def reference_snapshot(splits: Splits, model: HistGradientBoostingRegressor) -> pd.DataFrame:
+    """What drift monitoring compares live data against: the training rows (what the model
+    learnt from) and the validation rows (its honest, out-of-sample error), with predictions."""
+    parts = [
+        frame.assign(prediction=model.predict(features_of(frame)), split=name)
+        for name, frame in (("train", splits.train), ("validation", splits.validation))
+    ]
+    columns = ["trip_id", "requested_at", *MODEL_FEATURES, LABEL, "prediction", "split"]
+    return pd.concat(parts, ignore_index=True)[columns]
+
+
 def _log_reference(splits: Splits, model: HistGradientBoostingRegressor) -> None:
-    """The training-time snapshot that drift monitoring compares live data against."""
     import mlflow
 
-    reference = splits.validation.assign(prediction=model.predict(features_of(splits.validation)))
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "reference.parquet"
-        reference[["trip_id", "requested_at", *MODEL_FEATURES, LABEL, "prediction"]].to_parquet(
-            path, index=False
-        )
+        reference_snapshot(splits, model).to_parquet(path, index=False)
         mlflow.log_artifact(str(path), artifact_path="reference")

@@ -1,0 +1,88 @@
+"""Alerts: one message, sent to every apprise URL in settings and to a local JSON-lines sink.
+
+apprise knows Slack, email, Teams, PagerDuty, plain JSON webhooks and a hundred more, so one
+setting (`MLSTACK_ALERT_URLS`) points alerts anywhere. The JSON-lines sink under the data dir is
+on by default, so the demo's alerts can be read without any service. A target that fails is
+reported in the result; it never stops the caller, which still records its decision.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from mlstack.settings import Settings
+
+
+@dataclass(frozen=True)
+class Alert:
+    kind: str  # "drift" or "retraining"
+    model: str
+    version: str | None
+    title: str
+    body: str
+    details: dict[str, Any] = field(default_factory=dict)
+    report: str | None = None
+    at: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
+
+    def text(self) -> str:
+        lines = [self.body]
+        if self.report:
+            lines.append(f"Report: {self.report}")
+        return "\n".join(lines)
+
+
+@dataclass(frozen=True)
+class Delivery:
+    target: str
+    ok: bool
+    error: str | None = None
+
+
+def redact(url: str) -> str:
+    """Enough of an apprise URL to recognise it, without the tokens most of them carry."""
+    scheme, _, rest = url.partition("://")
+    return f"{scheme}://{rest.split('/', 1)[0].rsplit('@', 1)[-1]}/..." if rest else url
+
+
+def _append_log(alert: Alert, settings: Settings) -> Delivery:
+    path = settings.alerts_log
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with path.open("a") as handle:  # one write of one line: readers never see half an alert
+            handle.write(json.dumps(asdict(alert), default=str) + "\n")
+        return Delivery(str(path), True)
+    except OSError as exc:
+        return Delivery(str(path), False, f"cannot append to {path}: {exc}")
+
+
+def _notify(alert: Alert, url: str) -> Delivery:
+    import apprise
+
+    target = redact(url)
+    sender = apprise.Apprise()
+    if not sender.add(url):
+        return Delivery(
+            target, False, "not a URL apprise understands; see https://github.com/caronc/apprise/wiki"
+        )
+    try:
+        sent = sender.notify(title=alert.title, body=alert.text())
+    except Exception as exc:  # a plugin's failure must not stop the flow
+        return Delivery(target, False, f"{type(exc).__name__}: {exc}")
+    return Delivery(target, bool(sent), None if sent else "the service refused or could not be reached")
+
+
+def send(alert: Alert, settings: Settings) -> list[Delivery]:
+    """Deliver to the local sink (unless disabled) and every configured URL; report each outcome."""
+    deliveries = [_append_log(alert, settings)] if settings.alert_log else []
+    deliveries += [_notify(alert, url) for url in settings.alert_urls]
+    return deliveries
+
+
+def read_log(settings: Settings) -> list[dict[str, Any]]:
+    path = settings.alerts_log
+    if not path.is_file():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]

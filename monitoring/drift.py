@@ -1,0 +1,333 @@
+"""Drift and performance checks: a live window against the champion's training-time snapshot.
+
+Evidently 0.7 does the statistics and draws the reports; this module decides what to compare
+and turns Evidently's snapshot into plain values: a score and verdict per column, the share of
+drifted columns, one dataset-drift boolean, the growth of missing values, and, once labels have
+arrived, the window's error against the reference's.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from mlstack.features import CATEGORICAL_FEATURES, LABEL, MODEL_FEATURES
+from mlstack.io import write_json
+from mlstack.settings import Settings
+from monitoring.window import META_COLUMNS, PREDICTION
+
+# Traffic, demand and so every speed feature follow the clock: a Saturday night is not a
+# Tuesday rush hour. The reference is therefore redrawn to the window's calendar mix (these
+# columns) before comparing, and the calendar columns themselves are not judged.
+CALENDAR = ["trip_request_features__is_weekend", "trip_request_features__hour_of_day"]
+SEASONAL = {*CALENDAR, "trip_request_features__weekday"}
+MONITORED = [c for c in MODEL_FEATURES if c not in SEASONAL] + [PREDICTION]
+
+
+class WindowError(ValueError):
+    """The window cannot be judged; the message says why and what to do. No alert follows."""
+
+
+class WindowTooSmall(WindowError):
+    """Too few predictions to judge: a quiet hour, not a fault."""
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    drift_share: float = 0.3
+    method: str | None = None
+    threshold: float | None = None
+    performance_tolerance: float = 0.25
+    missing_share_increase: float = 0.1
+    min_rows: int = 200
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Thresholds:
+        return cls(
+            drift_share=settings.drift_share,
+            method=settings.drift_method,
+            threshold=settings.drift_threshold,
+            performance_tolerance=settings.performance_tolerance,
+            missing_share_increase=settings.missing_share_increase,
+            min_rows=settings.min_window_rows,
+        )
+
+
+@dataclass(frozen=True)
+class ColumnDrift:
+    column: str
+    method: str
+    score: float
+    threshold: float
+    drifted: bool
+
+
+@dataclass(frozen=True)
+class MissingShift:
+    column: str
+    reference_share: float
+    current_share: float
+
+
+@dataclass(frozen=True)
+class Performance:
+    labelled_rows: int
+    reference_mae: float
+    current_mae: float
+    tolerance: float
+
+    @property
+    def ratio(self) -> float:
+        return self.current_mae / self.reference_mae
+
+    @property
+    def degraded(self) -> bool:
+        return self.ratio > 1 + self.tolerance
+
+
+@dataclass
+class DriftCheck:
+    reference_rows: int
+    current_rows: int
+    columns: list[ColumnDrift]
+    drifted_share: float
+    drift_share: float
+    dataset_drift: bool
+    missing: list[MissingShift]
+    performance: Performance | None
+    reports: dict[str, Path] = field(default_factory=dict)
+
+    @property
+    def drifted_columns(self) -> list[str]:
+        return [c.column for c in self.columns if c.drifted]
+
+    @property
+    def scores(self) -> dict[str, float]:
+        return {c.column: c.score for c in self.columns}
+
+    @property
+    def alert(self) -> bool:
+        degraded = self.performance is not None and self.performance.degraded
+        return self.dataset_drift or bool(self.missing) or degraded
+
+    def reasons(self) -> list[str]:
+        """One line per finding that raises the alert."""
+        found = []
+        if self.dataset_drift:
+            found.append(
+                f"data drift: {len(self.drifted_columns)} of {len(self.columns)} columns"
+                f" ({self.drifted_share:.0%} >= {self.drift_share:.0%}): {', '.join(self.drifted_columns)}"
+            )
+        for m in self.missing:
+            found.append(
+                f"missing values in {m.column}: {m.current_share:.1%} (reference {m.reference_share:.1%})"
+            )
+        p = self.performance
+        if p is not None and p.degraded:
+            found.append(
+                f"performance: MAE {p.current_mae:.1f}s vs reference {p.reference_mae:.1f}s"
+                f" (x{p.ratio:.2f} > x{1 + p.tolerance:.2f}) on {p.labelled_rows} labelled trips"
+            )
+        return found
+
+    def as_dict(self) -> dict[str, Any]:
+        """Plain JSON-able values: what alerts, events and summaries carry."""
+        p = self.performance
+        return {
+            "alert": self.alert,
+            "dataset_drift": self.dataset_drift,
+            "drifted_share": round(self.drifted_share, 4),
+            "drift_share_threshold": self.drift_share,
+            "drifted_columns": self.drifted_columns,
+            "scores": {k: _finite(v) for k, v in self.scores.items()},
+            "missing": [asdict(m) for m in self.missing],
+            "performance": None if p is None else {**asdict(p), "ratio": p.ratio, "degraded": p.degraded},
+            "reference_rows": self.reference_rows,
+            "current_rows": self.current_rows,
+            "reasons": self.reasons(),
+            "reports": {k: str(v) for k, v in self.reports.items()},
+        }
+
+
+def _finite(value: float) -> float | None:
+    return None if value is None or math.isnan(value) else round(float(value), 6)
+
+
+def feature_columns(frame: pd.DataFrame) -> set[str]:
+    return set(frame.columns) - set(META_COLUMNS) - {LABEL, "driver_id", "split"}
+
+
+def split_snapshot(snapshot: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(training rows, held-out rows) of a reference snapshot; one frame serves as both when the
+    snapshot is not split. Drift compares with what the model learnt from; error with the
+    held-out rows, since training error flatters the model."""
+    if "split" not in snapshot:
+        return snapshot, snapshot
+    return snapshot[snapshot["split"] == "train"], snapshot[snapshot["split"] != "train"]
+
+
+def conform(reference: pd.DataFrame, current: pd.DataFrame, min_rows: int) -> None:
+    """Refuse a window that cannot be compared with the reference, saying exactly why."""
+    extra = sorted(feature_columns(current) - feature_columns(reference))
+    lacking = sorted(set(MONITORED) - set(current.columns))
+    if extra:
+        raise WindowError(
+            f"the current window has column(s) {', '.join(extra)} that the reference lacks: the"
+            " window was scored with a different feature contract than the champion was trained on;"
+            " retrain (`mlstack retrain`) or fix the feature pipeline"
+        )
+    if lacking:
+        raise WindowError(f"the current window lacks monitored column(s) {', '.join(lacking)}")
+    missing_ref = sorted(set(MONITORED) - set(reference.columns))
+    if missing_ref:
+        raise WindowError(f"the reference lacks monitored column(s) {', '.join(missing_ref)}")
+    if len(current) < min_rows:
+        raise WindowTooSmall(
+            f"the window holds {len(current)} prediction(s), fewer than MLSTACK_MIN_WINDOW_ROWS={min_rows};"
+            " score it first (`mlstack predict-batch`) or widen it"
+        )
+
+
+def match_calendar(reference: pd.DataFrame, current: pd.DataFrame, seed: int = 0) -> pd.DataFrame:
+    """Redraw the reference (with replacement) so its weekday/weekend and hour-of-day mix is the
+    window's. A calendar slot the reference never saw is drawn from the same hour on any day."""
+    rng = np.random.default_rng(seed)
+    size = len(reference)
+    by_slot = reference.groupby(CALENDAR).indices
+    by_hour = reference.groupby(CALENDAR[1]).indices
+    picks = []
+    for slot, count in current.groupby(CALENDAR).size().items():
+        pool = by_slot.get(slot, by_hour.get(slot[1]))
+        if pool is None:
+            pool = np.arange(size)
+        picks.append(rng.choice(pool, size=max(1, round(count * size / len(current))), replace=True))
+    return reference.iloc[np.concatenate(picks)].reset_index(drop=True)
+
+
+def _definition(columns: list[str], regression: bool = False) -> Any:
+    from evidently import DataDefinition, Regression
+
+    return DataDefinition(
+        numerical_columns=[c for c in columns if c not in CATEGORICAL_FEATURES],
+        categorical_columns=[c for c in columns if c in CATEGORICAL_FEATURES],
+        regression=[Regression(target=LABEL, prediction=PREDICTION)] if regression else None,
+    )
+
+
+def _datasets(reference: pd.DataFrame, current: pd.DataFrame, columns: list[str], regression: bool = False):
+    from evidently import Dataset
+
+    definition = _definition(columns, regression)
+    # One dtype on both sides: Postgres hands back floats where the snapshot kept ints.
+    ref = reference[columns].astype("float64")
+    cur = current[columns].astype("float64")
+    return (
+        Dataset.from_pandas(ref, data_definition=definition),
+        Dataset.from_pandas(cur, data_definition=definition),
+    )
+
+
+def data_drift(
+    reference: pd.DataFrame, current: pd.DataFrame, t: Thresholds
+) -> tuple[list[ColumnDrift], float, bool, Any]:
+    """Evidently's DataDriftPreset over MONITORED; returns verdicts, share, dataset flag, snapshot."""
+    from evidently import Report
+    from evidently.presets import DataDriftPreset
+
+    ref, cur = _datasets(reference, current, MONITORED)
+    preset = DataDriftPreset(
+        columns=MONITORED, drift_share=t.drift_share, method=t.method, threshold=t.threshold
+    )
+    snapshot = Report([preset], include_tests=True).run(current_data=cur, reference_data=ref)
+    result = snapshot.dict()
+    # Evidently's own per-column verdicts: scores are p-values for some methods and distances
+    # for others, so the direction of "drifted" is left to the library that knows which.
+    failed = {
+        t_["metric_config"]["params"]["column"]
+        for t_ in result["tests"]
+        if t_["metric_config"]["params"].get("type") == "evidently:metric_v2:ValueDrift"
+        and t_["status"] == "FAIL"
+    }
+    columns, share = [], 0.0
+    for metric in result["metrics"]:
+        config = metric["config"]
+        if config["type"] == "evidently:metric_v2:ValueDrift":
+            name = config["column"]
+            columns.append(
+                ColumnDrift(
+                    name, config["method"], float(metric["value"]), float(config["threshold"]), name in failed
+                )
+            )
+        elif config["type"] == "evidently:metric_v2:DriftedColumnsCount":
+            share = float(metric["value"]["share"])
+    return columns, share, share >= t.drift_share, snapshot
+
+
+def missing_shifts(reference: pd.DataFrame, current: pd.DataFrame, increase: float) -> list[MissingShift]:
+    ref = reference[MONITORED].isna().mean()
+    cur = current[MONITORED].isna().mean()
+    return [
+        MissingShift(c, round(float(ref[c]), 4), round(float(cur[c]), 4))
+        for c in MONITORED
+        if cur[c] - ref[c] > increase
+    ]
+
+
+def performance(
+    reference: pd.DataFrame, current: pd.DataFrame, t: Thresholds
+) -> tuple[Performance | None, Any]:
+    """Error on labelled rows against the reference's error; None until enough labels arrive."""
+    from evidently import Report
+    from evidently.presets import RegressionPreset
+
+    labelled = current[current[LABEL].notna() & current[PREDICTION].notna()]
+    if len(labelled) < t.min_rows:
+        return None, None
+    ref = reference[reference[LABEL].notna()]
+    result = Performance(
+        labelled_rows=len(labelled),
+        reference_mae=float(np.mean(np.abs(ref[LABEL] - ref[PREDICTION]))),
+        current_mae=float(np.mean(np.abs(labelled[LABEL] - labelled[PREDICTION]))),
+        tolerance=t.performance_tolerance,
+    )
+    ref_ds, cur_ds = _datasets(ref, labelled, [LABEL, PREDICTION], regression=True)
+    snapshot = Report([RegressionPreset()], include_tests=False).run(
+        current_data=cur_ds, reference_data=ref_ds
+    )
+    return result, snapshot
+
+
+def check(
+    reference: pd.DataFrame, current: pd.DataFrame, thresholds: Thresholds, report_dir: Path | None = None
+) -> DriftCheck:
+    """Compare `current` with a reference snapshot; write HTML reports and a summary to `report_dir`."""
+    conform(reference, current, thresholds.min_rows)
+    trained_on, held_out = split_snapshot(reference)
+    matched = match_calendar(trained_on, current)
+    columns, share, dataset_drift, drift_snapshot = data_drift(matched, current, thresholds)
+    perf, perf_snapshot = performance(held_out, current, thresholds)
+    result = DriftCheck(
+        reference_rows=len(trained_on),
+        current_rows=len(current),
+        columns=columns,
+        drifted_share=share,
+        drift_share=thresholds.drift_share,
+        dataset_drift=dataset_drift,
+        missing=missing_shifts(matched, current, thresholds.missing_share_increase),
+        performance=perf,
+    )
+    if report_dir is not None:
+        report_dir.mkdir(parents=True, exist_ok=True)
+        result.reports["drift"] = report_dir / "drift.html"
+        drift_snapshot.save_html(str(result.reports["drift"]))
+        if perf_snapshot is not None:
+            result.reports["performance"] = report_dir / "performance.html"
+            perf_snapshot.save_html(str(result.reports["performance"]))
+        result.reports["summary"] = report_dir / "summary.json"
+        write_json(result.as_dict(), result.reports["summary"])
+    return result
