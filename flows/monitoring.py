@@ -160,6 +160,7 @@ def monitoring_flow(start: datetime, end: datetime, retrain: bool | None = None)
         return outcome
     for reason in result.reasons():
         log.warning(reason)
+    summary = result.as_dict()
     deliveries = alerts.send(drift_alert(result, version, start, end), settings)
     for failed in (d for d in deliveries if not d.ok):
         log.warning("alert to %s failed: %s", failed.target, failed.error)
@@ -172,13 +173,13 @@ def monitoring_flow(start: datetime, end: datetime, retrain: bool | None = None)
             "version": version,
             "window_start": start.isoformat(),
             "window_end": end.isoformat(),
-            "share": result.drifted_share,
+            "share": summary["drifted_share"],
             "dataset_drift": result.dataset_drift,
             "drifted_columns": result.drifted_columns,
-            "scores": result.as_dict()["scores"],
-            "performance": result.as_dict()["performance"],
-            "reasons": result.reasons(),
-            "report": str(result.reports.get("drift", "")),
+            "scores": summary["scores"],
+            "performance": summary["performance"],
+            "reasons": summary["reasons"],
+            "report": summary["reports"].get("drift", ""),
         },
     )
     outcome["event"] = None if event is None else str(event.id)

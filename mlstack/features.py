@@ -177,7 +177,8 @@ def feature_store(settings: Settings | None = None) -> FeatureStore:
 
 
 @cache
-def _definitions_module(path: Path) -> Any:
+def _definitions_module(path: Path, home: Path) -> Any:
+    """The repo's definitions, evaluated once per data dir: their sources point into it."""
     spec = importlib.util.spec_from_file_location("mlstack_feature_repo", path)
     assert spec and spec.loader
     module = importlib.util.module_from_spec(spec)
@@ -192,7 +193,7 @@ def definitions() -> list[Any]:
     from feast.data_source import DataSource
 
     kinds = (Project, Entity, DataSource, FeatureView, OnDemandFeatureView, FeatureService)
-    module = _definitions_module(repo_path() / "definitions.py")
+    module = _definitions_module(repo_path() / "definitions.py", get_settings().home)
     return [obj for obj in vars(module).values() if isinstance(obj, kinds)]
 
 

@@ -95,6 +95,12 @@ class Settings(BaseSettings):
     min_window_rows: int = Field(
         default=200, ge=1, description="Windows with fewer predictions are skipped, not judged."
     )
+    drift_sample_rows: int | None = Field(
+        default=100_000,
+        ge=1000,
+        description="Windows and references above this many rows are sampled for the drift tests"
+        " (missing values and error always use every row). Unset: never sample.",
+    )
     alert_urls: Annotated[list[str], NoDecode] = Field(
         default_factory=list,
         description="Apprise URLs (slack://..., mailto://..., json://...), comma separated.",

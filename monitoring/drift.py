@@ -45,6 +45,7 @@ class Thresholds:
     performance_tolerance: float = 0.25
     missing_share_increase: float = 0.1
     min_rows: int = 200
+    sample_rows: int | None = 100_000
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Thresholds:
@@ -55,6 +56,7 @@ class Thresholds:
             performance_tolerance=settings.performance_tolerance,
             missing_share_increase=settings.missing_share_increase,
             min_rows=settings.min_window_rows,
+            sample_rows=settings.drift_sample_rows,
         )
 
 
@@ -232,40 +234,49 @@ def _datasets(reference: pd.DataFrame, current: pd.DataFrame, columns: list[str]
     )
 
 
+def _sample(frame: pd.DataFrame, rows: int | None) -> pd.DataFrame:
+    """A fixed-seed uniform sample above `rows`. Distances between distributions are estimated
+    to a few thousandths from 100k rows, while Evidently's per-column unique counts grow worse
+    than linearly (1M rows took 125 s against 7 s for 100k)."""
+    if rows is None or len(frame) <= rows:
+        return frame
+    return frame.sample(n=rows, random_state=0)
+
+
 def data_drift(
-    reference: pd.DataFrame, current: pd.DataFrame, t: Thresholds
+    reference: pd.DataFrame, current: pd.DataFrame, t: Thresholds, columns: list[str] = MONITORED
 ) -> tuple[list[ColumnDrift], float, bool, Any]:
-    """Evidently's DataDriftPreset over MONITORED; returns verdicts, share, dataset flag, snapshot."""
+    """Evidently's DataDriftPreset over `columns`; returns verdicts, share, dataset flag, snapshot."""
     from evidently import Report
     from evidently.presets import DataDriftPreset
 
-    ref, cur = _datasets(reference, current, MONITORED)
+    ref, cur = _datasets(_sample(reference, t.sample_rows), _sample(current, t.sample_rows), columns)
     preset = DataDriftPreset(
-        columns=MONITORED, drift_share=t.drift_share, method=t.method, threshold=t.threshold
+        columns=columns, drift_share=t.drift_share, method=t.method, threshold=t.threshold
     )
     snapshot = Report([preset], include_tests=True).run(current_data=cur, reference_data=ref)
     result = snapshot.dict()
     # Evidently's own per-column verdicts: scores are p-values for some methods and distances
     # for others, so the direction of "drifted" is left to the library that knows which.
     failed = {
-        t_["metric_config"]["params"]["column"]
-        for t_ in result["tests"]
-        if t_["metric_config"]["params"].get("type") == "evidently:metric_v2:ValueDrift"
-        and t_["status"] == "FAIL"
+        test["metric_config"]["params"]["column"]
+        for test in result["tests"]
+        if test["metric_config"]["params"].get("type") == "evidently:metric_v2:ValueDrift"
+        and test["status"] == "FAIL"
     }
-    columns, share = [], 0.0
+    verdicts, share = [], 0.0
     for metric in result["metrics"]:
         config = metric["config"]
         if config["type"] == "evidently:metric_v2:ValueDrift":
             name = config["column"]
-            columns.append(
+            verdicts.append(
                 ColumnDrift(
                     name, config["method"], float(metric["value"]), float(config["threshold"]), name in failed
                 )
             )
         elif config["type"] == "evidently:metric_v2:DriftedColumnsCount":
             share = float(metric["value"]["share"])
-    return columns, share, share >= t.drift_share, snapshot
+    return verdicts, share, share >= t.drift_share, snapshot
 
 
 def missing_shifts(reference: pd.DataFrame, current: pd.DataFrame, increase: float) -> list[MissingShift]:

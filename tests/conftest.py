@@ -112,6 +112,9 @@ def trained_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     home = tmp_path_factory.mktemp("trained")
     previous = os.environ["MLSTACK_HOME"]
     os.environ["MLSTACK_HOME"] = str(home)
+    # Session fixtures start before the per-test cleanup: drop a tracking URI an earlier test
+    # exported, or this model would be registered in that test's store.
+    os.environ.pop("MLFLOW_TRACKING_URI", None)
     settings = Settings(home=home)
     try:
         write_tables(generate(replace(SMALL, days=6)), settings.raw_dir)

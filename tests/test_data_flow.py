@@ -42,3 +42,23 @@ def _table(data: object) -> list[dict]:
     import json
 
     return json.loads(data) if isinstance(data, str) else data  # the API returns the table as JSON text
+
+
+@pytest.mark.slow
+def test_appending_a_window_twice_keeps_one_copy(prefect_harness, tmp_path: Path) -> None:
+    def run(start: date, days: int, append: bool) -> dict[str, pd.DataFrame]:
+        state = data_flow(days=days, start=start, out_dir=tmp_path, append=append, return_state=True)
+        assert state.is_completed(), state.message
+        return {name: pd.read_parquet(path) for name, path in state.result().items()}
+
+    first = run(date(2026, 9, 1), 2, append=False)
+    grown = run(date(2026, 9, 3), 1, append=True)
+    again = run(date(2026, 9, 3), 1, append=True)
+    for name in first:
+        pd.testing.assert_frame_equal(grown[name], again[name])  # landing it twice changes nothing
+    assert grown["trips"]["trip_id"].is_unique
+    days = grown["trips"]["requested_at"].dt.strftime("%Y-%m-%d").unique()
+    assert sorted(days) == ["2026-09-01", "2026-09-02", "2026-09-03"]
+    assert set(first["trips"]["trip_id"]) < set(grown["trips"]["trip_id"])
+    replaced = run(date(2026, 9, 1), 1, append=False)  # without append, the window replaces all
+    assert replaced["trips"]["requested_at"].max() < pd.Timestamp("2026-09-02", tz="UTC")

@@ -1,4 +1,4 @@
-"""End to end: the demo flow runs every stage of the classic loop under a real Prefect server."""
+"""End to end: the demo flow runs the classic loop and the monitoring loop under a real Prefect server."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from mlstack.settings import get_settings
 
 @pytest.mark.slow
 def test_demo_runs_the_classic_loop_end_to_end(prefect_harness, mlstack_home: Path) -> None:
-    state = demo_flow(days=4, trials=1, return_state=True)
+    state = demo_flow(days=7, trials=1, return_state=True)
     assert state.is_completed(), state.message
     result = state.result()
 
@@ -26,9 +26,14 @@ def test_demo_runs_the_classic_loop_end_to_end(prefect_harness, mlstack_home: Pa
     settings = get_settings()
     assert settings.tracking_uri in result["where"]["MLflow UI"]
     assert Path(result["where"]["validation report"]).is_file()
+    # Time moves on: a normal day passes quietly, three drifting days alert and retrain.
+    quiet, drifting = result["baseline window"], result["drift window"]
+    assert quiet["status"] == "ok" and quiet["retraining"] is None, quiet["reasons"]
+    assert drifting["status"] == "drift" and drifting["dataset_drift"]
+    assert drifting["retraining"]["version"] == "2" and drifting["retraining"]["promoted"]
+    assert Path(drifting["reports"]["drift"]).is_file()
     with postgres.connect(settings) as conn:
-        assert (
-            conn.execute("SELECT count(*) FROM trip_predictions").fetchone()[0]
-            == result["batch inference"]["rows"]
+        assert conn.execute("SELECT count(*) FROM trip_predictions").fetchone()[0] == (
+            result["batch inference"]["rows"] + quiet["current_rows"] + drifting["current_rows"]
         )
     postgres.stop_embedded(settings.pg_dir)

@@ -14,7 +14,7 @@ from mlstack import features
 from mlstack.features import LABEL, MODEL_FEATURES
 from mlstack.settings import MODEL_NAME, Settings
 from models.tabular import registry
-from models.tabular.train import features_of, split_by_time, train
+from models.tabular.train import features_of, params_from_run, split_by_time, train
 
 WORSE = {**GOOD_PARAMS, "max_iter": 3, "max_leaf_nodes": 4}
 
@@ -105,3 +105,27 @@ def test_gate_keeps_the_champion_against_a_worse_model_and_rollback_restores(
 
 def test_unknown_model_has_no_champion(in_trained_home: Settings) -> None:
     assert registry.alias_version(registry.CHAMPION, "no_such_model") is None
+
+
+@pytest.mark.slow
+def test_retraining_reuses_logged_params_and_a_retune_starts_from_them(frame: pd.DataFrame) -> None:
+    recipe = {"learning_rate": 0.1, "max_iter": 60, "max_leaf_nodes": 20, "min_samples_leaf": 20}
+    recipe["l2_regularization"] = 0.01
+    first = train(frame, TRAIN_SPACE, n_trials=0, seed=3, fixed_params=recipe)
+    logged = MlflowClient().get_run(first.run_id).data.params
+    assert params_from_run(logged, TRAIN_SPACE) == recipe  # typed back: ints stay ints
+
+    retuned = train(frame, TRAIN_SPACE, n_trials=2, seed=3, start_from=recipe)
+    assert {k: retuned.trials[0][k] for k in recipe} == recipe
+    assert retuned.validation.mae <= first.validation.mae + 1e-9  # the recipe was one of the trials
+
+    snapshot = pd.read_parquet(
+        mlflow.artifacts.download_artifacts(run_id=first.run_id, artifact_path="reference/reference.parquet")
+    )
+    assert snapshot["split"].value_counts().to_dict() == {
+        "train": len(first.splits.train),
+        "validation": len(first.splits.validation),
+    }
+    assert set(MODEL_FEATURES) <= set(snapshot.columns) and snapshot["prediction"].notna().all()
+    with pytest.raises(ValueError, match="did not log"):
+        params_from_run({"learning_rate": "0.1"}, TRAIN_SPACE)
