@@ -132,12 +132,23 @@ def monitoring_flow(start: datetime, end: datetime, retrain: bool | None = None)
     if version is None:
         return Failed(message=f"{MODEL_NAME} has no champion to monitor: run `mlstack train` first")
     window = load_window(start, end)
+    # The reference, its error included, is the champion's: predictions by other versions
+    # would be judged against the wrong model.
+    others = window["model_version"].astype(str) != version
+    if others.any():
+        log.info("%d predictions by other versions are left out", int(others.sum()))
+    window = window[~others]
+    if len(window) < settings.min_window_rows:  # a quiet window is not a failed run
+        reason = str(WindowTooSmall.of(len(window), settings.min_window_rows))
+        if others.any():
+            reason += (
+                f" ({int(others.sum())} more were scored by other versions; rescore to judge v{version})"
+            )
+        log.warning("window skipped: %s", reason)
+        return {"status": "skipped", "reason": reason, "version": version, "alerts": []}
     folder = window_folder(version, start, end)
     try:
         result = run_checks(load_reference(version), window, settings, folder)
-    except WindowTooSmall as exc:
-        log.warning("window skipped: %s", exc)
-        return {"status": "skipped", "reason": str(exc), "version": version, "alerts": []}
     except WindowError as exc:
         return Failed(message=str(exc))
     log_reports(result, version, folder)

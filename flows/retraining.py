@@ -42,7 +42,10 @@ def labelled_trips(validated_dir: Path, until: datetime | None) -> tuple[pd.Data
     trips = features.read_validated(validated_dir)["trips"]
     trips = trips[trips[LABEL].notna()]
     newest = trips["requested_at"].max() + pd.Timedelta(seconds=1)
-    cutoff = newest if until is None else min(pd.Timestamp(until), newest)
+    if until is not None:
+        until = pd.Timestamp(until)
+        until = until.tz_localize("UTC") if until.tzinfo is None else until
+    cutoff = newest if until is None else min(until, newest)
     trips = trips[trips["requested_at"] < cutoff]
     get_run_logger().info("%d labelled trips requested before %s", len(trips), cutoff)
     return trips, cutoff
@@ -80,7 +83,7 @@ def retraining_flow(
     try:
         champion, best = champion_params(params["search_space"])
         trips, cutoff = labelled_trips(validated_dir, until)
-        splits = holdout_splits(trips, cutoff, settings.retrain_holdout_hours)
+        holdout_splits(trips, cutoff, settings.retrain_holdout_hours)  # too little data: fail before Feast
     except (registry.RegistryError, ValueError) as exc:
         return Failed(message=str(exc))
     frame = training_set(trips)

@@ -254,7 +254,8 @@ def monitor(
 ) -> None:
     """Check a window of batch and online predictions for drift against the champion's training
     data; on drift, alert (MLSTACK_ALERT_URLS and the data dir's alerts.jsonl), emit the Prefect
-    event mlstack.drift.detected, and optionally retrain. Exits 0 whatever it finds."""
+    event mlstack.drift.detected, and optionally retrain. Exits 0 with or without drift, and 1
+    when the window cannot be judged (its columns differ from the reference)."""
     from datetime import UTC
 
     from flows.monitoring import monitoring_flow

@@ -9,6 +9,7 @@ arrived, the window's error against the reference's.
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -35,6 +36,13 @@ class WindowError(ValueError):
 
 class WindowTooSmall(WindowError):
     """Too few predictions to judge: a quiet hour, not a fault."""
+
+    @classmethod
+    def of(cls, rows: int, min_rows: int) -> WindowTooSmall:
+        return cls(
+            f"the window holds {rows} prediction(s), fewer than MLSTACK_MIN_WINDOW_ROWS={min_rows};"
+            " score it first (`mlstack predict-batch`) or widen it"
+        )
 
 
 @dataclass(frozen=True)
@@ -189,10 +197,7 @@ def conform(reference: pd.DataFrame, current: pd.DataFrame, min_rows: int) -> No
     if missing_ref:
         raise WindowError(f"the reference lacks monitored column(s) {', '.join(missing_ref)}")
     if len(current) < min_rows:
-        raise WindowTooSmall(
-            f"the window holds {len(current)} prediction(s), fewer than MLSTACK_MIN_WINDOW_ROWS={min_rows};"
-            " score it first (`mlstack predict-batch`) or widen it"
-        )
+        raise WindowTooSmall.of(len(current), min_rows)
 
 
 def match_calendar(reference: pd.DataFrame, current: pd.DataFrame, seed: int = 0) -> pd.DataFrame:
@@ -295,6 +300,7 @@ def performance(
     """Error on labelled rows against the reference's error; None until enough labels arrive."""
     from evidently import Report
     from evidently.presets import RegressionPreset
+    from sklearn.exceptions import UndefinedMetricWarning
 
     labelled = current[current[LABEL].notna() & current[PREDICTION].notna()]
     if len(labelled) < t.min_rows:
@@ -307,9 +313,12 @@ def performance(
         tolerance=t.performance_tolerance,
     )
     ref_ds, cur_ds = _datasets(ref, labelled, [LABEL, PREDICTION], regression=True)
-    snapshot = Report([RegressionPreset()], include_tests=False).run(
-        current_data=cur_ds, reference_data=ref_ds
-    )
+    with warnings.catch_warnings():
+        # Evidently also scores tiny slices for its plots, where sklearn finds R² undefined.
+        warnings.simplefilter("ignore", UndefinedMetricWarning)
+        snapshot = Report([RegressionPreset()], include_tests=False).run(
+            current_data=cur_ds, reference_data=ref_ds
+        )
     return result, snapshot
 
 
