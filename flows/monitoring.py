@@ -157,11 +157,12 @@ def monitoring_flow(start: datetime, end: datetime, retrain: bool | None = None)
         markdown=summary_markdown(result, version, start, end),
         description=f"{MODEL_NAME} v{version}: {'drift' if result.alert else 'no drift'}",
     )
+    summary = result.as_dict()
     outcome: dict[str, Any] = {
         "status": "drift" if result.alert else "ok",
         "version": version,
         "window": [start.isoformat(), end.isoformat()],
-        **result.as_dict(),
+        **summary,
         "alerts": [],
         "event": None,
         "retraining": None,
@@ -171,7 +172,6 @@ def monitoring_flow(start: datetime, end: datetime, retrain: bool | None = None)
         return outcome
     for reason in result.reasons():
         log.warning(reason)
-    summary = result.as_dict()
     deliveries = alerts.send(drift_alert(result, version, start, end), settings)
     for failed in (d for d in deliveries if not d.ok):
         log.warning("alert to %s failed: %s", failed.target, failed.error)

@@ -20,7 +20,7 @@ from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NONE
 from prefect.states import Failed, State
 
-from flows.training import register_and_gate, tune_and_train
+from flows.training import register_and_gate, training_set, tune_and_train
 from mlstack import features, tracking
 from mlstack.features import LABEL
 from mlstack.params import data_version, load_params
@@ -28,6 +28,7 @@ from mlstack.settings import MODEL_NAME, get_settings
 from models.tabular import registry
 from models.tabular.train import Splits, params_from_run, split_at
 from monitoring import alerts
+from monitoring.window import utc
 
 
 def holdout_splits(frame: pd.DataFrame, until: pd.Timestamp, hours: float) -> Splits:
@@ -42,18 +43,10 @@ def labelled_trips(validated_dir: Path, until: datetime | None) -> tuple[pd.Data
     trips = features.read_validated(validated_dir)["trips"]
     trips = trips[trips[LABEL].notna()]
     newest = trips["requested_at"].max() + pd.Timedelta(seconds=1)
-    if until is not None:
-        until = pd.Timestamp(until)
-        until = until.tz_localize("UTC") if until.tzinfo is None else until
-    cutoff = newest if until is None else min(until, newest)
+    cutoff = newest if until is None else min(utc(until), newest)
     trips = trips[trips["requested_at"] < cutoff]
     get_run_logger().info("%d labelled trips requested before %s", len(trips), cutoff)
     return trips, cutoff
-
-
-@task(name="training-set", cache_policy=NONE)
-def training_set(trips: pd.DataFrame) -> pd.DataFrame:
-    return features.historical_features(features.feature_store(), trips)
 
 
 @task(name="champion-params", cache_policy=NONE)

@@ -27,8 +27,7 @@ from models.tabular.train import TrainingResult, features_of, train
 
 
 @task(name="training-set", cache_policy=NONE)
-def training_set(validated_dir: Path):
-    trips = features.read_validated(validated_dir)["trips"]
+def training_set(trips):
     frame = features.historical_features(features.feature_store(), trips)
     get_run_logger().info("training set: %d trips with point-in-time features", len(frame))
     return frame
@@ -84,7 +83,7 @@ def training_flow(
     params = load_params()["train"]
     if n_trials is not None:
         params = {**params, "n_trials": n_trials}
-    frame = training_set(validated_dir)
+    frame = training_set(features.read_validated(validated_dir)["trips"])
     result = tune_and_train(frame, params, data_version(validated_dir), fixed_params)
     decision = register_and_gate(result, settings.promotion_margin)
     create_markdown_artifact(

@@ -280,19 +280,17 @@ def monitor(
         state = "sent" if delivery["ok"] else f"[red]failed[/] ({delivery['error']})"
         console.print(f"  alert to {delivery['target']}: {state}", highlight=False)
     if result["retraining"]:
-        _print_retraining(result["retraining"])
+        console.print(f"  {_retraining_line(result['retraining'])}", highlight=False)
 
 
-def _print_retraining(result: dict) -> None:
+def _retraining_line(result: dict) -> str:
     if "failed" in result:
-        console.print(f"  [red]retraining failed:[/] {result['failed']}", highlight=False)
-        return
+        return f"retraining failed: {result['failed']}"
     champion = "n/a" if result["champion_mae"] is None else f"{result['champion_mae']:.1f}s"
-    console.print(
+    return (
         f"retrained v{result['version']}: MAE {result['challenger_mae']:.1f}s vs champion"
         f" v{result['champion_before']} {champion} on {result['holdout']}:"
-        f" {'promoted' if result['promoted'] else 'champion kept'} ({result['reason']})",
-        highlight=False,
+        f" {'promoted' if result['promoted'] else 'champion kept'} ({result['reason']})"
     )
 
 
@@ -303,16 +301,8 @@ def _window_story(window: dict) -> str:
         return f"{days}: no drift on v{window['version']} ({moved} column(s) moved, below the threshold)"
     lines = [f"{days}: drift on v{window['version']}", *window["reasons"]]
     lines += [f"alert -> {d['target']}" for d in window["alerts"] if d["ok"]]
-    retrained = window["retraining"]
-    if retrained and "failed" not in retrained:
-        verdict = "new champion" if retrained["promoted"] else "champion kept"
-        champion = "n/a" if retrained["champion_mae"] is None else f"{retrained['champion_mae']:.0f}s"
-        lines.append(
-            f"retrained v{retrained['version']}: MAE {retrained['challenger_mae']:.0f}s vs"
-            f" {champion} for v{retrained['champion_before']} -> {verdict}"
-        )
-    elif retrained:
-        lines.append(f"retraining failed: {retrained['failed']}")
+    if window["retraining"]:
+        lines.append(_retraining_line(window["retraining"]))
     lines.append(f"report: {window['reports'].get('drift', '')}")
     return "\n".join(lines)
 
@@ -338,7 +328,7 @@ def retrain(
     result = run_flow(
         retraining_flow, until=until.replace(tzinfo=UTC) if until else None, n_trials=trials, reason="manual"
     )
-    _print_retraining(result)
+    console.print(_retraining_line(result), highlight=False)
 
 
 @app.command()

@@ -20,7 +20,8 @@ PREDICTION = "prediction"  # the name the reference snapshot gives the model's o
 META_COLUMNS = ["trip_id", "requested_at", "model_version", "source"]
 
 
-def _utc(when: datetime) -> pd.Timestamp:
+def utc(when: datetime) -> pd.Timestamp:
+    """`when` as a UTC timestamp; a naive time is taken to be UTC already."""
     stamp = pd.Timestamp(when)
     return stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
 
@@ -33,7 +34,7 @@ def batch_window(settings: Settings, start: datetime, end: datetime) -> pd.DataF
         cursor = conn.execute(
             f"SELECT {', '.join(columns)} FROM trip_predictions"
             " WHERE requested_at >= %s AND requested_at < %s ORDER BY requested_at",
-            (_utc(start).to_pydatetime(), _utc(end).to_pydatetime()),
+            (utc(start).to_pydatetime(), utc(end).to_pydatetime()),
         )
         rows = cursor.fetchall()
     frame = pd.DataFrame(rows, columns=columns)
@@ -47,7 +48,7 @@ def online_window(settings: Settings, start: datetime, end: datetime) -> pd.Data
     path = settings.serving_log
     records = []
     if path.is_file():
-        lo, hi = _utc(start), _utc(end)
+        lo, hi = utc(start), utc(end)
         with path.open() as handle:
             for line in handle:
                 record = json.loads(line)
@@ -72,10 +73,12 @@ def with_labels(window: pd.DataFrame, trips: pd.DataFrame | None) -> pd.DataFram
 
 def read_window(settings: Settings, start: datetime, end: datetime) -> pd.DataFrame:
     """Every prediction requested in [start, end), batch and online, labelled where possible."""
-    if _utc(end) <= _utc(start):
+    if utc(end) <= utc(start):
         raise ValueError(f"empty window: end {end} is not after start {start}")
-    parts = [p for p in (batch_window(settings, start, end), online_window(settings, start, end)) if len(p)]
-    window = pd.concat(parts, ignore_index=True) if parts else batch_window(settings, start, start)
+    sources = (batch_window(settings, start, end), online_window(settings, start, end))
+    # Empty frames are left out of the concat (pandas deprecates typing from them), but an
+    # empty window still keeps its columns.
+    window = pd.concat([s for s in sources if len(s)] or sources[:1], ignore_index=True)
     trips_path = settings.validated_dir / "trips.parquet"
     trips = pd.read_parquet(trips_path, columns=["trip_id", LABEL]) if trips_path.is_file() else None
     return with_labels(window, trips)
