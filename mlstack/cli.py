@@ -452,6 +452,114 @@ def serve(
     )
 
 
+class Provider(StrEnum):
+    openai = "openai"
+    compatible = "openai-compatible"
+    local = "local"
+
+
+@app.command()
+def ask(
+    question: str | None = typer.Argument(None, help="The question. Leave out with --file."),
+    context: str = typer.Option("Pandas", help="The domain the answer must stay in."),
+    strict: bool = typer.Option(False, help="Fail (exit 1) when an answer fails its output checks."),
+    file: Path | None = typer.Option(
+        None, "--file", "-f", help="Questions to answer in a batch: .txt (one a line) or .jsonl."
+    ),
+    output: Path | None = typer.Option(None, help="Batch results (JSON lines). Default: under reports/."),
+    concurrency: int | None = typer.Option(
+        None, min=1, max=32, help="Batch questions in flight. Default: MLSTACK_ASK_CONCURRENCY."
+    ),
+    provider: Provider | None = typer.Option(None, help="Chat provider. Default: MLSTACK_LLM_PROVIDER."),
+    model: str | None = typer.Option(None, help="Chat model. Default: MLSTACK_LLM_MODEL or the provider's."),
+    prompt_version: str | None = typer.Option(
+        None, help="A registered prompt version or alias. Default: the current template."
+    ),
+    temperature: float = typer.Option(0.0, min=0.0, max=2.0, help="0 answers greedily."),
+    max_tokens: int = typer.Option(256, min=1, help="Longest answer, in tokens."),
+) -> None:
+    """Ask a question in the context of a domain (the prompt-engineering pattern).
+
+    The answer is checked (one or two sentences, two well-formed links) and recorded in MLflow
+    with the prompt version that produced it. With no OpenAI settings, a local model answers.
+    Switch with one variable: `OPENAI_API_KEY=sk-...` for OpenAI, or
+    `OPENAI_BASE_URL=http://localhost:11434/v1` for any OpenAI-compatible server.
+    """
+    from flows.prompt_engineering import prompt_engineering_batch_flow, prompt_engineering_flow
+    from flows.runtime import run_flow
+
+    if (question is None) == (file is None):
+        raise _fail("give either a QUESTION or --file with questions, not both or neither")
+    common = {
+        "context": context,
+        "strict": strict,
+        "prompt_version": prompt_version,
+        "provider": provider.value if provider else None,
+        "model": model,
+        "temperature": temperature,
+        "max_tokens": max_tokens,
+    }
+    if file is not None:
+        result = run_flow(
+            prompt_engineering_batch_flow,
+            questions_file=str(file),
+            output=str(output) if output else None,
+            concurrency=concurrency,
+            **common,
+        )
+        table = Table("summary", "value", title=f"{file.name}: answers in {result['output']}")
+        for key, value in result["summary"].items():
+            table.add_row(key, str(value))
+        console.print(table)
+    else:
+        result = run_flow(prompt_engineering_flow, question=question, **common)
+        console.print(f"[bold]{context}:[/] {question}\n\n{result['answer']}\n", highlight=False)
+        checks = result["checks"]
+        verdict = "[green]passed[/]" if checks["passed"] else "[yellow]failed[/]"
+        console.print(
+            f"checks {verdict}: {checks['sentences']} sentences, {checks['links']} links,"
+            f" well-formed {checks['links_well_formed']}; prompt {result['prompt']},"
+            f" {result['model']} via {result['provider']}",
+            highlight=False,
+        )
+    if not result["meaningful"]:
+        console.print(
+            "[yellow]note:[/] the local model is an untrained stand-in: its text is not meaningful."
+        )
+
+
+@app.command("serve-llm")
+def serve_llm(
+    model: Path = typer.Option(
+        ...,
+        exists=True,
+        file_okay=False,
+        help="A Hugging Face causal-LM directory (config.json, weights, tokenizer).",
+    ),
+    name: str | None = typer.Option(None, help="Model id clients ask for. Default: the directory's name."),
+    host: str = typer.Option("127.0.0.1", help="Interface to bind."),
+    port: int = typer.Option(8001, help="Port."),
+    log_level: str = typer.Option("info", help="uvicorn log level (warning hides request lines)."),
+) -> None:
+    """Serve a local model behind an OpenAI-compatible API: /v1/models, /v1/chat/completions
+    (streaming too) and /v1/embeddings (the packaged all-MiniLM-L6-v2).
+
+    Point any OpenAI client at it with `OPENAI_BASE_URL=http://HOST:PORT/v1`. While it runs,
+    `mlstack ask` with the local provider and the same model directory reuses it.
+    """
+    import uvicorn
+
+    from models.serving.openai_api import create_app
+
+    if not (model / "config.json").is_file():
+        raise _fail(f"{model} has no config.json: give a Hugging Face model directory")
+    url_host = "127.0.0.1" if host in ("0.0.0.0", "::") else host
+    base_url = f"http://{url_host}:{port}/v1"
+    api = create_app(model, name, announce_url=base_url)
+    console.print(f"serving {model} as an OpenAI-compatible API on {base_url} (docs at /docs)")
+    uvicorn.run(api, host=host, port=port, log_level=log_level)
+
+
 @app.command()
 def info() -> None:
     """Show the resolved settings and the state of each backing service."""

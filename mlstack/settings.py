@@ -10,9 +10,9 @@ from __future__ import annotations
 import os
 from functools import cached_property
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
-from pydantic import AliasChoices, Field, field_validator
+from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 PROJECT_NAME = "mlstack"
@@ -116,6 +116,52 @@ class Settings(BaseSettings):
         default=24.0, gt=0, description="The most recent labelled hours that gate a retrained model."
     )
 
+    # LLMs and embeddings: one code path (the OpenAI client) to OpenAI, any compatible server, or
+    # our own local models. With the defaults, OPENAI_BASE_URL or OPENAI_API_KEY alone switches.
+    llm_provider: Literal["auto", "openai", "openai-compatible", "local"] = Field(
+        default="auto",
+        description="Chat provider. auto: openai-compatible when OPENAI_BASE_URL is set, else openai"
+        " when OPENAI_API_KEY is set, else local.",
+    )
+    llm_model: str | None = Field(
+        default=None,
+        description="Chat model name. Unset: gpt-4o-mini on OpenAI, the server's first model on a"
+        " compatible server, the directory's name locally.",
+    )
+    llm_local_model: Path | None = Field(
+        default=None,
+        description="Hugging Face causal-LM directory for the local provider. Unset: an untrained"
+        " stand-in under home/models, created on first use.",
+    )
+    llm_timeout_s: float = Field(default=60.0, gt=0, description="Seconds before an LLM request times out.")
+    llm_max_retries: int = Field(
+        default=3, ge=0, description="Retries on 408/409/429/5xx and timeouts, honouring Retry-After."
+    )
+    llm_server_start_timeout_s: float = Field(
+        default=180.0, gt=0, description="Seconds to wait for the local model server to come up."
+    )
+    embedding_provider: Literal["local", "openai"] = Field(
+        default="local",
+        description="local: the packaged all-MiniLM-L6-v2, offline. openai: the embeddings API of"
+        " OpenAI or of OPENAI_BASE_URL.",
+    )
+    embedding_model: str | None = Field(
+        default=None, description="Embedding model for the openai provider. Unset: text-embedding-3-small."
+    )
+    openai_api_key: SecretStr | None = Field(
+        default=None,
+        validation_alias=AliasChoices("MLSTACK_OPENAI_API_KEY", "OPENAI_API_KEY"),
+        description="OpenAI (or compatible server) API key.",
+    )
+    openai_base_url: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("MLSTACK_OPENAI_BASE_URL", "OPENAI_BASE_URL"),
+        description="Base URL of an OpenAI-compatible server (vLLM, Ollama, LM Studio, TGI).",
+    )
+    ask_concurrency: int = Field(
+        default=4, ge=1, le=32, description="Questions in flight at once in a batch of `mlstack ask`."
+    )
+
     @field_validator("alert_urls", mode="before")
     @classmethod
     def _split_urls(cls, value: object) -> object:
@@ -161,6 +207,25 @@ class Settings(BaseSettings):
     @property
     def alerts_log(self) -> Path:
         return self.home / "alerts" / "alerts.jsonl"
+
+    @property
+    def models_dir(self) -> Path:
+        """Local language models (the untrained stand-in, later pretrained and fine-tuned ones)."""
+        return self.home / "models"
+
+    @property
+    def llm_servers_dir(self) -> Path:
+        """Where running local model servers announce themselves, with their logs."""
+        return self.home / "llm" / "servers"
+
+    @property
+    def chat_provider(self) -> str:
+        """llm_provider with auto resolved from the environment."""
+        if self.llm_provider != "auto":
+            return self.llm_provider
+        if self.openai_base_url:
+            return "openai-compatible"
+        return "openai" if self.openai_api_key else "local"
 
     @property
     def pg_dir(self) -> Path:

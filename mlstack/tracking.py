@@ -13,7 +13,7 @@ os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
 os.environ.setdefault("GIT_PYTHON_REFRESH", "quiet")
 
 
-def setup(settings: Settings | None = None) -> str:
+def setup(settings: Settings | None = None, experiment: str = EXPERIMENT) -> str:
     """Point MLflow at the configured store and experiment; returns the tracking URI.
 
     Cheap to call again, and it always re-points MLflow, so a process (or a test session) can
@@ -29,10 +29,10 @@ def setup(settings: Settings | None = None) -> str:
     disable_logging()  # no "Successfully registered model" prints
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(uri)
-    if mlflow.get_experiment_by_name(EXPERIMENT) is None:
+    if mlflow.get_experiment_by_name(experiment) is None:
         # Artifacts go under the data dir, not ./mlruns of whatever folder we started in.
-        mlflow.create_experiment(EXPERIMENT, artifact_location=(settings.mlflow_dir / "artifacts").as_uri())
-    mlflow.set_experiment(EXPERIMENT)
+        mlflow.create_experiment(experiment, artifact_location=(settings.mlflow_dir / "artifacts").as_uri())
+    mlflow.set_experiment(experiment)
     return uri
 
 

@@ -15,6 +15,9 @@ SESSION_HOME = Path(tempfile.mkdtemp(prefix="mlstack-tests-"))
 os.environ["MLSTACK_HOME"] = str(SESSION_HOME)
 for _var in ("MLSTACK_PG_DSN", "MLFLOW_TRACKING_URI", "MLSTACK_MAX_BAD_ROW_SHARE", "PREFECT_API_URL"):
     os.environ.pop(_var, None)
+# The tests pick their LLM provider themselves; a developer's real key must never be used.
+for _var in [v for v in os.environ if v.startswith(("OPENAI_", "MLSTACK_LLM_", "MLSTACK_EMBEDDING_"))]:
+    os.environ.pop(_var)
 
 import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
@@ -74,6 +77,52 @@ def pg_settings(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
     settings = Settings(home=tmp_path_factory.mktemp("pg-home"))
     yield settings
     stop_embedded(settings.pg_dir)
+
+
+TINY_CORPUS = [
+    "Pandas reads a CSV file with read_csv and writes one with to_csv.",
+    "Drop duplicate rows with drop_duplicates; fill missing values with fillna.",
+    "A DataFrame has rows and columns; a Series is one column.",
+    "Group rows with groupby, then aggregate them with sum, mean or count.",
+    "See https://pandas.pydata.org/docs/ for the user guide.",
+]
+
+
+@pytest.fixture(scope="session")
+def tiny_lm(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny causal LM built here with transformers: random weights, a byte-level BPE tokenizer
+    trained on a few sentences, and no chat template (so the server's default one is used)."""
+    import torch
+    import transformers
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerFast
+
+    transformers.logging.disable_progress_bar()
+    tokenizer = Tokenizer(models.BPE())
+    tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tokenizer.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=400,
+        special_tokens=["<|endoftext|>"],
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
+    tokenizer.train_from_iterator(TINY_CORPUS, trainer)
+    hf_tokenizer = PreTrainedTokenizerFast(tokenizer_object=tokenizer, eos_token="<|endoftext|>")
+    config = GPT2Config(
+        vocab_size=len(hf_tokenizer),
+        n_positions=96,
+        n_embd=32,
+        n_layer=2,
+        n_head=2,
+        bos_token_id=hf_tokenizer.eos_token_id,
+        eos_token_id=hf_tokenizer.eos_token_id,
+    )
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp("models") / "tiny-lm"
+    GPT2LMHeadModel(config).save_pretrained(path)
+    hf_tokenizer.save_pretrained(path)
+    return path
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
@@ -145,3 +194,13 @@ def in_trained_home(trained_home: Path, monkeypatch: pytest.MonkeyPatch) -> Sett
     settings = Settings(home=trained_home)
     tracking.setup(settings)
     return settings
+
+
+@pytest.fixture(scope="session")
+def tiny_server(tiny_lm: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]]:
+    """`mlstack serve-llm --model <tiny_lm>` on loopback, started as the local provider starts it."""
+    from mlstack import llm
+
+    settings = Settings(home=tmp_path_factory.mktemp("llm-home"))
+    yield llm.local_server(settings, tiny_lm)
+    llm.stop_local_servers()

@@ -1,0 +1,332 @@
+"""Prompt engineering: a versioned prompt, an answer through the chat provider, and its checks.
+
+The prompt lives in MLflow's prompt registry as `ask_in_context`. Registering is idempotent: a new
+version appears only when the template in this file changes, so every answer can name the prompt
+version that produced it. The prompt's rules (answer in the domain's context, in one or two
+sentences, with two links for further reading) are checked on every answer, since a model can
+ignore them: sentence count, number of links, and whether every link is a well-formed URL.
+
+Each answer is traced with MLflow tracing (a chain span holding a chat-model span with the
+messages, the reply and token usage), tied to the MLflow run that asked.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from mlstack.llm import ChatProvider, LLMError
+
+PROMPT_NAME = "ask_in_context"
+SYSTEM_RULES = (
+    "You are an expert in {{context}}. Answer the user's question in the context of {{context}},"
+    " in one or two sentences. After the answer, give exactly two links for further reading,"
+    " each a full https:// URL on a line of its own."
+)
+TEMPLATE = [{"role": "system", "content": SYSTEM_RULES}, {"role": "user", "content": "{{question}}"}]
+MAX_SENTENCES = 2
+LINKS_WANTED = 2
+
+_MARKDOWN_LINK = re.compile(r"\[([^\]]*)\]\(([^)\s]*)\)")
+_URL_LIKE = re.compile(r"(?:\b[a-z][a-z0-9+.-]*://|\bwww\.)[^\s<>\"'`]+", re.IGNORECASE)
+_HOST = re.compile(r"^(localhost|([a-z0-9](?:[a-z0-9-]*[a-z0-9])?\.)+[a-z]{2,})$", re.IGNORECASE)
+_ABBREVIATIONS = re.compile(r"\b(e\.g|i\.e|etc|vs|cf|approx|Dr|Mr|Mrs|Ms)\.", re.IGNORECASE)
+
+
+# --- The prompt in MLflow's registry -------------------------------------------------------------
+
+
+def register_prompt() -> Any:
+    """The registry's version of TEMPLATE: the latest if it matches, else a new version."""
+    import mlflow.genai
+    from mlflow.exceptions import MlflowException
+
+    try:
+        latest = mlflow.genai.load_prompt(f"prompts:/{PROMPT_NAME}@latest")
+    except MlflowException:
+        latest = None
+    if latest is not None and latest.template == TEMPLATE:
+        return latest
+    return mlflow.genai.register_prompt(
+        PROMPT_NAME,
+        template=TEMPLATE,
+        commit_message="mlstack: answer in the domain's context, 1-2 sentences, two links",
+        tags={"pattern": "prompt_engineering"},
+    )
+
+
+def load_prompt(version: str | None) -> Any:
+    """A registered version ("3") or alias ("production"); None registers and uses the current one."""
+    import mlflow.genai
+    from mlflow.exceptions import MlflowException
+
+    if version is None:
+        return register_prompt()
+    uri = f"prompts:/{PROMPT_NAME}/{version}" if version.isdigit() else f"prompts:/{PROMPT_NAME}@{version}"
+    try:
+        return mlflow.genai.load_prompt(uri)
+    except MlflowException as exc:
+        raise LLMError(
+            f"no prompt {uri} in the MLflow registry ({exc.message}); leave the version out to use the"
+            " current template"
+        ) from exc
+
+
+def chat_template(prompt: Any) -> Any:
+    """The registered prompt as a LangChain ChatPromptTemplate (MLflow's {{x}} becomes {x})."""
+    from langchain_core.prompts import ChatPromptTemplate
+
+    return ChatPromptTemplate.from_messages(
+        [(message["role"], message["content"]) for message in prompt.to_single_brace_format()]
+    )
+
+
+# --- Output checks -------------------------------------------------------------------------------
+
+
+def well_formed(url: str) -> bool:
+    """An absolute http(s) URL with a plausible host name and no spaces."""
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname or ""
+    except ValueError:
+        return False
+    return parts.scheme in ("http", "https") and bool(_HOST.match(host)) and not re.search(r"\s", url)
+
+
+@dataclass(frozen=True)
+class AnswerChecks:
+    sentences: int
+    links: list[str]
+    malformed_links: list[str]
+
+    @property
+    def sentences_ok(self) -> bool:
+        return 1 <= self.sentences <= MAX_SENTENCES
+
+    @property
+    def links_ok(self) -> bool:
+        return len(self.links) == LINKS_WANTED
+
+    @property
+    def links_well_formed(self) -> bool:
+        return bool(self.links) and not self.malformed_links
+
+    @property
+    def passed(self) -> bool:
+        return self.sentences_ok and self.links_ok and self.links_well_formed
+
+    def failures(self) -> list[str]:
+        failed = []
+        if not self.sentences_ok:
+            failed.append(f"{self.sentences} sentences, wanted 1 to {MAX_SENTENCES}")
+        if not self.links_ok:
+            failed.append(f"{len(self.links)} links, wanted {LINKS_WANTED}")
+        if not self.links_well_formed:
+            bad = ", ".join(self.malformed_links) if self.malformed_links else "no links at all"
+            failed.append(f"links not well-formed: {bad}")
+        return failed
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "sentences": self.sentences,
+            "links": len(self.links),
+            "links_well_formed": self.links_well_formed,
+            "sentences_ok": self.sentences_ok,
+            "links_ok": self.links_ok,
+            "passed": self.passed,
+            "link_urls": self.links,
+            "malformed_links": self.malformed_links,
+        }
+
+
+def check_answer(text: str) -> AnswerChecks:
+    """Count the answer's sentences (links and 'Further reading:' lines aside) and judge its links."""
+    links = [target for _, target in _MARKDOWN_LINK.findall(text)]
+    prose = _MARKDOWN_LINK.sub(lambda m: m.group(1), text)
+    links += [m.rstrip(".,;:!?)]}") for m in _URL_LIKE.findall(prose)]
+    prose = _URL_LIKE.sub(" ", prose)
+    kept = []
+    for line in prose.splitlines():
+        line = line.strip().lstrip("-*•0123456789.) ").strip()
+        # A line with no words left, or a heading such as "Further reading:", is not a sentence.
+        if re.search(r"[A-Za-z]", line) and not line.endswith(":"):
+            kept.append(line)
+    prose = _ABBREVIATIONS.sub(lambda m: m.group(1), " ".join(kept))
+    sentences = [s for s in re.split(r"(?<=[.!?])\s+", prose) if re.search(r"[A-Za-z]", s)]
+    return AnswerChecks(len(sentences), links, [url for url in links if not well_formed(url)])
+
+
+# --- Asking --------------------------------------------------------------------------------------
+
+
+@dataclass
+class Answer:
+    question: str
+    context: str
+    text: str | None
+    checks: AnswerChecks | None
+    prompt: str  # the registry URI of the prompt version, e.g. prompts:/ask_in_context/2
+    provider: str
+    model: str
+    latency_s: float
+    usage: dict[str, int] = field(default_factory=dict)
+    error: str | None = None
+
+    def record(self) -> dict[str, Any]:
+        """One JSON line of a batch's results."""
+        row = asdict(self)
+        row["checks"] = self.checks.as_dict() if self.checks else None
+        return row
+
+
+def ask(
+    provider: ChatProvider,
+    prompt: Any,
+    question: str,
+    context: str,
+    *,
+    temperature: float = 0.0,
+    max_tokens: int = 256,
+    seed: int | None = None,
+    run_id: str | None = None,
+) -> Answer:
+    """Ask through LangChain's ChatOpenAI with the registered prompt; trace it; check the answer."""
+    import mlflow
+    from mlflow.entities import SpanType
+    from mlflow.tracing.constant import SpanAttributeKey
+
+    if not question.strip():
+        raise ValueError("the question is empty")
+    messages = chat_template(prompt).format_messages(question=question, context=context)
+    model = provider.chat_model(temperature=temperature, max_tokens=max_tokens, seed=seed)
+    started = time.perf_counter()
+    with mlflow.start_span("ask_in_context", span_type=SpanType.CHAIN, run_id=run_id) as span:
+        span.set_inputs({"question": question, "context": context, "prompt": prompt.uri})
+        with mlflow.start_span("chat", span_type=SpanType.CHAT_MODEL) as chat:
+            chat.set_inputs({"messages": [{"role": m.type, "content": m.content} for m in messages]})
+            chat.set_attributes({"provider": provider.info.provider, "model": provider.model})
+            with provider.endpoint.explained():
+                reply = model.invoke(messages)
+            text = reply.content if isinstance(reply.content, str) else str(reply.content)
+            usage = dict(reply.usage_metadata or {})
+            chat.set_outputs({"content": text})
+            chat.set_attribute(
+                SpanAttributeKey.CHAT_USAGE,
+                {k: usage[k] for k in ("input_tokens", "output_tokens", "total_tokens") if k in usage},
+            )
+        checks = check_answer(text)
+        span.set_outputs({"answer": text, "checks": checks.as_dict()})
+    return Answer(
+        question=question,
+        context=context,
+        text=text,
+        checks=checks,
+        prompt=prompt.uri,
+        provider=provider.info.provider,
+        model=provider.model,
+        latency_s=round(time.perf_counter() - started, 3),
+        usage={k: int(v) for k, v in usage.items() if isinstance(v, int)},
+    )
+
+
+def ask_many(
+    ask_one: Callable[[str, str], Answer],
+    items: Sequence[tuple[str, str]],
+    concurrency: int,
+    on_done: Callable[[Answer], None] | None = None,
+) -> list[Answer]:
+    """Answers in the input's order, at most `concurrency` in flight; a failed one records its error."""
+
+    def guarded(item: tuple[str, str]) -> Answer:
+        started = time.perf_counter()
+        try:
+            answer = ask_one(*item)
+        except LLMError as exc:
+            answer = Answer(
+                item[0],
+                item[1],
+                None,
+                None,
+                "",
+                "",
+                "",
+                round(time.perf_counter() - started, 3),
+                error=str(exc),
+            )
+        if on_done:
+            on_done(answer)
+        return answer
+
+    with ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="ask") as pool:
+        return list(pool.map(guarded, items))
+
+
+# --- Questions in, results out -------------------------------------------------------------------
+
+
+class QuestionFileError(ValueError):
+    """A questions file that cannot be read: names the file, the line and the rule."""
+
+
+def read_questions(path: Path, default_context: str) -> list[tuple[str, str]]:
+    """(question, context) pairs from a .txt file (one question a line, # comments) or JSONL
+    ({"question": ..., "context": ...}, context optional)."""
+    if not path.is_file():
+        raise QuestionFileError(f"{path}: no such file")
+    items: list[tuple[str, str]] = []
+    jsonl = path.suffix in (".jsonl", ".ndjson")
+    for number, raw in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        line = raw.strip()
+        if not line or (not jsonl and line.startswith("#")):
+            continue
+        if not jsonl:
+            items.append((line, default_context))
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise QuestionFileError(f"{path} line {number}: not valid JSON ({exc.msg})") from exc
+        question = row.get("question") if isinstance(row, dict) else None
+        if not isinstance(question, str) or not question.strip():
+            raise QuestionFileError(f"{path} line {number}: 'question' must be a non-empty string")
+        context = row.get("context", default_context)
+        if not isinstance(context, str) or not context.strip():
+            raise QuestionFileError(
+                f"{path} line {number}: 'context', when given, must be a non-empty string"
+            )
+        items.append((question.strip(), context.strip()))
+    if not items:
+        raise QuestionFileError(f"{path}: no questions (one a line, or JSONL with a 'question' field)")
+    return items
+
+
+def summarise(answers: Sequence[Answer]) -> dict[str, Any]:
+    answered = [a for a in answers if a.checks is not None]
+    checks = [a.checks for a in answered if a.checks]
+    return {
+        "questions": len(answers),
+        "answered": len(answered),
+        "errors": len(answers) - len(answered),
+        "passed": sum(c.passed for c in checks),
+        "failed_sentences": sum(not c.sentences_ok for c in checks),
+        "failed_links": sum(not c.links_ok for c in checks),
+        "failed_links_well_formed": sum(not c.links_well_formed for c in checks),
+        "mean_latency_s": round(sum(a.latency_s for a in answered) / len(answered), 3) if answered else None,
+    }
+
+
+def write_results(answers: Sequence[Answer], path: Path) -> Path:
+    """All results as JSON lines, written whole or not at all."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text("".join(json.dumps(a.record()) + "\n" for a in answers), encoding="utf-8")
+    tmp.replace(path)
+    return path

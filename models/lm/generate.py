@@ -1,0 +1,171 @@
+"""Text generation for a local Hugging Face causal LM: chat template, sampling, stop strings, streaming.
+
+One decode loop with a KV cache serves both the streaming and the plain answer, so they always
+agree. Sampling uses a generator seeded per request (OpenAI's `seed`), never torch's global state,
+so concurrent requests cannot disturb each other's reproducibility.
+"""
+
+from __future__ import annotations
+
+import secrets
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from models.lm.tokenizer import IM_END
+
+# Used when a model directory has no chat template of its own (ChatML, as many open models use).
+# The assistant turn ends with <|im_end|>, which is therefore always a stop string for it.
+DEFAULT_CHAT_TEMPLATE = (
+    "{% for message in messages %}"
+    "{{ '<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>' + '\n' }}"
+    "{% endfor %}"
+    "{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}"
+)
+
+
+class PromptTooLong(ValueError):
+    """The prompt leaves no room to generate within the model's context."""
+
+
+@dataclass(frozen=True)
+class GenerationParams:
+    max_tokens: int = 256
+    temperature: float = 1.0  # 0 means greedy
+    top_p: float = 1.0
+    stop: tuple[str, ...] = ()
+    seed: int | None = None
+
+
+@dataclass
+class Generation:
+    """Filled in while the text streams; complete once the stream is exhausted."""
+
+    prompt_tokens: int
+    completion_tokens: int = 0
+    finish_reason: str = "length"
+    text: list[str] = field(default_factory=list)
+
+
+def _held_back(text: str, stops: tuple[str, ...]) -> int:
+    """How many trailing characters could still become a stop string, so must not be sent yet."""
+    longest = 0
+    for stop in stops:
+        for size in range(min(len(stop) - 1, len(text)), longest, -1):
+            if text.endswith(stop[:size]):
+                longest = size
+                break
+    return longest
+
+
+class LocalLM:
+    """A causal LM directory loaded once; generation is serialised, as one CPU model allows."""
+
+    def __init__(self, model_dir: Path, name: str | None = None) -> None:
+        import torch
+        import transformers
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        transformers.logging.disable_progress_bar()
+        self.path = model_dir.resolve()
+        self.name = name or self.path.name
+        self.tokenizer = AutoTokenizer.from_pretrained(self.path)
+        self.model = AutoModelForCausalLM.from_pretrained(self.path, dtype=torch.float32).eval()
+        config = self.model.config
+        self.context = int(
+            getattr(config, "max_position_embeddings", None) or getattr(config, "n_positions", 1024)
+        )
+        self.default_template = not getattr(self.tokenizer, "chat_template", None)
+        self.chat_template = self.tokenizer.chat_template or DEFAULT_CHAT_TEMPLATE
+        self.implicit_stops = (IM_END,) if self.default_template else ()
+        stop_ids = {self.tokenizer.eos_token_id, self.tokenizer.convert_tokens_to_ids(IM_END)}
+        self.stop_ids = {i for i in stop_ids if isinstance(i, int) and i != self.tokenizer.unk_token_id}
+        self._lock = threading.Lock()
+
+    def prompt_ids(self, messages: list[dict[str, str]]) -> list[int]:
+        text = self.tokenizer.apply_chat_template(
+            messages, chat_template=self.chat_template, add_generation_prompt=True, tokenize=False
+        )
+        return self.tokenizer.encode(text, add_special_tokens=False)
+
+    def count_tokens(self, text: str) -> int:
+        return len(self.tokenizer.encode(text, add_special_tokens=False))
+
+    def start(
+        self, messages: list[dict[str, str]], params: GenerationParams
+    ) -> tuple[Generation, Iterator[str]]:
+        """Check the prompt now (so errors come before any streaming), then generate lazily."""
+        ids = self.prompt_ids(messages)
+        room = self.context - len(ids)
+        if room <= 0:
+            raise PromptTooLong(f"the prompt has {len(ids)} tokens; {self.name} reads at most {self.context}")
+        generation = Generation(prompt_tokens=len(ids))
+        return generation, self._stream(ids, min(params.max_tokens, room), params, generation)
+
+    def complete(self, messages: list[dict[str, str]], params: GenerationParams) -> Generation:
+        generation, stream = self.start(messages, params)
+        for _ in stream:
+            pass
+        return generation
+
+    def _stream(
+        self, ids: list[int], max_tokens: int, params: GenerationParams, generation: Generation
+    ) -> Iterator[str]:
+        import torch
+
+        stops = tuple(s for s in params.stop if s) + self.implicit_stops
+        rng = torch.Generator().manual_seed(params.seed if params.seed is not None else secrets.randbits(63))
+        out: list[int] = []
+        sent = 0
+        with self._lock, torch.inference_mode():
+            inputs, past = torch.tensor([ids]), None
+            for _ in range(max_tokens):
+                result = self.model(input_ids=inputs, past_key_values=past, use_cache=True)
+                past = result.past_key_values
+                token = self._pick(result.logits[0, -1], params, rng)
+                if token in self.stop_ids:
+                    generation.finish_reason = "stop"
+                    break
+                out.append(token)
+                generation.completion_tokens = len(out)
+                inputs = torch.tensor([[token]])
+                text = self.tokenizer.decode(out, skip_special_tokens=True)
+                if text.endswith("\ufffd"):  # half of a multi-byte character: wait for the rest
+                    continue
+                cut = min((i for s in stops if (i := text.find(s, max(0, sent - len(s)))) >= 0), default=-1)
+                if cut >= 0:
+                    yield from self._emit(generation, text[sent:cut])
+                    generation.finish_reason = "stop"
+                    return
+                ready = len(text) - _held_back(text, stops)
+                if ready > sent:
+                    yield from self._emit(generation, text[sent:ready])
+                    sent = ready
+            else:
+                text = self.tokenizer.decode(out, skip_special_tokens=True)
+                yield from self._emit(generation, text[sent:])
+                return
+            # Stopped on a stop token: whatever was held back is plain text after all.
+            yield from self._emit(generation, self.tokenizer.decode(out, skip_special_tokens=True)[sent:])
+
+    @staticmethod
+    def _emit(generation: Generation, piece: str) -> Iterator[str]:
+        if piece:
+            generation.text.append(piece)
+            yield piece
+
+    @staticmethod
+    def _pick(logits: Any, params: GenerationParams, rng: Any) -> int:
+        import torch
+
+        if params.temperature == 0:
+            return int(logits.argmax())
+        probs = torch.softmax(logits.float() / params.temperature, dim=-1)
+        if params.top_p < 1.0:
+            sorted_probs, order = probs.sort(descending=True)
+            # Keep the smallest set whose mass reaches top_p (always at least the top token).
+            keep = sorted_probs.cumsum(0) - sorted_probs < params.top_p
+            probs = torch.zeros_like(probs).scatter(0, order[keep], sorted_probs[keep])
+        return int(torch.multinomial(probs, 1, generator=rng))
