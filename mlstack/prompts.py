@@ -37,6 +37,8 @@ LINKS_WANTED = 2
 _MARKDOWN_LINK = re.compile(r"\[([^\]]*)\]\(([^)\s]*)\)")
 _URL_LIKE = re.compile(r"(?:\b[a-z][a-z0-9+.-]*://|\bwww\.)[^\s<>\"'`]+", re.IGNORECASE)
 _HOST = re.compile(r"^(localhost|([a-z0-9](?:[a-z0-9-]*[a-z0-9])?\.)+[a-z]{2,})$", re.IGNORECASE)
+_TRAILING = ".,;:!?)]}"
+_LIST_MARKER = re.compile(r"^(?:[-*•]|\d+[.)])\s+")
 _ABBREVIATIONS = re.compile(r"\b(e\.g|i\.e|etc|vs|cf|approx|Dr|Mr|Mrs|Ms)\.", re.IGNORECASE)
 
 
@@ -147,18 +149,25 @@ class AnswerChecks:
         }
 
 
+def _keep_trailing(match: re.Match[str]) -> str:
+    """A URL drops out of the prose, but the full stop after it still ends a sentence."""
+    url = match.group(0)
+    return " " + url[len(url.rstrip(_TRAILING)) :]
+
+
 def check_answer(text: str) -> AnswerChecks:
-    """Count the answer's sentences (links and 'Further reading:' lines aside) and judge its links."""
-    links = [target for _, target in _MARKDOWN_LINK.findall(text)]
-    prose = _MARKDOWN_LINK.sub(lambda m: m.group(1), text)
-    links += [m.rstrip(".,;:!?)]}") for m in _URL_LIKE.findall(prose)]
-    prose = _URL_LIKE.sub(" ", prose)
-    kept = []
-    for line in prose.splitlines():
-        line = line.strip().lstrip("-*•0123456789.) ").strip()
-        # A line with no words left, or a heading such as "Further reading:", is not a sentence.
-        if re.search(r"[A-Za-z]", line) and not line.endswith(":"):
-            kept.append(line)
+    """Count the answer's sentences (link lists and 'Further reading:' lines aside) and judge its links."""
+    links: list[str] = []
+    kept: list[str] = []
+    for raw in text.splitlines():
+        line = _LIST_MARKER.sub("", raw.strip())
+        links += [target for _, target in _MARKDOWN_LINK.findall(line)]
+        bare = _MARKDOWN_LINK.sub(" ", line)
+        links += [url.rstrip(_TRAILING) for url in _URL_LIKE.findall(bare)]
+        words = _URL_LIKE.sub(_keep_trailing, bare).strip()
+        # A line of links only, or a heading such as "Further reading:", is not a sentence.
+        if re.search(r"[A-Za-z]", words) and not words.endswith(":"):
+            kept.append(_URL_LIKE.sub(_keep_trailing, _MARKDOWN_LINK.sub(lambda m: m.group(1), line)))
     prose = _ABBREVIATIONS.sub(lambda m: m.group(1), " ".join(kept))
     sentences = [s for s in re.split(r"(?<=[.!?])\s+", prose) if re.search(r"[A-Za-z]", s)]
     return AnswerChecks(len(sentences), links, [url for url in links if not well_formed(url)])
@@ -183,6 +192,12 @@ class Answer:
     def record(self) -> dict[str, Any]:
         """One JSON line of a batch's results."""
         row = asdict(self)
+        row = {
+            "question": row.pop("question"),
+            "context": row.pop("context"),
+            "answer": row.pop("text"),
+            **row,
+        }
         row["checks"] = self.checks.as_dict() if self.checks else None
         return row
 

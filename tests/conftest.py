@@ -111,7 +111,7 @@ def tiny_lm(tmp_path_factory: pytest.TempPathFactory) -> Path:
     hf_tokenizer = PreTrainedTokenizerFast(tokenizer_object=tokenizer, eos_token="<|endoftext|>")
     config = GPT2Config(
         vocab_size=len(hf_tokenizer),
-        n_positions=96,
+        n_positions=512,
         n_embd=32,
         n_layer=2,
         n_head=2,

@@ -183,7 +183,7 @@ def test_unknown_models_routes_and_broken_bodies(client: OpenAI, tiny_server: tu
 
 
 def test_a_prompt_longer_than_the_context_is_refused(client: OpenAI, model_id: str) -> None:
-    long = [{"role": "user", "content": "pandas " * 200}]  # the tiny model reads 96 tokens
+    long = [{"role": "user", "content": "pandas " * 600}]  # the tiny model reads 512 tokens
     with pytest.raises(openai.BadRequestError) as caught:
         client.chat.completions.create(model=model_id, messages=long)
     assert caught.value.body["code"] == "context_length_exceeded"

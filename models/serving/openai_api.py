@@ -177,6 +177,8 @@ def create_app(
     settings = settings or get_settings()
     model_dir = model_dir.resolve()
     lm = LocalLM(model_dir, name)
+    # torch's first forward pass is slow; pay it now rather than in the first client's request.
+    lm.complete([{"role": "user", "content": "warm up"}], GenerationParams(max_tokens=1, temperature=0))
     created = int(time.time())
     embedder_lock = threading.Lock()
     state: dict[str, Any] = {}
