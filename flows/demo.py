@@ -6,6 +6,9 @@ gate it against the champion, score the last days in batch, and answer one onlin
 through the real serving app. Then time moves on: a normal day arrives and is scored and
 monitored (no alert), then three days of covariate drift arrive (an airport shuttle launches),
 and monitoring alerts, emits its event and retrains, and the gate decides on a new champion.
+Last, the prompt-engineering pattern asks one question of the local model through its
+OpenAI-compatible endpoint (an untrained stand-in until a model is pretrained: its words are
+random, but the prompt registry, the trace, the checks and the endpoint are all real).
 """
 
 from __future__ import annotations
@@ -22,11 +25,13 @@ from flows.batch_inference import batch_inference_flow
 from flows.data import data_flow
 from flows.features import features_flow
 from flows.monitoring import monitoring_flow
+from flows.prompt_engineering import prompt_engineering_flow
 from flows.training import training_flow
 from mlstack import tracking
 from mlstack.settings import get_settings
 
 DEMO_START = date(2026, 9, 1)
+DEMO_QUESTION = "How do I drop duplicate rows from a DataFrame?"
 
 
 def online_prediction(at: datetime) -> dict[str, Any]:
@@ -85,6 +90,12 @@ def demo_flow(days: int = 14, trials: int | None = None) -> dict[str, Any] | Sta
         if not state.is_completed():
             return state
         results[name] = state.result()
+    state = prompt_engineering_flow(
+        DEMO_QUESTION, "Pandas", provider="local", max_tokens=48, return_state=True
+    )
+    if not state.is_completed():
+        return state
+    results["prompt engineering"] = state.result()
     return {**results, "where": where_to_look()}
 
 
@@ -118,6 +129,8 @@ def where_to_look() -> dict[str, str]:
         "drift reports": str(settings.monitoring_reports_dir),
         "alerts": str(settings.alerts_log),
         "serving": "mlstack serve  (OpenAPI docs at http://127.0.0.1:8000/docs)",
+        "prompt answers": "MLflow experiment prompt_engineering (prompts: ask_in_context), mlstack ask",
+        "local LLM endpoint": f"mlstack serve-llm --model {settings.untrained_model_dir}",
         "model registry": "mlstack model status",
     }
 

@@ -514,18 +514,23 @@ def ask(
     else:
         result = run_flow(prompt_engineering_flow, question=question, **common)
         console.print(f"[bold]{context}:[/] {question}\n\n{result['answer']}\n", highlight=False)
-        checks = result["checks"]
-        verdict = "[green]passed[/]" if checks["passed"] else "[yellow]failed[/]"
         console.print(
-            f"checks {verdict}: {checks['sentences']} sentences, {checks['links']} links,"
-            f" well-formed {checks['links_well_formed']}; prompt {result['prompt']},"
-            f" {result['model']} via {result['provider']}",
+            f"{_checks_line(result['checks'])}; prompt {result['prompt']}, {result['model']} via"
+            f" {result['provider']}",
             highlight=False,
         )
     if not result["meaningful"]:
         console.print(
             "[yellow]note:[/] the local model is an untrained stand-in: its text is not meaningful."
         )
+
+
+def _checks_line(checks: dict) -> str:
+    verdict = "passed" if checks["passed"] else "failed"
+    return (
+        f"checks {verdict} ({checks['sentences']} sentences, {checks['links']} links,"
+        f" well-formed {str(checks['links_well_formed']).lower()})"
+    )
 
 
 @app.command("serve-llm")
@@ -601,6 +606,15 @@ def demo(
     story.add_row("online", f"{online['predicted_duration_s']:.0f}s predicted by v{online['model_version']}")
     for name in ("baseline window", "drift window"):
         story.add_row(name, _window_story(result[name]))
+    asked = result["prompt engineering"]
+    answer = " ".join(asked["answer"].split())
+    story.add_row(
+        "prompt engineering",
+        f"{asked['context']}: {asked['question']} -> {answer[:80]!r}{'...' if len(answer) > 80 else ''}; "
+        f"asked {asked['model']} via {asked['provider']} with {asked['prompt']}: "
+        f"{_checks_line(asked['checks'])}"
+        + ("" if asked["meaningful"] else " (untrained stand-in: its text is not meaningful)"),
+    )
     console.print(story)
     where = Table("what", "where", title="Where to look")
     where.columns[1].overflow = "fold"  # paths are for copying: never cut them short

@@ -58,7 +58,6 @@ KNOWN_DIMENSIONS = {
     "text-embedding-ada-002": 1536,
 }
 RETRIED_STATUSES = {408, 409, 429}
-UNTRAINED_MODEL = "untrained-lm"
 
 
 class LLMError(RuntimeError):
@@ -96,17 +95,21 @@ class Endpoint:
     max_retries: int = 3
     http_client: Any = field(default=None, repr=False)  # a custom transport, e.g. in tests
 
+    def options(self) -> dict[str, Any]:
+        """What both the openai client and LangChain's ChatOpenAI take to reach this endpoint."""
+        return {
+            "base_url": self.base_url,
+            "api_key": self.api_key,
+            "timeout": self.timeout_s,
+            "max_retries": self.max_retries,
+            "http_client": self.http_client,
+        }
+
     @cached_property
     def client(self) -> Any:
         from openai import OpenAI
 
-        return OpenAI(
-            base_url=self.base_url,
-            api_key=self.api_key,
-            timeout=self.timeout_s,
-            max_retries=self.max_retries,
-            http_client=self.http_client,
-        )
+        return OpenAI(**self.options())
 
     @contextmanager
     def explained(self) -> Iterator[None]:
@@ -184,16 +187,7 @@ class ChatProvider:
         """LangChain's ChatOpenAI on the same endpoint (temperature, max_tokens, seed...)."""
         from langchain_openai import ChatOpenAI
 
-        endpoint = self.endpoint
-        return ChatOpenAI(
-            model=self.model,
-            base_url=endpoint.base_url,
-            api_key=endpoint.api_key,
-            timeout=endpoint.timeout_s,
-            max_retries=endpoint.max_retries,
-            http_client=endpoint.http_client,
-            **params,
-        )
+        return ChatOpenAI(model=self.model, **self.endpoint.options(), **params)
 
 
 def _endpoint(settings: Settings, kind: str, http_client: Any = None) -> Endpoint:
@@ -261,7 +255,7 @@ def local_model_dir(settings: Settings) -> Path:
                 " config.json); point it at one, or unset it to use the untrained stand-in"
             )
         return path
-    path = settings.models_dir / UNTRAINED_MODEL
+    path = settings.untrained_model_dir
     if not (path / "config.json").is_file():
         from models.lm.init import init_model
 

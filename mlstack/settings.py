@@ -214,6 +214,11 @@ class Settings(BaseSettings):
         return self.home / "models"
 
     @property
+    def untrained_model_dir(self) -> Path:
+        """The local provider's stand-in model while MLSTACK_LLM_LOCAL_MODEL is unset."""
+        return self.models_dir / "untrained-lm"
+
+    @property
     def llm_servers_dir(self) -> Path:
         """Where running local model servers announce themselves, with their logs."""
         return self.home / "llm" / "servers"

@@ -32,6 +32,11 @@ def test_demo_runs_the_classic_loop_end_to_end(prefect_harness, mlstack_home: Pa
     assert drifting["status"] == "drift" and drifting["dataset_drift"]
     assert drifting["retraining"]["version"] == "2" and drifting["retraining"]["promoted"]
     assert Path(drifting["reports"]["drift"]).is_file()
+    # Last, one question to the local model (the untrained stand-in) through its endpoint.
+    asked = result["prompt engineering"]
+    assert asked["provider"] == "local" and asked["model"] == "untrained-lm" and not asked["meaningful"]
+    assert asked["answer"] and asked["prompt"] == "prompts:/ask_in_context/1"
+    assert set(asked["checks"]) >= {"sentences", "links", "links_well_formed", "passed"}
     with postgres.connect(settings) as conn:
         assert conn.execute("SELECT count(*) FROM trip_predictions").fetchone()[0] == (
             result["batch inference"]["rows"] + quiet["current_rows"] + drifting["current_rows"]

@@ -225,7 +225,7 @@ def test_the_untrained_stand_in_is_created_once_and_says_so(tmp_path: Path) -> N
 
     settings = Settings(home=tmp_path)
     path = llm.local_model_dir(settings)
-    assert path == settings.models_dir / llm.UNTRAINED_MODEL and is_untrained(path)
+    assert path == settings.untrained_model_dir and is_untrained(path)
     assert llm.local_model_dir(settings) == path  # reused, not rebuilt
     with pytest.raises(FileExistsError):
         init_model(path, LMShape())

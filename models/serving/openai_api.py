@@ -259,6 +259,10 @@ def create_app(
         completion_id = f"chatcmpl-{uuid.uuid4().hex}"
         now = int(time.time())
 
+        def envelope(kind: str, **fields: Any) -> dict[str, Any]:
+            base = {"id": completion_id, "object": kind, "created": now, "model": lm.name}
+            return {**base, "system_fingerprint": None, **fields}
+
         def usage() -> dict[str, int]:
             return {
                 "prompt_tokens": generation.prompt_tokens,
@@ -269,54 +273,34 @@ def create_app(
         if not request.stream:
             for _ in pieces:
                 pass
-            return {
-                "id": completion_id,
-                "object": "chat.completion",
-                "created": now,
-                "model": lm.name,
-                "system_fingerprint": None,
-                "choices": [
-                    {
-                        "index": 0,
-                        "message": {"role": "assistant", "content": "".join(generation.text)},
-                        "logprobs": None,
-                        "finish_reason": generation.finish_reason,
-                    }
-                ],
-                "usage": usage(),
+            message = {"role": "assistant", "content": "".join(generation.text)}
+            choice = {
+                "index": 0,
+                "message": message,
+                "logprobs": None,
+                "finish_reason": generation.finish_reason,
             }
+            return envelope("chat.completion", choices=[choice], usage=usage())
 
+        # With include_usage, OpenAI adds "usage": null to every chunk and ends with one chunk
+        # that has no choices and the whole request's usage.
         include_usage = bool(request.stream_options and request.stream_options.include_usage)
+        extra = {"usage": None} if include_usage else {}
+
+        def sse(body: dict[str, Any]) -> str:
+            return f"data: {json.dumps(body)}\n\n"
 
         def chunk(delta: dict[str, Any], finish: str | None = None) -> str:
-            body = {
-                "id": completion_id,
-                "object": "chat.completion.chunk",
-                "created": now,
-                "model": lm.name,
-                "system_fingerprint": None,
-                "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}],
-            }
-            if include_usage:
-                body["usage"] = None
-            return f"data: {json.dumps(body)}\n\n"
+            choice = {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}
+            return sse(envelope("chat.completion.chunk", choices=[choice], **extra))
 
         def events() -> Iterator[str]:
             yield chunk({"role": "assistant", "content": ""})
             for piece in pieces:
                 yield chunk({"content": piece})
             yield chunk({}, generation.finish_reason)
-            if include_usage:  # OpenAI's final chunk: no choices, the whole request's usage
-                body = {
-                    "id": completion_id,
-                    "object": "chat.completion.chunk",
-                    "created": now,
-                    "model": lm.name,
-                    "system_fingerprint": None,
-                    "choices": [],
-                    "usage": usage(),
-                }
-                yield f"data: {json.dumps(body)}\n\n"
+            if include_usage:
+                yield sse(envelope("chat.completion.chunk", choices=[], usage=usage()))
             yield "data: [DONE]\n\n"
 
         return StreamingResponse(events(), media_type="text/event-stream")
