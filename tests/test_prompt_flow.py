@@ -30,13 +30,18 @@ def _runs() -> list:
     return mlflow.search_runs(experiment_names=[EXPERIMENT], output_format="list")
 
 
-def _artifact(key: str) -> str:
+def _artifact(key: str, state) -> str:
+    """The artifact `key` that this flow run made (other tests' runs share the server)."""
     from prefect.client.orchestration import get_client
-    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId, ArtifactFilterKey
 
+    query = ArtifactFilter(
+        key=ArtifactFilterKey(any_=[key]),
+        flow_run_id=ArtifactFilterFlowRunId(any_=[state.state_details.flow_run_id]),
+    )
     with get_client(sync_client=True) as client:
-        found = client.read_artifacts(artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=[key])))
-    return found[0].data
+        (found,) = client.read_artifacts(artifact_filter=query)
+    return found.data
 
 
 def test_a_question_is_answered_checked_and_recorded(prefect_harness, local_tiny: str) -> None:
@@ -65,7 +70,7 @@ def test_a_question_is_answered_checked_and_recorded(prefect_harness, local_tiny
     assert spans["chat"].inputs["messages"][1] == {"role": "human", "content": QUESTION}
     assert "expert in Pandas" in spans["chat"].inputs["messages"][0]["content"]
 
-    shown = _artifact("prompt-engineering-answer")
+    shown = _artifact("prompt-engineering-answer", state)
     assert QUESTION in shown and "| sentences |" in shown and result["prompt"] in shown
 
 
@@ -100,7 +105,7 @@ def test_a_batch_is_answered_with_bounded_concurrency(
     assert summary["passed"] == sum(r["checks"]["passed"] for r in lines)
     (run,) = _runs()
     assert run.data.params["concurrency"] == "2" and run.data.metrics["questions"] == 3
-    assert "What is a join?" in _artifact("prompt-engineering-batch")
+    assert "What is a join?" in _artifact("prompt-engineering-batch", state)
 
 
 def test_a_bad_questions_file_fails_before_any_llm_call(prefect_harness, tmp_path: Path) -> None:
