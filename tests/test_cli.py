@@ -23,6 +23,8 @@ runner = CliRunner()
         (["data", "flow"], "Prefect"),
         (["info"], "backing service"),
         (["demo"], "end to end"),
+        (["ask"], "OPENAI_BASE_URL"),
+        (["serve-llm"], "OpenAI-compatible"),
     ],
 )
 def test_help(command: list[str], phrase: str) -> None:
@@ -52,3 +54,14 @@ def test_unknown_scenario_is_refused() -> None:
     result = runner.invoke(app, ["data", "generate", "--scenario", "chaos"])
     assert result.exit_code == 2
     assert "chaos" in result.output
+
+
+def test_ask_needs_a_question_or_a_file(tmp_path: Path) -> None:
+    for args in ([], ["Why?", "--file", str(tmp_path / "q.txt")]):
+        result = runner.invoke(app, ["ask", *args], terminal_width=200)
+        assert result.exit_code == 1 and "give either a QUESTION or --file" in result.output
+
+
+def test_serve_llm_refuses_a_folder_without_a_model(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["serve-llm", "--model", str(tmp_path)], terminal_width=200)
+    assert result.exit_code == 1 and "has no config.json" in result.output
