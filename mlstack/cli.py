@@ -485,7 +485,11 @@ def ask(
     Switch with one variable: `OPENAI_API_KEY=sk-...` for OpenAI, or
     `OPENAI_BASE_URL=http://localhost:11434/v1` for any OpenAI-compatible server.
     """
-    from flows.prompt_engineering import prompt_engineering_batch_flow, prompt_engineering_flow
+    from flows.prompt_engineering import (
+        UNTRAINED_NOTE,
+        prompt_engineering_batch_flow,
+        prompt_engineering_flow,
+    )
     from flows.runtime import run_flow
 
     if (question is None) == (file is None):
@@ -520,9 +524,7 @@ def ask(
             highlight=False,
         )
     if not result["meaningful"]:
-        console.print(
-            "[yellow]note:[/] the local model is an untrained stand-in: its text is not meaningful."
-        )
+        console.print(f"[yellow]note:[/] {UNTRAINED_NOTE}", highlight=False)
 
 
 def _checks_line(checks: dict) -> str:

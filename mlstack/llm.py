@@ -420,9 +420,18 @@ class OpenAIEmbedder:
         return vectors
 
 
+_embedder_lock = threading.Lock()
+
+
 @cache
-def _local_embedder() -> LocalEmbedder:
-    return LocalEmbedder()  # loading takes a while: once per process
+def _load_local_embedder() -> LocalEmbedder:
+    return LocalEmbedder()
+
+
+def local_embedder() -> LocalEmbedder:
+    """The packaged model, loaded once per process however many threads ask first."""
+    with _embedder_lock:
+        return _load_local_embedder()
 
 
 def resolve_embedder(
@@ -430,7 +439,7 @@ def resolve_embedder(
 ) -> LocalEmbedder | OpenAIEmbedder:
     settings = settings or get_settings()
     if settings.embedding_provider == "local":
-        return _local_embedder()
+        return local_embedder()
     kind = "openai-compatible" if settings.openai_base_url else "openai"
     model = settings.embedding_model or OPENAI_EMBEDDING_MODEL
     return OpenAIEmbedder(_endpoint(settings, kind, http_client), model)

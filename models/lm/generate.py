@@ -90,9 +90,6 @@ class LocalLM:
         )
         return self.tokenizer.encode(text, add_special_tokens=False)
 
-    def count_tokens(self, text: str) -> int:
-        return len(self.tokenizer.encode(text, add_special_tokens=False))
-
     def start(
         self, messages: list[dict[str, str]], params: GenerationParams
     ) -> tuple[Generation, Iterator[str]]:
@@ -143,11 +140,7 @@ class LocalLM:
                 if ready > sent:
                     yield from self._emit(generation, text[sent:ready])
                     sent = ready
-            else:
-                text = self.tokenizer.decode(out, skip_special_tokens=True)
-                yield from self._emit(generation, text[sent:])
-                return
-            # Stopped on a stop token: whatever was held back is plain text after all.
+            # Out of tokens, or stopped on a stop token: what was held back is plain text after all.
             yield from self._emit(generation, self.tokenizer.decode(out, skip_special_tokens=True)[sent:])
 
     @staticmethod

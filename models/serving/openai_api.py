@@ -19,7 +19,6 @@ from __future__ import annotations
 import base64
 import json
 import os
-import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -180,14 +179,6 @@ def create_app(
     # torch's first forward pass is slow; pay it now rather than in the first client's request.
     lm.complete([{"role": "user", "content": "warm up"}], GenerationParams(max_tokens=1, temperature=0))
     created = int(time.time())
-    embedder_lock = threading.Lock()
-    state: dict[str, Any] = {}
-
-    def embedder() -> llm.LocalEmbedder:
-        with embedder_lock:  # first use loads it; later requests share it
-            if "embedder" not in state:
-                state["embedder"] = llm.LocalEmbedder()
-            return state["embedder"]
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI):
@@ -308,7 +299,7 @@ def create_app(
     @app.post("/v1/embeddings")
     def embeddings(request: EmbeddingRequest) -> dict[str, Any]:
         check_model(request.model, llm.LOCAL_EMBEDDING_MODEL)
-        model = embedder()
+        model = llm.local_embedder()  # loaded on the first embeddings request
         if request.dimensions is not None and request.dimensions != model.info.dimension:
             raise OpenAIError(
                 400,
