@@ -13,7 +13,7 @@ from feast import Entity, FeatureService, FeatureView, Field, FileSource, Projec
 from feast.on_demand_feature_view import on_demand_feature_view
 from feast.types import Float64, Int64, UnixTimestamp
 
-from mlstack.features import FEATURE_SERVICE, offline_paths
+from mlstack.features import FEATURE_SERVICE, STORED_SERVICE, offline_paths
 
 paths = offline_paths()
 
@@ -87,13 +87,19 @@ def trip_request_features(inputs: pd.DataFrame) -> pd.DataFrame:
     return request_features(inputs)
 
 
+stored_views = [
+    driver_hourly,
+    zone_hourly.with_name("pickup_zone").with_join_key_map({"zone_id": "pickup_zone"}),
+    zone_hourly.with_name("dropoff_zone").with_join_key_map({"zone_id": "dropoff_zone"}),
+]
 trip_duration = FeatureService(
     name=FEATURE_SERVICE,
-    features=[
-        driver_hourly,
-        zone_hourly.with_name("pickup_zone").with_join_key_map({"zone_id": "pickup_zone"}),
-        zone_hourly.with_name("dropoff_zone").with_join_key_map({"zone_id": "dropoff_zone"}),
-        trip_request_features,
-    ],
+    features=[*stored_views, trip_request_features],
     description="Everything the trip_duration model reads",
+)
+trip_duration_stored = FeatureService(
+    name=STORED_SERVICE,
+    features=stored_views,
+    description="trip_duration's materialized features; online serving computes the request-time "
+    "ones with the on-demand view's own function",
 )

@@ -140,3 +140,41 @@ def test_online_features_serve_the_latest_values_and_miss_unknown_drivers(in_tra
     assert pd.isna(online.loc[1, "driver_hourly__avg_speed_kmh"])
     assert online.loc[0, "trip_request_features__hour_of_day"] == 12
     assert online.loc[0, "trip_request_features__distance_bucket"] == 2
+
+
+@pytest.mark.slow
+def test_online_path_matches_feasts_full_service_with_its_on_demand_view(in_trained_home: Settings) -> None:
+    """Serving asks Feast for the stored views only and computes the request-time features
+    itself; every value must equal what Feast's full service (with the on-demand view) returns."""
+    store = features.feature_store(in_trained_home)
+    berlin = "Europe/Berlin"
+    times = [
+        pd.Timestamp("2026-09-06 12:00", tz="UTC"),
+        pd.Timestamp("2026-09-05 23:59:59.999999", tz="UTC"),  # Saturday's last instant
+        pd.Timestamp("2026-09-07 00:30", tz=berlin),  # Sunday 22:30 UTC: the UTC day counts
+        pd.Timestamp("2026-09-07 08:15", tz="UTC").to_pydatetime(),  # a plain aware datetime
+    ]
+    rows = [
+        {
+            "driver_id": driver,
+            "pickup_zone": pickup,
+            "dropoff_zone": dropoff,
+            "requested_at": at,
+            "distance_km": km,
+        }
+        for driver, pickup, dropoff, at, km in [
+            (5, 3, 9, times[0], 2.0),  # on a bucket edge
+            (17, 24, 1, times[1], 19.99),
+            (99_999, 3, 30, times[2], 0.4),  # unknown driver and dropoff zone
+            (5, 12, 12, times[3], 250.0),
+        ]
+    ]
+    full = store.get_online_features(
+        features=features.feature_service(store), entity_rows=rows, full_feature_names=True
+    ).to_df()
+    online = features.online_features(store, rows)
+    assert list(online.columns) == features.FEAST_FEATURES
+    expected = full[features.FEAST_FEATURES].astype("float64")
+    pd.testing.assert_frame_equal(online, expected, check_dtype=False)
+    assert online["trip_request_features__weekday"].tolist() == [6.0, 5.0, 6.0, 0.0]
+    assert online["driver_hourly__avg_speed_kmh"].isna().tolist() == [False, False, True, False]

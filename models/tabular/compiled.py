@@ -52,21 +52,46 @@ class CompiledTrees:
         self.missing_left = np.where(leaf, True, nodes["missing_go_to_left"].astype(bool))
         self.categorical = nodes["is_categorical"].astype(bool) & ~leaf
         self.value = np.where(leaf, nodes["value"], 0.0)
-        # Each tree numbers its categorical bitsets from 0: shift them into one shared table.
-        bitset_offsets = np.cumsum([0] + [len(t.raw_left_cat_bitsets) for t in trees[:-1]])
-        self.bitset_idx = (
-            nodes["bitset_idx"] + np.repeat(bitset_offsets, [len(t.nodes) for t in trees])
-        ).astype(np.int64)
-        bitsets = [t.raw_left_cat_bitsets for t in trees if len(t.raw_left_cat_bitsets)]
-        self.left_bitsets = np.concatenate(bitsets) if bitsets else np.zeros((1, 8), np.uint32)
+        self.cat_row, self.cat_left = self._category_table(trees, nodes, model)
         self.roots = offsets.astype(np.int64)[:, None]
-        self.known_bitsets, self.f_idx_map = model._bin_mapper.make_known_categories_bitsets()
         self.baseline = float(np.ravel(model._baseline_prediction)[0])
         self.inverse_link = model._loss.link.inverse
         self.depth = int(max(t.nodes["depth"].max() for t in trees))
         self.columns = list(getattr(model, "feature_names_in_", []))
         self.model = model
         self._encoding = self._ordinal_encoding(model)
+
+    @staticmethod
+    def _category_table(trees: list, nodes: np.ndarray, model: HistGradientBoostingRegressor) -> tuple:
+        """Where each categorical split sends each code, looked up in one step.
+
+        Row r of the table answers for one categorical node: columns 0-255 are the codes (left
+        when the node's bitset has it; right when the category is known to the model; else as a
+        missing value), column 256 is for values that are no category at all (NaN, negative, too
+        big), which go as missing values do. Row 0 is a dummy for numeric nodes.
+        """
+        is_cat = nodes["is_categorical"].astype(bool) & ~nodes["is_leaf"].astype(bool)
+        cat_nodes = np.flatnonzero(is_cat)
+        # Each tree numbers its categorical bitsets from 0: shift them into one shared table.
+        sizes = [len(t.nodes) for t in trees]
+        shift = np.repeat(np.cumsum([0] + [len(t.raw_left_cat_bitsets) for t in trees[:-1]]), sizes)
+        bitsets = [t.raw_left_cat_bitsets for t in trees if len(t.raw_left_cat_bitsets)]
+        left_bitsets = np.concatenate(bitsets) if bitsets else np.zeros((1, 8), np.uint32)
+        known_bitsets, f_idx_map = model._bin_mapper.make_known_categories_bitsets()
+        codes = np.arange(256)
+
+        def has_bit(bitset_rows: np.ndarray) -> np.ndarray:  # (nodes, 8 words) -> (nodes, 256)
+            return ((bitset_rows[:, codes // 32] >> (codes % 32).astype(np.uint32)) & 1).astype(bool)
+
+        in_left = has_bit(left_bitsets[(nodes["bitset_idx"] + shift)[cat_nodes]])
+        known = has_bit(known_bitsets[f_idx_map[nodes["feature_idx"][cat_nodes]].astype(np.int64)])
+        missing_left = nodes["missing_go_to_left"][cat_nodes].astype(bool)[:, None]
+        table = np.zeros((len(cat_nodes) + 1, 257), dtype=bool)
+        table[1:, :256] = in_left | (~known & missing_left)
+        table[1:, 256] = missing_left[:, 0]
+        row = np.zeros(len(nodes), dtype=np.int64)
+        row[cat_nodes] = np.arange(1, len(cat_nodes) + 1)
+        return row, table.ravel()
 
     @staticmethod
     def _ordinal_encoding(model: HistGradientBoostingRegressor) -> tuple[np.ndarray, np.ndarray, list] | None:
@@ -89,16 +114,12 @@ class CompiledTrees:
             codes.append(np.where(cats[pos] == values, pos, np.nan))
         return np.column_stack([*codes, x[:, num_idx]])
 
-    @staticmethod
-    def _has_bit(bitsets: np.ndarray, rows: np.ndarray, values: np.ndarray) -> np.ndarray:
-        words = bitsets[rows, values // 32]
-        return ((words >> (values % 32).astype(np.uint32)) & 1).astype(bool)
-
     def predict(self, x: pd.DataFrame | np.ndarray) -> np.ndarray:
         if len(x) > self.MAX_ROWS:  # sklearn's per-row loop in C wins for big batches
             return self.model.predict(x)
         if isinstance(x, pd.DataFrame):
-            x = x[self.columns] if self.columns else x
+            if self.columns and list(x.columns) != self.columns:
+                x = x[self.columns]
             x = x.to_numpy(dtype=np.float64)
         x = self._preprocess(np.asarray(x, dtype=np.float64))
         n_rows, n_features = x.shape
@@ -112,24 +133,12 @@ class CompiledTrees:
             left = value <= self.threshold.take(node)
             if missing.any():
                 left = np.where(missing, self.missing_left.take(node), left)
-            categorical = self.categorical.take(node) & ~missing
+            categorical = self.categorical.take(node)
             if categorical.any():
-                left = self._route_categories(left, categorical, value, feature, node)
+                code = np.where((value >= 0) & (value < 256), value, 256).astype(np.int64)
+                left = np.where(categorical, self.cat_left.take(self.cat_row.take(node) * 257 + code), left)
             node = np.where(left, self.left.take(node), self.right.take(node))
         return self.inverse_link(self.baseline + self.value.take(node).sum(axis=0))
-
-    def _route_categories(self, left, categorical, value, feature, node) -> np.ndarray:
-        where = np.nonzero(categorical)
-        v = value[where]
-        # Negative or out-of-range values are no category sklearn knows: treated as missing.
-        valid = (v >= 0) & (v < 256)
-        code = np.where(valid, v, 0).astype(np.int64)
-        in_left = self._has_bit(self.left_bitsets, self.bitset_idx.take(node[where]), code)
-        known = self._has_bit(self.known_bitsets, self.f_idx_map[feature[where]].astype(np.int64), code)
-        missing_left = self.missing_left.take(node[where])
-        out = left.copy()
-        out[where] = np.where(valid & in_left, True, np.where(valid & known, False, missing_left))
-        return out
 
 
 def compile_model(model: Any) -> Any:
