@@ -50,7 +50,7 @@ def main() -> None:
 
     holder = ChampionHolder()
     holder.refresh()
-    service = features.feature_service(store)
+    service = features.feature_service(store, features.STORED_SERVICE)
     requests = [
         TripRequest(
             driver_id=int(t.driver_id),
