@@ -258,7 +258,8 @@ def feature_service(store: FeatureStore, name: str = FEATURE_SERVICE) -> Any:
 
 def online_features(store: FeatureStore, rows: list[dict[str, Any]], service: Any = None) -> pd.DataFrame:
     """Online features for request rows holding driver_id, zones, requested_at and distance_km:
-    the FEAST_FEATURES columns in order, as float64 (missing: NaN).
+    the FEAST_FEATURES columns in order, as float64 (missing: NaN). `service`, when given, is
+    the resolved `trip_duration_stored` service (resolving it per call costs a registry read).
 
     Feast serves the stored views (service `trip_duration_stored`); the request-time features
     come from `request_feature_values`, the function the on-demand view wraps, so they are the
