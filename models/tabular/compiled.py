@@ -40,9 +40,10 @@ class CompiledTrees:
         # One flat node table for all trees; children become global indices. A leaf points to
         # itself on both sides with an infinite threshold, so every row can take the same number
         # of steps and rows that reached a leaf simply stay there.
-        offsets = np.cumsum([0] + [len(t.nodes) for t in trees[:-1]])
+        sizes = [len(t.nodes) for t in trees]
+        offsets = np.cumsum([0, *sizes[:-1]])
         nodes = np.concatenate([t.nodes for t in trees])
-        starts = np.repeat(offsets, [len(t.nodes) for t in trees])
+        starts = np.repeat(offsets, sizes)
         leaf = nodes["is_leaf"].astype(bool)
         own = np.arange(len(nodes))
         self.feature = np.where(leaf, 0, nodes["feature_idx"]).astype(np.int64)
@@ -52,7 +53,9 @@ class CompiledTrees:
         self.missing_left = np.where(leaf, True, nodes["missing_go_to_left"].astype(bool))
         self.categorical = nodes["is_categorical"].astype(bool) & ~leaf
         self.value = np.where(leaf, nodes["value"], 0.0)
-        self.cat_row, self.cat_left = self._category_table(trees, nodes, model)
+        self.cat_row, self.cat_left = self._category_table(
+            trees, sizes, nodes, np.flatnonzero(self.categorical), model
+        )
         self.roots = offsets.astype(np.int64)[:, None]
         self.baseline = float(np.ravel(model._baseline_prediction)[0])
         self.inverse_link = model._loss.link.inverse
@@ -62,7 +65,13 @@ class CompiledTrees:
         self._encoding = self._ordinal_encoding(model)
 
     @staticmethod
-    def _category_table(trees: list, nodes: np.ndarray, model: HistGradientBoostingRegressor) -> tuple:
+    def _category_table(
+        trees: list,
+        sizes: list[int],
+        nodes: np.ndarray,
+        cat_nodes: np.ndarray,
+        model: HistGradientBoostingRegressor,
+    ) -> tuple[np.ndarray, np.ndarray]:
         """Where each categorical split sends each code, looked up in one step.
 
         Row r of the table answers for one categorical node: columns 0-255 are the codes (left
@@ -70,10 +79,7 @@ class CompiledTrees:
         missing value), column 256 is for values that are no category at all (NaN, negative, too
         big), which go as missing values do. Row 0 is a dummy for numeric nodes.
         """
-        is_cat = nodes["is_categorical"].astype(bool) & ~nodes["is_leaf"].astype(bool)
-        cat_nodes = np.flatnonzero(is_cat)
         # Each tree numbers its categorical bitsets from 0: shift them into one shared table.
-        sizes = [len(t.nodes) for t in trees]
         shift = np.repeat(np.cumsum([0] + [len(t.raw_left_cat_bitsets) for t in trees[:-1]]), sizes)
         bitsets = [t.raw_left_cat_bitsets for t in trees if len(t.raw_left_cat_bitsets)]
         left_bitsets = np.concatenate(bitsets) if bitsets else np.zeros((1, 8), np.uint32)
