@@ -34,19 +34,33 @@ def prepared_home(days: int = 10, trials: int = 2) -> Path:
     home = Path(tempfile.mkdtemp(prefix="mlstack-bench-"))
     os.environ["MLSTACK_HOME"] = str(home)
     console.print(f"preparing a data dir with {days} days of data and a champion in {home} ...")
-    from flows.data import data_flow
+    from flows.data import DataParams, data_flow
     from flows.features import features_flow
-    from flows.training import training_flow
+    from flows.training import TrainingParams, training_flow
+    from mlstack.data.config import GeneratorConfig
 
-    data_flow(days=days)
+    data_flow(DataParams(window=GeneratorConfig(days=days)))
     features_flow()
-    training_flow(n_trials=trials)
+    training_flow(TrainingParams(n_trials=trials))
     return home
 
 
-def report(title: str, rows: list[tuple[str, ...]], header: tuple[str, ...], result: dict) -> None:
+def report(
+    title: str,
+    rows: list[tuple[str, ...]],
+    header: tuple[str, ...],
+    result: dict,
+    extra: list[tuple[str, list[tuple[str, str]]]] = (),
+) -> None:
+    """The comparison as a table (and any extra two-column tables), then the JSON line last."""
+    out = Console()
     table = Table(*header, title=title)
     for row in rows:
         table.add_row(*row)
-    Console().print(table)
+    out.print(table)
+    for extra_title, pairs in extra:
+        more = Table("", "", title=extra_title, show_header=False)
+        for pair in pairs:
+            more.add_row(*pair)
+        out.print(more)
     print(json.dumps(result))

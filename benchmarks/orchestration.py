@@ -44,9 +44,8 @@ def plain(trials: int) -> None:
         data_version=data_version(validated),
     )
     version = registry.register(result.model_uri, result.run_id)
-    registry.gate(
-        version, features_of(result.splits.test), result.splits.test[LABEL], settings.promotion_margin
-    )
+    test = result.splits.test
+    registry.gate(version, features_of(test), test[LABEL], settings.tracking.promotion_margin)
 
 
 def main() -> None:
@@ -68,7 +67,7 @@ def main() -> None:
 
     from prefect import flow
 
-    from flows.training import training_flow
+    from flows.training import TrainingParams, training_flow
 
     @flow
     def warm_up() -> None:
@@ -87,7 +86,7 @@ def main() -> None:
             if side == "plain":
                 plain(trials)
             else:
-                training_flow(n_trials=trials)
+                training_flow(TrainingParams(n_trials=trials))
             times[side].append(time.perf_counter() - t0)
 
     best = {side: min(values) for side, values in times.items()}

@@ -12,16 +12,31 @@ from pathlib import Path
 
 import mlstack.bootstrap  # noqa: F401  (before prefect: sets its environment defaults)
 
+import pandas as pd
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NONE
+from pydantic import BaseModel, Field
 
 from mlstack import features, tracking
 from mlstack.settings import get_settings
+from mlstack.timewindow import TimeWindow
 from models.tabular.predict import load_champion, score, window_trips, write_predictions
 
 
+class BatchParams(TimeWindow):
+    validated_dir: Path | None = Field(
+        default=None, description="Validated data folder. Default: validated/ in the data dir."
+    )
+
+
+class BatchResult(BaseModel):
+    rows: int = Field(description="Predictions written.")
+    parquet: Path = Field(description="The window's predictions file.")
+    model_versions: list[str] = Field(description="The registry versions that scored them.")
+
+
 @task(name="score-window", cache_policy=NONE, retries=1)
-def score_window(start: datetime, end: datetime, validated_dir: Path):
+def score_window(start: datetime, end: datetime, validated_dir: Path) -> pd.DataFrame:
     tracking.setup()
     trips = window_trips(features.read_validated(validated_dir)["trips"], start, end)
     champion = load_champion()
@@ -31,23 +46,19 @@ def score_window(start: datetime, end: datetime, validated_dir: Path):
 
 
 @task(name="write-predictions", cache_policy=NONE, retries=2, retry_delay_seconds=2)
-def write(predictions, start: datetime, end: datetime) -> str:
-    return str(write_predictions(predictions, start, end, get_settings()))
+def write(predictions: pd.DataFrame, start: datetime, end: datetime) -> Path:
+    return write_predictions(predictions, start, end, get_settings())
 
 
 @flow(name="batch-inference", log_prints=True)
-def batch_inference_flow(
-    start: datetime, end: datetime, validated_dir: Path | None = None
-) -> dict[str, object]:
+def batch_inference_flow(params: BatchParams) -> BatchResult:
     """Score trips requested in [start, end) and store the predictions idempotently."""
-    validated_dir = validated_dir or get_settings().validated_dir
-    predictions = score_window(start, end, validated_dir)
-    path = write(predictions, start, end)
+    validated_dir = params.validated_dir or get_settings().validated_dir
+    predictions = score_window(params.start, params.end, validated_dir)
+    path = write(predictions, params.start, params.end)
     versions = sorted(set(predictions["model_version"]))
-    return {"rows": len(predictions), "parquet": path, "model_versions": versions}
+    return BatchResult(rows=len(predictions), parquet=path, model_versions=versions)
 
 
 if __name__ == "__main__":
-    from datetime import UTC
-
-    batch_inference_flow(datetime(2026, 9, 22, tzinfo=UTC), datetime(2026, 9, 29, tzinfo=UTC))
+    batch_inference_flow(BatchParams(start=datetime(2026, 9, 22), end=datetime(2026, 9, 29)))

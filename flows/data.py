@@ -8,7 +8,6 @@ what happened. Run it with `python flows/data.py` or `mlstack data flow`.
 
 from __future__ import annotations
 
-from datetime import date
 from pathlib import Path
 
 import mlstack.bootstrap  # noqa: F401  (before prefect: sets its environment defaults)
@@ -17,10 +16,42 @@ from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_table_artifact
 from prefect.cache_policies import NONE
 from prefect.states import Failed, State
+from pydantic import BaseModel, Field
 
-from mlstack.data.generator import GeneratorConfig, generate, write_tables
+from mlstack.data.config import GeneratorConfig
+from mlstack.data.generator import generate, write_tables
 from mlstack.data.validation import ValidationRun, validate_paths, write_report, write_validated
 from mlstack.settings import get_settings
+
+
+class DataParams(BaseModel):
+    """Which window of example data lands, and whether it joins what is there."""
+
+    window: GeneratorConfig = Field(default_factory=GeneratorConfig)
+    append: bool = Field(
+        default=False,
+        description="Land the window beside the validated data (a new day arriving) instead of"
+        " replacing it; landing the same window twice leaves one copy.",
+    )
+    out_dir: Path | None = Field(
+        default=None, description="Folder for raw/ and validated/. Default: the data dir."
+    )
+
+
+class TableOutcome(BaseModel):
+    table: str
+    status: str
+    rows: int
+    valid_rows: int
+    quarantined: int
+    bad_share: float
+    problem: str | None = None
+
+
+class DataResult(BaseModel):
+    validated: dict[str, Path] = Field(description="Each table's validated parquet file.")
+    tables: list[TableOutcome]
+    summary: str
 
 
 @task(name="generate", cache_policy=NONE)
@@ -48,50 +79,41 @@ def write_clean(run: ValidationRun, out_dir: Path, append: bool) -> dict[str, Pa
     return write_validated(run, out_dir, append=append)
 
 
-def summary_table(run: ValidationRun) -> list[dict[str, object]]:
+def outcomes(run: ValidationRun) -> list[TableOutcome]:
     return [
-        {
-            "table": r.table,
-            "status": r.status,
-            "rows": r.rows,
-            "valid_rows": r.metrics()["valid_rows"],
-            "quarantined": r.bad_rows,
-            "bad_share": f"{r.bad_share:.3%}",
-            "problem": r.reason() or "",
-        }
+        TableOutcome(
+            table=r.table,
+            status=r.status,
+            rows=r.rows,
+            valid_rows=0 if r.valid is None else len(r.valid),
+            quarantined=r.bad_rows,
+            bad_share=r.bad_share,
+            problem=r.reason(),
+        )
         for r in run.results
     ]
 
 
 @flow(name="data", log_prints=True)
-def data_flow(
-    scenario: str = "baseline",
-    start: date = date(2026, 9, 1),
-    days: int = 14,
-    seed: int = 42,
-    out_dir: Path | None = None,
-    append: bool = False,
-) -> dict[str, str] | State:
-    """Generate, validate and write one window of example data; returns the validated paths.
-
-    `append` lands the window beside the data already validated (a new day arriving) instead
-    of replacing it; landing the same window twice leaves one copy.
-    """
+def data_flow(params: DataParams = DataParams()) -> DataResult | State:
+    """Generate, validate and write one window of example data."""
     settings = get_settings()
-    base = out_dir or settings.data_dir
-    cfg = GeneratorConfig(scenario=scenario, start=start, days=days, seed=seed)
-    raw = generate_raw(cfg, base / "raw")
-    run = validate_raw(list(raw.values()), settings.validation_reports_dir, settings.max_bad_row_share)
+    base = params.out_dir or settings.data_dir
+    raw = generate_raw(params.window, base / "raw")
+    run = validate_raw(list(raw.values()), settings.validation_reports_dir, settings.data.max_bad_row_share)
+    tables = outcomes(run)
     create_table_artifact(
         key="data-validation",
-        table=summary_table(run),
+        table=[
+            {**t.model_dump(), "bad_share": f"{t.bad_share:.3%}", "problem": t.problem or ""} for t in tables
+        ],
         description=f"**{run.summary()}**",
     )
     if not run.ok:
         # A Failed state, not an exception: the run fails with a one-line reason and no traceback.
         return Failed(message=run.summary())
-    written = write_clean(run, base / "validated", append)
-    return {name: str(path) for name, path in written.items()}
+    written = write_clean(run, base / "validated", params.append)
+    return DataResult(validated=written, tables=tables, summary=run.summary())
 
 
 if __name__ == "__main__":

@@ -3,117 +3,163 @@
 Each stage is a subflow, so the Prefect UI shows the demo as one tree: generate and validate
 data, build and materialize features, tune and train a model tracked in MLflow, register it and
 gate it against the champion, score the last days in batch, and answer one online request
-through the real serving app. Then time moves on: a normal day arrives and is scored and
-monitored (no alert), then three days of covariate drift arrive (an airport shuttle launches),
-and monitoring alerts, emits its event and retrains, and the gate decides on a new champion.
-Last, the prompt-engineering pattern asks one question of the local model through its
+through the serving app's own prediction path. Then time moves on: a normal day arrives and is
+scored and monitored (no alert), then three days of covariate drift arrive (an airport shuttle
+launches), and monitoring alerts, emits its event and retrains, and the gate decides on a new
+champion. Last, the prompt-engineering pattern asks one question of the local model through its
 OpenAI-compatible endpoint (an untrained stand-in until a model is pretrained: its words are
 random, but the prompt registry, the trace, the checks and the endpoint are all real).
 """
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, timedelta
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import mlstack.bootstrap  # noqa: F401  (before prefect: sets its environment defaults)
 
 from prefect import flow, get_run_logger
-from prefect.states import State
+from prefect.states import Completed, State
+from pydantic import BaseModel, Field
 
-from flows.batch_inference import batch_inference_flow
-from flows.data import data_flow
-from flows.features import features_flow
-from flows.monitoring import monitoring_flow
-from flows.prompt_engineering import prompt_engineering_flow
-from flows.training import training_flow
+from flows.batch_inference import BatchParams, BatchResult, batch_inference_flow
+from flows.data import DataParams, DataResult, data_flow
+from flows.features import FeaturesResult, features_flow
+from flows.monitoring import MonitoringParams, MonitoringResult, monitoring_flow
+from flows.prompt_engineering import PromptParams, PromptResult, prompt_engineering_flow
+from flows.training import TrainingParams, TrainingResult, training_flow
 from mlstack import tracking
+from mlstack.data.config import GeneratorConfig, Scenario
+from mlstack.prompts import EXPERIMENT, PROMPT_NAME
 from mlstack.settings import get_settings
+from models.serving.app import TripPrediction, TripPredictor, TripRequest
 
-DEMO_START = date(2026, 9, 1)
 DEMO_QUESTION = "How do I drop duplicate rows from a DataFrame?"
 
 
-def online_prediction(at: datetime) -> dict[str, Any]:
-    """One request through the real FastAPI app (lifespan, Feast, champion), in process."""
-    from fastapi.testclient import TestClient
-
-    from models.serving.app import create_app
-
-    request = {
-        "driver_id": 17,
-        "pickup_zone": 3,
-        "dropoff_zone": 12,
-        "distance_km": 6.4,
-        "passenger_count": 1,
-        "requested_at": at.isoformat(),
-    }
-    with TestClient(create_app()) as client:
-        response = client.post("/predict", json=request)
-        response.raise_for_status()
-        return {"request": request, "response": response.json()}
+class DemoParams(BaseModel):
+    days: int = Field(default=14, ge=3, description="Days of example data to generate.")
+    trials: int | None = Field(default=None, ge=1, description="Optuna trials. Default: params.yaml.")
 
 
-@flow(name="demo")
-def demo_flow(days: int = 14, trials: int | None = None) -> dict[str, Any] | State:
-    """Run each stage in turn; stop at the first that fails, with its reason."""
-    log = get_run_logger()
-    end = datetime.combine(DEMO_START + timedelta(days=days), datetime.min.time(), tzinfo=UTC)
-    stages = [
-        ("data", lambda: data_flow(start=DEMO_START, days=days, return_state=True)),
-        ("features", lambda: features_flow(return_state=True)),
-        ("training", lambda: training_flow(n_trials=trials, return_state=True)),
-        (
-            "batch inference",
-            lambda: batch_inference_flow(start=end - timedelta(days=2), end=end, return_state=True),
-        ),
-    ]
+class OnlineResult(BaseModel):
+    request: TripRequest
+    response: TripPrediction
+
+
+class LiveWindowParams(BaseModel):
+    scenario: Scenario = Field(description="What the arriving days look like.")
+    start: datetime = Field(description="When they start.")
+    days: int = Field(ge=1, description="How many days arrive.")
+
+
+class LiveWindowResult(BaseModel):
+    scenario: Scenario
+    monitoring: MonitoringResult
+
+
+class DemoResult(BaseModel):
+    data: DataResult
+    features: FeaturesResult
+    training: TrainingResult
+    batch_inference: BatchResult
+    online: OnlineResult
+    baseline_window: LiveWindowResult
+    drift_window: LiveWindowResult
+    prompt_engineering: PromptResult
+    where: dict[str, str] = Field(description="What to open next, and where it lives.")
+
+
+def online_prediction(at: datetime) -> OnlineResult:
+    """One request through the serving app's own prediction path (Feast online, the champion,
+    the serving log), called in process."""
+    request = TripRequest(
+        driver_id=17, pickup_zone=3, dropoff_zone=12, distance_km=6.4, passenger_count=1, requested_at=at
+    )
+    [response] = TripPredictor().load()([request])
+    return OnlineResult(request=request, response=response)
+
+
+def _run_all(stages: list[tuple[str, Callable[[], State]]]) -> dict[str, Any] | State:
+    """Each stage's result by name; the first state that did not complete, if one did not."""
     results: dict[str, Any] = {}
     for name, run in stages:
         state = run()
         if not state.is_completed():
             return state
         results[name] = state.result()
-    results["online"] = online_prediction(end - timedelta(minutes=30))
-    answer = results["online"]["response"]
-    log.info(
+    return results
+
+
+@flow(name="demo")
+def demo_flow(params: DemoParams = DemoParams()) -> DemoResult | State:
+    """Run each stage in turn; stop at the first that fails, with its reason."""
+    window = GeneratorConfig(days=params.days)  # from the example's own first day
+    end = datetime.combine(window.start + timedelta(days=window.days), datetime.min.time(), tzinfo=UTC)
+    question = PromptParams(question=DEMO_QUESTION, context="Pandas", provider="local", max_tokens=48)
+    stages: list[tuple[str, Callable[[], State]]] = [
+        ("data", lambda: data_flow(DataParams(window=window), return_state=True)),
+        ("features", lambda: features_flow(return_state=True)),
+        ("training", lambda: training_flow(TrainingParams(n_trials=params.trials), return_state=True)),
+        (
+            "batch_inference",
+            lambda: batch_inference_flow(
+                BatchParams(start=end - timedelta(days=2), end=end), return_state=True
+            ),
+        ),
+        ("online", lambda: _online(end - timedelta(minutes=30))),
+        (
+            "baseline_window",
+            lambda: live_window(LiveWindowParams(scenario="baseline", start=end, days=1), return_state=True),
+        ),
+        (
+            "drift_window",
+            lambda: live_window(
+                LiveWindowParams(scenario="covariate_drift", start=end + timedelta(days=1), days=3),
+                return_state=True,
+            ),
+        ),
+        ("prompt_engineering", lambda: prompt_engineering_flow(question, return_state=True)),
+    ]
+    results = _run_all(stages)
+    if isinstance(results, State):
+        return results
+    return DemoResult(**results, where=where_to_look())
+
+
+def _online(at: datetime) -> State:
+    online = online_prediction(at)
+    get_run_logger().info(
         "online prediction: %.0f s by v%s for trip %s",
-        answer["predicted_duration_s"],
-        answer["model_version"],
-        results["online"]["request"],
+        online.response.predicted_duration_s,
+        online.response.model_version,
+        online.request.model_dump(mode="json"),
     )
-    for name, scenario, start, window_days in (
-        ("baseline window", "baseline", end, 1),
-        ("drift window", "covariate_drift", end + timedelta(days=1), 3),
-    ):
-        state = live_window(scenario, start, window_days, return_state=True)
-        if not state.is_completed():
-            return state
-        results[name] = state.result()
-    state = prompt_engineering_flow(
-        DEMO_QUESTION, "Pandas", provider="local", max_tokens=48, return_state=True
-    )
-    if not state.is_completed():
-        return state
-    results["prompt engineering"] = state.result()
-    return {**results, "where": where_to_look()}
+    return Completed(data=online)
 
 
 @flow(name="demo-live-window")
-def live_window(scenario: str, start: datetime, days: int) -> dict[str, Any] | State:
+def live_window(params: LiveWindowParams) -> LiveWindowResult | State:
     """A window of new days arrives: land it, refresh features, score it, monitor it."""
-    end = start + timedelta(days=days)
-    stages = [
-        lambda: data_flow(scenario=scenario, start=start.date(), days=days, append=True, return_state=True),
-        lambda: features_flow(return_state=True),
-        lambda: batch_inference_flow(start=start, end=end, return_state=True),
-        lambda: monitoring_flow(start=start, end=end, retrain=True, return_state=True),
-    ]
-    for run in stages:
-        state = run()
-        if not state.is_completed():
-            return state
-    return {"scenario": scenario, "start": start.isoformat(), "end": end.isoformat(), **state.result()}
+    start, end = params.start, params.start + timedelta(days=params.days)
+    arriving = GeneratorConfig(scenario=params.scenario, start=start.date(), days=params.days)
+    results = _run_all(
+        [
+            ("data", lambda: data_flow(DataParams(window=arriving, append=True), return_state=True)),
+            ("features", lambda: features_flow(return_state=True)),
+            ("batch", lambda: batch_inference_flow(BatchParams(start=start, end=end), return_state=True)),
+            (
+                "monitoring",
+                lambda: monitoring_flow(
+                    MonitoringParams(start=start, end=end, retrain=True), return_state=True
+                ),
+            ),
+        ]
+    )
+    if isinstance(results, State):
+        return results
+    return LiveWindowResult(scenario=params.scenario, monitoring=results["monitoring"])
 
 
 def where_to_look() -> dict[str, str]:
@@ -129,7 +175,7 @@ def where_to_look() -> dict[str, str]:
         "drift reports": str(settings.monitoring_reports_dir),
         "alerts": str(settings.alerts_log),
         "serving": "mlstack serve  (OpenAPI docs at http://127.0.0.1:8000/docs)",
-        "prompt answers": "MLflow experiment prompt_engineering (prompts: ask_in_context), mlstack ask",
+        "prompt answers": f"MLflow experiment {EXPERIMENT} (prompts: {PROMPT_NAME}), mlstack ask",
         "local LLM endpoint": f"mlstack serve-llm --model {settings.untrained_model_dir}",
         "model registry": "mlstack model status",
     }

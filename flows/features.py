@@ -8,15 +8,29 @@ on from where the last run stopped.
 
 from __future__ import annotations
 
+from datetime import datetime
 from pathlib import Path
 
 import mlstack.bootstrap  # noqa: F401  (before prefect: sets its environment defaults)
 
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NONE
+from pydantic import BaseModel, Field
 
 from mlstack import features
 from mlstack.settings import get_settings
+
+
+class FeaturesParams(BaseModel):
+    validated_dir: Path | None = Field(
+        default=None, description="Validated data folder. Default: validated/ in the data dir."
+    )
+
+
+class FeaturesResult(BaseModel):
+    views: list[str] = Field(description="The Feast feature views applied.")
+    online_until: datetime = Field(description="The online store holds readings up to here.")
+    tables: dict[str, Path] = Field(description="The offline feature tables.")
 
 
 @task(name="build-feature-tables", cache_policy=NONE)
@@ -36,20 +50,19 @@ def apply_definitions() -> list[str]:
 
 
 @task(name="feast-materialize", cache_policy=NONE)
-def materialize() -> str:
+def materialize() -> datetime:
     loaded_until = features.materialize_offline(features.feature_store())
     get_run_logger().info("online store loaded up to %s", loaded_until)
-    return str(loaded_until)
+    return loaded_until.to_pydatetime()
 
 
 @flow(name="features", log_prints=False)  # Feast prints ANSI progress and UDF bytecode
-def features_flow(validated_dir: Path | None = None) -> dict[str, object]:
+def features_flow(params: FeaturesParams = FeaturesParams()) -> FeaturesResult:
     """Build offline features from validated data, apply the Feast repo, materialize online."""
-    validated_dir = validated_dir or get_settings().validated_dir
-    paths = build_tables(validated_dir)
+    paths = build_tables(params.validated_dir or get_settings().validated_dir)
     views = apply_definitions()
     loaded_until = materialize(wait_for=[paths, views])
-    return {"views": views, "online_until": loaded_until, "tables": {k: str(v) for k, v in paths.items()}}
+    return FeaturesResult(views=views, online_until=loaded_until, tables=paths)
 
 
 if __name__ == "__main__":

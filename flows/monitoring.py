@@ -11,7 +11,7 @@ something is wrong it alerts (apprise plus a local JSON-lines sink), emits the P
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Literal
 
 import mlstack.bootstrap  # noqa: F401  (before prefect: sets its environment defaults)
 
@@ -21,25 +21,45 @@ from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NONE
 from prefect.events import emit_event
 from prefect.states import Failed, State
+from pydantic import BaseModel, Field
 
-from flows.retraining import retraining_flow
+from flows.retraining import RetrainingParams, RetrainingResult, retraining_flow
 from mlstack import tracking
 from mlstack.settings import MODEL_NAME, Settings, get_settings
+from mlstack.timewindow import TimeWindow
 from models.tabular import registry
-from monitoring import alerts
-from monitoring.drift import DriftCheck, Thresholds, WindowError, WindowTooSmall, check
+from monitoring import alerts, events
+from monitoring.alerts import Delivery
+from monitoring.drift import (
+    DriftCheck,
+    DriftSummary,
+    Thresholds,
+    WindowError,
+    WindowTooSmall,
+    champion_window,
+    check,
+    summary_markdown,
+)
 from monitoring.window import read_window
 
-EVENT = "mlstack.drift.detected"
+
+class MonitoringParams(TimeWindow):
+    retrain: bool | None = Field(
+        default=None, description="Retrain when drift is found. Default: MLSTACK_RETRAIN_ON_DRIFT."
+    )
 
 
-def resource(version: str) -> dict[str, str]:
-    """The model as a Prefect event resource; triggers match `mlstack.model.*`."""
-    return {
-        "prefect.resource.id": f"mlstack.model.{MODEL_NAME}",
-        "prefect.resource.name": MODEL_NAME,
-        "mlstack.model.version": version,
-    }
+class MonitoringResult(BaseModel):
+    status: Literal["ok", "drift", "skipped"]
+    version: str = Field(description="The champion whose predictions were judged.")
+    start: datetime
+    end: datetime
+    skipped_because: str | None = Field(default=None, description="Why the window was not judged.")
+    drift: DriftSummary | None = Field(default=None, description="What the checks found.")
+    alerts: list[Delivery] = Field(default_factory=list)
+    event: str | None = Field(default=None, description="The id of the drift event emitted.")
+    retraining: RetrainingResult | None = None
+    retraining_failed: str | None = None
 
 
 @task(name="load-reference", cache_policy=NONE)
@@ -83,124 +103,67 @@ def window_folder(version: str, start: datetime, end: datetime) -> str:
     return f"v{version}/{start:{stamp}}_{end:{stamp}}"
 
 
-def drift_alert(result: DriftCheck, version: str, start: datetime, end: datetime) -> alerts.Alert:
-    return alerts.Alert(
-        kind="drift",
-        model=MODEL_NAME,
-        version=version,
-        title=f"{MODEL_NAME} v{version}: drift in {start:%Y-%m-%d %H:%M} to {end:%Y-%m-%d %H:%M}",
-        body="\n".join(result.reasons()),
-        details=result.as_dict(),
-        report=str(result.reports.get("drift", "")) or None,
-    )
-
-
-def summary_markdown(result: DriftCheck, version: str, start: datetime, end: datetime) -> str:
-    verdict = "**drift detected**" if result.alert else "no drift"
-    rows = "\n".join(
-        f"| {c.column} | {c.method} | {c.score:.4f} | {c.threshold:g} | {'yes' if c.drifted else ''} |"
-        for c in result.columns
-    )
-    perf = result.performance
-    perf_line = (
-        "Labels have not arrived for enough of this window yet."
-        if perf is None
-        else f"MAE {perf.current_mae:.1f}s on {perf.labelled_rows} labelled trips vs reference"
-        f" {perf.reference_mae:.1f}s (x{perf.ratio:.2f}, alert above x{1 + perf.tolerance:.2f})."
-    )
-    reports = "\n".join(f"- {name}: [{path.name}](file://{path})" for name, path in result.reports.items())
-    reasons = "\n".join(f"- {r}" for r in result.reasons()) or "- none"
-    return (
-        f"## {MODEL_NAME} v{version}, {start:%Y-%m-%d %H:%M} to {end:%Y-%m-%d %H:%M}: {verdict}\n\n"
-        f"{result.current_rows} predictions against {result.reference_rows} training rows;"
-        f" {len(result.drifted_columns)} of {len(result.columns)} columns drifted"
-        f" ({result.drifted_share:.0%}, dataset drift at {result.drift_share:.0%}).\n\n"
-        f"**Findings:**\n{reasons}\n\n**Performance:** {perf_line}\n\n"
-        f"| column | method | score | threshold | drifted |\n|---|---|---|---|---|\n{rows}\n\n"
-        f"**Reports:**\n{reports}\n"
-    )
-
-
 @flow(name="monitoring", log_prints=True)
-def monitoring_flow(start: datetime, end: datetime, retrain: bool | None = None) -> dict[str, Any] | State:
+def monitoring_flow(params: MonitoringParams) -> MonitoringResult | State:
     """Check [start, end) for drift; alert, emit the event and optionally retrain when found."""
     settings = get_settings()
     log = get_run_logger()
-    retrain = settings.retrain_on_drift if retrain is None else retrain
+    start, end = params.start, params.end
+    retrain = settings.monitoring.retrain_on_drift if params.retrain is None else params.retrain
     tracking.setup(settings)
     version = registry.alias_version(registry.CHAMPION)
     if version is None:
         return Failed(message=f"{MODEL_NAME} has no champion to monitor: run `mlstack train` first")
-    window = load_window(start, end)
-    # The reference, its error included, is the champion's: predictions by other versions
-    # would be judged against the wrong model.
-    others = window["model_version"].astype(str) != version
-    if others.any():
-        log.info("%d predictions by other versions are left out", int(others.sum()))
-    window = window[~others]
-    if len(window) < settings.min_window_rows:  # a quiet window is not a failed run
-        reason = str(WindowTooSmall.of(len(window), settings.min_window_rows))
-        if others.any():
-            reason += (
-                f" ({int(others.sum())} more were scored by other versions; rescore to judge v{version})"
-            )
-        log.warning("window skipped: %s", reason)
-        return {"status": "skipped", "reason": reason, "version": version, "alerts": []}
+    outcome = MonitoringResult(status="skipped", version=version, start=start, end=end)
+    try:
+        window, by_others = champion_window(
+            load_window(start, end), version, settings.monitoring.min_window_rows
+        )
+    except WindowTooSmall as exc:  # a quiet window is not a failed run
+        log.warning("window skipped: %s", exc)
+        return outcome.model_copy(update={"skipped_because": str(exc)})
+    if by_others:
+        log.info("%d predictions by other versions are left out", by_others)
     folder = window_folder(version, start, end)
     try:
         result = run_checks(load_reference(version), window, settings, folder)
     except WindowError as exc:
         return Failed(message=str(exc))
     log_reports(result, version, folder)
+    summary = result.summary()
     create_markdown_artifact(
         key="drift-report",
-        markdown=summary_markdown(result, version, start, end),
+        markdown=summary_markdown(result, MODEL_NAME, version, start, end),
         description=f"{MODEL_NAME} v{version}: {'drift' if result.alert else 'no drift'}",
     )
-    summary = result.as_dict()
-    outcome: dict[str, Any] = {
-        "status": "drift" if result.alert else "ok",
-        "version": version,
-        "window": [start.isoformat(), end.isoformat()],
-        **summary,
-        "alerts": [],
-        "event": None,
-        "retraining": None,
-    }
+    outcome = outcome.model_copy(update={"status": "drift" if result.alert else "ok", "drift": summary})
     if not result.alert:
-        log.info("no drift: %d of %d columns drifted", len(result.drifted_columns), len(result.columns))
+        log.info(
+            "no drift: %d of %d columns drifted", len(summary.drifted_columns), summary.monitored_columns
+        )
         return outcome
-    for reason in result.reasons():
+    for reason in summary.reasons:
         log.warning(reason)
-    deliveries = alerts.send(drift_alert(result, version, start, end), settings)
+    deliveries = alerts.send(alerts.drift_alert(summary, version, start, end), settings)
     for failed in (d for d in deliveries if not d.ok):
         log.warning("alert to %s failed: %s", failed.target, failed.error)
-    outcome["alerts"] = [d.__dict__ for d in deliveries]
     event = emit_event(
-        event=EVENT,
-        resource=resource(version),
-        payload={
-            "model": MODEL_NAME,
-            "version": version,
-            "window_start": start.isoformat(),
-            "window_end": end.isoformat(),
-            "share": summary["drifted_share"],
-            "dataset_drift": result.dataset_drift,
-            "drifted_columns": result.drifted_columns,
-            "scores": summary["scores"],
-            "performance": summary["performance"],
-            "reasons": summary["reasons"],
-            "report": summary["reports"].get("drift", ""),
-        },
+        event=events.DRIFT_DETECTED,
+        resource=events.model_resource(version),
+        payload=events.drift_payload(summary, version, start, end),
     )
-    outcome["event"] = None if event is None else str(event.id)
+    outcome = outcome.model_copy(
+        update={"alerts": deliveries, "event": None if event is None else str(event.id)}
+    )
     if retrain:
-        state = retraining_flow(until=end, reason="; ".join(result.reasons()), return_state=True)
-        outcome["retraining"] = state.result() if state.is_completed() else {"failed": state.message}
+        why = "; ".join(summary.reasons)
+        state = retraining_flow(RetrainingParams(until=end, reason=why), return_state=True)
+        if state.is_completed():
+            outcome = outcome.model_copy(update={"retraining": state.result()})
+        else:
+            outcome = outcome.model_copy(update={"retraining_failed": state.message})
     return outcome
 
 
 if __name__ == "__main__":
-    from datetime import UTC
-
-    monitoring_flow(datetime(2026, 9, 13, tzinfo=UTC), datetime(2026, 9, 15, tzinfo=UTC))
+    monitoring_flow(MonitoringParams(start=datetime(2026, 9, 13), end=datetime(2026, 9, 15)))

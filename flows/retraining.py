@@ -19,16 +19,47 @@ import pandas as pd
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NONE
 from prefect.states import Failed, State
+from pydantic import BaseModel, Field
 
-from flows.training import register_and_gate, training_set, tune_and_train
+from flows.tasks.tabular import register_and_gate, training_set, tune_and_train
 from mlstack import features, tracking
 from mlstack.features import LABEL
 from mlstack.params import data_version, load_params
 from mlstack.settings import MODEL_NAME, get_settings
+from mlstack.timewindow import utc
 from models.tabular import registry
 from models.tabular.train import Splits, params_from_run, split_at
 from monitoring import alerts
-from monitoring.window import utc
+from monitoring.alerts import Delivery
+
+
+class RetrainingParams(BaseModel):
+    until: datetime | None = Field(
+        default=None, description="Train on labelled trips requested before this instant. Default: all."
+    )
+    n_trials: int | None = Field(
+        default=None,
+        ge=0,
+        description="Optuna trials from the champion's params; 0 reuses them."
+        " Default: MLSTACK_RETRAIN_TRIALS.",
+    )
+    reason: str = Field(default="manual", description="Why retraining runs; the alert repeats it.")
+    validated_dir: Path | None = Field(
+        default=None, description="Validated data folder. Default: validated/ in the data dir."
+    )
+
+
+class RetrainingResult(BaseModel):
+    version: str = Field(description="The retrained registry version.")
+    champion_before: str
+    promoted: bool
+    reason: str = Field(description="Why the gate promoted it or kept the champion.")
+    challenger_mae: float
+    champion_mae: float | None
+    holdout: str = Field(description="The labelled window both models were scored on.")
+    trigger: str
+    run_id: str
+    alerts: list[Delivery] = Field(default_factory=list)
 
 
 def holdout_splits(frame: pd.DataFrame, until: pd.Timestamp, hours: float) -> Splits:
@@ -62,72 +93,45 @@ def champion_params(space: dict[str, Any]) -> tuple[str, dict[str, Any]]:
 
 
 @flow(name="retraining", log_prints=True)
-def retraining_flow(
-    until: datetime | None = None,
-    n_trials: int | None = None,
-    reason: str = "manual",
-    validated_dir: Path | None = None,
-) -> dict[str, Any] | State:
+def retraining_flow(params: RetrainingParams = RetrainingParams()) -> RetrainingResult | State:
     """Retrain on labelled data before `until` (default: all), gate, alert with the decision."""
     settings = get_settings()
-    validated_dir = validated_dir or settings.validated_dir
-    n_trials = settings.retrain_trials if n_trials is None else n_trials
-    params = load_params()["train"]
+    validated_dir = params.validated_dir or settings.validated_dir
+    n_trials = settings.monitoring.retrain_trials if params.n_trials is None else params.n_trials
+    hours = settings.monitoring.retrain_holdout_hours
+    train = load_params()["train"]
     try:
-        champion, best = champion_params(params["search_space"])
-        trips, cutoff = labelled_trips(validated_dir, until)
-        holdout_splits(trips, cutoff, settings.retrain_holdout_hours)  # too little data: fail before Feast
+        champion, best = champion_params(train["search_space"])
+        trips, cutoff = labelled_trips(validated_dir, params.until)
+        holdout_splits(trips, cutoff, hours)  # too little data: fail before Feast
     except (registry.RegistryError, ValueError) as exc:
         return Failed(message=str(exc))
     frame = training_set(trips)
-    splits = holdout_splits(frame, cutoff, settings.retrain_holdout_hours)
+    splits = holdout_splits(frame, cutoff, hours)
     result = tune_and_train(
         frame,
-        {**params, "n_trials": n_trials, "split": splits},
+        {**train, "n_trials": n_trials, "split": splits},
         data_version(validated_dir),
         fixed=None if n_trials else best,
         start_from=best,
         run_name="retrain",
     )
-    decision = register_and_gate(result, settings.promotion_margin)
-    deliveries = alerts.send(decision_alert(decision, reason, splits), settings)
+    decision = register_and_gate(result, settings.tracking.promotion_margin)
+    holdout = " to ".join(splits.window("test"))
+    deliveries = alerts.send(alerts.retraining_alert(decision, params.reason, holdout), settings)
     for failed in (d for d in deliveries if not d.ok):
         get_run_logger().warning("alert to %s failed: %s", failed.target, failed.error)
-    return {
-        "version": decision.challenger,
-        "champion_before": champion,
-        "promoted": decision.promoted,
-        "reason": decision.reason,
-        "challenger_mae": decision.challenger_mae,
-        "champion_mae": decision.champion_mae,
-        "holdout": " to ".join(splits.window("test")),
-        "trigger": reason,
-        "run_id": result.run_id,
-        "alerts": [d.__dict__ for d in deliveries],
-    }
-
-
-def decision_alert(decision: registry.GateDecision, reason: str, splits: Splits) -> alerts.Alert:
-    verdict = "promoted to champion" if decision.promoted else "not promoted; the champion stays"
-    champion = f"v{decision.champion}" if decision.champion else "none"
-    champion_mae = "n/a" if decision.champion_mae is None else f"{decision.champion_mae:.1f}s"
-    return alerts.Alert(
-        kind="retraining",
-        model=MODEL_NAME,
+    return RetrainingResult(
         version=decision.challenger,
-        title=f"{MODEL_NAME}: retrained v{decision.challenger} {verdict}",
-        body=(
-            f"Retrained because: {reason}. Holdout {' to '.join(splits.window('test'))}: challenger"
-            f" MAE {decision.challenger_mae:.1f}s, champion {champion} MAE {champion_mae}."
-            f" {decision.reason}. Undo with `mlstack model rollback`."
-        ),
-        details={
-            "promoted": decision.promoted,
-            "challenger_mae": decision.challenger_mae,
-            "champion": decision.champion,
-            "champion_mae": decision.champion_mae,
-            "trigger": reason,
-        },
+        champion_before=champion,
+        promoted=decision.promoted,
+        reason=decision.reason,
+        challenger_mae=decision.challenger_mae,
+        champion_mae=decision.champion_mae,
+        holdout=holdout,
+        trigger=params.reason,
+        run_id=result.run_id,
+        alerts=deliveries,
     )
 
 

@@ -3,6 +3,9 @@
 The embedded server is a real Postgres 16 from the `pgserver` package, with its data under the
 project's data dir. The first process to need it starts it; later processes find it running and
 reuse it (pgserver keeps a pid file and a lock), so nothing is started twice.
+
+Each domain owns its tables: it declares its `Migration` steps beside its own code and calls
+`migrate(conn, domain, steps)` before it reads or writes them.
 """
 
 from __future__ import annotations
@@ -10,12 +13,13 @@ from __future__ import annotations
 import atexit
 import os
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
 import psycopg
-from psycopg import conninfo
+from psycopg import conninfo, sql
 
 from mlstack.settings import Settings, get_settings
 
@@ -63,8 +67,8 @@ def describe_dsn(dsn: str) -> str:
 def resolve_dsn(settings: Settings | None = None) -> str:
     """The DSN to use, starting the embedded server if that is the one configured."""
     settings = settings or get_settings()
-    if settings.pg_dsn:
-        return settings.pg_dsn
+    if settings.postgres.dsn:
+        return settings.postgres.dsn
     return _embedded(settings.pg_dir).get_uri()
 
 
@@ -87,13 +91,15 @@ def connect(settings: Settings | None = None, *, autocommit: bool = False) -> ps
     settings = settings or get_settings()
     dsn = resolve_dsn(settings)
     try:
-        conn = psycopg.connect(dsn, connect_timeout=settings.pg_connect_timeout_s, autocommit=True)
+        conn = psycopg.connect(dsn, connect_timeout=settings.postgres.connect_timeout_s, autocommit=True)
     except psycopg.OperationalError as exc:
-        source = f"from {DSN_VARIABLE}" if settings.pg_dsn else f"the embedded server in {settings.pg_dir}"
+        source = (
+            f"from {DSN_VARIABLE}" if settings.postgres.dsn else f"the embedded server in {settings.pg_dir}"
+        )
         reason = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
         hint = (
             f"Check the host and credentials, or unset {DSN_VARIABLE} to use the embedded Postgres."
-            if settings.pg_dsn
+            if settings.postgres.dsn
             else f"Remove {settings.pg_dir} to start afresh."
         )
         raise PostgresUnavailable(
@@ -117,8 +123,9 @@ class PostgresStatus:
 def status(settings: Settings | None = None, *, start: bool = False) -> PostgresStatus:
     """How Postgres stands, without starting the embedded server unless `start` is set."""
     settings = settings or get_settings()
-    mode = "external" if settings.pg_dsn else "embedded"
-    target = describe_dsn(settings.pg_dsn) if settings.pg_dsn else str(settings.pg_dir)
+    dsn = settings.postgres.dsn
+    mode = "external" if dsn else "embedded"
+    target = describe_dsn(dsn) if dsn else str(settings.pg_dir)
     if mode == "embedded" and not start and not embedded_running(settings.pg_dir):
         return PostgresStatus(mode, target, "stopped (starts on first use)")
     try:
@@ -159,70 +166,66 @@ def _running_as_root() -> bool:
     return hasattr(os, "geteuid") and os.geteuid() == 0
 
 
-# Schema migrations: append only, never edit a shipped one. Each runs once, in its own transaction,
-# under an advisory lock so that two processes starting together do not race.
-MIGRATIONS: list[tuple[int, str, str]] = [
-    (
-        1,
-        "trip predictions from batch inference",
-        """
-        CREATE TABLE trip_predictions (
-            trip_id              text PRIMARY KEY,
-            requested_at         timestamptz NOT NULL,
-            driver_id            bigint NOT NULL,
-            predicted_duration_s double precision NOT NULL,
-            model_version        text NOT NULL,
-            scored_at            timestamptz NOT NULL DEFAULT now()
-        );
-        CREATE INDEX trip_predictions_requested_at ON trip_predictions (requested_at);
-        """,
-    ),
-    (
-        2,
-        "model inputs beside each batch prediction, for drift monitoring",
-        """
-        ALTER TABLE trip_predictions
-            ADD COLUMN distance_km double precision,
-            ADD COLUMN passenger_count double precision,
-            ADD COLUMN pickup_zone double precision,
-            ADD COLUMN dropoff_zone double precision,
-            ADD COLUMN driver_hourly__avg_speed_kmh double precision,
-            ADD COLUMN driver_hourly__acceptance_rate double precision,
-            ADD COLUMN driver_hourly__rating double precision,
-            ADD COLUMN driver_hourly__trips_today double precision,
-            ADD COLUMN driver_hourly__pace_7d_s_per_km double precision,
-            ADD COLUMN pickup_zone__congestion_index double precision,
-            ADD COLUMN pickup_zone__avg_speed_kmh double precision,
-            ADD COLUMN pickup_zone__demand_1h double precision,
-            ADD COLUMN dropoff_zone__congestion_index double precision,
-            ADD COLUMN dropoff_zone__avg_speed_kmh double precision,
-            ADD COLUMN dropoff_zone__demand_1h double precision,
-            ADD COLUMN trip_request_features__hour_of_day double precision,
-            ADD COLUMN trip_request_features__weekday double precision,
-            ADD COLUMN trip_request_features__is_weekend double precision,
-            ADD COLUMN trip_request_features__distance_bucket double precision;
-        """,
-    ),
-]
+@dataclass(frozen=True)
+class Migration:
+    """One step of a domain's schema. Append only: never edit a step that has shipped."""
+
+    version: int
+    description: str
+    sql: str
+
+
+# Before domains owned their migrations, one list held the trip-prediction tables' steps.
+_FIRST_DOMAIN = "trip_predictions"
 _MIGRATION_LOCK = 7_420_001
 
 
-def migrate(conn: psycopg.Connection) -> list[int]:
-    """Apply the migrations this database lacks; returns the versions applied now."""
+def _ensure_ledger(conn: psycopg.Connection) -> None:
+    """The table recording which step of which domain ran, upgraded from the one-domain layout."""
+    conn.execute(
+        "CREATE TABLE IF NOT EXISTS schema_migrations (domain text NOT NULL, version int NOT NULL,"
+        " description text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now(),"
+        " PRIMARY KEY (domain, version))"
+    )
+    has_domain = conn.execute(
+        "SELECT 1 FROM information_schema.columns WHERE table_schema = current_schema()"
+        " AND table_name = 'schema_migrations' AND column_name = 'domain'"
+    ).fetchone()
+    if not has_domain:
+        # DDL takes no bind parameters; the constant goes in as a quoted literal.
+        conn.execute(
+            sql.SQL("ALTER TABLE schema_migrations ADD COLUMN domain text NOT NULL DEFAULT {}").format(
+                sql.Literal(_FIRST_DOMAIN)
+            )
+        )
+        conn.execute("ALTER TABLE schema_migrations ALTER COLUMN domain DROP DEFAULT")
+        conn.execute(
+            "ALTER TABLE schema_migrations DROP CONSTRAINT schema_migrations_pkey,"
+            " ADD PRIMARY KEY (domain, version)"
+        )
+
+
+def migrate(conn: psycopg.Connection, domain: str, migrations: Sequence[Migration]) -> list[int]:
+    """Apply the steps of `domain` this database lacks, in order; returns the versions applied now.
+
+    All in one transaction, under an advisory lock, so two processes starting together neither
+    race nor leave half a schema behind.
+    """
     applied_now = []
     with conn.transaction():
         conn.execute("SELECT pg_advisory_xact_lock(%s)", (_MIGRATION_LOCK,))
-        conn.execute(
-            "CREATE TABLE IF NOT EXISTS schema_migrations (version int PRIMARY KEY,"
-            " description text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())"
-        )
-        done = {row[0] for row in conn.execute("SELECT version FROM schema_migrations")}
-        for version, description, sql in MIGRATIONS:
-            if version in done:
+        _ensure_ledger(conn)
+        done = {
+            row[0]
+            for row in conn.execute("SELECT version FROM schema_migrations WHERE domain = %s", (domain,))
+        }
+        for step in sorted(migrations, key=lambda m: m.version):
+            if step.version in done:
                 continue
-            conn.execute(sql)
+            conn.execute(step.sql)
             conn.execute(
-                "INSERT INTO schema_migrations (version, description) VALUES (%s, %s)", (version, description)
+                "INSERT INTO schema_migrations (domain, version, description) VALUES (%s, %s, %s)",
+                (domain, step.version, step.description),
             )
-            applied_now.append(version)
+            applied_now.append(step.version)
     return applied_now

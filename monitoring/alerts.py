@@ -11,9 +11,13 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from mlstack.settings import Settings
+from mlstack.settings import MODEL_NAME, Settings
+
+if TYPE_CHECKING:
+    from models.tabular.registry import GateDecision
+    from monitoring.drift import DriftSummary
 
 
 @dataclass(frozen=True)
@@ -39,6 +43,43 @@ class Delivery:
     target: str
     ok: bool
     error: str | None = None
+
+
+def drift_alert(summary: DriftSummary, version: str, start: datetime, end: datetime) -> Alert:
+    return Alert(
+        kind="drift",
+        model=MODEL_NAME,
+        version=version,
+        title=f"{MODEL_NAME} v{version}: drift in {start:%Y-%m-%d %H:%M} to {end:%Y-%m-%d %H:%M}",
+        body="\n".join(summary.reasons),
+        details=summary.model_dump(mode="json"),
+        report=str(summary.reports.get("drift", "")) or None,
+    )
+
+
+def retraining_alert(decision: GateDecision, trigger: str, holdout: str) -> Alert:
+    """The gate's decision on a retrained model, with both scores and how to undo it."""
+    verdict = "promoted to champion" if decision.promoted else "not promoted; the champion stays"
+    champion = f"v{decision.champion}" if decision.champion else "none"
+    champion_mae = "n/a" if decision.champion_mae is None else f"{decision.champion_mae:.1f}s"
+    return Alert(
+        kind="retraining",
+        model=MODEL_NAME,
+        version=decision.challenger,
+        title=f"{MODEL_NAME}: retrained v{decision.challenger} {verdict}",
+        body=(
+            f"Retrained because: {trigger}. Holdout {holdout}: challenger"
+            f" MAE {decision.challenger_mae:.1f}s, champion {champion} MAE {champion_mae}."
+            f" {decision.reason}. Undo with `mlstack model rollback`."
+        ),
+        details={
+            "promoted": decision.promoted,
+            "challenger_mae": decision.challenger_mae,
+            "champion": decision.champion,
+            "champion_mae": decision.champion_mae,
+            "trigger": trigger,
+        },
+    )
 
 
 def redact(url: str) -> str:
@@ -76,8 +117,8 @@ def _notify(alert: Alert, url: str) -> Delivery:
 
 def send(alert: Alert, settings: Settings) -> list[Delivery]:
     """Deliver to the local sink (unless disabled) and every configured URL; report each outcome."""
-    deliveries = [_append_log(alert, settings)] if settings.alert_log else []
-    deliveries += [_notify(alert, url) for url in settings.alert_urls]
+    deliveries = [_append_log(alert, settings)] if settings.monitoring.alert_log else []
+    deliveries += [_notify(alert, url) for url in settings.monitoring.alert_urls]
     return deliveries
 
 

@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import math
 import warnings
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
+from pydantic import BaseModel, computed_field
 
 from mlstack.features import CATEGORICAL_FEATURES, LABEL, MODEL_FEATURES
 from mlstack.io import write_json
@@ -38,11 +40,33 @@ class WindowTooSmall(WindowError):
     """Too few predictions to judge: a quiet hour, not a fault."""
 
     @classmethod
-    def of(cls, rows: int, min_rows: int) -> WindowTooSmall:
+    def of(cls, rows: int, min_rows: int, by_others: int = 0, version: str | None = None) -> WindowTooSmall:
+        others = (
+            f" ({by_others} more were scored by other versions; rescore to judge v{version})"
+            if by_others
+            else ""
+        )
         return cls(
             f"the window holds {rows} prediction(s), fewer than MLSTACK_MIN_WINDOW_ROWS={min_rows};"
-            " score it first (`mlstack predict-batch`) or widen it"
+            f" score it first (`mlstack predict-batch`) or widen it{others}"
         )
+
+
+def require_rows(frame: pd.DataFrame, min_rows: int, by_others: int = 0, version: str | None = None) -> None:
+    if len(frame) < min_rows:
+        raise WindowTooSmall.of(len(frame), min_rows, by_others, version)
+
+
+def champion_window(window: pd.DataFrame, version: str, min_rows: int) -> tuple[pd.DataFrame, int]:
+    """The predictions `version` made, and how many by other versions were left out.
+
+    The reference, its error included, is the champion's: predictions by other versions would
+    be judged against the wrong model. Raises WindowTooSmall when too few remain to judge.
+    """
+    others = window["model_version"].astype(str) != version
+    judged = window[~others]
+    require_rows(judged, min_rows, int(others.sum()), version)
+    return judged, int(others.sum())
 
 
 @dataclass(frozen=True)
@@ -57,14 +81,15 @@ class Thresholds:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Thresholds:
+        m = settings.monitoring
         return cls(
-            drift_share=settings.drift_share,
-            method=settings.drift_method,
-            threshold=settings.drift_threshold,
-            performance_tolerance=settings.performance_tolerance,
-            missing_share_increase=settings.missing_share_increase,
-            min_rows=settings.min_window_rows,
-            sample_rows=settings.drift_sample_rows,
+            drift_share=m.drift_share,
+            method=m.drift_method,
+            threshold=m.drift_threshold,
+            performance_tolerance=m.performance_tolerance,
+            missing_share_increase=m.missing_share_increase,
+            min_rows=m.min_window_rows,
+            sample_rows=m.drift_sample_rows,
         )
 
 
@@ -77,27 +102,46 @@ class ColumnDrift:
     drifted: bool
 
 
-@dataclass(frozen=True)
-class MissingShift:
+class MissingShift(BaseModel):
     column: str
     reference_share: float
     current_share: float
 
 
-@dataclass(frozen=True)
-class Performance:
+class Performance(BaseModel):
     labelled_rows: int
     reference_mae: float
     current_mae: float
     tolerance: float
 
+    @computed_field  # type: ignore[prop-decorator]
     @property
     def ratio(self) -> float:
         return self.current_mae / self.reference_mae
 
+    @computed_field  # type: ignore[prop-decorator]
     @property
     def degraded(self) -> bool:
         return self.ratio > 1 + self.tolerance
+
+
+class DriftSummary(BaseModel):
+    """A check in plain values: what the monitoring flow returns, alerts and events carry, and
+    summary.json holds."""
+
+    alert: bool
+    dataset_drift: bool
+    drifted_share: float
+    drift_share_threshold: float
+    monitored_columns: int
+    drifted_columns: list[str]
+    scores: dict[str, float | None]
+    missing: list[MissingShift]
+    performance: Performance | None
+    reference_rows: int
+    current_rows: int
+    reasons: list[str]
+    reports: dict[str, Path]
 
 
 @dataclass
@@ -145,23 +189,22 @@ class DriftCheck:
             )
         return found
 
-    def as_dict(self) -> dict[str, Any]:
-        """Plain JSON-able values: what alerts, events and summaries carry."""
-        p = self.performance
-        return {
-            "alert": self.alert,
-            "dataset_drift": self.dataset_drift,
-            "drifted_share": round(self.drifted_share, 4),
-            "drift_share_threshold": self.drift_share,
-            "drifted_columns": self.drifted_columns,
-            "scores": {k: _finite(v) for k, v in self.scores.items()},
-            "missing": [asdict(m) for m in self.missing],
-            "performance": None if p is None else {**asdict(p), "ratio": p.ratio, "degraded": p.degraded},
-            "reference_rows": self.reference_rows,
-            "current_rows": self.current_rows,
-            "reasons": self.reasons(),
-            "reports": {k: str(v) for k, v in self.reports.items()},
-        }
+    def summary(self) -> DriftSummary:
+        return DriftSummary(
+            alert=self.alert,
+            dataset_drift=self.dataset_drift,
+            drifted_share=round(self.drifted_share, 4),
+            drift_share_threshold=self.drift_share,
+            monitored_columns=len(self.columns),
+            drifted_columns=self.drifted_columns,
+            scores={k: _finite(v) for k, v in self.scores.items()},
+            missing=self.missing,
+            performance=self.performance,
+            reference_rows=self.reference_rows,
+            current_rows=self.current_rows,
+            reasons=self.reasons(),
+            reports=self.reports,
+        )
 
 
 def _finite(value: float) -> float | None:
@@ -196,8 +239,7 @@ def conform(reference: pd.DataFrame, current: pd.DataFrame, min_rows: int) -> No
     missing_ref = sorted(set(MONITORED) - set(reference.columns))
     if missing_ref:
         raise WindowError(f"the reference lacks monitored column(s) {', '.join(missing_ref)}")
-    if len(current) < min_rows:
-        raise WindowTooSmall.of(len(current), min_rows)
+    require_rows(current, min_rows)
 
 
 def match_calendar(reference: pd.DataFrame, current: pd.DataFrame, seed: int = 0) -> pd.DataFrame:
@@ -288,7 +330,7 @@ def missing_shifts(reference: pd.DataFrame, current: pd.DataFrame, increase: flo
     ref = reference[MONITORED].isna().mean()
     cur = current[MONITORED].isna().mean()
     return [
-        MissingShift(c, round(float(ref[c]), 4), round(float(cur[c]), 4))
+        MissingShift(column=c, reference_share=round(float(ref[c]), 4), current_share=round(float(cur[c]), 4))
         for c in MONITORED
         if cur[c] - ref[c] > increase
     ]
@@ -301,6 +343,7 @@ def performance(
     from evidently import Report
     from evidently.presets import RegressionPreset
     from sklearn.exceptions import UndefinedMetricWarning
+    from sklearn.metrics import mean_absolute_error
 
     labelled = current[current[LABEL].notna() & current[PREDICTION].notna()]
     if len(labelled) < t.min_rows:
@@ -308,8 +351,8 @@ def performance(
     ref = reference[reference[LABEL].notna()]
     result = Performance(
         labelled_rows=len(labelled),
-        reference_mae=float(np.mean(np.abs(ref[LABEL] - ref[PREDICTION]))),
-        current_mae=float(np.mean(np.abs(labelled[LABEL] - labelled[PREDICTION]))),
+        reference_mae=float(mean_absolute_error(ref[LABEL], ref[PREDICTION])),
+        current_mae=float(mean_absolute_error(labelled[LABEL], labelled[PREDICTION])),
         tolerance=t.performance_tolerance,
     )
     ref_ds, cur_ds = _datasets(ref, labelled, [LABEL, PREDICTION], regression=True)
@@ -349,5 +392,35 @@ def check(
             result.reports["performance"] = report_dir / "performance.html"
             perf_snapshot.save_html(str(result.reports["performance"]))
         result.reports["summary"] = report_dir / "summary.json"
-        write_json(result.as_dict(), result.reports["summary"])
+        write_json(result.summary().model_dump(mode="json"), result.reports["summary"])
     return result
+
+
+def summary_markdown(result: DriftCheck, model: str, version: str, start: datetime, end: datetime) -> str:
+    """The check as a person reads it in the Prefect UI: verdict, findings, the columns, links."""
+    summary = result.summary()
+    verdict = "**drift detected**" if summary.alert else "no drift"
+    perf = summary.performance
+    perf_line = (
+        "Labels have not arrived for enough of this window yet."
+        if perf is None
+        else f"MAE {perf.current_mae:.1f}s on {perf.labelled_rows} labelled trips vs reference"
+        f" {perf.reference_mae:.1f}s (x{perf.ratio:.2f}, alert above x{1 + perf.tolerance:.2f})."
+    )
+    columns = pd.DataFrame(
+        [
+            (c.column, c.method, round(c.score, 4), c.threshold, "yes" if c.drifted else "")
+            for c in result.columns
+        ],
+        columns=["column", "method", "score", "threshold", "drifted"],
+    )
+    reports = "\n".join(f"- {name}: [{path.name}](file://{path})" for name, path in summary.reports.items())
+    reasons = "\n".join(f"- {r}" for r in summary.reasons) or "- none"
+    return (
+        f"## {model} v{version}, {start:%Y-%m-%d %H:%M} to {end:%Y-%m-%d %H:%M}: {verdict}\n\n"
+        f"{summary.current_rows} predictions against {summary.reference_rows} training rows;"
+        f" {len(summary.drifted_columns)} of {summary.monitored_columns} columns drifted"
+        f" ({summary.drifted_share:.0%}, dataset drift at {summary.drift_share_threshold:.0%}).\n\n"
+        f"**Findings:**\n{reasons}\n\n**Performance:** {perf_line}\n\n"
+        f"{columns.to_markdown(index=False)}\n\n**Reports:**\n{reports}\n"
+    )

@@ -15,22 +15,18 @@ import pandas as pd
 from mlstack import postgres
 from mlstack.features import LABEL, MODEL_FEATURES
 from mlstack.settings import Settings
+from mlstack.timewindow import utc
+from models.tabular import schema
 
 PREDICTION = "prediction"  # the name the reference snapshot gives the model's output
 META_COLUMNS = ["trip_id", "requested_at", "model_version", "source"]
-
-
-def utc(when: datetime) -> pd.Timestamp:
-    """`when` as a UTC timestamp; a naive time is taken to be UTC already."""
-    stamp = pd.Timestamp(when)
-    return stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
 
 
 def batch_window(settings: Settings, start: datetime, end: datetime) -> pd.DataFrame:
     """Batch predictions requested in [start, end), with their inputs."""
     columns = ["trip_id", "requested_at", "model_version", *MODEL_FEATURES, "predicted_duration_s"]
     with postgres.connect(settings) as conn:
-        postgres.migrate(conn)
+        schema.migrate(conn)
         cursor = conn.execute(
             f"SELECT {', '.join(columns)} FROM trip_predictions"
             " WHERE requested_at >= %s AND requested_at < %s ORDER BY requested_at",

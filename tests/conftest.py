@@ -6,7 +6,6 @@ import os
 import shutil
 import tempfile
 from collections.abc import Iterator
-from dataclasses import replace
 from datetime import date
 from pathlib import Path
 
@@ -22,11 +21,36 @@ for _var in [v for v in os.environ if v.startswith(("OPENAI_", "MLSTACK_LLM_", "
 import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 
-from mlstack.data.generator import GeneratorConfig, generate, write_tables  # noqa: E402
+from mlstack.data.config import GeneratorConfig  # noqa: E402
+from mlstack.data.generator import generate, write_tables  # noqa: E402
 from mlstack.settings import Settings  # noqa: E402
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 SMALL = GeneratorConfig(start=date(2026, 9, 1), days=2, trips_per_day=600, n_drivers=40)
+
+
+def rendered(renderable: object, width: int = 200) -> str:
+    """What a person sees: the renderable printed to a wide console, box lines stripped."""
+    from rich.console import Console
+
+    console = Console(width=width, record=True, color_system=None)
+    console.print(renderable)
+    return " ".join(console.export_text().replace("│", " ").replace("┃", " ").split())
+
+
+def option_defaults(app: object, *path: str) -> dict[str, tuple[object, str | None]]:
+    """{parameter: (default, help)} of the command at `path`, as click will parse and show it."""
+    import typer.main
+
+    command = typer.main.get_command(app)
+    for name in path:
+        command = command.commands[name]
+    return {p.name: (p.default, getattr(p, "help", None)) for p in command.params}
+
+
+def small(**changes: object) -> GeneratorConfig:
+    """The small window with some fields changed, validated like any other."""
+    return GeneratorConfig(**{**SMALL.model_dump(), **changes})
 
 
 @pytest.fixture(autouse=True)
@@ -49,7 +73,7 @@ def small_tables() -> dict[str, pd.DataFrame]:
 @pytest.fixture(scope="session")
 def clean_tables() -> dict[str, pd.DataFrame]:
     """The small window without the generator's spoiled rows, for tests that spoil their own."""
-    return generate(replace(SMALL, bad_row_rate=0.0))
+    return generate(small(bad_row_rate=0.0))
 
 
 @pytest.fixture
@@ -90,38 +114,30 @@ TINY_CORPUS = [
 
 @pytest.fixture(scope="session")
 def tiny_lm(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A tiny causal LM built here with transformers: random weights, a byte-level BPE tokenizer
-    trained on a few sentences, and no chat template (so the server's default one is used)."""
+    """A tiny causal LM built here with transformers: random weights, the project's byte-level
+    BPE tokenizer trained on a few sentences, and no chat template (so the server's default one
+    is used)."""
     import torch
     import transformers
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-    from transformers import GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerFast
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    from models.lm.tokenizer import train_tokenizer
 
     transformers.logging.disable_progress_bar()
-    tokenizer = Tokenizer(models.BPE())
-    tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    tokenizer.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(
-        vocab_size=400,
-        special_tokens=["<|endoftext|>"],
-        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
-        show_progress=False,
-    )
-    tokenizer.train_from_iterator(TINY_CORPUS, trainer)
-    hf_tokenizer = PreTrainedTokenizerFast(tokenizer_object=tokenizer, eos_token="<|endoftext|>")
+    tokenizer = train_tokenizer(TINY_CORPUS, vocab_size=400)
     config = GPT2Config(
-        vocab_size=len(hf_tokenizer),
+        vocab_size=len(tokenizer),
         n_positions=512,
         n_embd=32,
         n_layer=2,
         n_head=2,
-        bos_token_id=hf_tokenizer.eos_token_id,
-        eos_token_id=hf_tokenizer.eos_token_id,
+        bos_token_id=tokenizer.eos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
     )
     torch.manual_seed(0)
     path = tmp_path_factory.mktemp("models") / "tiny-lm"
     GPT2LMHeadModel(config).save_pretrained(path)
-    hf_tokenizer.save_pretrained(path)
+    tokenizer.save_pretrained(path)
     return path
 
 
@@ -166,7 +182,7 @@ def trained_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     os.environ.pop("MLFLOW_TRACKING_URI", None)
     settings = Settings(home=home)
     try:
-        write_tables(generate(replace(SMALL, days=6)), settings.raw_dir)
+        write_tables(generate(small(days=6)), settings.raw_dir)
         write_validated(validate_paths([settings.raw_dir], 0.01), settings.validated_dir)
         validated = features.read_validated(settings.validated_dir)
         features.write_feature_tables(features.build_feature_tables(validated), settings)
@@ -178,7 +194,7 @@ def trained_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
         result = train(frame, TRAIN_SPACE, n_trials=0, seed=1, fixed_params=GOOD_PARAMS)
         version = registry.register(result.model_uri, result.run_id)
         test = result.splits.test
-        registry.gate(version, features_of(test), test[LABEL], settings.promotion_margin)
+        registry.gate(version, features_of(test), test[LABEL], settings.tracking.promotion_margin)
     finally:
         os.environ["MLSTACK_HOME"] = previous
     yield home
@@ -197,10 +213,15 @@ def in_trained_home(trained_home: Path, monkeypatch: pytest.MonkeyPatch) -> Sett
 
 
 @pytest.fixture(scope="session")
-def tiny_server(tiny_lm: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]]:
-    """`mlstack serve-llm --model <tiny_lm>` on loopback, started as the local provider starts it."""
-    from mlstack import llm
+def llm_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The data dir under which the tiny model's server announces itself."""
+    return tmp_path_factory.mktemp("llm-home")
 
-    settings = Settings(home=tmp_path_factory.mktemp("llm-home"))
-    yield llm.local_server(settings, tiny_lm)
-    llm.stop_local_servers()
+
+@pytest.fixture(scope="session")
+def tiny_server(tiny_lm: Path, llm_home: Path) -> Iterator[tuple[str, str]]:
+    """The OpenAI-compatible server for <tiny_lm> on loopback, started as the local provider starts it."""
+    from mlstack.llm.local_server import local_server, stop_local_servers
+
+    yield local_server(Settings(home=llm_home), tiny_lm)
+    stop_local_servers()

@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import PROJECT_ROOT
+
+from tests.conftest import PROJECT_ROOT
 
 
 def clone(dest: Path) -> Path:
@@ -43,7 +44,7 @@ def dvc(cwd: Path, *args: str, env: dict[str, str]) -> subprocess.CompletedProce
 def test_dvc_repro_builds_then_is_a_no_op(tmp_path: Path) -> None:
     repo = clone(tmp_path / "clone")
     params = yaml.safe_load((repo / "params.yaml").read_text())
-    params["generate"].update(days=3, trips_per_day=500, drivers=30)  # small, same stages
+    params["generate"].update({"days": 3, "trips-per-day": 500, "drivers": 30})  # small, same stages
     params["train"]["n_trials"] = 1
     (repo / "params.yaml").write_text(yaml.safe_dump(params))
     env = {
@@ -74,7 +75,7 @@ def test_dvc_repro_builds_then_is_a_no_op(tmp_path: Path) -> None:
     assert "Data and pipelines are up to date." in second.stdout
 
     # A changed parameter reruns exactly the stages that depend on it.
-    params["validate"]["max_bad_row_share"] = 0.02
+    params["validate"]["max-bad-row-share"] = 0.02
     (repo / "params.yaml").write_text(yaml.safe_dump(params))
     third = dvc(repo, "repro", env=env)
     assert third.returncode == 0, third.stdout + third.stderr

@@ -14,16 +14,16 @@ carry the date, so windows never collide. Scenarios only turn the knobs of `Regi
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from mlstack.data.config import GeneratorConfig
 from mlstack.io import staged_dir, write_parquet
 
-SCENARIOS = ("baseline", "covariate_drift", "concept_drift", "missing_surge", "schema_change")
 TABLES = ("trips", "driver_stats", "zone_stats")
 N_ZONES = 24  # the city map is fixed: zone ids are a contract that validation checks
 ZONE_IDS = tuple(range(1, N_ZONES + 1))
@@ -60,29 +60,6 @@ REGIMES: dict[str, Regime] = {
     # Upstream ships a new contract: distance in metres under a new name, zones as labels.
     "schema_change": Regime(renamed_columns=True),
 }
-
-
-@dataclass(frozen=True)
-class GeneratorConfig:
-    scenario: str = "baseline"
-    start: date = date(2026, 9, 1)
-    days: int = 14
-    seed: int = 42
-    n_drivers: int = 200
-    trips_per_day: int = 2000
-    bad_row_rate: float = 0.002  # nulls, negative distances and clock skew, as real feeds have
-    regime: Regime = field(init=False)
-
-    def __post_init__(self) -> None:
-        if self.scenario not in REGIMES:
-            raise ValueError(f"unknown scenario {self.scenario!r}; choose one of {', '.join(SCENARIOS)}")
-        if self.days < 1:
-            raise ValueError(f"days must be at least 1, got {self.days}")
-        if self.n_drivers < 1 or self.trips_per_day < 1:
-            raise ValueError("n_drivers and trips_per_day must be positive")
-        if not 0.0 <= self.bad_row_rate < 0.5:
-            raise ValueError(f"bad_row_rate must be in [0, 0.5), got {self.bad_row_rate}")
-        object.__setattr__(self, "regime", REGIMES[self.scenario])
 
 
 @dataclass(frozen=True)
@@ -146,7 +123,7 @@ def _day_stream(seed: int, day: date, salt: int) -> np.random.Generator:
 
 def _generate_day(cfg: GeneratorConfig, city: City, day: date) -> dict[str, pd.DataFrame]:
     rng = _day_stream(cfg.seed, day, 1)
-    reg = cfg.regime
+    reg = REGIMES[cfg.scenario]
     weekend = day.weekday() >= 5
     midnight = pd.Timestamp(datetime(day.year, day.month, day.day, tzinfo=UTC))
     hours = np.arange(24)
@@ -247,7 +224,7 @@ def _generate_day(cfg: GeneratorConfig, city: City, day: date) -> dict[str, pd.D
 
 def _apply_nulls(tables: dict[str, pd.DataFrame], cfg: GeneratorConfig, day: date) -> None:
     rng = _day_stream(cfg.seed, day, 2)
-    reg = cfg.regime
+    reg = REGIMES[cfg.scenario]
     for table, column, rate in (
         ("trips", "passenger_count", reg.null_passenger),
         ("driver_stats", "avg_speed_kmh", reg.null_driver_speed),
@@ -292,7 +269,7 @@ def generate(cfg: GeneratorConfig, on_day: Callable[[date], None] | None = None)
         if on_day:
             on_day(day)
     tables = {name: pd.concat(parts[name], ignore_index=True) for name in TABLES}
-    if cfg.regime.renamed_columns:
+    if REGIMES[cfg.scenario].renamed_columns:
         _rename_for_new_contract(tables)
     return tables
 

@@ -7,7 +7,6 @@ and the stage goes on while their share stays under `max_bad_row_share`.
 
 from __future__ import annotations
 
-import html
 import warnings
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field, replace
@@ -365,51 +364,14 @@ def write_validated(run: ValidationRun, out_dir: Path, append: bool = False) -> 
 
 
 HTML_ROW_CAP = 200
-_STATUS_COLOUR = {"passed": "#1a7f37", "quarantined": "#9a6700", "failed": "#cf222e"}
 
 
 def render_html(run: ValidationRun, tables: list[dict]) -> str:
-    esc = html.escape
-    summary_rows = "".join(
-        f"<tr><td>{esc(t['table'])}</td><td>{esc(t['file'])}</td><td>{t['rows']:,}</td>"
-        f"<td>{t['valid_rows']:,}</td><td>{t['quarantined_rows']:,} ({t['bad_share']:.2%})</td>"
-        f"<td>{t['failure_counts']['structural']}</td><td>{t['failure_counts']['statistical']}</td>"
-        f"<td style='color:{_STATUS_COLOUR[t['status']]};font-weight:bold'>{t['status']}</td></tr>"
-        for t in tables
+    from jinja2 import Environment, PackageLoader, StrictUndefined
+
+    env = Environment(
+        loader=PackageLoader("mlstack.data", "templates"), autoescape=True, undefined=StrictUndefined
     )
-    sections = []
-    for t in tables:
-        failures = t["failures"]
-        if not failures:
-            continue
-        body = "".join(
-            f"<tr><td>{esc(f['category'])}</td><td>{'' if f['row'] is None else f['row']}</td>"
-            f"<td>{esc(f['column'] or '')}</td><td>{esc(f['check'])}</td>"
-            f"<td>{esc(f['value'] or '')}</td></tr>"
-            for f in failures[:HTML_ROW_CAP]
-        )
-        hidden = len(failures) - HTML_ROW_CAP + t["failures_left_out"]
-        more = f"<p>{hidden:,} more in validation.json and the quarantine file.</p>" if hidden > 0 else ""
-        sections.append(
-            f"<h2>{esc(t['table'])} <small>{esc(t['file'])}</small></h2>"
-            "<table><tr><th>kind</th><th>row</th><th>column</th><th>check</th><th>value</th></tr>"
-            f"{body}</table>{more}"
-        )
-    verdict = "passed" if run.ok else "failed"
-    verdict_colour = _STATUS_COLOUR[verdict]
-    return f"""<!doctype html>
-<html><head><meta charset="utf-8"><title>mlstack data validation: {verdict}</title>
-<style>
-body {{ font-family: system-ui, sans-serif; margin: 2rem; color: #1f2328; }}
-table {{ border-collapse: collapse; margin-bottom: 1.5rem; }}
-th, td {{ border: 1px solid #d0d7de; padding: 4px 10px; text-align: left; font-size: 14px; }}
-th {{ background: #f6f8fa; }}
-small {{ color: #656d76; font-weight: normal; }}
-</style></head><body>
-<h1>Data validation: <span style="color:{verdict_colour}">{verdict}</span></h1>
-<p>{esc(run.summary())}</p>
-<table><tr><th>table</th><th>file</th><th>rows</th><th>valid</th><th>quarantined</th>
-<th>structural</th><th>statistical</th><th>status</th></tr>{summary_rows}</table>
-{"".join(sections)}
-</body></html>
-"""
+    return env.get_template("validation.html.j2").render(
+        verdict="passed" if run.ok else "failed", summary=run.summary(), tables=tables, row_cap=HTML_ROW_CAP
+    )

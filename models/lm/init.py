@@ -2,19 +2,20 @@
 
 It stands in wherever a local model is needed before the pretraining flow has trained one: the
 directory loads with `AutoModelForCausalLM`, serves through `mlstack serve-llm`, and answers with
-tokens that mean nothing. `mlstack_lm.json` beside the weights says so, and readers check it.
+tokens that mean nothing. Its model card beside the weights says so, and readers check it
+(`mlstack.llm.local_server.is_untrained`).
 """
 
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from mlstack.llm.local_server import MODEL_CARD
 from models.lm.tokenizer import project_corpus, train_tokenizer
-
-MARKER = "mlstack_lm.json"
 
 
 @dataclass(frozen=True)
@@ -52,16 +53,26 @@ def init_model(out_dir: Path, shape: LMShape = LMShape(), seed: int = 0) -> Path
     if out_dir.exists():
         raise FileExistsError(f"{out_dir} exists: remove it to initialise a new model there")
     # Write beside the target and rename, so a crash never leaves a half-saved model behind.
-    tmp = out_dir.with_name(out_dir.name + ".tmp")
+    tmp = out_dir.with_name(f".{out_dir.name}.{os.getpid()}.tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
-    model.save_pretrained(tmp)
-    tokenizer.save_pretrained(tmp)
-    (tmp / MARKER).write_text(json.dumps({"trained": False, "seed": seed, **asdict(shape)}, indent=2))
-    tmp.replace(out_dir)
+    try:
+        model.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+        (tmp / MODEL_CARD).write_text(json.dumps({"trained": False, "seed": seed, **asdict(shape)}, indent=2))
+        tmp.rename(out_dir)  # fails if another process got there first: theirs is as good
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
     return out_dir
 
 
-def is_untrained(model_dir: Path) -> bool:
-    marker = model_dir / MARKER
-    return marker.is_file() and not json.loads(marker.read_text()).get("trained", True)
+def ensure_untrained(out_dir: Path) -> Path:
+    """The untrained stand-in at `out_dir`: made now unless a model is there already."""
+    if (out_dir / "config.json").is_file():
+        return out_dir
+    try:
+        return init_model(out_dir)
+    except OSError:
+        if (out_dir / "config.json").is_file():  # two servers started at once; one made it
+            return out_dir
+        raise

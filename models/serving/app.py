@@ -228,27 +228,45 @@ class MicroBatcher:
                     future.set_result(result)
 
 
-def create_app(settings: Settings | None = None, model_name: str = MODEL_NAME) -> FastAPI:
-    settings = settings or get_settings()
-    holder = ChampionHolder(model_name)
-    log = ServingLog(settings)
-    state: dict[str, Any] = {}
+class TripPredictor:
+    """What POST /predict does, callable without HTTP: Feast online features, the champion's
+    prediction, and a line in the serving log for monitoring."""
 
-    def work(requests: list[TripRequest]) -> list[TripPrediction]:
+    def __init__(self, settings: Settings | None = None, model_name: str = MODEL_NAME) -> None:
+        self.settings = settings or get_settings()
+        self.holder = ChampionHolder(model_name)
+        self.log = ServingLog(self.settings)
+        self.store: Any = None
+        self.service: Any = None
+
+    def load(self) -> TripPredictor:
+        """Open the feature store and load the champion (slow: do it once, at startup)."""
+        tracking.setup(self.settings)
+        self.store = features.feature_store(self.settings)
+        self.service = features.feature_service(self.store, features.STORED_SERVICE)
+        self.holder.refresh()
+        return self
+
+    def __call__(self, requests: list[TripRequest]) -> list[TripPrediction]:
         try:
-            results, x = predict(state["store"], holder, requests, state["service"])
+            results, x = predict(self.store, self.holder, requests, self.service)
         except HTTPException:
             raise
         except Exception as exc:
             raise HTTPException(503, detail=f"prediction failed: {exc}") from exc
-        log.write_batch(requests, x, results)
+        self.log.write_batch(requests, x, results)
         return results
 
-    batcher = MicroBatcher(work)
+
+def create_app(settings: Settings | None = None, model_name: str = MODEL_NAME) -> FastAPI:
+    settings = settings or get_settings()
+    predictor = TripPredictor(settings, model_name)
+    holder = predictor.holder
+    batcher = MicroBatcher(predictor)
 
     async def follow_champion() -> None:
         while True:
-            await asyncio.sleep(settings.serving_reload_s)
+            await asyncio.sleep(settings.serving.reload_s)
             try:
                 await asyncio.to_thread(holder.refresh)
             except Exception:  # the registry may be briefly unreachable; keep serving the current model
@@ -256,10 +274,7 @@ def create_app(settings: Settings | None = None, model_name: str = MODEL_NAME) -
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI):
-        tracking.setup(settings)
-        state["store"] = features.feature_store(settings)
-        state["service"] = features.feature_service(state["store"], features.STORED_SERVICE)
-        holder.refresh()
+        predictor.load()
         # What is loaded now lives as long as the server: Feast, MLflow and pandas leave about
         # 560k objects, and a full collection walking them stalls every request for ~280 ms.
         gc.collect()

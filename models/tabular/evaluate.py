@@ -19,15 +19,14 @@ class Metrics:
 
 
 def metrics(actual: pd.Series | np.ndarray, predicted: np.ndarray) -> Metrics:
+    from sklearn.metrics import mean_absolute_error, r2_score, root_mean_squared_error
+
     actual = np.asarray(actual, dtype=float)
     predicted = np.asarray(predicted, dtype=float)
-    error = predicted - actual
-    ss_res = float(np.sum(error**2))
-    ss_tot = float(np.sum((actual - actual.mean()) ** 2))
     return Metrics(
-        mae=round(float(np.mean(np.abs(error))), 3),
-        rmse=round(float(np.sqrt(np.mean(error**2))), 3),
-        r2=round(1.0 - ss_res / ss_tot if ss_tot else 0.0, 5),
+        mae=round(float(mean_absolute_error(actual, predicted)), 3),
+        rmse=round(float(root_mean_squared_error(actual, predicted)), 3),
+        r2=round(float(r2_score(actual, predicted)), 5),
     )
 
 

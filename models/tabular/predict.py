@@ -16,7 +16,7 @@ from mlstack import postgres
 from mlstack.features import MODEL_FEATURES, historical_features
 from mlstack.io import write_parquet
 from mlstack.settings import MODEL_NAME, Settings
-from models.tabular import registry
+from models.tabular import registry, schema
 from models.tabular.train import features_of
 
 # The model's inputs travel with each prediction: drift monitoring reads them back.
@@ -79,7 +79,7 @@ def write_predictions(predictions: pd.DataFrame, start: datetime, end: datetime,
     """
     path = window_path(settings, start, end)
     with postgres.connect(settings) as conn:
-        postgres.migrate(conn)
+        schema.migrate(conn)
         with conn.transaction():
             conn.execute(
                 "DELETE FROM trip_predictions WHERE requested_at >= %s AND requested_at < %s", (start, end)

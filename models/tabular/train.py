@@ -123,7 +123,7 @@ def suggest(trial: Any, space: dict[str, dict[str, Any]]) -> dict[str, Any]:
 
 
 @dataclass
-class TrainingResult:
+class TrainedModel:
     run_id: str
     model_uri: str
     model: HistGradientBoostingRegressor
@@ -151,7 +151,7 @@ def train(
     run_name: str = "train",
     on_trial: Any = None,
     start_from: dict[str, Any] | None = None,
-) -> TrainingResult:
+) -> TrainedModel:
     """Tune (unless `fixed_params`), fit on train, score validation and test, log it all to MLflow.
 
     `split` is either the shares for `split_by_time` or splits cut already (retraining cuts
@@ -230,7 +230,7 @@ def train(
             pip_requirements=PIP_REQUIREMENTS,
             skops_trusted_types=SKOPS_TRUSTED_TYPES,
         )
-        return TrainingResult(parent.info.run_id, info.model_uri, model, best, val, test, splits, trials)
+        return TrainedModel(parent.info.run_id, info.model_uri, model, best, val, test, splits, trials)
 
 
 def reference_snapshot(splits: Splits, model: HistGradientBoostingRegressor) -> pd.DataFrame:

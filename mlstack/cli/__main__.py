@@ -1,0 +1,3 @@
+from mlstack.cli import app
+
+app()

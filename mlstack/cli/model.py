@@ -1,0 +1,144 @@
+"""Training and the registry: `mlstack train`, `mlstack evaluate`, and `mlstack model`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import typer
+from rich.console import Group, RenderableType
+from rich.table import Table
+
+from mlstack.cli.render import JSON, build, console, fail, run_flow, show
+
+if TYPE_CHECKING:
+    from flows.training import TrainingResult
+    from models.tabular.evaluate import Metrics
+
+app = typer.Typer()
+model_app = typer.Typer(help="The trip_duration model in the MLflow registry.", no_args_is_help=True)
+app.add_typer(model_app, name="model")
+
+
+@app.command()
+def train(
+    trials: int | None = typer.Option(None, help="Optuna trials. Default: train.n_trials in params.yaml."),
+    out: Path | None = typer.Option(None, help="Also export the trained MLflow model folder here (DVC)."),
+    metrics: Path | None = typer.Option(None, help="Also write the run's metrics here as JSON (DVC)."),
+    validated: Path | None = typer.Option(
+        None, help="Validated data folder. Default: validated/ in the data dir."
+    ),
+    as_json: bool = JSON,
+) -> None:
+    """Tune and train under Prefect, register as challenger, promote only if it beats the champion."""
+    from flows.training import TrainingParams, training_flow
+
+    result = run_flow(training_flow, build(TrainingParams, n_trials=trials, validated_dir=validated))
+    if out:
+        import shutil
+
+        import mlflow
+
+        shutil.rmtree(out, ignore_errors=True)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        mlflow.artifacts.download_artifacts(f"models:/trip_duration/{result.version}", dst_path=str(out))
+    if metrics:
+        from mlstack.io import write_json
+
+        write_json(result.model_dump(mode="json", exclude={"params"}), metrics)
+    show(result, render_training, as_json)
+
+
+def render_training(result: TrainingResult) -> str:
+    verdict = "promoted to champion" if result.promoted else "not promoted"
+    return (
+        f"v{result.version}: validation MAE {result.val_mae:.1f}s, test MAE {result.test_mae:.1f}s;"
+        f" {verdict} ({result.reason})"
+    )
+
+
+@app.command()
+def evaluate(
+    model: Path = typer.Option(..., help="An MLflow model folder, as `mlstack train --out` writes."),
+    out: Path = typer.Option(..., help="Metrics JSON to write."),
+    plots: Path = typer.Option(..., help="Folder for plot data (CSV) and PNGs."),
+    validated: Path | None = typer.Option(
+        None, help="Validated data folder. Default: validated/ in the data dir."
+    ),
+) -> None:
+    """Score a model on the held-out test window (split by time, as in training)."""
+    import mlflow
+
+    from mlstack import features
+    from mlstack.params import load_params
+    from mlstack.settings import get_settings
+    from models.tabular.evaluate import write_evaluation
+    from models.tabular.train import features_of, split_by_time
+
+    settings = get_settings()
+    trips = features.read_validated(validated or settings.validated_dir)["trips"]
+    frame = features.historical_features(features.feature_store(settings), trips)
+    test = split_by_time(frame, **load_params()["train"]["split"]).test
+    predicted = mlflow.sklearn.load_model(str(model)).predict(features_of(test))
+    scores = write_evaluation(test[features.LABEL], predicted, test["requested_at"], out, plots)
+    console.print(render_evaluation(scores, len(test)))
+
+
+def render_evaluation(scores: Metrics, rows: int) -> str:
+    return f"test MAE {scores.mae:.1f}s, RMSE {scores.rmse:.1f}s, R² {scores.r2:.3f} on {rows:,} trips"
+
+
+@model_app.command("status")
+def status_command() -> None:
+    """Champion, challenger, every version's gate result, and which version served when."""
+    from mlstack import tracking
+    from models.tabular import registry
+
+    tracking.setup()
+    try:
+        status = registry.status()
+    except Exception as exc:
+        raise fail(
+            f"no registered model yet ({exc.__class__.__name__}). Run `mlstack train` first."
+        ) from None
+    console.print(render_status(status))
+
+
+def render_status(status: dict[str, Any]) -> RenderableType:
+    versions = Table("version", "alias", "created", "gate", "test MAE (s)", title="trip_duration")
+    for v in status["versions"]:
+        alias = ", ".join(a for a in ("champion", "challenger") if status[a] == v["version"])
+        versions.add_row(v["version"], alias, v["created"], v["gate"], v["mae"])
+    served = Table("version", "from", "until", "how", title="Served as champion")
+    for stint in status["served"]:
+        until = stint["until"][:19] if stint["until"] else "now"
+        served.add_row(stint["version"], stint["from"][:19], until, stint["how"])
+    return Group(versions, served)
+
+
+@model_app.command("promote")
+def promote_command(version: str = typer.Argument(..., help="Registry version to make champion.")) -> None:
+    """Make a version the champion by hand (recorded in the registry's history)."""
+    from mlstack import tracking
+    from models.tabular import registry
+
+    tracking.setup()
+    try:
+        previous = registry.promote(version, reason="manual promote")
+    except Exception as exc:
+        raise fail(str(exc)) from None
+    console.print(f"v{version} is champion (was v{previous})")
+
+
+@model_app.command("rollback")
+def rollback_command() -> None:
+    """Restore the champion that the current one replaced."""
+    from mlstack import tracking
+    from models.tabular import registry
+
+    tracking.setup()
+    try:
+        restored, demoted = registry.rollback()
+    except registry.RegistryError as exc:
+        raise fail(str(exc)) from None
+    console.print(f"rolled back: v{restored} is champion again (v{demoted} demoted)")

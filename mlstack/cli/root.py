@@ -1,0 +1,115 @@
+"""The `mlstack` command: `info` and `demo` here, and every command group registered below.
+
+Each group is a module of this package; heavy libraries are imported inside the commands, so
+`mlstack --help` stays fast.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import mlstack.bootstrap  # noqa: F401  (before prefect: sets its environment defaults)
+
+import typer
+from rich.console import Group, RenderableType
+from rich.table import Table
+
+from mlstack.cli import ask, data, features, inference, model, monitor, serve
+from mlstack.cli.ask import checks_line
+from mlstack.cli.monitor import retraining_line
+from mlstack.cli.render import JSON, build, console, run_flow, show
+
+if TYPE_CHECKING:
+    from flows.demo import DemoResult, LiveWindowResult
+    from mlstack.services import SettingRow
+
+app = typer.Typer(
+    name="mlstack",
+    help="mlstack: a Prefect-native reference stack for AI and ML, runnable offline.\n\n"
+    "Start with `mlstack demo`, then `mlstack info` to see where everything lives.",
+    no_args_is_help=True,
+    add_completion=False,
+    rich_markup_mode="markdown",
+)
+app.add_typer(data.app, name="data")
+app.add_typer(features.app, name="features")
+for group in (model, inference, monitor, ask, serve):
+    app.add_typer(group.app)
+
+
+@app.command()
+def info() -> None:
+    """Show the resolved settings, section by section, and the state of each backing service."""
+    from mlstack.services import service_rows, setting_rows
+    from mlstack.settings import get_settings
+
+    settings = get_settings()
+    console.print(render_info(setting_rows(settings), service_rows(settings)))
+
+
+def render_info(settings: list[SettingRow], services: list[tuple[str, str, str]]) -> RenderableType:
+    table = Table("section", "setting", "value", "from", title="Settings")
+    for row in settings:
+        table.add_row(row.section, row.name, row.value, row.source, end_section=False)
+    status = Table("service", "mode", "status", title="Services")
+    for service in services:
+        status.add_row(*service)
+    return Group(table, status)
+
+
+@app.command()
+def demo(
+    days: int = typer.Option(14, help="Days of example data to generate (at least 3)."),
+    trials: int | None = typer.Option(None, help="Optuna trials. Default: params.yaml."),
+    as_json: bool = JSON,
+) -> None:
+    """Run the classic ML loop end to end on embedded services, then two live windows (normal,
+    then drifting) through monitoring and retraining, and say where to look."""
+    from flows.demo import DemoParams, demo_flow
+
+    show(run_flow(demo_flow, build(DemoParams, days=days, trials=trials)), render_demo, as_json)
+
+
+def window_story(window: LiveWindowResult) -> str:
+    result = window.monitoring
+    days = f"{window.scenario} {result.start:%Y-%m-%d} to {result.end:%Y-%m-%d}"
+    if result.status == "skipped" or result.drift is None:
+        return f"{days}: skipped ({result.skipped_because})"
+    if result.status != "drift":
+        moved = len(result.drift.drifted_columns)
+        return f"{days}: no drift on v{result.version} ({moved} column(s) moved, below the threshold)"
+    lines = [f"{days}: drift on v{result.version}", *result.drift.reasons]
+    lines += [f"alert -> {d.target}" for d in result.alerts if d.ok]
+    if result.retraining or result.retraining_failed:
+        lines.append(retraining_line(result.retraining, result.retraining_failed))
+    lines.append(f"report: {result.drift.reports.get('drift', '')}")
+    return "\n".join(lines)
+
+
+def render_demo(result: DemoResult) -> RenderableType:
+    training, batch, online = result.training, result.batch_inference, result.online.response
+    asked = result.prompt_engineering
+    answer = " ".join(asked.answer.split())
+    story = Table("stage", "outcome", title="What happened", show_lines=False)
+    story.columns[1].overflow = "fold"
+    rows = {
+        "data": f"{len(result.data.validated)} validated tables",
+        "features": f"{', '.join(result.features.views)} online up to {result.features.online_until}",
+        "training": f"v{training.version} test MAE {training.test_mae:.0f}s; "
+        f"{'champion' if training.promoted else 'not promoted'} ({training.reason})",
+        "batch inference": f"{batch.rows:,} predictions by v{', v'.join(batch.model_versions)}",
+        "online": f"{online.predicted_duration_s:.0f}s predicted by v{online.model_version}",
+        "baseline window": window_story(result.baseline_window),
+        "drift window": window_story(result.drift_window),
+        "prompt engineering": f"{asked.context}: {asked.question} -> {answer[:80]!r}"
+        f"{'...' if len(answer) > 80 else ''}; asked {asked.model} via {asked.provider} with"
+        f" {asked.prompt}: {checks_line(asked.checks)}"
+        + ("" if asked.meaningful else " (untrained stand-in: its text is not meaningful)"),
+    }
+    for stage, outcome in rows.items():
+        story.add_row(stage, outcome)
+    where = Table("what", "where", title="Where to look")
+    where.columns[1].overflow = "fold"  # paths are for copying: never cut them short
+    for what, path in result.where.items():
+        where.add_row(what, path)
+    return Group(story, where)

@@ -1,0 +1,63 @@
+"""`mlstack serve` and `mlstack serve-llm`: the trip-duration API and the OpenAI-compatible API."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from mlstack.cli.render import console, fail
+
+app = typer.Typer()
+
+
+@app.command()
+def serve(
+    host: str = typer.Option("127.0.0.1", help="Interface to bind."),
+    port: int = typer.Option(8000, help="Port."),
+    workers: int = typer.Option(1, min=1, help="Worker processes; one per core is a good start."),
+) -> None:
+    """Serve POST /predict with Feast online features and the champion model (docs at /docs)."""
+    import uvicorn
+
+    console.print(serving_banner("trip_duration", host, port, workers), highlight=False)
+    uvicorn.run(
+        "models.serving.app:create_app",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_level="warning",
+    )
+
+
+def serving_banner(what: str, host: str, port: int, workers: int = 1, api: str = "") -> str:
+    where = f"http://{host}:{port}{api}"
+    return f"serving {what} on {where} with {workers} worker(s) (docs at http://{host}:{port}/docs)"
+
+
+@app.command("serve-llm")
+def serve_llm(
+    model: Path = typer.Option(
+        ...,
+        exists=True,
+        file_okay=False,
+        help="A Hugging Face causal-LM directory (config.json, weights, tokenizer).",
+    ),
+    name: str | None = typer.Option(None, help="Model id clients ask for. Default: the directory's name."),
+    host: str = typer.Option("127.0.0.1", help="Interface to bind."),
+    port: int = typer.Option(8001, help="Port."),
+    log_level: str = typer.Option("info", help="uvicorn log level (warning hides request lines)."),
+) -> None:
+    """Serve a local model behind an OpenAI-compatible API: /v1/models, /v1/chat/completions
+    (streaming too) and /v1/embeddings (the packaged all-MiniLM-L6-v2).
+
+    Point any OpenAI client at it with `OPENAI_BASE_URL=http://HOST:PORT/v1`. While it runs,
+    `mlstack ask` with the local provider and the same model directory reuses it.
+    """
+    from models.serving.openai_api import serve as serve_openai_api
+
+    if not (model / "config.json").is_file():
+        raise fail(f"{model} has no config.json: give a Hugging Face model directory")
+    console.print(serving_banner(str(model), host, port, api="/v1"), highlight=False)
+    serve_openai_api(model, name, host, port, log_level)

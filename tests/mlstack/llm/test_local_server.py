@@ -1,0 +1,76 @@
+"""The supervisor: a local model's server is started once, found by other processes through its
+announcement, and a server that cannot start says why."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from mlstack.llm import LLMError
+from mlstack.llm.local_server import Announcement, local_model_dir, local_server
+from mlstack.llm.providers import resolve_chat
+from mlstack.settings import Settings
+
+ANOTHER_PROCESS = """
+import json, sys
+from pathlib import Path
+import psutil
+from mlstack.llm.local_server import local_server
+from mlstack.settings import Settings
+url, model = local_server(Settings(), Path(sys.argv[1]))
+print(json.dumps([url, model, len(psutil.Process().children())]))
+"""
+
+
+def test_the_local_model_must_be_a_model_directory(tmp_path: Path) -> None:
+    with pytest.raises(LLMError, match="not a Hugging Face model directory"):
+        local_model_dir(Settings(llm={"local_model": tmp_path}))
+    assert local_model_dir(Settings(home=tmp_path)) == (tmp_path / "models" / "untrained-lm").resolve()
+
+
+def test_an_announcement_is_read_back_and_removed_only_by_its_writer(tmp_path: Path) -> None:
+    announcement = Announcement.of(Settings(home=tmp_path), tmp_path / "model")
+    assert announcement.url() is None
+    announcement.write("http://127.0.0.1:9/v1", "model", tmp_path / "model")
+    assert announcement.url() == "http://127.0.0.1:9/v1"
+    assert not list(announcement.path.parent.glob("*.tmp"))  # written whole, then renamed
+    body = json.loads(announcement.path.read_text())
+    announcement.path.write_text(json.dumps({**body, "pid": os.getpid() + 1}))  # another server's now
+    announcement.remove()
+    assert announcement.path.exists()
+    announcement.write("http://127.0.0.1:9/v1", "model", tmp_path / "model")
+    announcement.remove()
+    assert not announcement.path.exists()
+
+
+def test_the_running_server_is_reused_here_and_by_another_process(
+    tiny_server: tuple[str, str], tiny_lm: Path, llm_home: Path, tmp_path: Path
+) -> None:
+    # This process started it: the provider reuses it.
+    provider = resolve_chat(Settings(home=tmp_path, llm={"local_model": tiny_lm}), provider="local")
+    assert (provider.endpoint.base_url, provider.model) == tiny_server and provider.meaningful
+    # A second process finds it through the announcement the server wrote, and starts nothing.
+    found = subprocess.run(
+        [sys.executable, "-c", ANOTHER_PROCESS, str(tiny_lm)],
+        env={**os.environ, "MLSTACK_HOME": str(llm_home)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert found.returncode == 0, found.stderr
+    assert json.loads(found.stdout) == [*tiny_server, 0]
+
+
+def test_a_server_that_cannot_start_says_why(tiny_lm: Path, tmp_path: Path) -> None:
+    broken = tmp_path / "broken-lm"
+    shutil.copytree(tiny_lm, broken)  # a good tokenizer, then a config no transformers knows
+    (broken / "config.json").write_text('{"model_type": "no-such-architecture"}')
+    with pytest.raises(LLMError, match="exited with code 1") as caught:
+        local_server(Settings(home=tmp_path), broken)
+    assert "no-such-architecture" in str(caught.value)

@@ -1,0 +1,134 @@
+"""Settings: embedded defaults under one data dir, each overridable from the environment."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from pydantic import ValidationError
+
+from mlstack.settings import Settings, get_settings, project_root
+from tests.conftest import PROJECT_ROOT
+
+
+def test_defaults_are_local_and_under_home(mlstack_home: Path) -> None:
+    s = get_settings()
+    assert s.home == mlstack_home.resolve()
+    assert s.postgres.dsn is None
+    assert s.tracking_uri == f"sqlite:///{mlstack_home.resolve() / 'mlflow' / 'mlflow.db'}"
+    for derived in (
+        s.data_dir,
+        s.raw_dir,
+        s.validated_dir,
+        s.reports_dir,
+        s.validation_reports_dir,
+        s.pg_dir,
+        s.dvc_remote_dir,
+        s.mlflow_dir,
+    ):
+        assert derived.is_relative_to(s.home)
+    assert s.data.max_bad_row_share == 0.01
+
+
+def test_home_defaults_to_the_checkout_whatever_the_working_folder(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.delenv("MLSTACK_HOME")
+    monkeypatch.chdir(tmp_path)  # were the checkout not found, home would land here
+    assert project_root() == PROJECT_ROOT
+    assert get_settings().home == PROJECT_ROOT / ".mlstack"
+
+
+def test_environment_overrides(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("MLSTACK_HOME", str(tmp_path / "elsewhere"))
+    monkeypatch.setenv("MLSTACK_PG_DSN", "postgresql://u@db.example:5433/ml")
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://mlflow.example:5000")
+    monkeypatch.setenv("MLSTACK_MAX_BAD_ROW_SHARE", "0.05")
+    s = get_settings()
+    assert s.home == (tmp_path / "elsewhere").resolve()
+    assert s.postgres.dsn == "postgresql://u@db.example:5433/ml"
+    assert s.tracking_uri == "http://mlflow.example:5000"
+    assert s.data.max_bad_row_share == 0.05
+
+
+def test_mlstack_prefixed_tracking_uri_wins(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MLSTACK_MLFLOW_TRACKING_URI", "http://ours:5000")
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://theirs:5000")
+    assert get_settings().tracking_uri == "http://ours:5000"
+
+
+def test_relative_home_is_made_absolute(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("MLSTACK_HOME", "rel/data")
+    assert get_settings().home == (tmp_path / "rel" / "data").resolve()
+
+
+def test_bad_value_names_the_setting(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MLSTACK_MAX_BAD_ROW_SHARE", "2")
+    with pytest.raises(ValidationError, match="max_bad_row_share"):
+        get_settings()
+
+
+def test_keyword_overrides_beat_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MLSTACK_MAX_BAD_ROW_SHARE", "0.05")
+    assert get_settings(data={"max_bad_row_share": 0.2}).data.max_bad_row_share == 0.2
+
+
+def test_a_section_overridden_in_part_still_reads_the_rest_from_the_environment(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("MLSTACK_LLM_TIMEOUT_S", "7")
+    monkeypatch.setenv("MLSTACK_ASK_CONCURRENCY", "9")
+    llm = get_settings(llm={"provider": "local"}).llm
+    assert (llm.provider, llm.timeout_s, llm.ask_concurrency) == ("local", 7.0, 9)
+
+
+# Every variable the README documents, with a value and where it must land.
+DOCUMENTED = {
+    "MLSTACK_PG_DSN": ("postgres", "dsn", "postgresql://u@h:1/d", "postgresql://u@h:1/d"),
+    "MLSTACK_PG_CONNECT_TIMEOUT_S": ("postgres", "connect_timeout_s", "9", 9),
+    "MLSTACK_MLFLOW_TRACKING_URI": ("tracking", "mlflow_tracking_uri", "http://m:1", "http://m:1"),
+    "MLSTACK_PROMOTION_MARGIN": ("tracking", "promotion_margin", "0.05", 0.05),
+    "MLSTACK_MAX_BAD_ROW_SHARE": ("data", "max_bad_row_share", "0.02", 0.02),
+    "MLSTACK_SERVING_RELOAD_S": ("serving", "reload_s", "2", 2.0),
+    "MLSTACK_DRIFT_SHARE": ("monitoring", "drift_share", "0.4", 0.4),
+    "MLSTACK_DRIFT_METHOD": ("monitoring", "drift_method", "psi", "psi"),
+    "MLSTACK_DRIFT_THRESHOLD": ("monitoring", "drift_threshold", "0.2", 0.2),
+    "MLSTACK_PERFORMANCE_TOLERANCE": ("monitoring", "performance_tolerance", "0.5", 0.5),
+    "MLSTACK_MISSING_SHARE_INCREASE": ("monitoring", "missing_share_increase", "0.2", 0.2),
+    "MLSTACK_MIN_WINDOW_ROWS": ("monitoring", "min_window_rows", "50", 50),
+    "MLSTACK_DRIFT_SAMPLE_ROWS": ("monitoring", "drift_sample_rows", "5000", 5000),
+    "MLSTACK_ALERT_URLS": ("monitoring", "alert_urls", "json://a, mailto://b", ["json://a", "mailto://b"]),
+    "MLSTACK_ALERT_LOG": ("monitoring", "alert_log", "false", False),
+    "MLSTACK_RETRAIN_ON_DRIFT": ("monitoring", "retrain_on_drift", "true", True),
+    "MLSTACK_RETRAIN_TRIALS": ("monitoring", "retrain_trials", "3", 3),
+    "MLSTACK_RETRAIN_HOLDOUT_HOURS": ("monitoring", "retrain_holdout_hours", "12", 12.0),
+    "MLSTACK_LLM_PROVIDER": ("llm", "provider", "local", "local"),
+    "MLSTACK_LLM_MODEL": ("llm", "model", "m", "m"),
+    "MLSTACK_LLM_LOCAL_MODEL": ("llm", "local_model", "/m", Path("/m")),
+    "MLSTACK_LLM_TIMEOUT_S": ("llm", "timeout_s", "5", 5.0),
+    "MLSTACK_LLM_MAX_RETRIES": ("llm", "max_retries", "1", 1),
+    "MLSTACK_LLM_SERVER_START_TIMEOUT_S": ("llm", "server_start_timeout_s", "30", 30.0),
+    "MLSTACK_EMBEDDING_PROVIDER": ("llm", "embedding_provider", "openai", "openai"),
+    "MLSTACK_EMBEDDING_MODEL": ("llm", "embedding_model", "e", "e"),
+    "OPENAI_BASE_URL": ("llm", "openai_base_url", "http://o:1/v1", "http://o:1/v1"),
+    "MLSTACK_ASK_CONCURRENCY": ("llm", "ask_concurrency", "8", 8),
+}
+
+
+@pytest.mark.parametrize("variable", sorted(DOCUMENTED))
+def test_every_documented_variable_lands_in_its_section(
+    monkeypatch: pytest.MonkeyPatch, variable: str
+) -> None:
+    section, name, raw, expected = DOCUMENTED[variable]
+    monkeypatch.setenv(variable, raw)
+    assert getattr(getattr(get_settings(), section), name) == expected
+    assert variable in Settings.sections()[section].env_names(name)
+
+
+def test_the_readme_documents_exactly_the_variables_settings_read() -> None:
+    readme = (PROJECT_ROOT / "README.md").read_text()
+    for section in Settings.sections().values():
+        for name in section.model_fields:
+            assert any(f"`{var}`" in readme for var in section.env_names(name)), (section.title, name)
+    assert "`OPENAI_API_KEY`" in readme

@@ -1,0 +1,228 @@
+"""The OpenAI-compatible server, driven by the official openai client and LangChain over loopback."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import httpx
+import numpy as np
+import openai
+import pytest
+from openai import OpenAI
+
+from mlstack.llm.embeddings import LOCAL_EMBEDDING_MODEL, LocalEmbedder
+from models.lm.generate import DEFAULT_CHAT_TEMPLATE
+from models.lm.tokenizer import IM_END
+
+QUESTION = [{"role": "user", "content": "How do I read a CSV file?"}]
+
+
+@pytest.fixture(scope="module")
+def client(tiny_server: tuple[str, str]) -> OpenAI:
+    base_url, _ = tiny_server
+    return OpenAI(base_url=base_url, api_key="unused", max_retries=0, timeout=60)
+
+
+@pytest.fixture(scope="module")
+def model_id(tiny_server: tuple[str, str]) -> str:
+    return tiny_server[1]
+
+
+@pytest.fixture(scope="module")
+def reference(tiny_lm: Path):
+    """The same model in this process, generating with transformers' own `generate`."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_lm)
+    model = AutoModelForCausalLM.from_pretrained(tiny_lm).eval()
+
+    def greedy(messages: list[dict[str, str]], max_tokens: int) -> tuple[str, int]:
+        prompt = tokenizer.apply_chat_template(
+            messages, chat_template=DEFAULT_CHAT_TEMPLATE, add_generation_prompt=True, tokenize=False
+        )
+        ids = tokenizer(prompt, return_tensors="pt", add_special_tokens=False)["input_ids"]
+        # The default template ends the assistant's turn with <|im_end|>: a stop, as on the server.
+        stops = [tokenizer.eos_token_id, tokenizer.convert_tokens_to_ids(IM_END)]
+        out = model.generate(
+            ids,
+            max_new_tokens=max_tokens,
+            do_sample=False,
+            pad_token_id=tokenizer.eos_token_id,
+            eos_token_id=stops,
+        )
+        text = tokenizer.decode(out[0, ids.shape[1] :], skip_special_tokens=True)
+        return text.split(IM_END)[0], ids.shape[1]
+
+    return greedy
+
+
+def test_models_are_listed_and_retrievable(client: OpenAI, model_id: str, tiny_lm: Path) -> None:
+    cards = {m.id: m for m in client.models.list()}
+    assert set(cards) == {model_id, LOCAL_EMBEDDING_MODEL}
+    assert model_id == "tiny-lm" and cards[model_id].owned_by == "mlstack"
+    assert client.models.retrieve(model_id).model_extra["root"] == str(tiny_lm.resolve())
+
+
+def test_greedy_chat_matches_transformers_generate(client: OpenAI, model_id: str, reference) -> None:
+    response = client.chat.completions.create(model=model_id, messages=QUESTION, max_tokens=12, temperature=0)
+    expected, prompt_tokens = reference(QUESTION, 12)
+    choice = response.choices[0]
+    assert choice.message.role == "assistant" and choice.message.content == expected
+    assert response.object == "chat.completion" and response.id.startswith("chatcmpl-")
+    assert response.usage.prompt_tokens == prompt_tokens  # the default (ChatML) template was applied
+    assert response.usage.total_tokens == prompt_tokens + response.usage.completion_tokens
+    assert choice.finish_reason == "length" and response.usage.completion_tokens == 12
+
+
+def test_seed_makes_sampling_reproducible(client: OpenAI, model_id: str) -> None:
+    def sample(seed: int) -> str:
+        return (
+            client.chat.completions.create(
+                model=model_id, messages=QUESTION, max_tokens=10, temperature=1.0, seed=seed
+            )
+            .choices[0]
+            .message.content
+        )
+
+    assert sample(7) == sample(7)
+    assert len({sample(seed) for seed in (1, 2, 3)}) > 1
+
+
+SAMPLED = {"messages": QUESTION, "max_tokens": 16, "temperature": 1.0, "seed": 11}
+
+
+def _stop_in(text: str) -> str:
+    """A letter or digit from past the start of text, to use as a stop sequence."""
+    stop = next((c for c in text[2:] if c.isascii() and c.isalnum()), None)
+    assert stop, f"no letter to stop at in {text!r}"
+    return stop
+
+
+def test_top_p_and_stop(client: OpenAI, model_id: str, reference) -> None:
+    greedy, _ = reference(QUESTION, 12)
+    # A nucleus of almost no mass keeps only the most likely token: sampling becomes greedy.
+    nucleus = client.chat.completions.create(
+        model=model_id, messages=QUESTION, max_tokens=12, temperature=1.5, top_p=1e-6, seed=3
+    )
+    assert nucleus.choices[0].message.content == greedy
+    sampled = client.chat.completions.create(model=model_id, **SAMPLED).choices[0].message.content
+    stop = _stop_in(sampled)
+    stopped = client.chat.completions.create(model=model_id, stop=[stop, "never-seen"], **SAMPLED)
+    assert stopped.choices[0].message.content == sampled[: sampled.index(stop)]
+    assert stopped.choices[0].finish_reason == "stop"
+
+
+def test_streaming_yields_the_same_text_and_usage(client: OpenAI, model_id: str) -> None:
+    whole = client.chat.completions.create(model=model_id, **SAMPLED)
+    sampled = whole.choices[0].message.content
+    stop = _stop_in(sampled)
+    for stops, expected in ((None, sampled), ([stop], sampled[: sampled.index(stop)])):
+        chunks = list(
+            client.chat.completions.create(
+                model=model_id, stop=stops, stream=True, stream_options={"include_usage": True}, **SAMPLED
+            )
+        )
+        deltas = [c.choices[0].delta for c in chunks if c.choices]
+        assert deltas[0].role == "assistant"
+        assert "".join(d.content or "" for d in deltas) == expected
+        finishes = [c.choices[0].finish_reason for c in chunks if c.choices]
+        assert finishes[-1] == ("length" if stops is None else "stop") and set(finishes[:-1]) == {None}
+        assert chunks[-1].choices == [] and chunks[-1].usage.prompt_tokens == whole.usage.prompt_tokens
+
+
+def test_embeddings_match_the_packaged_model(client: OpenAI) -> None:
+    texts = ["How do I read a CSV file?", "Reading CSV files with pandas"]
+    as_floats = client.embeddings.create(model=LOCAL_EMBEDDING_MODEL, input=texts, encoding_format="float")
+    as_base64 = client.embeddings.create(model=LOCAL_EMBEDDING_MODEL, input=texts)  # the client's default
+    vectors = np.array([d.embedding for d in as_floats.data])
+    assert vectors.shape == (2, 384) and [d.index for d in as_floats.data] == [0, 1]
+    assert np.allclose(vectors, np.array([d.embedding for d in as_base64.data]), atol=1e-6)
+    assert np.allclose(vectors, LocalEmbedder().embed(texts), atol=1e-5)
+    assert as_floats.usage.prompt_tokens > 0 and as_floats.usage.total_tokens == as_floats.usage.prompt_tokens
+
+
+@pytest.mark.parametrize(
+    ("request_body", "param"),
+    [
+        ({"temperature": 3}, "temperature"),
+        ({"top_p": 0}, "top_p"),
+        ({"max_tokens": 0}, "max_tokens"),
+        ({"n": 2}, "n"),
+        ({"stop": ["a", "b", "c", "d", "e"]}, "stop"),
+        ({"messages": []}, "messages"),
+        ({"messages": [{"role": "wizard", "content": "hi"}]}, "messages.0.role"),
+    ],
+)
+def test_bad_chat_requests_get_openai_errors(
+    client: OpenAI, model_id: str, request_body: dict, param: str
+) -> None:
+    body = {"model": model_id, "messages": QUESTION, **request_body}
+    with pytest.raises(openai.BadRequestError) as caught:
+        client.chat.completions.create(**body)
+    error = caught.value.body
+    assert caught.value.status_code == 400
+    assert error["type"] == "invalid_request_error" and error["param"] == param and error["message"]
+
+
+def test_unknown_models_routes_and_broken_bodies(client: OpenAI, tiny_server: tuple[str, str]) -> None:
+    with pytest.raises(openai.NotFoundError) as caught:
+        client.chat.completions.create(model="gpt-4o", messages=QUESTION)
+    assert caught.value.body["code"] == "model_not_found" and "tiny-lm" in caught.value.body["message"]
+    with pytest.raises(openai.BadRequestError) as caught:
+        client.embeddings.create(model=LOCAL_EMBEDDING_MODEL, input="x", dimensions=128)
+    assert caught.value.body["param"] == "dimensions"
+    base_url = tiny_server[0]
+    broken = httpx.post(
+        f"{base_url}/chat/completions", content=b"{not json", headers={"content-type": "application/json"}
+    )
+    assert (
+        broken.status_code == 400
+        and broken.json()["error"]["message"] == "the request body is not valid JSON"
+    )
+    missing = httpx.get(f"{base_url}/completions")
+    assert missing.status_code == 404 and missing.json()["error"]["code"] == "unknown_url"
+
+
+def test_a_prompt_longer_than_the_context_is_refused(client: OpenAI, model_id: str) -> None:
+    long = [{"role": "user", "content": "pandas " * 600}]  # the tiny model reads 512 tokens
+    with pytest.raises(openai.BadRequestError) as caught:
+        client.chat.completions.create(model=model_id, messages=long)
+    assert caught.value.body["code"] == "context_length_exceeded"
+
+
+def test_langchain_chat_openai_talks_to_the_server(tiny_server: tuple[str, str], reference) -> None:
+    from langchain_openai import ChatOpenAI
+
+    base_url, model_id = tiny_server
+    chat = ChatOpenAI(model=model_id, base_url=base_url, api_key="unused", temperature=0, max_tokens=12)
+    expected, _ = reference(QUESTION, 12)
+    reply = chat.invoke("How do I read a CSV file?")
+    assert reply.content == expected and reply.usage_metadata["output_tokens"] == 12
+    assert "".join(chunk.content for chunk in chat.stream("How do I read a CSV file?")) == expected
+
+
+def test_each_response_says_where_its_time_went(tiny_server: tuple[str, str]) -> None:
+    base_url, model_id = tiny_server
+    body = {"model": model_id, "messages": QUESTION, "max_tokens": 4, "temperature": 0}
+    response = httpx.post(f"{base_url}/chat/completions", json=body, timeout=60)
+    assert response.status_code == 200
+    stages = dict(part.strip().split(";dur=") for part in response.headers["server-timing"].split(","))
+    assert list(stages) == ["prompt", "generate", "respond", "total"]
+    durations = {name: float(ms) for name, ms in stages.items()}
+    assert all(ms >= 0 for ms in durations.values())
+    assert durations["total"] >= durations["prompt"] + durations["generate"] + durations["respond"]
+    models = httpx.get(f"{base_url}/models", timeout=10)
+    assert models.headers["server-timing"].startswith("total;dur=")  # every route is timed
+
+
+def test_a_client_that_leaves_mid_stream_frees_the_model(client: OpenAI, model_id: str) -> None:
+    stream = client.chat.completions.create(
+        model=model_id, messages=QUESTION, max_tokens=400, temperature=1.0, seed=5, stream=True
+    )
+    first = [next(stream) for _ in range(3)]
+    assert first[0].choices[0].delta.role == "assistant"
+    stream.close()  # the generation stops at its next token and lets go of the model
+    after = client.with_options(timeout=30).chat.completions.create(
+        model=model_id, messages=QUESTION, max_tokens=3, temperature=0
+    )
+    assert after.usage.completion_tokens == 3

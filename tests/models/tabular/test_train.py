@@ -1,0 +1,131 @@
+"""Training, tracking and the registry gate, against a real MLflow store."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import mlflow
+import pandas as pd
+import pytest
+from mlflow import MlflowClient
+
+from mlstack import features
+from mlstack.features import LABEL, MODEL_FEATURES
+from mlstack.settings import MODEL_NAME, Settings
+from models.tabular import registry
+from models.tabular.train import features_of, params_from_run, split_by_time, train
+from tests.conftest import GOOD_PARAMS, TRAIN_SPACE
+
+WORSE = {**GOOD_PARAMS, "max_iter": 3, "max_leaf_nodes": 4}
+
+
+@pytest.fixture
+def frame(in_trained_home: Settings) -> pd.DataFrame:
+    trips = features.read_validated(in_trained_home.validated_dir)["trips"]
+    return features.historical_features(features.feature_store(in_trained_home), trips)
+
+
+def test_splits_are_ordered_in_time_and_disjoint(clean_tables) -> None:
+    trips = clean_tables["trips"].sample(frac=1, random_state=0)  # shuffled on purpose
+    splits = split_by_time(trips, train=0.6, validation=0.2)
+    assert splits.train["requested_at"].max() < splits.validation["requested_at"].min()
+    assert splits.validation["requested_at"].max() < splits.test["requested_at"].min()
+    ids = [set(s["trip_id"]) for s in (splits.train, splits.validation, splits.test)]
+    assert not (ids[0] & ids[1] or ids[1] & ids[2] or ids[0] & ids[2])
+    assert sum(map(len, ids)) == len(trips)
+    with pytest.raises(ValueError, match="split shares"):
+        split_by_time(trips, train=0.9, validation=0.2)
+
+
+@pytest.mark.slow
+def test_tuning_logs_nested_trials_and_a_complete_parent_run(frame: pd.DataFrame) -> None:
+    result = train(frame, TRAIN_SPACE, n_trials=3, seed=7, data_version="dvc:abc123")
+    client = MlflowClient()
+    parent = client.get_run(result.run_id)
+    children = client.search_runs(
+        [parent.info.experiment_id], filter_string=f"tags.mlflow.parentRunId = '{result.run_id}'"
+    )
+    assert len(children) == 3
+    assert all("val_mae" in c.data.metrics for c in children)
+    best_child = min(children, key=lambda c: c.data.metrics["val_mae"])
+    assert int(parent.data.params["max_iter"]) == int(best_child.data.params["max_iter"])
+    for split in ("val", "test"):
+        for metric in ("mae", "rmse", "r2"):
+            assert f"{split}_{metric}" in parent.data.metrics
+    assert parent.data.metrics["test_r2"] > 0.5, "the model learns the duration structure"
+    assert parent.data.tags["data.dvc_version"] == "dvc:abc123"
+    assert parent.data.tags["data.digest"]
+    inputs = parent.inputs.dataset_inputs
+    assert inputs and inputs[0].dataset.digest == parent.data.tags["data.digest"]
+    artifacts = {a.path for a in client.list_artifacts(result.run_id, "plots")}
+    assert artifacts == {"plots/feature_importance.png", "plots/predicted_vs_actual.png"}
+    model_info = mlflow.models.get_model_info(result.model_uri)
+    assert [c.name for c in model_info.signature.inputs.inputs] == MODEL_FEATURES
+    assert model_info.saved_input_example_info is not None
+
+
+@pytest.mark.slow
+def test_gate_keeps_the_champion_against_a_worse_model_and_rollback_restores(
+    frame: pd.DataFrame, in_trained_home: Settings
+) -> None:
+    name = f"{MODEL_NAME}_gate_test"
+    good = train(frame, TRAIN_SPACE, n_trials=0, seed=1, fixed_params=GOOD_PARAMS)
+    worse = train(frame, TRAIN_SPACE, n_trials=0, seed=1, fixed_params=WORSE)
+    holdout_x, holdout_y = features_of(good.splits.test), good.splits.test[LABEL]
+
+    v_good = registry.register(good.model_uri, good.run_id, name)
+    first = registry.gate(v_good, holdout_x, holdout_y, margin=0.01, name=name)
+    assert first.promoted and first.reason == "no champion yet"
+
+    v_worse = registry.register(worse.model_uri, worse.run_id, name)
+    assert registry.alias_version(registry.CHALLENGER, name) == v_worse
+    second = registry.gate(v_worse, holdout_x, holdout_y, margin=0.01, name=name)
+    assert not second.promoted
+    assert second.challenger_mae > second.champion_mae
+    assert registry.alias_version(registry.CHAMPION, name) == v_good
+    assert MlflowClient().get_model_version(name, v_worse).tags["gate.decision"] == "rejected"
+
+    # A bad manual promotion, undone by rollback.
+    before = datetime.now(UTC)
+    assert registry.promote(v_worse, reason="oops", name=name) == v_good
+    assert registry.serving_at(datetime.now(UTC), name) == v_worse
+    assert registry.rollback(name) == (v_good, v_worse)
+    assert registry.alias_version(registry.CHAMPION, name) == v_good
+    stints = registry.served(name)
+    assert [(s["version"], s["how"]) for s in stints] == [
+        (v_good, "promote"),
+        (v_worse, "promote"),
+        (v_good, "rollback"),
+    ]
+    assert stints[-1]["until"] is None and all(s["until"] for s in stints[:-1])
+    assert registry.serving_at(before, name) == v_good
+    with pytest.raises(registry.RegistryError, match="nothing to roll back to"):
+        registry.rollback(name)
+
+
+def test_unknown_model_has_no_champion(in_trained_home: Settings) -> None:
+    assert registry.alias_version(registry.CHAMPION, "no_such_model") is None
+
+
+@pytest.mark.slow
+def test_retraining_reuses_logged_params_and_a_retune_starts_from_them(frame: pd.DataFrame) -> None:
+    recipe = {"learning_rate": 0.1, "max_iter": 60, "max_leaf_nodes": 20, "min_samples_leaf": 20}
+    recipe["l2_regularization"] = 0.01
+    first = train(frame, TRAIN_SPACE, n_trials=0, seed=3, fixed_params=recipe)
+    logged = MlflowClient().get_run(first.run_id).data.params
+    assert params_from_run(logged, TRAIN_SPACE) == recipe  # typed back: ints stay ints
+
+    retuned = train(frame, TRAIN_SPACE, n_trials=2, seed=3, start_from=recipe)
+    assert {k: retuned.trials[0][k] for k in recipe} == recipe
+    assert retuned.validation.mae <= first.validation.mae + 1e-9  # the recipe was one of the trials
+
+    snapshot = pd.read_parquet(
+        mlflow.artifacts.download_artifacts(run_id=first.run_id, artifact_path="reference/reference.parquet")
+    )
+    assert snapshot["split"].value_counts().to_dict() == {
+        "train": len(first.splits.train),
+        "validation": len(first.splits.validation),
+    }
+    assert set(MODEL_FEATURES) <= set(snapshot.columns) and snapshot["prediction"].notna().all()
+    with pytest.raises(ValueError, match="did not log"):
+        params_from_run({"learning_rate": "0.1"}, TRAIN_SPACE)

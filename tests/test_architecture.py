@@ -1,0 +1,109 @@
+"""The house rules, checked on the source: imports point down, the CLI stays small, the tests
+mirror the code, and the install works from any package index."""
+
+from __future__ import annotations
+
+import ast
+import re
+import tomllib
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import PROJECT_ROOT
+
+PACKAGES = ("mlstack", "flows", "models", "monitoring")
+# Which top-level packages each layer must never import (the CLI package is the one exception
+# under mlstack/: it turns options into a flow's parameters and renders the result).
+FORBIDDEN = {"mlstack": {"flows", "models"}, "models": {"flows"}, "monitoring": {"flows"}}
+CLI = PROJECT_ROOT / "mlstack" / "cli"
+
+
+def sources(package: str) -> list[Path]:
+    return sorted((PROJECT_ROOT / package).rglob("*.py"))
+
+
+def imported(path: Path) -> list[tuple[int, str]]:
+    """(line, top-level package) of every import in the file, inside functions too."""
+    found = []
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            found += [(node.lineno, alias.name.split(".")[0]) for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            found.append((node.lineno, node.module.split(".")[0]))
+    return found
+
+
+def violations(package: str) -> list[str]:
+    return [
+        f"{path.relative_to(PROJECT_ROOT)}:{line} imports {name}"
+        for path in sources(package)
+        if not path.is_relative_to(CLI)
+        for line, name in imported(path)
+        if name in FORBIDDEN[package]
+    ]
+
+
+@pytest.mark.parametrize("package", sorted(FORBIDDEN))
+def test_imports_point_down(package: str) -> None:
+    assert violations(package) == []
+
+
+def test_the_import_walk_sees_a_violation(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.py"
+    bad.write_text("def f():\n    from flows.data import data_flow\n    import models.lm.init\n")
+    assert imported(bad) == [(2, "flows"), (3, "models")]
+
+
+def long_functions(path: Path, limit: int = 60) -> list[str]:
+    tree = ast.parse(path.read_text(), str(path))
+    return [
+        f"{path.name}:{node.lineno} {node.name} has {node.end_lineno - node.lineno + 1} lines"
+        for node in ast.walk(tree)
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef)
+        and node.end_lineno - node.lineno + 1 > limit
+    ]
+
+
+def test_no_function_in_the_cli_is_longer_than_sixty_lines() -> None:
+    assert [f for path in sorted(CLI.glob("*.py")) for f in long_functions(path)] == []
+
+
+def test_the_length_check_counts_lines(tmp_path: Path) -> None:
+    long = tmp_path / "long.py"
+    long.write_text("def f():\n" + "    x = 1\n" * 60)
+    assert long_functions(long) == ["long.py:1 f has 61 lines"]
+
+
+def test_every_test_module_mirrors_a_module_of_the_code() -> None:
+    """tests/a/b/test_c.py tests a/b/c.py (or the package a/b/c/); a newcomer finds one from the other."""
+    project_wide = {"test_architecture.py", "test_dvc.py"}  # the house rules; dvc.yaml's pipeline
+    orphans = []
+    for test in sorted((PROJECT_ROOT / "tests").rglob("test_*.py")):
+        relative = test.relative_to(PROJECT_ROOT / "tests")
+        if len(relative.parts) == 1 and relative.name in project_wide:
+            continue
+        target = PROJECT_ROOT / relative.parent / relative.name.removeprefix("test_")
+        if not (target.is_file() or target.with_suffix("").is_dir()):
+            orphans.append(str(relative))
+    assert orphans == []
+
+
+def test_constraints_carry_no_local_version_labels() -> None:
+    """`torch==2.13.0+cpu` resolves only where that build is on the index; `torch==2.13.0`
+    matches the public wheel and, where it is offered, the +cpu build too."""
+    pins = [line for line in (PROJECT_ROOT / "constraints.txt").read_text().splitlines() if "==" in line]
+    assert len(pins) > 100
+    assert [pin for pin in pins if re.search(r"==[^;\s]*\+", pin)] == []
+
+
+def test_package_data_names_files_that_exist() -> None:
+    config = tomllib.loads((PROJECT_ROOT / "pyproject.toml").read_text())
+    for package, patterns in config["tool"]["setuptools"]["package-data"].items():
+        for pattern in patterns:
+            assert list((PROJECT_ROOT / package).glob(pattern)), f"{package}/{pattern} matches nothing"
+
+
+def test_every_package_is_a_package() -> None:
+    folders = {p.parent for package in PACKAGES for p in sources(package)}
+    assert [str(f) for f in sorted(folders) if not (f / "__init__.py").is_file()] == []
