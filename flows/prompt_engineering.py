@@ -25,7 +25,7 @@ import mlstack.bootstrap  # noqa: F401  (before prefect: sets its environment de
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NONE
-from prefect.states import Completed, Failed, State
+from prefect.states import Failed, State
 from pydantic import BaseModel, Field
 
 from mlstack import prompts, tracking
@@ -148,7 +148,7 @@ def ask_and_record(chat: ChatProvider, params: PromptParams) -> Answer:
 
 
 @flow(name="prompt-engineering", log_prints=False)
-def prompt_engineering_flow(params: PromptParams) -> State:
+def prompt_engineering_flow(params: PromptParams) -> PromptResult | State:
     """Answer the question in the context of its domain; record it in MLflow; check the answer.
 
     `prompt_version` picks a registered version ("3") or alias; by default the current template is
@@ -177,7 +177,7 @@ def prompt_engineering_flow(params: PromptParams) -> State:
         get_run_logger().warning("the answer fails its checks: %s", failures)
         if params.strict:
             return Failed(message=f"the answer fails its checks (strict): {failures}", data=result)
-    return Completed(data=result)
+    return result
 
 
 @task(name="ask-batch", cache_policy=NONE)
@@ -221,7 +221,7 @@ def ask_batch(
 
 
 @flow(name="prompt-engineering-batch", log_prints=False)
-def prompt_engineering_batch_flow(params: BatchPromptParams) -> State:
+def prompt_engineering_batch_flow(params: BatchPromptParams) -> BatchPromptResult | State:
     """Answer every question in the file, at most `concurrency` at once, into JSON lines.
 
     The run fails when a question could not be answered (the results are written first), and
@@ -246,7 +246,7 @@ def prompt_engineering_batch_flow(params: BatchPromptParams) -> State:
     if params.strict and summary["passed"] < summary["answered"]:
         failed = summary["answered"] - summary["passed"]
         return Failed(message=f"{failed} answers fail their checks (strict); see {target}", data=result)
-    return Completed(data=result)
+    return result
 
 
 if __name__ == "__main__":

@@ -107,3 +107,41 @@ def test_package_data_names_files_that_exist() -> None:
 def test_every_package_is_a_package() -> None:
     folders = {p.parent for package in PACKAGES for p in sources(package)}
     assert [str(f) for f in sorted(folders) if not (f / "__init__.py").is_file()] == []
+
+
+def flows() -> list:
+    """Every Prefect flow defined in flows/."""
+    import importlib
+
+    from prefect import Flow
+
+    found = []
+    for path in sorted((PROJECT_ROOT / "flows").glob("*.py")):
+        module = importlib.import_module(f"flows.{path.stem}")
+        found += [
+            v for v in vars(module).values() if isinstance(v, Flow) and v.fn.__module__ == module.__name__
+        ]
+    return found
+
+
+def test_every_flow_takes_one_parameters_model_and_prefect_builds_its_form() -> None:
+    import inspect
+    import typing
+
+    from prefect.states import State
+    from prefect.utilities.callables import parameter_schema
+    from pydantic import BaseModel
+
+    found = flows()
+    assert len(found) >= 10
+    for flow in found:
+        name, *rest = inspect.signature(flow.fn).parameters
+        assert not rest and name == "params", flow.name
+        model = typing.get_type_hints(flow.fn)["params"]
+        assert issubclass(model, BaseModel), flow.name
+        schema = parameter_schema(flow.fn).model_dump()
+        assert set(schema["definitions"][model.__name__]["properties"]) == set(model.model_fields), flow.name
+        returned = typing.get_type_hints(flow.fn)["return"]
+        results = [t for t in typing.get_args(returned) or [returned] if not issubclass(t, State)]
+        assert len(results) == 1 and issubclass(results[0], BaseModel), flow.name
+        assert results[0].__name__.endswith("Result"), flow.name

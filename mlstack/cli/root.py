@@ -50,7 +50,7 @@ def info() -> None:
 def render_info(settings: list[SettingRow], services: list[tuple[str, str, str]]) -> RenderableType:
     table = Table("section", "setting", "value", "from", title="Settings")
     for row in settings:
-        table.add_row(row.section, row.name, row.value, row.source, end_section=False)
+        table.add_row(row.section, row.name, row.value, row.source)
     status = Table("service", "mode", "status", title="Services")
     for service in services:
         status.add_row(*service)
