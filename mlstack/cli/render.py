@@ -29,20 +29,20 @@ def fail(message: str, code: int = 1) -> typer.Exit:
     return typer.Exit(code)
 
 
-def option(model: type[BaseModel], name: str, *flags: str, **kwargs: Any) -> Any:
+def option(kind: type[BaseModel], name: str, /, *flags: str, **kwargs: Any) -> Any:
     """A Typer option whose default and help are a parameters model's field: one home for both."""
-    field = model.model_fields[name]
+    field = kind.model_fields[name]
     default = field.get_default(call_default_factory=True)
     if isinstance(default, date):
         default = default.isoformat()
     return typer.Option(default, *flags, help=field.description, **kwargs)
 
 
-def build(model: type[Model], **values: Any) -> Model:
-    """The parameters model from the options given; a value the model refuses exits 2 with one
-    line naming the option and the rule, as a usage error does."""
+def build(kind: type[Model], /, **values: Any) -> Model:
+    """The parameters model from the options given (any names, `model` among them); a value the
+    model refuses exits 2 with one line naming the option and the rule, as a usage error does."""
     try:
-        return model(**values)
+        return kind(**values)
     except ValidationError as exc:
         problems = "; ".join(_problem(error) for error in exc.errors())
         raise fail(problems, code=2) from None

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 from flows.prompt_engineering import BatchPromptResult, BatchSummary
@@ -19,6 +21,25 @@ def test_ask_needs_a_question_or_a_file(tmp_path: Path) -> None:
     for args in ([], ["Why?", "--file", str(tmp_path / "q.txt")]):
         result = runner.invoke(app, ["ask", *args], terminal_width=200)
         assert result.exit_code == 1 and "give either a QUESTION or --file" in result.output
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (
+            ["Why?", "--temperature", "5", "--model", "m"],
+            "error: --temperature: Input should be less than or equal to 2",
+        ),
+        (
+            ["--file", "q.txt", "--concurrency", "99"],
+            "error: --concurrency: Input should be less than or equal to 32",
+        ),
+    ],
+)
+def test_a_refused_value_is_one_line_before_any_model_is_asked(args: list[str], message: str) -> None:
+    result = runner.invoke(app, ["ask", *args], terminal_width=200)
+    assert result.exit_code == 2, result.output
+    assert result.output.strip() == message
 
 
 def test_options_default_to_the_flows_parameters() -> None:
@@ -53,3 +74,21 @@ def test_a_batch_renders() -> None:
     text = rendered(render_batch(result))
     assert "q.jsonl: answers in /r/q.jsonl" in text
     assert "questions 3" in text and "errors 1" in text and "mean_latency_s 0.5" in text
+
+
+def test_ask_runs_the_flow_and_prints_its_result(
+    prefect_harness, tiny_server: tuple[str, str], tiny_lm: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MLSTACK_LLM_PROVIDER", "local")
+    monkeypatch.setenv("MLSTACK_LLM_LOCAL_MODEL", str(tiny_lm))
+    result = runner.invoke(
+        app, ["ask", "How do I sort rows?", "--context", "SQL", "--max-tokens", "6", "--json"]
+    )
+    assert result.exit_code == 0, result.output
+    printed = json.loads(result.stdout.strip().splitlines()[-1])
+    assert (printed["question"], printed["context"], printed["model"]) == (
+        "How do I sort rows?",
+        "SQL",
+        "tiny-lm",
+    )
+    assert printed["checks"]["sentences"] >= 0 and printed["prompt"].startswith("prompts:/ask_in_context/")
