@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 from functools import cached_property
 from pathlib import Path
-from typing import Annotated, Any, ClassVar, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -44,7 +44,6 @@ class Section(BaseSettings):
     """One concern's settings, read from the environment when the section is built."""
 
     model_config = SettingsConfigDict(env_prefix="MLSTACK_", extra="ignore", populate_by_name=True)
-    title: ClassVar[str]
 
     @classmethod
     def env_names(cls, name: str) -> list[str]:
@@ -56,8 +55,6 @@ class Section(BaseSettings):
 
 
 class DataSettings(Section):
-    title = "data"
-
     max_bad_row_share: float = Field(
         default=0.01,
         ge=0.0,
@@ -67,7 +64,8 @@ class DataSettings(Section):
 
 
 class PostgresSettings(Section):
-    title = "postgres"
+    """Where Postgres (with pgvector) is: embedded under the data dir, or any DSN."""
+
     model_config = SettingsConfigDict(env_prefix="MLSTACK_PG_")
 
     dsn: str | None = Field(
@@ -78,7 +76,7 @@ class PostgresSettings(Section):
 
 
 class TrackingSettings(Section):
-    title = "tracking"
+    """Where MLflow tracks runs and models, and how the registry gate promotes."""
 
     mlflow_tracking_uri: str | None = Field(
         default=None,
@@ -94,7 +92,8 @@ class TrackingSettings(Section):
 
 
 class ServingSettings(Section):
-    title = "serving"
+    """How the online server follows the registry."""
+
     model_config = SettingsConfigDict(env_prefix="MLSTACK_SERVING_")
 
     reload_s: float = Field(
@@ -104,8 +103,6 @@ class ServingSettings(Section):
 
 class MonitoringSettings(Section):
     """What counts as drift, where alerts go, and whether drift retrains by itself."""
-
-    title = "monitoring"
 
     drift_share: float = Field(
         default=0.3,
@@ -168,7 +165,6 @@ class LLMSettings(Section):
     """One code path (the OpenAI client) to OpenAI, any compatible server, or our own local
     models. With the defaults, OPENAI_BASE_URL or OPENAI_API_KEY alone switches."""
 
-    title = "llm"
     model_config = SettingsConfigDict(env_prefix="MLSTACK_LLM_")
 
     provider: Literal["auto", "openai", "openai-compatible", "local"] = Field(
@@ -233,7 +229,7 @@ class LLMSettings(Section):
 
 
 def _section(kind: type[Section]) -> Any:
-    return Field(default_factory=kind, description=kind.__doc__ or kind.title)
+    return Field(default_factory=kind, description=kind.__doc__)
 
 
 class Settings(BaseSettings):

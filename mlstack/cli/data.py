@@ -145,13 +145,13 @@ def render_validation(run: ValidationRun) -> Table:
 
 @app.command("flow")
 def flow_command(
+    append: bool = typer.Option(
+        False, "--append", help="Land the window beside the validated data instead of replacing it."
+    ),
     scenario: ScenarioChoice = SCENARIO,
     start: datetime = START,
     days: int = DAYS,
     seed: int = SEED,
-    append: bool = typer.Option(
-        False, "--append", help="Land the window beside the validated data instead of replacing it."
-    ),
     as_json: bool = JSON,
 ) -> None:
     """Run the data flow under Prefect: generate, validate, write validated data."""

@@ -128,7 +128,7 @@ def test_every_documented_variable_lands_in_its_section(
 
 def test_the_readme_documents_exactly_the_variables_settings_read() -> None:
     readme = (PROJECT_ROOT / "README.md").read_text()
-    for section in Settings.sections().values():
+    for title, section in Settings.sections().items():
         for name in section.model_fields:
-            assert any(f"`{var}`" in readme for var in section.env_names(name)), (section.title, name)
+            assert any(f"`{var}`" in readme for var in section.env_names(name)), (title, name)
     assert "`OPENAI_API_KEY`" in readme
