@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from pydantic import ValidationError
+from pydantic import SecretStr, ValidationError
 
 from mlstack.settings import Settings, get_settings, project_root
 from tests.conftest import PROJECT_ROOT
@@ -111,9 +111,16 @@ DOCUMENTED = {
     "MLSTACK_LLM_SERVER_START_TIMEOUT_S": ("llm", "server_start_timeout_s", "30", 30.0),
     "MLSTACK_EMBEDDING_PROVIDER": ("llm", "embedding_provider", "openai", "openai"),
     "MLSTACK_EMBEDDING_MODEL": ("llm", "embedding_model", "e", "e"),
+    "OPENAI_API_KEY": ("llm", "openai_api_key", "sk-test", SecretStr("sk-test")),
     "OPENAI_BASE_URL": ("llm", "openai_base_url", "http://o:1/v1", "http://o:1/v1"),
     "MLSTACK_ASK_CONCURRENCY": ("llm", "ask_concurrency", "8", 8),
 }
+
+
+def test_every_setting_has_a_variable_checked_here() -> None:
+    covered = {(section, name) for section, name, _, _ in DOCUMENTED.values()}
+    fields = {(title, name) for title, kind in Settings.sections().items() for name in kind.model_fields}
+    assert covered == fields
 
 
 @pytest.mark.parametrize("variable", sorted(DOCUMENTED))
