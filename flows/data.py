@@ -85,7 +85,7 @@ def outcomes(run: ValidationRun) -> list[TableOutcome]:
             table=r.table,
             status=r.status,
             rows=r.rows,
-            valid_rows=0 if r.valid is None else len(r.valid),
+            valid_rows=r.metrics()["valid_rows"],
             quarantined=r.bad_rows,
             bad_share=r.bad_share,
             problem=r.reason(),

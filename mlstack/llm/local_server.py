@@ -75,11 +75,9 @@ class Announcement:
 
     def write(self, url: str, model: str, model_dir: Path) -> None:
         """Server side, once it listens: written whole, so a reader never sees half of it."""
-        body = {"pid": os.getpid(), "url": url, "model": model, "model_dir": str(model_dir)}
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_suffix(f".{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(body))
-        tmp.replace(self.path)
+        from mlstack.io import write_json  # server side only: it imports pandas, which `--help` must not
+
+        write_json({"pid": os.getpid(), "url": url, "model": model, "model_dir": str(model_dir)}, self.path)
 
     def remove(self) -> None:
         """Server side, on shutdown: only this server's own announcement."""
