@@ -29,6 +29,7 @@ def main() -> None:
     prepared_home()
 
     from mlstack import features, tracking
+    from mlstack.data import validation
     from mlstack.settings import get_settings
     from models.serving.app import ChampionHolder, TripRequest, predict
     from models.tabular.predict import load_champion, score
@@ -36,7 +37,7 @@ def main() -> None:
     tracking.setup()
     settings = get_settings()
     store = features.feature_store(settings)
-    trips = features.read_validated(settings.validated_dir)["trips"]
+    trips = validation.read_validated(settings.validated_dir)["trips"]
     champion = load_champion()
 
     score(store, trips.head(100), champion)  # warm up: imports, registry, DuckDB

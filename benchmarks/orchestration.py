@@ -22,6 +22,7 @@ from _common import console, prepared_home, report
 
 def plain(trials: int) -> None:
     from mlstack import features, tracking
+    from mlstack.data import validation
     from mlstack.features import LABEL
     from mlstack.params import data_version, load_params
     from mlstack.settings import get_settings
@@ -32,7 +33,7 @@ def plain(trials: int) -> None:
     validated = settings.validated_dir
     params = load_params()["train"]
     frame = features.historical_features(
-        features.feature_store(), features.read_validated(validated)["trips"]
+        features.feature_store(), validation.read_validated(validated)["trips"]
     )
     tracking.setup()
     result = train(

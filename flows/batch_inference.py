@@ -17,7 +17,9 @@ from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NONE
 from pydantic import BaseModel, Field
 
+from flows.tasks.retry import transient_only
 from mlstack import features, tracking
+from mlstack.data import validation
 from mlstack.settings import get_settings
 from mlstack.timewindow import TimeWindow
 from models.tabular.predict import load_champion, score, window_trips, write_predictions
@@ -35,17 +37,23 @@ class BatchResult(BaseModel):
     model_versions: list[str] = Field(description="The registry versions that scored them.")
 
 
-@task(name="score-window", cache_policy=NONE, retries=1)
+@task(name="score-window", cache_policy=NONE, retries=1, retry_condition_fn=transient_only)
 def score_window(start: datetime, end: datetime, validated_dir: Path) -> pd.DataFrame:
     tracking.setup()
-    trips = window_trips(features.read_validated(validated_dir)["trips"], start, end)
+    trips = window_trips(validation.read_validated(validated_dir)["trips"], start, end)
     champion = load_champion()
     predictions = score(features.feature_store(), trips, champion)
     get_run_logger().info("scored %d trips with v%s", len(predictions), champion.version)
     return predictions
 
 
-@task(name="write-predictions", cache_policy=NONE, retries=2, retry_delay_seconds=2)
+@task(
+    name="write-predictions",
+    cache_policy=NONE,
+    retries=2,
+    retry_delay_seconds=2,
+    retry_condition_fn=transient_only,
+)
 def write(predictions: pd.DataFrame, start: datetime, end: datetime) -> Path:
     return write_predictions(predictions, start, end, get_settings())
 

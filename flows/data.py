@@ -34,7 +34,8 @@ class DataParams(BaseModel):
         " replacing it; landing the same window twice leaves one copy.",
     )
     out_dir: Path | None = Field(
-        default=None, description="Folder for raw/ and validated/. Default: the data dir."
+        default=None,
+        description="Folder for raw/<window>/ and validated/. Default: the data dir.",
     )
 
 
@@ -99,7 +100,7 @@ def data_flow(params: DataParams = DataParams()) -> DataResult | State:
     """Generate, validate and write one window of example data."""
     settings = get_settings()
     base = params.out_dir or settings.data_dir
-    raw = generate_raw(params.window, base / "raw")
+    raw = generate_raw(params.window, base / "raw" / params.window.landing())
     run = validate_raw(list(raw.values()), settings.validation_reports_dir, settings.data.max_bad_row_share)
     tables = outcomes(run)
     create_table_artifact(

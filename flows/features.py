@@ -18,6 +18,7 @@ from prefect.cache_policies import NONE
 from pydantic import BaseModel, Field
 
 from mlstack import features
+from mlstack.data import validation
 from mlstack.settings import get_settings
 
 
@@ -35,7 +36,7 @@ class FeaturesResult(BaseModel):
 
 @task(name="build-feature-tables", cache_policy=NONE)
 def build_tables(validated_dir: Path) -> dict[str, Path]:
-    tables = features.build_feature_tables(features.read_validated(validated_dir))
+    tables = features.build_feature_tables(validation.read_validated(validated_dir))
     paths = features.write_feature_tables(tables)
     for name, df in tables.items():
         get_run_logger().info("%s: %d rows -> %s", name, len(df), paths[name])

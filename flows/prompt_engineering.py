@@ -122,7 +122,9 @@ def ask_and_record(chat: ChatProvider, params: PromptParams) -> Answer:
 
     tracking.setup(get_settings(), EXPERIMENT)
     question = params.question
-    with mlflow.start_run(run_name=f"ask: {question[:60]}", tags={"pattern": EXPERIMENT}) as run:
+    with mlflow.start_run(
+        run_name=f"ask: {question[:60]}", tags={"pattern": EXPERIMENT, **tracking.owner_tags()}
+    ) as run:
         prompt = prompts.load_prompt(params.prompt_version)  # inside the run, so MLflow links the two
         mlflow.log_params({**_run_params(chat, prompt, params), "context": params.context})
         mlflow.log_text(question, "question.txt")
@@ -189,7 +191,9 @@ def ask_batch(
 
     logger = get_run_logger()
     tracking.setup(get_settings(), EXPERIMENT)
-    with mlflow.start_run(run_name=f"ask batch: {output.stem}", tags={"pattern": EXPERIMENT}) as run:
+    with mlflow.start_run(
+        run_name=f"ask batch: {output.stem}", tags={"pattern": EXPERIMENT, **tracking.owner_tags()}
+    ) as run:
         prompt = prompts.load_prompt(options.prompt_version)
         mlflow.log_params(
             {**_run_params(chat, prompt, options), "questions": len(items), "concurrency": concurrency}

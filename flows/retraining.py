@@ -21,8 +21,9 @@ from prefect.cache_policies import NONE
 from prefect.states import Failed, State
 from pydantic import BaseModel, Field
 
-from flows.tasks.tabular import register_and_gate, training_set, tune_and_train
-from mlstack import features, tracking
+from flows.tasks.tabular import register_and_gate, settle_killed_runs, training_set, tune_and_train
+from mlstack import tracking
+from mlstack.data import validation
 from mlstack.features import LABEL
 from mlstack.params import data_version, load_params
 from mlstack.settings import MODEL_NAME, get_settings
@@ -71,7 +72,7 @@ def holdout_splits(frame: pd.DataFrame, until: pd.Timestamp, hours: float) -> Sp
 
 @task(name="labelled-trips", cache_policy=NONE)
 def labelled_trips(validated_dir: Path, until: datetime | None) -> tuple[pd.DataFrame, pd.Timestamp]:
-    trips = features.read_validated(validated_dir)["trips"]
+    trips = validation.read_validated(validated_dir)["trips"]
     trips = trips[trips[LABEL].notna()]
     newest = trips["requested_at"].max() + pd.Timedelta(seconds=1)
     cutoff = newest if until is None else min(utc(until), newest)
@@ -100,6 +101,7 @@ def retraining_flow(params: RetrainingParams = RetrainingParams()) -> Retraining
     n_trials = settings.monitoring.retrain_trials if params.n_trials is None else params.n_trials
     hours = settings.monitoring.retrain_holdout_hours
     train = load_params()["train"]
+    settle_killed_runs()
     try:
         champion, best = champion_params(train["search_space"])
         trips, cutoff = labelled_trips(validated_dir, params.until)

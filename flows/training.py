@@ -19,8 +19,8 @@ from prefect import flow
 from prefect.artifacts import create_markdown_artifact
 from pydantic import BaseModel, Field
 
-from flows.tasks.tabular import register_and_gate, training_set, tune_and_train
-from mlstack import features
+from flows.tasks.tabular import register_and_gate, settle_killed_runs, training_set, tune_and_train
+from mlstack.data import validation
 from mlstack.params import data_version, load_params
 from mlstack.settings import MODEL_NAME, get_settings
 from models.tabular import registry
@@ -57,7 +57,8 @@ def training_flow(params: TrainingParams = TrainingParams()) -> TrainingResult:
     train = load_params()["train"]
     if params.n_trials is not None:
         train = {**train, "n_trials": params.n_trials}
-    frame = training_set(features.read_validated(validated_dir)["trips"])
+    settle_killed_runs()
+    frame = training_set(validation.read_validated(validated_dir)["trips"])
     result = tune_and_train(frame, train, data_version(validated_dir), params.fixed_params)
     decision = register_and_gate(result, settings.tracking.promotion_margin)
     create_markdown_artifact(

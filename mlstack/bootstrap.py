@@ -1,14 +1,16 @@
-"""Environment defaults that must be set before Prefect is imported.
+"""Environment defaults that must be set before Prefect is imported, and the log rules.
 
 Prefect reads its settings once, when it is first imported, so every entry point (the CLI, each
 flow module, the tests) imports this module first. Values only fill gaps: anything the user has
-set in the environment wins.
+set in the environment wins. The same import installs `mlstack.logs`: no secret and no known
+failure's traceback reaches a log handler.
 """
 
 from __future__ import annotations
 
 import os
 
+from mlstack import logs
 from mlstack.settings import get_settings
 
 
@@ -30,6 +32,7 @@ def apply() -> None:
     for key, value in defaults.items():
         os.environ.setdefault(key, value)
     prefect_dir.mkdir(parents=True, exist_ok=True)
+    logs.install()
 
 
 apply()

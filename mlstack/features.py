@@ -18,6 +18,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from mlstack import locks
+from mlstack.errors import NotReady
 from mlstack.io import staged_dir, write_parquet
 from mlstack.settings import MODEL_NAME, Settings, get_settings, project_root
 
@@ -132,16 +134,10 @@ def write_feature_tables(
 ) -> dict[str, Path]:
     paths = offline_paths(settings)
     folder = next(iter(paths.values())).parent
-    with staged_dir(folder) as staging:
+    with locks.file_lock(folder), staged_dir(folder) as staging:
         for name, df in tables.items():
             write_parquet(df, staging / paths[name].name)
     return paths
-
-
-def read_validated(folder: Path) -> dict[str, pd.DataFrame]:
-    return {
-        name: pd.read_parquet(folder / f"{name}.parquet") for name in ("trips", "driver_stats", "zone_stats")
-    }
 
 
 # --- Feast ------------------------------------------------------------------------------------
@@ -201,9 +197,14 @@ def definitions() -> list[Any]:
     return [obj for obj in vars(module).values() if isinstance(obj, kinds)]
 
 
+def _registry_lock(store: FeatureStore) -> contextlib.AbstractContextManager[None]:
+    """Feast's file registry is read, changed and rewritten whole by apply and materialize."""
+    return locks.file_lock(Path(store.config.registry.path).parent)
+
+
 def apply(store: FeatureStore) -> None:
     # Re-applying a changed on-demand view makes Feast print its UDF's bytecode to stdout.
-    with contextlib.redirect_stdout(io.StringIO()):
+    with _registry_lock(store), contextlib.redirect_stdout(io.StringIO()):
         store.apply(definitions())
 
 
@@ -213,10 +214,10 @@ def materialize(store: FeatureStore, end: datetime, start: datetime | None = Non
     Feast's incremental mode starts a never-materialized view at now minus its TTL, which for
     historical data loads nothing; so a first run covers `start` (the data's first timestamp).
     """
-    views = store.list_feature_views()
-    fresh = any(not view.materialization_intervals for view in views)
     # Feast prints coloured progress to stdout; the flows log their own summary instead.
-    with contextlib.redirect_stdout(io.StringIO()):
+    with _registry_lock(store), contextlib.redirect_stdout(io.StringIO()):
+        views = store.list_feature_views()
+        fresh = any(not view.materialization_intervals for view in views)
         if fresh and start is not None:
             store.materialize(start_date=start, end_date=end)
         else:
@@ -228,9 +229,7 @@ def materialize_offline(store: FeatureStore, settings: Settings | None = None) -
     paths = offline_paths(settings)
     missing = [str(p) for p in paths.values() if not p.is_file()]
     if missing:
-        raise FileNotFoundError(
-            f"no offline feature tables at {', '.join(missing)}; run `mlstack features apply`"
-        )
+        raise NotReady(f"no offline feature tables at {', '.join(missing)}; run `mlstack features apply`")
     stamps = pd.concat([pd.read_parquet(p, columns=["event_timestamp"]) for p in paths.values()])[
         "event_timestamp"
     ]

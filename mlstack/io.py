@@ -1,11 +1,17 @@
-"""Writes that never leave half a result behind: atomic files and atomically swapped folders."""
+"""Writes that never leave half a result behind: atomic files and atomically swapped folders.
+
+Temporary names carry their writer's `mlstack.processes.owner()` stamp, so a later write into
+the same folder removes what a killed writer left, and never what a live one is still writing.
+Files are created the way `open()` creates them, so the umask decides who may read them (a
+service that shares the data dir under another user, say), not `mkstemp`'s 0600.
+"""
 
 from __future__ import annotations
 
 import json
 import os
+import secrets
 import shutil
-import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -15,18 +21,41 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from mlstack.processes import owner, owner_alive
+
+STAGING = ".staging"
+TEMP_SUFFIX = ".tmp"
+# Between the parts of a temporary name: no host name, pid or our file names hold one.
+SEP = "~"
+
+
+def _temp_name(stem: str, suffix: str = "") -> str:
+    return f"{stem}{SEP}{owner()}{SEP}{secrets.token_hex(4)}{suffix}"
+
+
+def sweep(folder: Path) -> list[Path]:
+    """Remove the staging folders and temporary files that dead writers left in `folder`."""
+    removed = []
+    for item in folder.iterdir() if folder.is_dir() else ():
+        parts = item.name.split(SEP)
+        ours = item.name.startswith(".") and len(parts) == 3
+        if ours and (item.is_dir() or item.name.endswith(TEMP_SUFFIX)) and not owner_alive(parts[1]):
+            shutil.rmtree(item, ignore_errors=True) if item.is_dir() else item.unlink(missing_ok=True)
+            removed.append(item)
+    return removed
+
 
 @contextmanager
 def atomic_file(path: Path) -> Iterator[Path]:
     """Yield a temporary path beside `path`; it replaces `path` only if the block succeeds."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
+    tmp = path.parent / _temp_name(f".{path.name}", TEMP_SUFFIX)
+    os.close(os.open(tmp, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666))
     try:
-        yield Path(tmp)
+        yield tmp
         os.replace(tmp, path)
     finally:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
 
 
 @contextmanager
@@ -34,10 +63,13 @@ def staged_dir(path: Path) -> Iterator[Path]:
     """Yield an empty staging folder; on success its files move into `path`, each atomically.
 
     All the slow work (computing, encoding, writing) happens before the first move, so a crash
-    leaves `path` as it was. Other files already in `path` are left alone.
+    leaves `path` as it was. Other files already in `path` are left alone, except what killed
+    writers left behind (see `sweep`).
     """
     path.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(dir=path, prefix=".staging-"))
+    sweep(path)
+    staging = path / _temp_name(STAGING)
+    staging.mkdir()
     try:
         yield staging
         for item in sorted(staging.iterdir()):

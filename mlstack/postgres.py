@@ -21,13 +21,16 @@ from pathlib import Path
 import psycopg
 from psycopg import conninfo, sql
 
+from mlstack.errors import MlstackError
 from mlstack.settings import Settings, get_settings
 
 DSN_VARIABLE = "MLSTACK_PG_DSN"
 
 
-class PostgresUnavailable(RuntimeError):
+class PostgresUnavailable(MlstackError):
     """Postgres could not be reached or started; the message says where and what to do."""
+
+    transient = True  # a server that is restarting answers a moment later
 
 
 def _pgserver():  # imported lazily: it pulls psutil and platformdirs in

@@ -24,6 +24,7 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, Field
 
+from mlstack.errors import InputError
 from mlstack.llm import LLMError
 from mlstack.llm.providers import ChatProvider
 
@@ -315,7 +316,7 @@ def ask_many(
 # --- Questions in, results out -------------------------------------------------------------------
 
 
-class QuestionFileError(ValueError):
+class QuestionFileError(InputError):
     """A questions file that cannot be read: names the file, the line and the rule."""
 
 

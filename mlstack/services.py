@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pydantic import SecretStr
 
 from mlstack import postgres
+from mlstack.secrets import redact_url
 from mlstack.settings import Settings, project_root
 
 
@@ -31,7 +32,8 @@ def _shown(name: str, value: object) -> str:
     if name == "dsn":
         return postgres.describe_dsn(str(value))  # never print a password
     if isinstance(value, list):
-        return ", ".join(map(str, value)) or "(none)"
+        shown = (redact_url(v.get_secret_value()) if isinstance(v, SecretStr) else str(v) for v in value)
+        return ", ".join(shown) or "(none)"
     return str(value)
 
 

@@ -138,9 +138,10 @@ class MonitoringSettings(Section):
         description="Windows and references above this many rows are sampled for the drift tests"
         " (missing values and error always use every row). Unset: never sample.",
     )
-    alert_urls: Annotated[list[str], NoDecode] = Field(
+    alert_urls: Annotated[list[SecretStr], NoDecode] = Field(
         default_factory=list,
-        description="Apprise URLs (slack://..., mailto://..., json://...), comma separated.",
+        description="Apprise URLs (slack://..., mailto://..., json://...), comma separated. Secret:"
+        " shown and logged only as apprise's privacy rendering.",
     )
     alert_log: bool = Field(default=True, description="Also append every alert to home/alerts/alerts.jsonl.")
     retrain_on_drift: bool = Field(

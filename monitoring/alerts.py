@@ -13,6 +13,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+from mlstack.secrets import redact_url, scrub, url_secrets
 from mlstack.settings import MODEL_NAME, Settings
 
 if TYPE_CHECKING:
@@ -82,12 +83,6 @@ def retraining_alert(decision: GateDecision, trigger: str, holdout: str) -> Aler
     )
 
 
-def redact(url: str) -> str:
-    """Enough of an apprise URL to recognise it, without the tokens most of them carry."""
-    scheme, _, rest = url.partition("://")
-    return f"{scheme}://{rest.split('/', 1)[0].rsplit('@', 1)[-1]}/..." if rest else url
-
-
 def _append_log(alert: Alert, settings: Settings) -> Delivery:
     path = settings.alerts_log
     try:
@@ -100,9 +95,11 @@ def _append_log(alert: Alert, settings: Settings) -> Delivery:
 
 
 def _notify(alert: Alert, url: str) -> Delivery:
+    """One delivery. Its target is the privacy rendering, and its error is scrubbed: an HTTP
+    client's error quotes the URL path, which for Slack or Teams is the token itself."""
     import apprise
 
-    target = redact(url)
+    target = redact_url(url)
     sender = apprise.Apprise()
     if not sender.add(url):
         return Delivery(
@@ -111,14 +108,14 @@ def _notify(alert: Alert, url: str) -> Delivery:
     try:
         sent = sender.notify(title=alert.title, body=alert.text())
     except Exception as exc:  # a plugin's failure must not stop the flow
-        return Delivery(target, False, f"{type(exc).__name__}: {exc}")
+        return Delivery(target, False, scrub(f"{type(exc).__name__}: {exc}", url_secrets(url)))
     return Delivery(target, bool(sent), None if sent else "the service refused or could not be reached")
 
 
 def send(alert: Alert, settings: Settings) -> list[Delivery]:
     """Deliver to the local sink (unless disabled) and every configured URL; report each outcome."""
     deliveries = [_append_log(alert, settings)] if settings.monitoring.alert_log else []
-    deliveries += [_notify(alert, url) for url in settings.monitoring.alert_urls]
+    deliveries += [_notify(alert, url.get_secret_value()) for url in settings.monitoring.alert_urls]
     return deliveries
 
 

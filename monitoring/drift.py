@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel, computed_field
 
+from mlstack.errors import InputError
 from mlstack.features import CATEGORICAL_FEATURES, LABEL, MODEL_FEATURES
 from mlstack.io import write_json
 from mlstack.settings import Settings
@@ -32,7 +33,7 @@ SEASONAL = {*CALENDAR, "trip_request_features__weekday"}
 MONITORED = [c for c in MODEL_FEATURES if c not in SEASONAL] + [PREDICTION]
 
 
-class WindowError(ValueError):
+class WindowError(InputError):
     """The window cannot be judged; the message says why and what to do. No alert follows."""
 
 

@@ -21,6 +21,7 @@ for _var in [v for v in os.environ if v.startswith(("OPENAI_", "MLSTACK_LLM_", "
 import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 
+from mlstack.data import validation  # noqa: E402
 from mlstack.data.config import GeneratorConfig  # noqa: E402
 from mlstack.data.generator import generate, write_tables  # noqa: E402
 from mlstack.settings import Settings  # noqa: E402
@@ -184,7 +185,7 @@ def trained_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     try:
         write_tables(generate(small(days=6)), settings.raw_dir)
         write_validated(validate_paths([settings.raw_dir], 0.01), settings.validated_dir)
-        validated = features.read_validated(settings.validated_dir)
+        validated = validation.read_validated(settings.validated_dir)
         features.write_feature_tables(features.build_feature_tables(validated), settings)
         store = features.feature_store(settings)
         features.apply(store)

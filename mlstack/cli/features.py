@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 
-from mlstack.cli.render import console, fail
+from mlstack.cli.render import console
 
 app = typer.Typer(help="The Feast feature store: build, apply, materialize.", no_args_is_help=True)
 
@@ -21,13 +21,12 @@ def apply_command(
 ) -> None:
     """Build the offline feature tables from validated data and register the Feast definitions."""
     from mlstack import features
+    from mlstack.data import validation
     from mlstack.io import write_parquet
     from mlstack.settings import get_settings
 
     folder = validated or get_settings().validated_dir
-    if not (folder / "trips.parquet").is_file():
-        raise fail(f"{folder} holds no validated data. Run `mlstack data flow` (or `mlstack demo`) first.")
-    tables = features.build_feature_tables(features.read_validated(folder))
+    tables = features.build_feature_tables(validation.read_validated(folder))
     paths = features.write_feature_tables(tables)
     if export:
         for name, df in tables.items():
@@ -45,10 +44,7 @@ def materialize_command() -> None:
     """Load the online store up to the newest offline reading (incremental after the first run)."""
     from mlstack import features
 
-    try:
-        loaded_until = features.materialize_offline(features.feature_store())
-    except FileNotFoundError as exc:
-        raise fail(str(exc)) from None
+    loaded_until = features.materialize_offline(features.feature_store())
     console.print(render_materialized(loaded_until.to_pydatetime()), highlight=False)
 
 

@@ -67,19 +67,19 @@ def evaluate(
     ),
 ) -> None:
     """Score a model on the held-out test window (split by time, as in training)."""
-    import mlflow
-
     from mlstack import features
+    from mlstack.data import validation
     from mlstack.params import load_params
     from mlstack.settings import get_settings
-    from models.tabular.evaluate import write_evaluation
+    from models.tabular.evaluate import load_model_folder, write_evaluation
     from models.tabular.train import features_of, split_by_time
 
     settings = get_settings()
-    trips = features.read_validated(validated or settings.validated_dir)["trips"]
+    loaded = load_model_folder(model)  # before the slow part: a wrong path fails at once
+    trips = validation.read_validated(validated or settings.validated_dir)["trips"]
     frame = features.historical_features(features.feature_store(settings), trips)
     test = split_by_time(frame, **load_params()["train"]["split"]).test
-    predicted = mlflow.sklearn.load_model(str(model)).predict(features_of(test))
+    predicted = loaded.predict(features_of(test))
     scores = write_evaluation(test[features.LABEL], predicted, test["requested_at"], out, plots)
     console.print(render_evaluation(scores, len(test)))
 
@@ -91,16 +91,17 @@ def render_evaluation(scores: Metrics, rows: int) -> str:
 @model_app.command("status")
 def status_command() -> None:
     """Champion, challenger, every version's gate result, and which version served when."""
+    from mlflow.exceptions import MlflowException
+
     from mlstack import tracking
     from models.tabular import registry
 
     tracking.setup()
+    registry.settle()  # a version whose run was killed before the gate reads as abandoned
     try:
         status = registry.status()
-    except Exception as exc:
-        raise fail(
-            f"no registered model yet ({exc.__class__.__name__}). Run `mlstack train` first."
-        ) from None
+    except MlflowException:
+        raise fail("no registered model yet. Run `mlstack train` first.") from None
     console.print(render_status(status))
 
 
@@ -123,10 +124,7 @@ def promote_command(version: str = typer.Argument(..., help="Registry version to
     from models.tabular import registry
 
     tracking.setup()
-    try:
-        previous = registry.promote(version, reason="manual promote")
-    except Exception as exc:
-        raise fail(str(exc)) from None
+    previous = registry.promote(version, reason="manual promote")
     console.print(f"v{version} is champion (was v{previous})")
 
 
@@ -137,8 +135,5 @@ def rollback_command() -> None:
     from models.tabular import registry
 
     tracking.setup()
-    try:
-        restored, demoted = registry.rollback()
-    except registry.RegistryError as exc:
-        raise fail(str(exc)) from None
+    restored, demoted = registry.rollback()
     console.print(f"rolled back: v{restored} is champion again (v{demoted} demoted)")

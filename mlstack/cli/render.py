@@ -1,5 +1,10 @@
-"""What every command group shares: the consoles, one-line errors, running a flow, building a
-parameters model from options, and printing a result for people or, with --json, for machines."""
+"""What every command group shares: the consoles, the error boundary, running a flow, building a
+parameters model from options, and printing a result for people or, with --json, for machines.
+
+The error boundary: a known failure (`mlstack.errors.MlstackError`) raised anywhere under a
+command, in a flow's task included, ends the command with its one line on stderr and exit 1.
+Anything else is a bug and keeps its traceback.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +16,7 @@ import typer
 from pydantic import BaseModel, ValidationError
 from rich.console import Console, RenderableType
 from rich.text import Text
+from typer.core import TyperGroup
 
 if TYPE_CHECKING:
     from prefect import Flow
@@ -27,6 +33,18 @@ def fail(message: str, code: int = 1) -> typer.Exit:
     """Print one red line to stderr; raise the returned Exit to stop with `code`."""
     err.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
     return typer.Exit(code)
+
+
+class Boundary(TyperGroup):
+    """The root command group: it turns a known failure into one line and exit 1."""
+
+    def invoke(self, ctx: Any) -> Any:
+        from mlstack.errors import MlstackError
+
+        try:
+            return super().invoke(ctx)
+        except MlstackError as exc:
+            raise fail(str(exc)) from None
 
 
 def option(kind: type[BaseModel], name: str, /, *flags: str, **kwargs: Any) -> Any:
@@ -55,12 +73,72 @@ def _problem(error: Any) -> str:
 
 
 def run_flow(flow: Flow[..., Any], *args: Any) -> Any:
-    """Call the flow and return its result; a failed run exits 1 with the state's one-line message."""
+    """Call the flow and return its result. A known failure inside it reaches the boundary; any
+    other failed run exits 1 with the state's one-line message (Prefect has logged the rest)."""
+    from mlstack.errors import MlstackError
+
+    prefect_api()
     state = flow(*args, return_state=True)
     if not state.is_completed():
+        try:
+            state.result()
+        except MlstackError:
+            raise
+        except BaseException:  # the state's message says it in one line; the log has the rest
+            pass
         err.print(f"[bold red]{flow.name} flow {state.name.lower()}:[/] {state.message}", highlight=False)
         raise typer.Exit(1)
     return state.result()
+
+
+def prefect_api() -> None:
+    """Point this process at a Prefect API: the configured one, or else a temporary server of its
+    own. Prefect's own ephemeral server outlives a SIGKILLed parent (about 200 MB each); ours is
+    started by `mlstack.processes`, so it dies with this process however it ends."""
+    import os
+    import sys
+    from pathlib import Path
+
+    import httpx
+    import prefect
+    from prefect.context import refresh_global_settings_context
+    from prefect.settings import PREFECT_API_URL, get_current_settings
+
+    from mlstack import processes
+    from mlstack.settings import get_settings
+
+    if PREFECT_API_URL.value():
+        return
+    port = processes.free_port()
+    url = f"http://127.0.0.1:{port}/api"
+
+    def healthy() -> bool:
+        try:
+            return httpx.get(f"{url}/health", timeout=2).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    # The command and environment of Prefect's own ephemeral server (SubprocessASGIServer).
+    command = [sys.executable, "-m", "uvicorn", "--app-dir", str(Path(prefect.__file__).parent.parent)]
+    command += ["--factory", "prefect.server.api.server:create_app", "--host", "127.0.0.1"]
+    command += ["--port", str(port), "--log-level", "error", "--lifespan", "on"]
+    env = {
+        **os.environ,
+        "PREFECT_UI_ENABLED": "0",
+        "PREFECT__SERVER_EPHEMERAL": "1",
+        "PREFECT__SERVER_FINAL": "1",
+        **get_current_settings().to_environment_variables(exclude_unset=True),
+    }
+    processes.start_service(
+        command,
+        get_settings().home / "prefect" / "temporary-server.log",
+        ready=healthy,
+        timeout_s=float(os.environ.get("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")),
+        what="the temporary Prefect API server",
+        env=env,
+    )
+    os.environ["PREFECT_API_URL"] = url
+    refresh_global_settings_context()
 
 
 def show(result: Model, render: Callable[[Model], RenderableType], as_json: bool) -> None:

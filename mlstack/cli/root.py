@@ -17,7 +17,7 @@ from rich.table import Table
 from mlstack.cli import ask, data, features, inference, model, monitor, serve
 from mlstack.cli.ask import checks_line
 from mlstack.cli.monitor import retraining_line
-from mlstack.cli.render import JSON, build, console, run_flow, show
+from mlstack.cli.render import JSON, Boundary, build, console, run_flow, show
 
 if TYPE_CHECKING:
     from flows.demo import DemoResult, LiveWindowResult
@@ -25,6 +25,7 @@ if TYPE_CHECKING:
 
 app = typer.Typer(
     name="mlstack",
+    cls=Boundary,
     help="mlstack: a Prefect-native reference stack for AI and ML, runnable offline.\n\n"
     "Start with `mlstack demo`, then `mlstack info` to see where everything lives.",
     no_args_is_help=True,

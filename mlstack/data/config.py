@@ -4,6 +4,7 @@ options' defaults from here without importing pandas."""
 
 from __future__ import annotations
 
+import hashlib
 from datetime import date
 from typing import Literal, get_args
 
@@ -34,3 +35,9 @@ class GeneratorConfig(BaseModel):
         lt=0.5,
         description="Share of trips spoiled like a live feed (null label, negative distance, clock skew).",
     )
+
+    def landing(self) -> str:
+        """The raw/ subfolder this window lands in: its own, so two windows landing at once never
+        validate each other's files. The same window always gets the same name."""
+        digest = hashlib.sha256(self.model_dump_json().encode()).hexdigest()[:8]
+        return f"{self.start:%Y%m%d}-{self.days}d-{self.scenario}-{digest}"

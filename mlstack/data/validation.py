@@ -19,7 +19,9 @@ import pandas as pd
 import pandera.pandas as pa
 import pyarrow.parquet as pq
 
+from mlstack import locks
 from mlstack.data.schemas import CONTRACTS, TableContract
+from mlstack.errors import InputError, NotReady, unreadable
 from mlstack.io import staged_dir, write_json, write_parquet, write_text
 
 Category = Literal["structural", "row", "statistical"]
@@ -297,8 +299,13 @@ def validate_paths(
 
 
 def write_report(run: ValidationRun, report_dir: Path) -> ValidationRun:
-    """Report JSON and HTML, plus one quarantine parquet per table that set rows aside."""
-    report_dir.mkdir(parents=True, exist_ok=True)
+    """Report JSON and HTML, plus one quarantine parquet per table that set rows aside; under the
+    folder's lock, so the files of one report are never mixed with another run's."""
+    with locks.file_lock(report_dir):
+        return _write_report(run, report_dir)
+
+
+def _write_report(run: ValidationRun, report_dir: Path) -> ValidationRun:
     tables = []
     for result in run.results:
         quarantine_path = report_dir / f"{result.table}.quarantine.parquet"
@@ -352,8 +359,10 @@ def write_validated(run: ValidationRun, out_dir: Path, append: bool = False) -> 
     replaced, so landing the same window twice changes nothing.
     """
     if not run.ok:
-        raise ValueError(f"refusing to write validated data: {run.summary()}")
-    with staged_dir(out_dir) as staging:
+        raise InputError(f"refusing to write validated data: {run.summary()}")
+    # Read, merge and write under the folder's lock: two appends at once must not both start
+    # from the same old tables, or the second write drops the first one's rows.
+    with locks.file_lock(out_dir), staged_dir(out_dir) as staging:
         for result in run.results:
             assert result.valid is not None
             rows, target = result.valid, out_dir / f"{result.table}.parquet"
@@ -361,6 +370,36 @@ def write_validated(run: ValidationRun, out_dir: Path, append: bool = False) -> 
                 rows = merge_rows(pd.read_parquet(target), rows, table_key(result.table))
             write_parquet(rows, staging / f"{result.table}.parquet")
     return {r.table: out_dir / f"{r.table}.parquet" for r in run.results}
+
+
+def read_validated(folder: Path) -> dict[str, pd.DataFrame]:
+    """Every table of a validated folder, each checked against its contract's structure (columns,
+    dtypes, no extras) before anyone uses it; a file that breaks it raises one InputError naming
+    the file, the column and the rule. Rows were judged when the folder was written."""
+    tables = {}
+    for name, contract in CONTRACTS.items():
+        path = folder / f"{name}.parquet"
+        if not path.is_file():
+            raise NotReady(
+                f"{folder} holds no validated {path.name}: run `mlstack data flow` (or `mlstack demo`)"
+                " first, or pass the folder that `mlstack data validate --out` wrote"
+            )
+        try:
+            df = pq.read_table(path).to_pandas()
+        except Exception as exc:  # pyarrow raises several types for unreadable files
+            raise unreadable(path, exc) from None
+        try:
+            contract.model.validate(df.head(0), lazy=True)
+        except pa.errors.SchemaErrors as exc:
+            failures = _classify(path, name, exc.failure_cases, df.dtypes)
+            if broken := [f for f in failures if f.category == "structural"]:
+                rules = "; ".join(f"column {f.column}: {f.check}" for f in broken[:3])
+                raise InputError(
+                    f"{path} does not match the {name} contract ({rules}). Validate it with"
+                    " `mlstack data validate` before using it."
+                ) from None
+        tables[name] = df
+    return tables
 
 
 HTML_ROW_CAP = 200

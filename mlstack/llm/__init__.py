@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import os
 
+from mlstack.errors import MlstackError
+
 # Nothing may download at run time: every model loads from disk. Any import of this package
 # sets it, so the server process and every embedder see it before transformers is imported.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 
-class LLMError(RuntimeError):
+class LLMError(MlstackError):
     """An LLM or embedding request failed for good: says where, why, and what to do next."""

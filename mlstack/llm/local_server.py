@@ -5,24 +5,22 @@ a free loopback port and waits until it answers for the model directory it was a
 running server announces itself with a small file under the data dir: this module writes it
 (from inside the server) and reads it (from any process that wants the model), so every
 process shares one server per model directory instead of starting its own. The servers this
-process started stop when it exits.
+process started stop when it exits, or is killed (`mlstack.processes`).
 """
 
 from __future__ import annotations
 
-import atexit
 import hashlib
 import json
 import logging
 import os
-import socket
 import subprocess
 import sys
 import threading
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from mlstack import processes
 from mlstack.llm import LLMError
 from mlstack.settings import Settings
 
@@ -125,17 +123,9 @@ def local_server(settings: Settings, model_dir: Path) -> tuple[str, str]:
         return _start_server(settings, model_dir)
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def _start_server(settings: Settings, model_dir: Path) -> tuple[str, str]:
-    port = _free_port()
+    port = processes.free_port()
     base_url = f"http://127.0.0.1:{port}/v1"
-    log_path = Announcement.of(settings, model_dir).log_path
-    log_path.parent.mkdir(parents=True, exist_ok=True)
     command = [sys.executable, "-m", SERVER_MODULE, "--model", str(model_dir)]
     command += ["--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"]
     if model_dir == settings.untrained_model_dir.resolve() and not (model_dir / "config.json").is_file():
@@ -144,46 +134,28 @@ def _start_server(settings: Settings, model_dir: Path) -> tuple[str, str]:
         )
         command.append("--init-untrained")
     log.info("starting the local model server for %s on %s", model_dir, base_url)
-    with log_path.open("w") as out:
-        process = subprocess.Popen(
+    log_path = Announcement.of(settings, model_dir).log_path
+    log_path.unlink(missing_ok=True)  # its tail explains a failed start: this start's lines only
+    try:
+        process = processes.start_service(
             command,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
+            log_path,
+            ready=lambda: served_model(base_url, model_dir) is not None,
+            timeout_s=settings.llm.server_start_timeout_s,
+            what=f"the local model server for {model_dir}",
             env={**os.environ, "MLSTACK_HOME": str(settings.home)},
         )
-    deadline = time.monotonic() + settings.llm.server_start_timeout_s
-    while (served := served_model(base_url, model_dir)) is None:
-        if process.poll() is not None or time.monotonic() > deadline:
-            _stop(process)
-            tail = "\n".join(log_path.read_text(errors="replace").splitlines()[-15:])
-            why = (
-                f"exited with code {process.returncode}"
-                if process.returncode not in (None, -15)
-                else f"did not answer within {settings.llm.server_start_timeout_s:g} s"
-            )
-            raise LLMError(f"the local model server for {model_dir} {why}. Its log ({log_path}):\n{tail}")
-        time.sleep(0.2)
+    except processes.ServiceFailed as exc:
+        raise LLMError(str(exc)) from None
+    served = served_model(base_url, model_dir)
+    assert served is not None
     _started[model_dir] = (process, base_url, served)
     return base_url, served
 
 
-def _stop(process: subprocess.Popen) -> None:
-    if process.poll() is None:
-        process.terminate()
-        try:
-            process.wait(10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-
-
 def stop_local_servers() -> None:
-    """Stop the servers this process started (they also stop when it exits)."""
+    """Stop the servers this process started (they also stop when it exits, or dies)."""
     with _start_lock:
         for process, _, _ in _started.values():
-            _stop(process)
+            processes.stop(process)
         _started.clear()
-
-
-atexit.register(stop_local_servers)

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
+
+from mlstack.errors import InputError
 
 
 @dataclass(frozen=True)
@@ -28,6 +32,22 @@ def metrics(actual: pd.Series | np.ndarray, predicted: np.ndarray) -> Metrics:
         rmse=round(float(root_mean_squared_error(actual, predicted)), 3),
         r2=round(float(r2_score(actual, predicted)), 5),
     )
+
+
+def load_model_folder(path: Path) -> Any:
+    """An MLflow model folder (as `mlstack train --out` exports it), or an InputError that says so."""
+    import mlflow
+    from mlflow.exceptions import MlflowException
+
+    if not (path / "MLmodel").is_file():
+        raise InputError(
+            f"{path} is not an MLflow model folder (no MLmodel file). Export one with"
+            " `mlstack train --out DIR`, or give the folder that `dvc repro` wrote."
+        )
+    try:
+        return mlflow.sklearn.load_model(str(path))
+    except (MlflowException, OSError, ValueError) as exc:
+        raise InputError(f"{path}: the MLflow model cannot be loaded ({str(exc).splitlines()[0]})") from None
 
 
 def _pyplot():

@@ -12,10 +12,12 @@ from pathlib import Path
 
 import pandas as pd
 
-from mlstack import postgres
+from mlstack import locks, postgres
+from mlstack.errors import InputError
 from mlstack.features import MODEL_FEATURES, historical_features
 from mlstack.io import write_parquet
 from mlstack.settings import MODEL_NAME, Settings
+from mlstack.timewindow import TimeWindow, utc
 from models.tabular import registry, schema
 from models.tabular.train import features_of
 
@@ -37,13 +39,22 @@ def load_champion(name: str = MODEL_NAME) -> Champion:
 
 
 def window_trips(trips: pd.DataFrame, start: datetime, end: datetime) -> pd.DataFrame:
-    """Trips requested in [start, end)."""
-    start_ts, end_ts = pd.Timestamp(start), pd.Timestamp(end)
-    if start_ts.tzinfo is None:
-        start_ts, end_ts = start_ts.tz_localize("UTC"), end_ts.tz_localize("UTC")
-    if end_ts <= start_ts:
-        raise ValueError(f"empty window: end {end_ts} is not after start {start_ts}")
-    return trips[(trips["requested_at"] >= start_ts) & (trips["requested_at"] < end_ts)]
+    """Trips requested in [start, end); a window with none is an InputError naming what there is."""
+    window = TimeWindow(start=start, end=end)
+    start_ts, end_ts = utc(window.start), utc(window.end)
+    chosen = trips[(trips["requested_at"] >= start_ts) & (trips["requested_at"] < end_ts)]
+    if chosen.empty:
+        held = (
+            f"the validated data holds trips from {trips['requested_at'].min():%Y-%m-%d %H:%M} to"
+            f" {trips['requested_at'].max():%Y-%m-%d %H:%M}"
+            if len(trips)
+            else "the validated data holds no trips"
+        )
+        raise InputError(
+            f"no trips were requested from {start_ts:%Y-%m-%d %H:%M} to {end_ts:%Y-%m-%d %H:%M} UTC;"
+            f" {held}. Pick a window inside it, or land that window with `mlstack data flow --append`."
+        )
+    return chosen
 
 
 def score(store, trips: pd.DataFrame, champion: Champion) -> pd.DataFrame:
@@ -74,13 +85,17 @@ def window_path(settings: Settings, start: datetime, end: datetime) -> Path:
 def write_predictions(predictions: pd.DataFrame, start: datetime, end: datetime, settings: Settings) -> Path:
     """Replace the window's rows in Postgres and its parquet file.
 
-    The file is written inside the transaction: if writing it fails, the rows roll back; if the
-    commit fails after it, a rerun rewrites both. Either way no row is lost or doubled.
+    The file is written inside the transaction, under the table's lock: if writing it fails, the
+    rows roll back; if the commit fails after it, a rerun rewrites both. Either way no row is lost
+    or doubled, and concurrent writers of one window take turns.
     """
     path = window_path(settings, start, end)
     with postgres.connect(settings) as conn:
         schema.migrate(conn)
         with conn.transaction():
+            # Without it, a second writer of the window COPYs between our DELETE and COMMIT and
+            # fails on the primary key; with it, writers take turns and the last one's rows stand.
+            locks.table_lock(conn, schema.DOMAIN)
             conn.execute(
                 "DELETE FROM trip_predictions WHERE requested_at >= %s AND requested_at < %s", (start, end)
             )

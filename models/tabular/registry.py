@@ -3,6 +3,15 @@
 Aliases only (MLflow 3 has no stages). Every change of champion is recorded as a tag on the
 registered model, `history.<UTC timestamp>`, so the registry itself answers "which version
 served when", and rollback knows what to go back to.
+
+Safe under a kill, at any point:
+- a champion change writes its history event first and moves the alias second. A trailing
+  event that names another version than the alias is a change that never happened: readers
+  skip it and the next change deletes it. So `status` and `rollback` read the alias's truth;
+- a new version is born `gate.decision=pending` with its writer's owner stamp. If that writer
+  dies before the gate, `settle()` (run by the next training run and by `model status`) marks
+  it `abandoned` and takes the challenger alias back;
+- every change holds the registry's lock (`mlstack.locks`), so two runs never interleave.
 """
 
 from __future__ import annotations
@@ -14,13 +23,17 @@ from typing import Any
 
 import pandas as pd
 
+from mlstack.errors import MlstackError
 from mlstack.settings import MODEL_NAME
+from mlstack.tracking import OWNER_TAG
 
 CHAMPION, CHALLENGER = "champion", "challenger"
 HISTORY_PREFIX = "history."
+GATE = "gate.decision"
+PENDING, ABANDONED = "pending", "abandoned"
 
 
-class RegistryError(RuntimeError):
+class RegistryError(MlstackError):
     """A registry action that cannot be done; the message says why and what to do."""
 
 
@@ -28,6 +41,13 @@ def _client():
     from mlflow import MlflowClient
 
     return MlflowClient()
+
+
+def _lock() -> Any:
+    from mlstack import locks
+    from mlstack.settings import get_settings
+
+    return locks.file_lock(get_settings().mlflow_dir / "registry")
 
 
 def _now() -> str:
@@ -47,17 +67,24 @@ def register(model_uri: str, run_id: str, name: str = MODEL_NAME) -> str:
     """Register a logged model (models:/m-...) as a new version and make it the challenger."""
     from mlflow.exceptions import MlflowException
 
+    from mlstack.processes import owner
+
     client = _client()
-    try:
-        client.create_registered_model(name, description="Trip duration in seconds (ride-hailing example)")
-    except MlflowException as exc:
-        if exc.error_code != "RESOURCE_ALREADY_EXISTS":
-            raise
-    model_id = model_uri.removeprefix("models:/")
-    version = str(
-        client.create_model_version(name, source=model_uri, run_id=run_id, model_id=model_id).version
-    )
-    client.set_registered_model_alias(name, CHALLENGER, version)
+    with _lock():
+        try:
+            client.create_registered_model(
+                name, description="Trip duration in seconds (ride-hailing example)"
+            )
+        except MlflowException as exc:
+            if exc.error_code != "RESOURCE_ALREADY_EXISTS":
+                raise
+        model_id = model_uri.removeprefix("models:/")
+        tags = {GATE: PENDING, OWNER_TAG: owner()}  # born pending: see settle()
+        created = client.create_model_version(
+            name, source=model_uri, run_id=run_id, model_id=model_id, tags=tags
+        )
+        version = str(created.version)
+        client.set_registered_model_alias(name, CHALLENGER, version)
     return version
 
 
@@ -86,6 +113,13 @@ def gate(
     version: str, holdout_x: pd.DataFrame, holdout_y: pd.Series, margin: float, name: str = MODEL_NAME
 ) -> GateDecision:
     """Score challenger and champion on the same held-out window; promote only on a clear win."""
+    with _lock():
+        return _gate(version, holdout_x, holdout_y, margin, name)
+
+
+def _gate(
+    version: str, holdout_x: pd.DataFrame, holdout_y: pd.Series, margin: float, name: str
+) -> GateDecision:
     from models.tabular.evaluate import metrics
 
     challenger_mae = metrics(holdout_y, load(version, name).predict(holdout_x)).mae
@@ -106,35 +140,44 @@ def gate(
         )
         decision = GateDecision(version, champion, challenger_mae, champion_mae, margin, wins, reason)
     client = _client()
-    client.set_model_version_tag(
-        name, version, "gate.decision", "promoted" if decision.promoted else "rejected"
-    )
     client.set_model_version_tag(name, version, "gate.reason", decision.reason)
     client.set_model_version_tag(name, version, "gate.challenger_mae", str(challenger_mae))
     if decision.promoted:
         promote(version, reason=f"gate: {decision.reason}", name=name)
+    # Last: until the decision is written the version stays pending, and a kill before this
+    # line leaves it to settle(); after it, the promotion above has already happened.
+    client.set_model_version_tag(name, version, GATE, "promoted" if decision.promoted else "rejected")
     return decision
 
 
-def _record(action: str, version: str, previous: str | None, reason: str, name: str) -> None:
+def _change_champion(action: str, version: str, previous: str | None, reason: str, name: str) -> None:
+    """History event first, alias second: a kill between them leaves an event readers skip."""
+    _drop_unfinished(name)
     event = {"action": action, "version": version, "previous": previous, "reason": reason}
-    _client().set_registered_model_tag(name, f"{HISTORY_PREFIX}{_now()}", json.dumps(event))
+    client = _client()
+    client.set_registered_model_tag(name, f"{HISTORY_PREFIX}{_now()}", json.dumps(event))
+    client.set_registered_model_alias(name, CHAMPION, version)
 
 
 def promote(version: str, reason: str = "manual", name: str = MODEL_NAME) -> str | None:
     """Make `version` the champion; returns the version it replaced."""
-    client = _client()
-    client.get_model_version(name, version)  # raises a clear MLflow error for an unknown version
-    previous = alias_version(CHAMPION, name)
-    if previous == version:
-        raise RegistryError(f"v{version} is already the champion of {name}")
-    client.set_registered_model_alias(name, CHAMPION, version)
-    _record("promote", version, previous, reason, name)
+    from mlflow.exceptions import MlflowException
+
+    with _lock():
+        try:
+            _client().get_model_version(name, version)
+        except MlflowException:
+            raise RegistryError(
+                f"{name} has no version {version}; `mlstack model status` lists them"
+            ) from None
+        previous = alias_version(CHAMPION, name)
+        if previous == version:
+            raise RegistryError(f"v{version} is already the champion of {name}")
+        _change_champion("promote", version, previous, reason, name)
     return previous
 
 
-def history(name: str = MODEL_NAME) -> list[dict[str, Any]]:
-    """Champion changes, oldest first, each with the time it happened."""
+def _events(name: str) -> list[dict[str, Any]]:
     tags = _client().get_registered_model(name).tags
     events = [
         {"at": key.removeprefix(HISTORY_PREFIX), **json.loads(value)}
@@ -142,6 +185,53 @@ def history(name: str = MODEL_NAME) -> list[dict[str, Any]]:
         if key.startswith(HISTORY_PREFIX)
     ]
     return sorted(events, key=lambda e: e["at"])
+
+
+def _unfinished(events: list[dict[str, Any]], name: str) -> dict[str, Any] | None:
+    """The last event, if the alias never followed it (its writer was killed in between)."""
+    if events and events[-1]["version"] != alias_version(CHAMPION, name):
+        return events[-1]
+    return None
+
+
+def _drop_unfinished(name: str) -> None:
+    if unfinished := _unfinished(_events(name), name):
+        _client().delete_registered_model_tag(name, f"{HISTORY_PREFIX}{unfinished['at']}")
+
+
+def history(name: str = MODEL_NAME) -> list[dict[str, Any]]:
+    """Champion changes that happened, oldest first, each with the time it happened."""
+    events = _events(name)
+    if _unfinished(events, name):
+        events = events[:-1]
+    return events
+
+
+def settle(name: str = MODEL_NAME) -> list[str]:
+    """Mark versions whose registering run died before the gate as abandoned, take the challenger
+    alias back from them, and drop an unfinished champion change; returns the versions settled."""
+    from mlflow.exceptions import MlflowException
+
+    from mlstack.processes import owner_alive
+
+    client = _client()
+    with _lock():
+        try:
+            versions = client.search_model_versions(f"name = '{name}'")
+        except MlflowException:
+            return []
+        dead = [
+            v for v in versions if v.tags.get(GATE) == PENDING and not owner_alive(v.tags.get(OWNER_TAG, ""))
+        ]
+        for v in dead:
+            reason = "the run that registered it was killed before the gate decided"
+            client.set_model_version_tag(name, v.version, "gate.reason", reason)
+            client.set_model_version_tag(name, v.version, GATE, ABANDONED)
+            if alias_version(CHALLENGER, name) == str(v.version):
+                client.delete_registered_model_alias(name, CHALLENGER)
+        if versions:
+            _drop_unfinished(name)
+    return [str(v.version) for v in dead]
 
 
 def served(name: str = MODEL_NAME) -> list[dict[str, Any]]:
@@ -167,6 +257,11 @@ def serving_at(when: datetime, name: str = MODEL_NAME) -> str | None:
 
 def rollback(name: str = MODEL_NAME) -> tuple[str, str]:
     """Restore the champion that the current one replaced; returns (restored, demoted)."""
+    with _lock():
+        return _rollback(name)
+
+
+def _rollback(name: str) -> tuple[str, str]:
     current = alias_version(CHAMPION, name)
     if current is None:
         raise RegistryError(f"{name} has no champion to roll back")
@@ -178,8 +273,7 @@ def rollback(name: str = MODEL_NAME) -> tuple[str, str]:
     previous = promoted["previous"] if promoted else None
     if previous is None:
         raise RegistryError(f"v{current} of {name} replaced no earlier champion; nothing to roll back to")
-    _client().set_registered_model_alias(name, CHAMPION, previous)
-    _record("rollback", previous, current, f"rollback from v{current}", name)
+    _change_champion("rollback", previous, current, f"rollback from v{current}", name)
     return previous, current
 
 
@@ -197,7 +291,7 @@ def status(name: str = MODEL_NAME) -> dict[str, Any]:
                     "created": datetime.fromtimestamp(v.creation_timestamp / 1000, UTC).isoformat(
                         timespec="seconds"
                     ),
-                    "gate": v.tags.get("gate.decision", ""),
+                    "gate": v.tags.get(GATE, ""),
                     "mae": v.tags.get("gate.challenger_mae", ""),
                 }
                 for v in versions

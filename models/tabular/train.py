@@ -16,6 +16,7 @@ import pandas as pd
 from sklearn.ensemble import HistGradientBoostingRegressor
 
 from mlstack.features import CATEGORICAL_FEATURES, LABEL, MODEL_FEATURES
+from mlstack.tracking import owner_tags
 from models.tabular.evaluate import Metrics, feature_importance_figure, metrics, predicted_vs_actual_figure
 
 PIP_REQUIREMENTS = ["scikit-learn", "pandas", "numpy"]  # inference needs no more than this
@@ -166,11 +167,11 @@ def train(
     x_val, y_val = features_of(splits.validation), splits.validation[LABEL]
     trials: list[dict[str, Any]] = []
 
-    with mlflow.start_run(run_name=run_name) as parent:
+    with mlflow.start_run(run_name=run_name, tags=owner_tags()) as parent:
 
         def objective(trial: optuna.Trial) -> float:
             params = suggest(trial, space)
-            with mlflow.start_run(run_name=f"trial-{trial.number}", nested=True):
+            with mlflow.start_run(run_name=f"trial-{trial.number}", nested=True, tags=owner_tags()):
                 model = make_model(params, seed).fit(x_train, y_train)
                 scores = metrics(y_val, model.predict(x_val))
                 mlflow.log_params(params)

@@ -19,12 +19,13 @@ def params(out_dir: Path, append: bool = False, **window: object) -> DataParams:
 
 @pytest.mark.slow
 def test_data_flow_writes_validated_data_and_a_table_artifact(prefect_harness, tmp_path: Path) -> None:
-    state = data_flow(params(tmp_path, days=2, start=date(2026, 9, 1)), return_state=True)
+    chosen = params(tmp_path, days=2, start=date(2026, 9, 1))
+    state = data_flow(chosen, return_state=True)
     assert state.is_completed(), state.message
     written = state.result().validated
     assert set(written) == {"trips", "driver_stats", "zone_stats"}
     trips = pd.read_parquet(written["trips"])
-    raw = pd.read_parquet(tmp_path / "raw" / "trips.parquet")
+    raw = pd.read_parquet(tmp_path / "raw" / chosen.window.landing() / "trips.parquet")
     assert 0 < len(raw) - len(trips) < 0.01 * len(raw), "the generator's spoiled rows are quarantined"
 
     artifact = Artifact.get("data-validation")

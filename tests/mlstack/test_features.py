@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 
 from mlstack import features
+from mlstack.data import validation
 from mlstack.settings import Settings
 
 TTL = pd.Timedelta(hours=3)
@@ -62,7 +63,7 @@ def test_driver_pace_uses_only_trips_finished_before(clean_tables) -> None:
 
 @pytest.mark.slow
 def test_historical_features_are_point_in_time_correct(in_trained_home: Settings) -> None:
-    validated = features.read_validated(in_trained_home.validated_dir)
+    validated = validation.read_validated(in_trained_home.validated_dir)
     trips = validated["trips"]
     store = features.feature_store(in_trained_home)
     frame = features.historical_features(store, trips)
@@ -91,7 +92,7 @@ def test_historical_features_are_point_in_time_correct(in_trained_home: Settings
 @pytest.mark.slow
 def test_no_feature_value_from_after_the_request_reaches_the_row(in_trained_home: Settings) -> None:
     """A canary: stats stamped one second after a trip was requested must not appear in its row."""
-    validated = features.read_validated(in_trained_home.validated_dir)
+    validated = validation.read_validated(in_trained_home.validated_dir)
     trips = validated["trips"].sample(60, random_state=5).sort_values("requested_at")
     driver_path = features.offline_paths(in_trained_home)["driver_hourly"]
     original = pd.read_parquet(driver_path)

@@ -98,7 +98,12 @@ DOCUMENTED = {
     "MLSTACK_MISSING_SHARE_INCREASE": ("monitoring", "missing_share_increase", "0.2", 0.2),
     "MLSTACK_MIN_WINDOW_ROWS": ("monitoring", "min_window_rows", "50", 50),
     "MLSTACK_DRIFT_SAMPLE_ROWS": ("monitoring", "drift_sample_rows", "5000", 5000),
-    "MLSTACK_ALERT_URLS": ("monitoring", "alert_urls", "json://a, mailto://b", ["json://a", "mailto://b"]),
+    "MLSTACK_ALERT_URLS": (
+        "monitoring",
+        "alert_urls",
+        "json://a, mailto://b",
+        [SecretStr("json://a"), SecretStr("mailto://b")],
+    ),
     "MLSTACK_ALERT_LOG": ("monitoring", "alert_log", "false", False),
     "MLSTACK_RETRAIN_ON_DRIFT": ("monitoring", "retrain_on_drift", "true", True),
     "MLSTACK_RETRAIN_TRIALS": ("monitoring", "retrain_trials", "3", 3),

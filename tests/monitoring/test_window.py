@@ -11,13 +11,14 @@ def test_the_window_joins_batch_rows_online_requests_and_labels(in_trained_home)
     from fastapi.testclient import TestClient
 
     from mlstack import features
+    from mlstack.data import validation
     from models.serving.app import create_app
     from models.tabular.predict import load_champion, score, window_trips, write_predictions
     from monitoring.window import read_window
 
     settings = in_trained_home
     start, end = datetime(2026, 9, 6, 12, tzinfo=UTC), datetime(2026, 9, 7, tzinfo=UTC)
-    trips = features.read_validated(settings.validated_dir)["trips"]
+    trips = validation.read_validated(settings.validated_dir)["trips"]
     batch = score(features.feature_store(settings), window_trips(trips, start, end), load_champion())
     write_predictions(batch, start, end, settings)
     before = read_window(settings, start, end)

@@ -26,4 +26,4 @@ def test_apply_and_materialize_render() -> None:
 def test_apply_without_validated_data_says_what_to_run(tmp_path: Path) -> None:
     result = CliRunner().invoke(app, ["features", "apply", "--validated", str(tmp_path)])
     assert result.exit_code == 1
-    assert "holds no validated data. Run `mlstack data flow`" in " ".join(result.output.split())
+    assert "holds no validated trips.parquet: run `mlstack data flow`" in " ".join(result.output.split())

@@ -8,6 +8,7 @@ import pandas as pd
 import pytest
 
 from mlstack import features, postgres
+from mlstack.data import validation
 from mlstack.settings import Settings
 from models.tabular import registry
 from models.tabular.predict import load_champion, score, window_path, window_trips, write_predictions
@@ -25,7 +26,7 @@ def rows_in(conn, start: datetime, end: datetime) -> list[tuple]:
 
 @pytest.mark.slow
 def test_rerunning_a_window_replaces_its_rows(in_trained_home: Settings) -> None:
-    trips = features.read_validated(in_trained_home.validated_dir)["trips"]
+    trips = validation.read_validated(in_trained_home.validated_dir)["trips"]
     window = window_trips(trips, START, END)
     champion = load_champion()
     predictions = score(features.feature_store(in_trained_home), window, champion)
@@ -49,7 +50,7 @@ def test_rerunning_a_window_replaces_its_rows(in_trained_home: Settings) -> None
 
 @pytest.mark.slow
 def test_a_window_scored_by_a_new_model_replaces_the_old_rows(in_trained_home: Settings) -> None:
-    trips = features.read_validated(in_trained_home.validated_dir)["trips"]
+    trips = validation.read_validated(in_trained_home.validated_dir)["trips"]
     window = window_trips(trips, START, END)
     store = features.feature_store(in_trained_home)
     champion = load_champion()
@@ -63,7 +64,7 @@ def test_a_window_scored_by_a_new_model_replaces_the_old_rows(in_trained_home: S
 
 @pytest.mark.slow
 def test_a_failed_write_leaves_the_previous_rows(in_trained_home: Settings) -> None:
-    trips = features.read_validated(in_trained_home.validated_dir)["trips"]
+    trips = validation.read_validated(in_trained_home.validated_dir)["trips"]
     window = window_trips(trips, START, END)
     good = score(features.feature_store(in_trained_home), window, load_champion())
     write_predictions(good, START, END, in_trained_home)
@@ -75,7 +76,7 @@ def test_a_failed_write_leaves_the_previous_rows(in_trained_home: Settings) -> N
 
 
 def test_empty_or_reversed_window_is_refused(clean_tables) -> None:
-    with pytest.raises(ValueError, match="empty window"):
+    with pytest.raises(ValueError, match="the window is empty"):
         window_trips(clean_tables["trips"], END, START)
 
 

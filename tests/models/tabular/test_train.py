@@ -10,6 +10,7 @@ import pytest
 from mlflow import MlflowClient
 
 from mlstack import features
+from mlstack.data import validation
 from mlstack.features import LABEL, MODEL_FEATURES
 from mlstack.settings import MODEL_NAME, Settings
 from models.tabular import registry
@@ -21,7 +22,7 @@ WORSE = {**GOOD_PARAMS, "max_iter": 3, "max_leaf_nodes": 4}
 
 @pytest.fixture
 def frame(in_trained_home: Settings) -> pd.DataFrame:
-    trips = features.read_validated(in_trained_home.validated_dir)["trips"]
+    trips = validation.read_validated(in_trained_home.validated_dir)["trips"]
     return features.historical_features(features.feature_store(in_trained_home), trips)
 
 

@@ -1,0 +1,190 @@
+"""The one way to start a child service, and to tell whether the owner of a record still lives.
+
+A service (the temporary Prefect API of a CLI run, a local model server, later the Prefect
+server, workers and the MLflow UI) is started with `start_service`:
+- it dies with its parent, even a SIGKILLed one. On Linux the child asks the kernel for
+  SIGTERM when its parent goes (`prctl(PR_SET_PDEATHSIG)`), set by a two-line launcher just
+  before it execs the service, so no fork-time hook runs in our threaded process. Elsewhere
+  the launcher stays as a small watcher that stops the service when its parent is gone.
+- it runs in its own session: a Ctrl-C in the terminal reaches the parent only, which stops its
+  services in order instead of every process printing its own traceback.
+- its output goes to a log file, whose tail is shown if it fails to come up.
+- it is stopped at exit (SIGTERM, then SIGKILL after a grace period).
+
+The kernel ties PR_SET_PDEATHSIG to the *thread* that forked the child, so every service is
+forked by one daemon thread that lives as long as the process.
+
+`owner()` and `owner_alive()` stamp records that a run leaves while it works (MLflow runs,
+registry versions awaiting the gate, staging folders), so the next run can tell the ones whose
+writer was killed from the ones still being written.
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+import queue
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import Future
+from functools import lru_cache
+from pathlib import Path
+
+from mlstack.errors import MlstackError
+
+_LAUNCHER = """
+import os, signal, sys
+parent, argv = int(sys.argv[1]), sys.argv[2:]
+if sys.platform.startswith("linux"):
+    import ctypes
+    ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    if os.getppid() != parent:
+        sys.exit(1)
+    os.execv(argv[0], argv)
+import subprocess, time
+child = subprocess.Popen(argv)
+signal.signal(signal.SIGTERM, lambda *_: child.terminate())
+while child.poll() is None:
+    if os.getppid() != parent:
+        child.terminate()
+    time.sleep(0.5)
+sys.exit(child.returncode)
+"""
+
+STOP_GRACE_S = 10.0
+
+
+class ServiceFailed(MlstackError):
+    """A child service that exited or did not answer in time; the message holds its log's tail."""
+
+
+_requests: queue.Queue[tuple[Callable[[], subprocess.Popen], Future]] = queue.Queue()
+_spawner: threading.Thread | None = None
+_spawner_lock = threading.Lock()
+_running: list[subprocess.Popen] = []
+
+
+def _spawn_forever() -> None:
+    while True:
+        make, future = _requests.get()
+        try:
+            future.set_result(make())
+        except BaseException as exc:  # handed to the caller, which raises it
+            future.set_exception(exc)
+
+
+def _fork(make: Callable[[], subprocess.Popen]) -> subprocess.Popen:
+    global _spawner
+    with _spawner_lock:
+        if _spawner is None:
+            _spawner = threading.Thread(target=_spawn_forever, name="mlstack-spawner", daemon=True)
+            _spawner.start()
+    future: Future[subprocess.Popen] = Future()
+    _requests.put((make, future))
+    return future.result()
+
+
+def spawn(argv: list[str], log_path: Path, env: dict[str, str] | None = None) -> subprocess.Popen:
+    """Start argv tied to this process; it is stopped when this process exits or dies."""
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    command = [sys.executable, "-c", _LAUNCHER, str(os.getpid()), *argv]
+
+    def make() -> subprocess.Popen:
+        with log_path.open("ab") as out:
+            return subprocess.Popen(
+                command,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                env=env,
+                start_new_session=True,
+            )
+
+    process = _fork(make)
+    _running.append(process)
+    return process
+
+
+def start_service(
+    argv: list[str],
+    log_path: Path,
+    ready: Callable[[], bool],
+    timeout_s: float,
+    what: str,
+    env: dict[str, str] | None = None,
+) -> subprocess.Popen:
+    """`spawn`, then wait until `ready()`; stop it and raise ServiceFailed if it never is."""
+    process = spawn(argv, log_path, env)
+    deadline = time.monotonic() + timeout_s
+    while not ready():
+        if process.poll() is not None or time.monotonic() > deadline:
+            stop(process)
+            why = (
+                f"exited with code {process.returncode}"
+                if process.returncode not in (None, -15)
+                else f"did not answer within {timeout_s:g} s"
+            )
+            tail = "\n".join(log_path.read_text(errors="replace").splitlines()[-15:])
+            raise ServiceFailed(f"{what} {why}. Its log ({log_path}):\n{tail}")
+        time.sleep(0.1)
+    return process
+
+
+def stop(process: subprocess.Popen, grace_s: float = STOP_GRACE_S) -> None:
+    """SIGTERM, then SIGKILL after the grace period; idempotent."""
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(grace_s)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+    if process in _running:
+        _running.remove(process)
+
+
+@atexit.register
+def stop_all() -> None:
+    """Stop every service this process started, newest first."""
+    for process in reversed(list(_running)):
+        stop(process)
+
+
+def free_port() -> int:
+    """A loopback port that is free now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def owner() -> str:
+    """This process, as `host:pid:start time`: a pid alone is reused."""
+    return _owner(os.getpid())
+
+
+@lru_cache(maxsize=4)  # keyed on the pid: a forked child is another owner
+def _owner(pid: int) -> str:
+    import psutil
+
+    return f"{socket.gethostname()}:{pid}:{psutil.Process(pid).create_time():.0f}"
+
+
+def owner_alive(stamp: str) -> bool:
+    """Whether the process an `owner()` stamp names still runs. A stamp from another host, or one
+    that cannot be read, counts as alive: only a writer known to be dead is cleaned up after."""
+    import psutil
+
+    if not stamp:
+        return True
+    host, _, rest = stamp.partition(":")
+    pid, _, started = rest.partition(":")
+    if host != socket.gethostname() or not pid.isdigit():
+        return True
+    try:
+        return f"{psutil.Process(int(pid)).create_time():.0f}" == started
+    except psutil.Error:
+        return False
