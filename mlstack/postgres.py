@@ -71,7 +71,7 @@ def resolve_dsn(settings: Settings | None = None) -> str:
     """The DSN to use, starting the embedded server if that is the one configured."""
     settings = settings or get_settings()
     if settings.postgres.dsn:
-        return settings.postgres.dsn
+        return settings.postgres.dsn.get_secret_value()
     return _embedded(settings.pg_dir).get_uri()
 
 
@@ -128,7 +128,7 @@ def status(settings: Settings | None = None, *, start: bool = False) -> Postgres
     settings = settings or get_settings()
     dsn = settings.postgres.dsn
     mode = "external" if dsn else "embedded"
-    target = describe_dsn(dsn) if dsn else str(settings.pg_dir)
+    target = describe_dsn(dsn.get_secret_value()) if dsn else str(settings.pg_dir)
     if mode == "embedded" and not start and not embedded_running(settings.pg_dir):
         return PostgresStatus(mode, target, "stopped (starts on first use)")
     try:

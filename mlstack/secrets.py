@@ -75,11 +75,18 @@ def secret_values(settings: object) -> set[str]:
     found: set[str] = set()
     for value in _walk(settings):
         if isinstance(value, SecretStr):
-            secret = value.get_secret_value()
-            found |= url_secrets(secret) if "://" in secret else {secret}
+            found |= _secrets_of(value.get_secret_value())
         elif isinstance(value, str) and "://" in value and (password := dsn_password(value)):
             found.add(password)
     return {s for s in found if len(s) >= MIN_SECRET_LENGTH}
+
+
+def _secrets_of(secret: str) -> set[str]:
+    """An apprise URL's token parts; a connection URL's password; anything else whole."""
+    if "://" in secret and _apprise_private(secret) is not None:
+        return set(url_secrets(secret))
+    password = dsn_password(secret) if "://" in secret else None
+    return {secret, password} if password else {secret}
 
 
 def _walk(value: object) -> Iterable[object]:

@@ -27,10 +27,10 @@ class SettingRow:
 def _shown(name: str, value: object) -> str:
     if value is None:
         return "(unset)"
+    if name == "dsn" and isinstance(value, SecretStr):
+        return postgres.describe_dsn(value.get_secret_value())  # never print a password
     if isinstance(value, SecretStr):
         return "(set, hidden)"
-    if name == "dsn":
-        return postgres.describe_dsn(str(value))  # never print a password
     if isinstance(value, list):
         shown = (redact_url(v.get_secret_value()) if isinstance(v, SecretStr) else str(v) for v in value)
         return ", ".join(shown) or "(none)"

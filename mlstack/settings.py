@@ -68,9 +68,10 @@ class PostgresSettings(Section):
 
     model_config = SettingsConfigDict(env_prefix="MLSTACK_PG_")
 
-    dsn: str | None = Field(
+    dsn: SecretStr | None = Field(
         default=None,
-        description="External Postgres DSN. Unset: an embedded Postgres 16 + pgvector under home/pg.",
+        description="External Postgres DSN. Unset: an embedded Postgres 16 + pgvector under home/pg."
+        " Secret: it may hold a password.",
     )
     connect_timeout_s: int = Field(default=5, ge=1, description="Seconds to wait for Postgres.")
 

@@ -47,7 +47,7 @@ def _lock() -> Any:
     from mlstack import locks
     from mlstack.settings import get_settings
 
-    return locks.file_lock(get_settings().mlflow_dir / "registry")
+    return locks.file_lock(get_settings().mlflow_dir)
 
 
 def _now() -> str:

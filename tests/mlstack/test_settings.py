@@ -46,7 +46,7 @@ def test_environment_overrides(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) 
     monkeypatch.setenv("MLSTACK_MAX_BAD_ROW_SHARE", "0.05")
     s = get_settings()
     assert s.home == (tmp_path / "elsewhere").resolve()
-    assert s.postgres.dsn == "postgresql://u@db.example:5433/ml"
+    assert s.postgres.dsn == SecretStr("postgresql://u@db.example:5433/ml")
     assert s.tracking_uri == "http://mlflow.example:5000"
     assert s.data.max_bad_row_share == 0.05
 
@@ -85,7 +85,7 @@ def test_a_section_overridden_in_part_still_reads_the_rest_from_the_environment(
 
 # Every variable the README documents, with a value and where it must land.
 DOCUMENTED = {
-    "MLSTACK_PG_DSN": ("postgres", "dsn", "postgresql://u@h:1/d", "postgresql://u@h:1/d"),
+    "MLSTACK_PG_DSN": ("postgres", "dsn", "postgresql://u@h:1/d", SecretStr("postgresql://u@h:1/d")),
     "MLSTACK_PG_CONNECT_TIMEOUT_S": ("postgres", "connect_timeout_s", "9", 9),
     "MLSTACK_MLFLOW_TRACKING_URI": ("tracking", "mlflow_tracking_uri", "http://m:1", "http://m:1"),
     "MLSTACK_PROMOTION_MARGIN": ("tracking", "promotion_margin", "0.05", 0.05),

@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+from datetime import date
 from pathlib import Path
 
 import pandas as pd
+import pytest
 from typer.testing import CliRunner
 
 from flows.data import DataResult, TableOutcome
 from mlstack.cli import app
 from mlstack.cli.data import render_data, render_generated
 from mlstack.data.config import GeneratorConfig
+from mlstack.data.generator import generate, write_tables
+from mlstack.data.validation import validate_paths
 from tests.conftest import option_defaults, rendered
+from tests.kill import command_env, mlstack, start_together
 
 runner = CliRunner()
 
@@ -93,3 +98,23 @@ def test_the_data_flow_result_renders() -> None:
     assert "trips 28,000 27,944 56 (0.20%) quarantined /tmp/v/trips.parquet" in text
     assert "zone_stats 10 0 0 (0.00%) failed zone_stats.parquet: missing column 'zone_id'" in text
     assert text.endswith("validation failed: zone_stats.parquet: missing column 'zone_id'")
+
+
+@pytest.mark.slow
+def test_two_appends_at_once_keep_both_windows(tmp_path: Path) -> None:
+    """The reported race: two `data flow --append` runs started together, exit 0 both, and every
+    table holds both windows' rows exactly once."""
+    home = tmp_path / "home"
+    windows = [GeneratorConfig(start=date(2026, 9, day), days=2) for day in (12, 14)]
+    argv = [mlstack("data", "flow", "--append", "--start", str(w.start), "--days", "2") for w in windows]
+    runs = start_together(argv, command_env(home))
+    assert [r.returncode for r in runs] == [0, 0], [r.stderr[-2000:] for r in runs]
+    expected: dict[str, int] = {}
+    for window in windows:
+        write_tables(generate(window), tmp_path / window.landing())
+        for result in validate_paths([tmp_path / window.landing()], 0.01).results:
+            expected[result.table] = expected.get(result.table, 0) + len(result.valid)
+    for table, rows in expected.items():
+        assert len(pd.read_parquet(home / "data" / "validated" / f"{table}.parquet")) == rows, table
+    landed = sorted(p.name for p in (home / "data" / "raw").iterdir())
+    assert landed == sorted(w.landing() for w in windows), "each window lands in its own folder"

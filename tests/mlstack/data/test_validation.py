@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import multiprocessing
 from collections.abc import Callable
+from datetime import date
 from pathlib import Path
 
 import numpy as np
@@ -15,8 +17,15 @@ from typer.testing import CliRunner
 
 from mlstack.cli import app
 from mlstack.data.generator import generate, write_tables
-from mlstack.data.validation import validate_file, validate_paths, write_report, write_validated
+from mlstack.data.validation import (
+    table_key,
+    validate_file,
+    validate_paths,
+    write_report,
+    write_validated,
+)
 from mlstack.io import write_parquet
+from tests.conftest import small
 
 runner = CliRunner()
 FUTURE = pd.Timestamp("2099-01-01", tz="UTC")
@@ -220,3 +229,40 @@ def test_duplicate_keys_keep_the_first_copy(table: str, key: list[str], clean_ta
     assert sorted(result.quarantine["_row"]) == [len(df), len(df) + 1]
     assert "uniqueness" in result.quarantine["_failed_checks"].iloc[0]
     pd.testing.assert_frame_equal(result.valid, df.reset_index(drop=True))
+
+
+def _append_when_released(raw: str, out: str, release) -> None:
+    run = validate_paths([Path(raw)], 0.01)
+    release.wait(120)
+    write_validated(run, Path(out), append=True)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("writers", [2, 4])
+def test_concurrent_appends_keep_every_window(tmp_path: Path, writers: int) -> None:
+    """Windows landing at one instant: every row of every window is kept, none twice. Without
+    the folder's lock, two appends read the same old tables and the later write drops a window."""
+    expected: dict[str, int] = {}
+    raws = []
+    for n in range(writers):
+        raw = tmp_path / f"raw-{n}"
+        write_tables(generate(small(start=date(2026, 9, 1 + 2 * n), days=2)), raw)
+        for result in validate_paths([raw], 0.01).results:
+            expected[result.table] = expected.get(result.table, 0) + len(result.valid)
+        raws.append(raw)
+    out = tmp_path / "validated"
+    context = multiprocessing.get_context("spawn")
+    release = context.Barrier(writers)
+    processes = [
+        context.Process(target=_append_when_released, args=(str(raw), str(out), release)) for raw in raws
+    ]
+    for process in processes:
+        process.start()
+    for process in processes:
+        process.join(180)
+    assert [p.exitcode for p in processes] == [0] * writers
+    for table, rows in expected.items():
+        written = pd.read_parquet(out / f"{table}.parquet")
+        assert len(written) == rows, table
+        assert not written.duplicated(table_key(table)).any(), table
+    assert sorted(p.name for p in out.iterdir()) == sorted(f"{t}.parquet" for t in expected)

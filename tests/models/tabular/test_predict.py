@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+import multiprocessing
+import os
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pandas as pd
 import pytest
 
 from mlstack import features, postgres
 from mlstack.data import validation
+from mlstack.errors import InputError
 from mlstack.settings import Settings
 from models.tabular import registry
 from models.tabular.predict import load_champion, score, window_path, window_trips, write_predictions
@@ -78,6 +82,46 @@ def test_a_failed_write_leaves_the_previous_rows(in_trained_home: Settings) -> N
 def test_empty_or_reversed_window_is_refused(clean_tables) -> None:
     with pytest.raises(ValueError, match="the window is empty"):
         window_trips(clean_tables["trips"], END, START)
+    later = datetime(2030, 1, 1, tzinfo=UTC)
+    with pytest.raises(InputError, match="no trips were requested from 2030-01-01 00:00") as refused:
+        window_trips(clean_tables["trips"], later, later + timedelta(days=1))
+    assert "the validated data holds trips from 2026-09-01" in str(refused.value)
+
+
+def _write_when_released(home: str, release, predictions: pd.DataFrame) -> None:
+    os.environ["MLSTACK_HOME"] = home
+    release.wait(120)
+    write_predictions(predictions, START, END, Settings(home=Path(home)))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("writers", [2, 4])
+def test_concurrent_writers_of_one_window_take_turns(in_trained_home: Settings, writers: int) -> None:
+    """Released at one instant, every writer succeeds at its first try and the window holds each
+    trip once: the table's advisory lock, not the task's retries, keeps them apart."""
+    trips = validation.read_validated(in_trained_home.validated_dir)["trips"]
+    window = window_trips(trips, START, END)
+    predictions = score(features.feature_store(in_trained_home), window, load_champion())
+    context = multiprocessing.get_context("spawn")
+    release = context.Barrier(writers)
+    processes = [
+        context.Process(
+            target=_write_when_released,
+            args=(str(in_trained_home.home), release, predictions.assign(model_version=f"w{n}")),
+        )
+        for n in range(writers)
+    ]
+    for process in processes:
+        process.start()
+    for process in processes:
+        process.join(180)
+    assert [p.exitcode for p in processes] == [0] * writers
+    with postgres.connect(in_trained_home) as conn:
+        stored = rows_in(conn, START, END)
+    assert len(stored) == len(window) == len({trip for trip, _ in stored})
+    assert len({version for _, version in stored}) == 1, "one writer's rows, whole"
+    on_disk = pd.read_parquet(window_path(in_trained_home, START, END))
+    assert set(on_disk["model_version"]) == {stored[0][1]}, "the file matches the table"
 
 
 def test_no_champion_is_a_clear_error(in_trained_home: Settings) -> None:

@@ -1,0 +1,94 @@
+"""The boundary every command shares, run as users run it: a real `mlstack` process, its own
+temporary Prefect API, killed or fed bad input."""
+
+from __future__ import annotations
+
+import shutil
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from tests.kill import command_env, kill_when, mlstack, output_has, run, start_together
+
+SERVER = "prefect.server.api.server:create_app"
+
+
+@pytest.fixture(scope="module")
+def cli_home(trained_home: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The trained data dir, copied without its Postgres (a running server's files)."""
+    home = tmp_path_factory.mktemp("cli") / "home"
+    shutil.copytree(trained_home, home, ignore=shutil.ignore_patterns("pg", "*.log"))
+    return home
+
+
+def corrupt_folder(folder: Path, trips: bytes | None = None, extra_column: Path | None = None) -> Path:
+    import pandas as pd
+
+    folder.mkdir(parents=True)
+    for table in ("trips", "driver_stats", "zone_stats"):
+        (folder / f"{table}.parquet").write_bytes(b"\x8f\x01 random bytes, not parquet " * 40)
+    if extra_column:
+        for table in ("trips", "driver_stats", "zone_stats"):
+            frame = pd.read_parquet(extra_column / f"{table}.parquet")
+            if table == "trips":
+                frame = frame.assign(surge_multiplier=1.0)
+            frame.to_parquet(folder / f"{table}.parquet")
+    return folder
+
+
+@pytest.mark.slow
+def test_bad_inputs_end_in_one_line_and_a_nonzero_exit(cli_home: Path, tmp_path: Path) -> None:
+    corrupt = corrupt_folder(tmp_path / "corrupt")
+    extra = corrupt_folder(tmp_path / "extra", extra_column=cli_home / "data" / "validated")
+    cases = [  # (arguments, exit code, what the one line says)
+        (["predict-batch", "--start", "2026-09-12", "--end", "2026-09-01"], 2, "the window is empty"),
+        (["monitor", "--window-start", "2026-09-12", "--window-end", "2026-09-01"], 2, "the window is empty"),
+        (["predict-batch", "--start", "2030-01-01", "--end", "2030-01-02"], 1, "no trips were requested"),
+        (["evaluate", "--model", "/none", "--out", "x.json", "--plots", "p"], 1, "not an MLflow model"),
+        (["features", "apply", "--validated", str(corrupt)], 1, "trips.parquet: not a readable parquet"),
+        (["features", "apply", "--validated", str(extra)], 1, "does not match the trips contract"),
+        (["train", "--trials", "1", "--validated", "/nonexistent"], 1, "holds no validated trips.parquet"),
+        (["train", "--trials", "1", "--validated", str(corrupt)], 1, "not a readable parquet"),
+        (["ask", "--file", "/nonexistent.jsonl"], 1, "/nonexistent.jsonl: no such file"),
+    ]
+    results = start_together([mlstack(*args) for args, _, _ in cases], command_env(cli_home))
+    for (args, code, says), result in zip(cases, results, strict=True):
+        everything = result.stdout + result.stderr
+        errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+        assert result.returncode == code, (args, everything[-3000:])
+        assert "Traceback" not in everything, (args, everything[-3000:])
+        assert len(errors) == 1 and says in errors[0], (args, result.stderr[-2000:])
+    assert "surge_multiplier" in results[5].stderr, "the extra column is named"
+
+
+@pytest.mark.slow
+def test_a_killed_command_takes_its_temporary_prefect_server_with_it(cli_home: Path, tmp_path: Path) -> None:
+    env = command_env(tmp_path / "home")
+    log = tmp_path / "data.log"
+    started = output_has(log, "Beginning flow run")  # the server is up and serving the run
+    killed = kill_when(mlstack("data", "flow", "--days", "3"), env, when=started, log=log)
+    assert len(killed.started(SERVER)) == 1, killed.output
+    assert killed.survivors() == []
+
+
+@pytest.mark.slow
+def test_a_killed_train_leaves_a_registry_that_reads_back(cli_home: Path, tmp_path: Path) -> None:
+    env = command_env(cli_home)
+    log = tmp_path / "train.log"
+    in_trials = output_has(log, "trial 1/40 done")
+    killed = kill_when(mlstack("train", "--trials", "40"), env, when=in_trials, log=log)
+    assert killed.survivors() == []
+    database = cli_home / "mlflow" / "mlflow.db"
+    with sqlite3.connect(database) as db:
+        assert db.execute("SELECT count(*) FROM runs WHERE status = 'RUNNING'").fetchone()[0] >= 2
+
+    status = run(mlstack("model", "status"), env)
+    assert status.returncode == 0, status.stderr
+    assert "champion" in status.stdout
+    with sqlite3.connect(database) as db:
+        assert db.execute("SELECT count(*) FROM runs WHERE status = 'RUNNING'").fetchone()[0] == 0
+        killed_runs = db.execute("SELECT count(*) FROM runs WHERE status = 'KILLED'").fetchone()[0]
+        aliases = "SELECT version FROM registered_model_aliases WHERE alias = 'champion'"
+        champion = db.execute(aliases).fetchall()
+    assert killed_runs >= 2 and champion == [(1,)], "the champion is untouched"
