@@ -48,7 +48,10 @@ def clean(record: logging.LogRecord) -> logging.LogRecord:
         record.exc_info, record.exc_text = None, None
     secrets = _secrets()
     if secrets:
-        message = record.getMessage()
+        try:
+            message = record.getMessage()
+        except Exception:  # a malformed call: logging reports it at emit time, as it always has
+            return record
         scrubbed = scrub(message, secrets)
         if scrubbed != message:
             record.msg, record.args = scrubbed, ()

@@ -46,3 +46,11 @@ def test_install_is_idempotent() -> None:
     factory = logging.getLogRecordFactory()
     logs.install()
     assert logging.getLogRecordFactory() is factory
+
+
+def test_a_malformed_log_call_is_left_to_logging_s_own_error_handling(
+    records: pytest.LogCaptureFixture,
+) -> None:
+    record = logging.LogRecord("x", logging.WARNING, __file__, 1, "two %s %s", ("arg",), None)
+    assert logs.clean(record) is record, "the factory does not raise in the caller's log call"
+    assert record.args == ("arg",)
