@@ -1,8 +1,9 @@
 """The one lock discipline: every read-modify-write of shared state holds the lock named for it.
 
-- Files under the data dir: `file_lock(folder)`, an OS lock (flock, via the `filelock` package)
-  on `.<folder>.lock` beside the folder (not in it: the folder may be a DVC output). The kernel
-  drops it when its holder dies, so a SIGKILLed run never leaves a lock behind.
+- Files: `file_lock(folder)`, an OS lock (flock, via the `filelock` package) on a file named for
+  the folder under the data dir's `locks/`. Not in or beside the folder: that may be a DVC
+  output or a git checkout. The kernel drops it when its holder dies, so a SIGKILLed run never
+  leaves a lock behind.
 - Tables in Postgres: `table_lock(conn, name)`, a transaction-scoped advisory lock. It is freed
   by commit, rollback, or the connection dropping, and it serialises writers on any host that
   shares the database.
@@ -15,6 +16,7 @@ A lock that is not free within its timeout raises `Busy`, which is transient: Pr
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -25,7 +27,12 @@ DEFAULT_TIMEOUT_S = 600.0
 
 
 def lock_path(folder: Path) -> Path:
-    return folder.parent / f".{folder.name}.lock"
+    """The lock file of `folder`: one per resolved path, all in the data dir's locks/."""
+    from mlstack.settings import get_settings
+
+    resolved = folder.resolve()
+    digest = hashlib.sha256(str(resolved).encode()).hexdigest()[:12]
+    return get_settings().home / "locks" / f"{resolved.name}-{digest}.lock"
 
 
 @contextmanager
@@ -34,7 +41,8 @@ def file_lock(folder: Path, timeout_s: float = DEFAULT_TIMEOUT_S) -> Iterator[No
     from filelock import FileLock, Timeout
 
     folder.mkdir(parents=True, exist_ok=True)
-    path = lock_path(folder.resolve())
+    path = lock_path(folder)
+    path.parent.mkdir(parents=True, exist_ok=True)
     # One object per path (is_singleton): a holder that takes the lock again nests instead of
     # waiting for itself, as a second flock on a new descriptor would.
     lock = FileLock(path, mode=0o666, is_singleton=True)

@@ -3,7 +3,7 @@
 A service (the temporary Prefect API of a CLI run, a local model server, later the Prefect
 server, workers and the MLflow UI) is started with `start_service`:
 - it dies with its parent, even a SIGKILLed one. On Linux the child asks the kernel for
-  SIGTERM when its parent goes (`prctl(PR_SET_PDEATHSIG)`), set by a two-line launcher just
+  SIGTERM when its parent goes (`prctl(PR_SET_PDEATHSIG)`), set by a small launcher just
   before it execs the service, so no fork-time hook runs in our threaded process. Elsewhere
   the launcher stays as a small watcher that stops the service when its parent is gone.
 - it runs in its own session: a Ctrl-C in the terminal reaches the parent only, which stops its

@@ -208,8 +208,9 @@ def history(name: str = MODEL_NAME) -> list[dict[str, Any]]:
 
 
 def settle(name: str = MODEL_NAME) -> list[str]:
-    """Mark versions whose registering run died before the gate as abandoned, take the challenger
-    alias back from them, and drop an unfinished champion change; returns the versions settled."""
+    """Settle what a killed run left: drop an unfinished champion change; mark each version whose
+    registering run died before the gate's last write `abandoned` (and take the challenger alias
+    back), or `promoted` if the promotion itself had landed. Returns the versions settled."""
     from mlflow.exceptions import MlflowException
 
     from mlstack.processes import owner_alive
@@ -223,14 +224,18 @@ def settle(name: str = MODEL_NAME) -> list[str]:
         dead = [
             v for v in versions if v.tags.get(GATE) == PENDING and not owner_alive(v.tags.get(OWNER_TAG, ""))
         ]
+        if versions:
+            _drop_unfinished(name)
+        champion = alias_version(CHAMPION, name)
         for v in dead:
+            if str(v.version) == champion:  # killed after promoting, before the last tag
+                client.set_model_version_tag(name, v.version, GATE, "promoted")
+                continue
             reason = "the run that registered it was killed before the gate decided"
             client.set_model_version_tag(name, v.version, "gate.reason", reason)
             client.set_model_version_tag(name, v.version, GATE, ABANDONED)
             if alias_version(CHALLENGER, name) == str(v.version):
                 client.delete_registered_model_alias(name, CHALLENGER)
-        if versions:
-            _drop_unfinished(name)
     return [str(v.version) for v in dead]
 
 

@@ -136,3 +136,13 @@ def test_runs_a_killed_process_left_running_are_ended_by_the_next_setup(in_train
 def test_an_unknown_version_is_a_clear_error(in_trained_home: Settings) -> None:
     with pytest.raises(registry.RegistryError, match="has no version 99"):
         registry.promote("99")
+
+
+@pytest.mark.slow
+def test_a_version_whose_run_died_after_its_promotion_is_settled_as_promoted(two_versions: str) -> None:
+    """The gate's last write is its decision tag: a kill just before it leaves a pending champion."""
+    killed_during("register", "set_registered_model_alias", "after", two_versions)
+    registry.promote("3", reason="gate: killed before its decision tag", name=two_versions)
+    assert registry.settle(two_versions) == ["3"]
+    rows = {v["version"]: v for v in registry.status(two_versions)["versions"]}
+    assert rows["3"]["gate"] == "promoted" and registry.alias_version(registry.CHAMPION, two_versions) == "3"
