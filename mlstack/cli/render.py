@@ -99,29 +99,23 @@ def prefect_api() -> None:
     import sys
     from pathlib import Path
 
-    import httpx
     import prefect
     from prefect.context import refresh_global_settings_context
-    from prefect.settings import PREFECT_API_URL, get_current_settings
+    from prefect.settings import (
+        PREFECT_API_URL,
+        PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS,
+        get_current_settings,
+    )
 
     from mlstack import processes
     from mlstack.settings import get_settings
 
     if PREFECT_API_URL.value():
         return
-    port = processes.free_port()
-    url = f"http://127.0.0.1:{port}/api"
-
-    def healthy() -> bool:
-        try:
-            return httpx.get(f"{url}/health", timeout=2).status_code == 200
-        except httpx.HTTPError:
-            return False
-
     # The command and environment of Prefect's own ephemeral server (SubprocessASGIServer).
     command = [sys.executable, "-m", "uvicorn", "--app-dir", str(Path(prefect.__file__).parent.parent)]
     command += ["--factory", "prefect.server.api.server:create_app", "--host", "127.0.0.1"]
-    command += ["--port", str(port), "--log-level", "error", "--lifespan", "on"]
+    command += ["--log-level", "error", "--lifespan", "on"]
     env = {
         **os.environ,
         "PREFECT_UI_ENABLED": "0",
@@ -129,16 +123,32 @@ def prefect_api() -> None:
         "PREFECT__SERVER_FINAL": "1",
         **get_current_settings().to_environment_variables(exclude_unset=True),
     }
-    processes.start_service(
-        command,
-        get_settings().home / "prefect" / "temporary-server.log",
-        ready=healthy,
-        timeout_s=float(os.environ.get("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")),
-        what="the temporary Prefect API server",
-        env=env,
-    )
+    for attempt in range(3):  # another process may take the free port before uvicorn binds it
+        url = f"http://127.0.0.1:{(port := processes.free_port())}/api"
+        try:
+            processes.start_service(
+                [*command, "--port", str(port)],
+                get_settings().home / "prefect" / "temporary-server.log",
+                ready=lambda url=url: _healthy(f"{url}/health"),
+                timeout_s=PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS.value(),
+                what="the temporary Prefect API server",
+                env=env,
+            )
+            break
+        except processes.ServiceFailed:
+            if attempt == 2:
+                raise
     os.environ["PREFECT_API_URL"] = url
     refresh_global_settings_context()
+
+
+def _healthy(url: str) -> bool:
+    import httpx
+
+    try:
+        return httpx.get(url, timeout=2).status_code == 200
+    except httpx.HTTPError:
+        return False
 
 
 def show(result: Model, render: Callable[[Model], RenderableType], as_json: bool) -> None:
