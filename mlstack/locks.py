@@ -1,9 +1,9 @@
 """The one lock discipline: every read-modify-write of shared state holds the lock named for it.
 
-- Files: `file_lock(folder)`, an OS lock (flock, via the `filelock` package) on a file named for
-  the folder under the data dir's `locks/`. Not in or beside the folder: that may be a DVC
-  output or a git checkout. The kernel drops it when its holder dies, so a SIGKILLed run never
-  leaves a lock behind.
+- Files: `file_lock(folder)`, an OS lock (flock, via the `filelock` package) on `.<folder>.lock`
+  beside the folder: keyed on the folder itself, so every writer finds it whatever its settings
+  say, and not inside it, where a DVC output would take it in. The kernel drops it when its
+  holder dies, so a SIGKILLed run never leaves a lock behind.
 - Tables in Postgres: `table_lock(conn, name)`, a transaction-scoped advisory lock. It is freed
   by commit, rollback, or the connection dropping, and it serialises writers on any host that
   shares the database.
@@ -16,7 +16,6 @@ A lock that is not free within its timeout raises `Busy`, which is transient: Pr
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -27,12 +26,8 @@ DEFAULT_TIMEOUT_S = 600.0
 
 
 def lock_path(folder: Path) -> Path:
-    """The lock file of `folder`: one per resolved path, all in the data dir's locks/."""
-    from mlstack.settings import get_settings
-
     resolved = folder.resolve()
-    digest = hashlib.sha256(str(resolved).encode()).hexdigest()[:12]
-    return get_settings().home / "locks" / f"{resolved.name}-{digest}.lock"
+    return resolved.parent / f".{resolved.name}.lock"
 
 
 @contextmanager
@@ -42,7 +37,6 @@ def file_lock(folder: Path, timeout_s: float = DEFAULT_TIMEOUT_S) -> Iterator[No
 
     folder.mkdir(parents=True, exist_ok=True)
     path = lock_path(folder)
-    path.parent.mkdir(parents=True, exist_ok=True)
     # One object per path (is_singleton): a holder that takes the lock again nests instead of
     # waiting for itself, as a second flock on a new descriptor would.
     lock = FileLock(path, mode=0o666, is_singleton=True)

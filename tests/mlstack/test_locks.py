@@ -34,7 +34,7 @@ def test_concurrent_writers_lose_no_update(tmp_path: Path, writers: int) -> None
         process.join(60)
         assert process.exitcode == 0
     assert int((tmp_path / "counter").read_text()) == 20 * writers
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["counter"], "the lock lives in the data dir"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["counter"], "the lock lives beside the folder"
 
 
 def _hold_then_die(folder: Path) -> None:
