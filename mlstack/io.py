@@ -49,6 +49,7 @@ def sweep(folder: Path) -> list[Path]:
 def atomic_file(path: Path) -> Iterator[Path]:
     """Yield a temporary path beside `path`; it replaces `path` only if the block succeeds."""
     path.parent.mkdir(parents=True, exist_ok=True)
+    sweep(path.parent)
     tmp = path.parent / _temp_name(f".{path.name}", TEMP_SUFFIX)
     os.close(os.open(tmp, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666))
     try:

@@ -55,3 +55,10 @@ def test_a_killed_writer_changes_nothing_and_its_leftovers_are_swept(tmp_path: P
     assert (tmp_path / "table.parquet").read_text() == "new"
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted([live.name, elsewhere.name, "table.parquet"])
     assert sweep(tmp_path) == []
+
+
+def test_a_plain_atomic_write_also_sweeps_what_killed_writers_left(tmp_path: Path) -> None:
+    killed = subprocess.run([sys.executable, "-c", KILLED_WRITER, str(tmp_path)], env={**os.environ})
+    assert killed.returncode == -9
+    write_parquet(pd.DataFrame({"a": [1]}), tmp_path / "other.parquet")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["other.parquet"]
