@@ -22,25 +22,26 @@ def cli_home(trained_home: Path, tmp_path_factory: pytest.TempPathFactory) -> Pa
     return home
 
 
-def corrupt_folder(folder: Path, trips: bytes | None = None, extra_column: Path | None = None) -> Path:
+def corrupt_folder(folder: Path, extra_column_from: Path | None = None) -> Path:
+    """Random bytes in each table's file; or, given a validated folder, its tables with one
+    column too many in trips."""
     import pandas as pd
 
     folder.mkdir(parents=True)
     for table in ("trips", "driver_stats", "zone_stats"):
-        (folder / f"{table}.parquet").write_bytes(b"\x8f\x01 random bytes, not parquet " * 40)
-    if extra_column:
-        for table in ("trips", "driver_stats", "zone_stats"):
-            frame = pd.read_parquet(extra_column / f"{table}.parquet")
-            if table == "trips":
-                frame = frame.assign(surge_multiplier=1.0)
-            frame.to_parquet(folder / f"{table}.parquet")
+        target = folder / f"{table}.parquet"
+        if extra_column_from is None:
+            target.write_bytes(b"\x8f\x01 random bytes, not parquet " * 40)
+            continue
+        frame = pd.read_parquet(extra_column_from / f"{table}.parquet")
+        (frame.assign(surge_multiplier=1.0) if table == "trips" else frame).to_parquet(target)
     return folder
 
 
 @pytest.mark.slow
 def test_bad_inputs_end_in_one_line_and_a_nonzero_exit(cli_home: Path, tmp_path: Path) -> None:
     corrupt = corrupt_folder(tmp_path / "corrupt")
-    extra = corrupt_folder(tmp_path / "extra", extra_column=cli_home / "data" / "validated")
+    extra = corrupt_folder(tmp_path / "extra", extra_column_from=cli_home / "data" / "validated")
     cases = [  # (arguments, exit code, what the one line says)
         (["predict-batch", "--start", "2026-09-12", "--end", "2026-09-01"], 2, "the window is empty"),
         (["monitor", "--window-start", "2026-09-12", "--window-end", "2026-09-01"], 2, "the window is empty"),
