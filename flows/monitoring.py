@@ -5,7 +5,8 @@ runs Evidently's drift report and, once labels have arrived, its regression repo
 as HTML, logs them to the champion's MLflow run and links them from a Prefect artifact. When
 something is wrong it alerts (apprise plus a local JSON-lines sink), emits the Prefect event
 `mlstack.drift.detected` for deployment triggers, and with `retrain` (or the setting
-`MLSTACK_RETRAIN_ON_DRIFT`) runs the retraining flow as a subflow.
+`MLSTACK_RETRAIN_ON_DRIFT`) runs the retraining flow as a subflow, except under a deployment,
+where prefect.yaml's trigger on that event runs the retraining deployment instead.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NONE
 from prefect.events import emit_event
+from prefect.runtime import deployment
 from prefect.states import Failed, State
 from pydantic import BaseModel, Field
 
@@ -110,6 +112,11 @@ def monitoring_flow(params: MonitoringParams) -> MonitoringResult | State:
     log = get_run_logger()
     start, end = params.start, params.end
     retrain = settings.monitoring.retrain_on_drift if params.retrain is None else params.retrain
+    if retrain and deployment.get_id():
+        # Under a deployment the drift event starts the retraining deployment (prefect.yaml's
+        # trigger, with its concurrency limit and cooldown); a subflow here would train twice.
+        log.info("retraining is left to the deployment triggered by %s", events.DRIFT_DETECTED)
+        retrain = False
     tracking.setup(settings)
     version = registry.alias_version(registry.CHAMPION)
     if version is None:

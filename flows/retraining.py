@@ -33,10 +33,27 @@ from models.tabular.train import Splits, params_from_run, split_at
 from monitoring import alerts
 from monitoring.alerts import Delivery
 
+# A drift trigger fills the parameters from an event's payload. The server checks them against
+# the schema before it creates a run, and it checks patterns but not formats: these patterns are
+# what keeps a malformed payload from starting a run.
+ISO_INSTANT = r"^\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?)?(Z|[+-]\d{2}:?\d{2})?$"
+
 
 class RetrainingParams(BaseModel):
+    model: str = Field(
+        default=MODEL_NAME,
+        pattern=r"^[A-Za-z][A-Za-z0-9_.-]*$",
+        description="The registered model to retrain; a drift event names it.",
+    )
+    version: str | None = Field(
+        default=None,
+        pattern=r"^[0-9]+$",
+        description="The version whose drift asked for this run, when a drift event did.",
+    )
     until: datetime | None = Field(
-        default=None, description="Train on labelled trips requested before this instant. Default: all."
+        default=None,
+        description="Train on labelled trips requested before this instant. Default: all.",
+        json_schema_extra={"pattern": ISO_INSTANT},
     )
     n_trials: int | None = Field(
         default=None,
@@ -102,8 +119,14 @@ def retraining_flow(params: RetrainingParams = RetrainingParams()) -> Retraining
     hours = settings.monitoring.retrain_holdout_hours
     train = load_params()["train"]
     settle_killed_runs()
+    if params.model != MODEL_NAME:
+        return Failed(message=f"unknown model {params.model!r}: this project registers {MODEL_NAME!r}")
     try:
         champion, best = champion_params(train["search_space"])
+        if params.version and params.version != champion:
+            get_run_logger().info(
+                "v%s drifted; the champion is now v%s: retraining from it", params.version, champion
+            )
         trips, cutoff = labelled_trips(validated_dir, params.until)
         holdout_splits(trips, cutoff, hours)  # too little data: fail before Feast
     except (registry.RegistryError, ValueError) as exc:

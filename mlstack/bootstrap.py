@@ -13,6 +13,10 @@ import os
 from mlstack import logs
 from mlstack.settings import get_settings
 
+# The variables apply() filled in, as opposed to ones the user set: `mlstack up` honours only the
+# user's own PREFECT_SERVER_DATABASE_CONNECTION_URL, not our SQLite default for temporary servers.
+DEFAULTED: set[str] = set()
+
 
 def apply() -> None:
     settings = get_settings()
@@ -30,7 +34,9 @@ def apply() -> None:
         "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",
     }
     for key, value in defaults.items():
-        os.environ.setdefault(key, value)
+        if key not in os.environ:
+            os.environ[key] = value
+            DEFAULTED.add(key)
     prefect_dir.mkdir(parents=True, exist_ok=True)
     logs.install()
 

@@ -22,8 +22,11 @@ writer was killed from the ones still being written.
 from __future__ import annotations
 
 import atexit
+import contextlib
 import os
 import queue
+import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -109,6 +112,24 @@ def spawn(argv: list[str], log_path: Path, env: dict[str, str] | None = None) ->
     return process
 
 
+def spawn_detached(
+    argv: list[str], log_path: Path, env: dict[str, str] | None = None, cwd: Path | None = None
+) -> subprocess.Popen:
+    """Start argv to outlive this process (the services of `mlstack up`), in a session and process
+    group of its own, so that `stop_group` later reaches everything it started."""
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with log_path.open("ab") as out:
+        return subprocess.Popen(
+            argv,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env=env,
+            cwd=cwd,
+            start_new_session=True,
+        )
+
+
 def start_service(
     argv: list[str],
     log_path: Path,
@@ -116,12 +137,19 @@ def start_service(
     timeout_s: float,
     what: str,
     env: dict[str, str] | None = None,
+    *,
+    detached: bool = False,
+    cwd: Path | None = None,
 ) -> subprocess.Popen:
-    """`spawn`, then wait until `ready()`; stop it and raise ServiceFailed if it never is."""
-    process = spawn(argv, log_path, env)
+    """`spawn` (or `spawn_detached`), then wait until `ready()`; stop it and raise ServiceFailed
+    if it never is."""
+    process = spawn_detached(argv, log_path, env, cwd) if detached else spawn(argv, log_path, env)
     deadline = time.monotonic() + timeout_s
     while not ready():
         if process.poll() is not None or time.monotonic() > deadline:
+            if detached:
+                stop_group(process.pid)
+                process.wait()
             stop(process)
             why = (
                 f"exited with code {process.returncode}"
@@ -147,11 +175,39 @@ def stop(process: subprocess.Popen, grace_s: float = STOP_GRACE_S) -> None:
         _running.remove(process)
 
 
+def stop_group(pid: int, grace_s: float = STOP_GRACE_S) -> None:
+    """SIGTERM the process group `pid` leads (a detached service and what it started), then
+    SIGKILL whatever is left of it after the grace period."""
+    import psutil
+
+    try:
+        members = [psutil.Process(pid), *psutil.Process(pid).children(recursive=True)]
+    except psutil.Error:
+        members = []
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pid, signal.SIGTERM)
+    for member in members:  # a child that left the group still hears from us
+        with contextlib.suppress(psutil.Error):
+            member.terminate()
+    _, alive = psutil.wait_procs(members, timeout=grace_s)
+    for member in alive:
+        with contextlib.suppress(psutil.Error):
+            member.kill()
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pid, signal.SIGKILL)
+
+
 @atexit.register
 def stop_all() -> None:
     """Stop every service this process started, newest first."""
     for process in reversed(list(_running)):
         stop(process)
+
+
+def console_script(name: str) -> str:
+    """A console script of this Python environment (prefect, mlflow), whatever PATH says."""
+    beside = Path(sys.executable).with_name(name)
+    return str(beside) if beside.exists() else (shutil.which(name) or name)
 
 
 def free_port() -> int:
@@ -164,6 +220,11 @@ def free_port() -> int:
 def owner() -> str:
     """This process, as `host:pid:start time`: a pid alone is reused."""
     return _owner(os.getpid())
+
+
+def stamp_of(pid: int) -> str:
+    """Another process, as `owner()` stamps this one."""
+    return _owner.__wrapped__(pid)
 
 
 @lru_cache(maxsize=4)  # keyed on the pid: a forked child is another owner

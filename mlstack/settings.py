@@ -70,7 +70,7 @@ class PostgresSettings(Section):
 
     dsn: SecretStr | None = Field(
         default=None,
-        description="External Postgres DSN. Unset: an embedded Postgres 16 + pgvector under home/pg."
+        description="External Postgres DSN. Unset: an embedded Postgres 18 + pgvector under home/pg."
         " Secret: it may hold a password.",
     )
     connect_timeout_s: int = Field(default=5, ge=1, description="Seconds to wait for Postgres.")
@@ -147,6 +147,12 @@ class MonitoringSettings(Section):
     alert_log: bool = Field(default=True, description="Also append every alert to home/alerts/alerts.jsonl.")
     retrain_on_drift: bool = Field(
         default=False, description="Monitoring runs the retraining flow itself when it finds drift."
+    )
+    retrain_cooldown_s: float = Field(
+        default=6 * 3600.0,
+        ge=0,
+        description="After a drift event starts retraining a model, further drift events for that"
+        " model within this many seconds start none (the deployment trigger's window).",
     )
     retrain_trials: int = Field(
         default=0, ge=0, description="Optuna trials when retraining; 0 reuses the champion's params."
@@ -230,6 +236,38 @@ class LLMSettings(Section):
         return "openai" if self.openai_api_key else "local"
 
 
+class OrchestrationSettings(Section):
+    """Where `mlstack up` serves Prefect and the MLflow UI, the GPU pool's size, and where
+    mapped tasks run."""
+
+    prefect_port: int = Field(default=4200, ge=1, le=65535, description="Port of the Prefect server.")
+    mlflow_port: int = Field(default=5000, ge=1, le=65535, description="Port of the MLflow UI.")
+    up_timeout_s: float = Field(
+        default=120.0, gt=0, description="Seconds `mlstack up` waits for each service to answer."
+    )
+    gpu_count: int = Field(
+        default=1, ge=1, description="GPUs behind the gpu work pool: its concurrency limit."
+    )
+    task_runner: Literal["threads", "dask"] = Field(
+        default="threads",
+        description="Where mapped tasks run: threads in the flow's process, or Dask (a local"
+        " cluster, or the scheduler at MLSTACK_DASK_ADDRESS).",
+    )
+    dask_address: str | None = Field(
+        default=None, description="An existing Dask scheduler (tcp://host:8786). Unset: a local cluster."
+    )
+    git_repository: str | None = Field(
+        default=None,
+        description="The repository deployments clone at run time. Unset: this checkout's folder.",
+    )
+    git_branch: str | None = Field(
+        default=None, description="The branch deployments clone. Unset: the checkout's current branch."
+    )
+    dask_workers: int | None = Field(
+        default=None, ge=1, description="Workers of the local Dask cluster. Unset: Dask's choice."
+    )
+
+
 def _section(kind: type[Section]) -> Any:
     return Field(default_factory=kind, description=kind.__doc__)
 
@@ -249,6 +287,7 @@ class Settings(BaseSettings):
     serving: ServingSettings = _section(ServingSettings)
     monitoring: MonitoringSettings = _section(MonitoringSettings)
     llm: LLMSettings = _section(LLMSettings)
+    orchestration: OrchestrationSettings = _section(OrchestrationSettings)
 
     @classmethod
     def sections(cls) -> dict[str, type[Section]]:
@@ -322,6 +361,16 @@ class Settings(BaseSettings):
     def llm_servers_dir(self) -> Path:
         """Where running local model servers announce themselves, with their logs."""
         return self.home / "llm" / "servers"
+
+    @property
+    def stack_dir(self) -> Path:
+        """What `mlstack up` started: one record per service, with its log."""
+        return self.home / "stack"
+
+    @property
+    def worker_dir(self) -> Path:
+        """The process worker's working folder, where deployments' pull steps clone the code."""
+        return self.home / "worker"
 
     @property
     def pg_dir(self) -> Path:

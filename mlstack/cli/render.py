@@ -92,9 +92,10 @@ def run_flow(flow: Flow[..., Any], *args: Any) -> Any:
 
 
 def prefect_api() -> None:
-    """Point this process at a Prefect API: the configured one, or else a temporary server of its
-    own. Prefect's own ephemeral server outlives a SIGKILLed parent (about 200 MB each); ours is
-    started by `mlstack.processes`, so it dies with this process however it ends."""
+    """Point this process at a Prefect API: the configured one, else the server of `mlstack up`
+    (so the run shows in its UI), else a temporary server of its own. Prefect's own ephemeral
+    server outlives a SIGKILLed parent (about 200 MB each); ours is started by
+    `mlstack.processes`, so it dies with this process however it ends."""
     import os
     import sys
     from pathlib import Path
@@ -111,6 +112,12 @@ def prefect_api() -> None:
     from mlstack.settings import get_settings
 
     if PREFECT_API_URL.value():
+        return
+    from mlstack.deploy.stack import running_api_url
+
+    if url := running_api_url(get_settings()):
+        os.environ["PREFECT_API_URL"] = url
+        refresh_global_settings_context()
         return
     # The command and environment of Prefect's own ephemeral server (SubprocessASGIServer).
     command = [sys.executable, "-m", "uvicorn", "--app-dir", str(Path(prefect.__file__).parent.parent)]

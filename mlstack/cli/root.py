@@ -14,7 +14,7 @@ import typer
 from rich.console import Group, RenderableType
 from rich.table import Table
 
-from mlstack.cli import ask, data, features, inference, model, monitor, serve
+from mlstack.cli import ask, data, features, inference, model, monitor, serve, stack
 from mlstack.cli.ask import checks_line
 from mlstack.cli.monitor import retraining_line
 from mlstack.cli.render import JSON, Boundary, build, console, run_flow, show
@@ -34,7 +34,7 @@ app = typer.Typer(
 )
 app.add_typer(data.app, name="data")
 app.add_typer(features.app, name="features")
-for group in (model, inference, monitor, ask, serve):
+for group in (model, inference, monitor, ask, serve, stack):
     app.add_typer(group.app)
 
 

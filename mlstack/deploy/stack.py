@@ -1,0 +1,341 @@
+"""`mlstack up` and `mlstack down`: a Prefect server, the MLflow UI and a process worker on
+loopback, with their state under the data dir.
+
+- The Prefect server keeps its database on Postgres (the embedded one, or `MLSTACK_PG_DSN`),
+  in a database of its own named `prefect`: a SQLite-backed server reports "database is
+  locked" under parallel load. `PREFECT_SERVER_DATABASE_CONNECTION_URL`, when the user sets
+  it, wins.
+- The MLflow UI serves the tracking store the flows write to. With an external
+  `MLFLOW_TRACKING_URI` there is nothing to start: that server is the UI.
+- The worker polls the `cpu` pool from `home/worker`, where deployments clone the code.
+
+Each service runs detached, in a process group of its own, and leaves a record in
+`home/stack/<name>.json` with its pid and its start time: a pid alone is reused, so a record
+whose process is gone, or is another process now, is stale and removed, never trusted. `down`
+stops exactly the services whose records are live, in reverse order.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+from mlstack import locks, postgres, processes
+from mlstack.errors import Busy, MlstackError
+from mlstack.io import atomic_file
+from mlstack.settings import Settings
+
+CPU_POOL = "cpu"
+PREFECT_DATABASE = "prefect"
+DATABASE_VARIABLE = "PREFECT_SERVER_DATABASE_CONNECTION_URL"
+HOST = "127.0.0.1"  # loopback only: put a proxy with authentication in front to share them
+
+State = Literal["started", "running", "stopped", "not running", "external"]
+
+
+class Record(BaseModel):
+    """What `up` leaves for one service it started."""
+
+    name: str
+    pid: int
+    stamp: str = Field(description="host:pid:start time; tells the process from a reused pid.")
+    url: str | None = None
+    log: str | None = None
+
+
+class ServiceLine(BaseModel):
+    name: str
+    state: State
+    url: str | None = None
+    pid: int | None = None
+    log: str | None = None
+    note: str | None = None
+
+
+class StackResult(BaseModel):
+    services: list[ServiceLine]
+    api_url: str | None = Field(default=None, description="The Prefect API the services use.")
+
+
+@dataclass(frozen=True)
+class Spec:
+    """How to start one service and tell when it answers."""
+
+    name: str
+    argv: list[str]
+    url: str | None
+    ready: Callable[[], bool]
+    env: dict[str, str] = field(default_factory=dict)
+    cwd: Path | None = None
+    port: int | None = None
+
+
+def record_path(settings: Settings, name: str) -> Path:
+    return settings.stack_dir / f"{name}.json"
+
+
+def live_record(settings: Settings, name: str) -> tuple[Record | None, bool]:
+    """(the record of a running service, whether a stale one was removed)."""
+    path = record_path(settings, name)
+    try:
+        record = Record.model_validate_json(path.read_text())
+    except FileNotFoundError:
+        return None, False
+    except ValueError:  # a torn or foreign file is as good as stale
+        path.unlink(missing_ok=True)
+        return None, True
+    if processes.owner_alive(record.stamp) and _exists(record.pid):
+        return record, False
+    path.unlink(missing_ok=True)
+    return None, True
+
+
+def _exists(pid: int) -> bool:
+    import psutil
+
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.Error:
+        return False
+
+
+def running_api_url(settings: Settings) -> str | None:
+    """The API of the Prefect server `mlstack up` started, if it still runs."""
+    record, _ = live_record(settings, "prefect")
+    return record.url if record else None
+
+
+def _write(settings: Settings, record: Record) -> None:
+    with atomic_file(record_path(settings, record.name)) as tmp:
+        tmp.write_text(record.model_dump_json(indent=2))
+
+
+def _answers(url: str) -> Callable[[], bool]:
+    def ready() -> bool:
+        import httpx
+
+        try:
+            return httpx.get(url, timeout=2).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    return ready
+
+
+def _port_free(port: int) -> bool:
+    import socket
+
+    with socket.socket() as sock:
+        try:
+            sock.bind((HOST, port))
+        except OSError:
+            return False
+    return True
+
+
+def prefect_database_url(settings: Settings) -> str:
+    """The Prefect server's database: the user's own URL, else a `prefect` database on our
+    Postgres, created when missing."""
+    from mlstack import bootstrap
+
+    if os.environ.get(DATABASE_VARIABLE) and DATABASE_VARIABLE not in bootstrap.DEFAULTED:
+        return os.environ[DATABASE_VARIABLE]
+    import psycopg
+    from psycopg import conninfo, sql
+    from sqlalchemy.engine import URL
+
+    dsn = postgres.resolve_dsn(settings)
+    with postgres.connect(settings, autocommit=True) as conn:
+        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (PREFECT_DATABASE,)).fetchone()
+        if not exists:
+            try:
+                conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(PREFECT_DATABASE)))
+            except psycopg.errors.DuplicateDatabase:
+                pass
+            except psycopg.Error as exc:
+                raise MlstackError(
+                    f"could not create the {PREFECT_DATABASE!r} database for the Prefect server at"
+                    f" {postgres.describe_dsn(dsn)}: {str(exc).strip()}. Create it, or set"
+                    f" {DATABASE_VARIABLE} to a database the server may use."
+                ) from None
+    parts = conninfo.conninfo_to_dict(dsn)
+    host = parts.get("host") or "localhost"
+    socket_dir = host.startswith("/")
+    return URL.create(
+        "postgresql+asyncpg",
+        username=parts.get("user"),
+        password=parts.get("password") or None,
+        host=None if socket_dir else host,
+        port=None if socket_dir or not parts.get("port") else int(parts["port"]),
+        database=PREFECT_DATABASE,
+        query={"host": host} if socket_dir else {},
+    ).render_as_string(hide_password=False)
+
+
+def _base_env(settings: Settings) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in ("PREFECT_API_URL", "PREFECT_API_KEY")}
+    env["MLSTACK_HOME"] = str(settings.home)  # every service and every run shares one data dir
+    env.pop(DATABASE_VARIABLE, None)
+    return env
+
+
+def prefect_spec(settings: Settings) -> Spec:
+    port = settings.orchestration.prefect_port
+    url = f"http://{HOST}:{port}/api"
+    env = {
+        **_base_env(settings),
+        "PREFECT_HOME": str(settings.home / "prefect" / "server"),
+        DATABASE_VARIABLE: prefect_database_url(settings),
+        "PREFECT_SERVER_API_HOST": HOST,
+        "PREFECT_SERVER_API_PORT": str(port),
+        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+    }
+    argv = [processes.console_script("prefect"), "server", "start", "--host", HOST, "--port", str(port)]
+    return Spec("prefect", argv, url, _answers(f"{url}/health"), env, port=port)
+
+
+def mlflow_spec(settings: Settings) -> Spec:
+    port = settings.orchestration.mlflow_port
+    url = f"http://{HOST}:{port}"
+    argv = [processes.console_script("mlflow"), "server", "--backend-store-uri", settings.tracking_uri]
+    argv += ["--artifacts-destination", str(settings.mlflow_dir / "artifacts")]
+    argv += ["--host", HOST, "--port", str(port), "--workers", "1"]
+    env = {**_base_env(settings), "MLFLOW_LOGGING_LEVEL": "WARNING"}
+    return Spec("mlflow", argv, url, _answers(f"{url}/health"), env, port=port)
+
+
+def worker_spec(settings: Settings, api_url: str) -> Spec:
+    name = f"mlstack-{os.uname().nodename}"
+    argv = [
+        processes.console_script("prefect"),
+        "worker",
+        "start",
+        "--pool",
+        CPU_POOL,
+        "--type",
+        "process",
+        "--name",
+        name,
+    ]
+    env = {**_base_env(settings), "PREFECT_API_URL": api_url}
+    settings.worker_dir.mkdir(parents=True, exist_ok=True)
+    return Spec("worker", argv, None, _worker_online(api_url, name), env, cwd=settings.worker_dir)
+
+
+def _worker_online(api_url: str, name: str) -> Callable[[], bool]:
+    def ready() -> bool:
+        import httpx
+
+        try:
+            answer = httpx.post(f"{api_url}/work_pools/{CPU_POOL}/workers/filter", json={}, timeout=2)
+        except httpx.HTTPError:
+            return False
+        return answer.status_code == 200 and any(
+            w["name"] == name and w.get("status") == "ONLINE" for w in answer.json()
+        )
+
+    return ready
+
+
+def _ensure(settings: Settings, make: Callable[[], Spec], name: str) -> ServiceLine:
+    record, stale = live_record(settings, name)
+    note = "a stale pid file was removed" if stale else None
+    if record:
+        return ServiceLine(name=name, state="running", url=record.url, pid=record.pid, log=record.log)
+    spec = make()
+    if spec.port is not None and not _port_free(spec.port):
+        variable = f"MLSTACK_{name.upper()}_PORT"
+        raise Busy(
+            f"port {spec.port} on {HOST} is taken by another program, so the {name} service cannot"
+            f" start: stop that program, or set {variable} to a free port"
+        )
+    log = settings.stack_dir / f"{name}.log"
+    process = processes.start_service(
+        spec.argv,
+        log,
+        spec.ready,
+        settings.orchestration.up_timeout_s,
+        f"the {name} service",
+        spec.env,
+        detached=True,
+        cwd=spec.cwd,
+    )
+    record = Record(
+        name=name, pid=process.pid, stamp=processes.stamp_of(process.pid), url=spec.url, log=str(log)
+    )
+    _write(settings, record)
+    return ServiceLine(name=name, state="started", url=spec.url, pid=process.pid, log=str(log), note=note)
+
+
+def _postgres(settings: Settings) -> ServiceLine:
+    if settings.postgres.dsn:
+        target = postgres.describe_dsn(settings.postgres.dsn.get_secret_value())
+        return ServiceLine(name="postgres", state="external", url=target)
+    record, stale = live_record(settings, "postgres")
+    if record:
+        return ServiceLine(name="postgres", state="running", url=record.url, pid=record.pid)
+    where = str(settings.pg_dir)
+    if postgres.embedded_running(settings.pg_dir):  # started by a flow or a command: not ours to stop
+        return ServiceLine(name="postgres", state="running", url=where, note="started before `up`; stays")
+    postgres.resolve_dsn(settings)
+    pid = postgres.embedded_pid(settings.pg_dir)
+    _write(settings, Record(name="postgres", pid=pid, stamp=processes.stamp_of(pid), url=where))
+    note = "a stale pid file was removed" if stale else None
+    return ServiceLine(name="postgres", state="started", url=where, pid=pid, note=note)
+
+
+def up(settings: Settings) -> StackResult:
+    """Start whatever of postgres, prefect, mlflow and the worker is not running."""
+    from mlstack.deploy import project
+
+    settings.stack_dir.mkdir(parents=True, exist_ok=True)
+    with locks.file_lock(settings.stack_dir, timeout_s=settings.orchestration.up_timeout_s * 4):
+        lines = [_postgres(settings), _ensure(settings, lambda: prefect_spec(settings), "prefect")]
+        api_url = lines[-1].url
+        assert api_url is not None
+        project.ensure_pools(api_url, settings)
+        if settings.tracking_uri.startswith(("http://", "https://")):
+            lines.append(ServiceLine(name="mlflow", state="external", url=settings.tracking_uri))
+        else:
+            lines.append(_ensure(settings, lambda: mlflow_spec(settings), "mlflow"))
+        lines.append(_ensure(settings, lambda: worker_spec(settings, api_url), "worker"))
+    return StackResult(services=lines, api_url=api_url)
+
+
+def down(settings: Settings) -> StackResult:
+    """Stop every service `up` started, newest first; clean up records whose process is gone."""
+    lines = []
+    settings.stack_dir.mkdir(parents=True, exist_ok=True)
+    with locks.file_lock(settings.stack_dir, timeout_s=settings.orchestration.up_timeout_s * 4):
+        for name in ("worker", "mlflow", "prefect", "postgres"):
+            record, stale = live_record(settings, name)
+            note = "a stale pid file was removed" if stale else None
+            if record is None:
+                lines.append(ServiceLine(name=name, state="not running", note=note))
+                continue
+            if name == "postgres":
+                postgres.stop_embedded(settings.pg_dir)
+            else:
+                processes.stop_group(record.pid)
+            with contextlib.suppress(FileNotFoundError):
+                record_path(settings, name).unlink()
+            lines.append(ServiceLine(name=name, state="stopped", url=record.url, pid=record.pid))
+    return StackResult(services=lines)
+
+
+def status(settings: Settings) -> StackResult:
+    """What runs now, without starting or stopping anything."""
+    lines = []
+    for name in ("postgres", "prefect", "mlflow", "worker"):
+        record, _ = live_record(settings, name)
+        if record:
+            lines.append(ServiceLine(name=name, state="running", url=record.url, pid=record.pid))
+        else:
+            lines.append(ServiceLine(name=name, state="not running"))
+    return StackResult(services=lines, api_url=running_api_url(settings))
