@@ -162,20 +162,17 @@ TRAIN_SPACE = {
 }
 
 
-@pytest.fixture(scope="session")
-def trained_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    """A data dir with six days of validated data, Feast applied and materialized, and a champion.
+def build_trained_home(home: Path) -> None:
+    """Six days of validated data, Feast applied and materialized, and a champion, in `home`.
 
     Built from the building blocks directly: the flows' own tests cover the Prefect layer.
     """
     from mlstack import features, tracking
     from mlstack.data.validation import validate_paths, write_validated
     from mlstack.features import LABEL
-    from mlstack.postgres import stop_embedded
     from models.tabular import registry
     from models.tabular.train import features_of, train
 
-    home = tmp_path_factory.mktemp("trained")
     previous = os.environ["MLSTACK_HOME"]
     os.environ["MLSTACK_HOME"] = str(home)
     # Session fixtures start before the per-test cleanup: drop a tracking URI an earlier test
@@ -198,8 +195,17 @@ def trained_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
         registry.gate(version, features_of(test), test[LABEL], settings.tracking.promotion_margin)
     finally:
         os.environ["MLSTACK_HOME"] = previous
+
+
+@pytest.fixture(scope="session")
+def trained_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """A data dir with six days of validated data, Feast applied and materialized, and a champion."""
+    from mlstack.postgres import stop_embedded
+
+    home = tmp_path_factory.mktemp("trained")
+    build_trained_home(home)
     yield home
-    stop_embedded(settings.pg_dir)
+    stop_embedded(Settings(home=home).pg_dir)
 
 
 @pytest.fixture

@@ -1,0 +1,222 @@
+"""The deployments on a real Prefect server, end to end: `mlstack up` (a `prefect server start` on
+the embedded Postgres, the MLflow UI, a process worker), `mlstack deploy` from prefect.yaml, a
+deployment run by the worker, the drift trigger with its cooldown and its guard against a
+malformed payload, then `mlstack down`.
+
+Everything goes through the commands and the server's REST API, as a user's tools would: the
+test process never points its own Prefect at this server. One server serves the whole module;
+the tests run in the order of the story.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+import psutil
+import pytest
+
+from mlstack import postgres, processes
+from mlstack.settings import Settings
+from tests.conftest import PROJECT_ROOT, build_trained_home
+from tests.kill import command_env, mlstack
+
+pytestmark = pytest.mark.slow
+
+COOLDOWN_S = 600
+
+
+class Server:
+    def __init__(self, api: str) -> None:
+        self.api = api
+        self.http = httpx.Client(base_url=api + "/", timeout=30)
+
+    def post(self, path: str, body: Any = None) -> Any:
+        answer = self.http.post(path, json=body if body is not None else {})
+        answer.raise_for_status()
+        return answer.json() if answer.content else None
+
+    def get(self, path: str) -> Any:
+        answer = self.http.get(path)
+        answer.raise_for_status()
+        return answer.json()
+
+    def deployment(self, flow: str, name: str) -> dict[str, Any]:
+        return self.get(f"deployments/name/{flow}/{name}")
+
+    def runs_of(self, deployment_id: str) -> list[dict[str, Any]]:
+        body = {"flow_runs": {"deployment_id": {"any_": [deployment_id]}}, "sort": "START_TIME_DESC"}
+        return self.post("flow_runs/filter", body)
+
+    def run(self, flow: str, name: str, params: dict[str, Any]) -> dict[str, Any]:
+        deployment = self.deployment(flow, name)
+        created = self.post(f"deployments/{deployment['id']}/create_flow_run", {"parameters": params})
+        return self.wait_final(created["id"])
+
+    def wait_final(self, run_id: str, timeout_s: float = 240) -> dict[str, Any]:
+        run = wait_for(lambda: _final(self.get(f"flow_runs/{run_id}")), timeout_s, f"run {run_id}")
+        return run
+
+    def emit(self, resource_id: str, payload: dict[str, Any]) -> str:
+        event_id = str(uuid.uuid4())
+        event = {
+            "id": event_id,
+            "occurred": datetime.now(UTC).isoformat(),
+            "event": "mlstack.drift.detected",
+            "resource": {"prefect.resource.id": resource_id},
+            "payload": payload,
+            "related": [],
+        }
+        self.post("events", [event])
+        return event_id
+
+    def events(self, name: str) -> list[dict[str, Any]]:
+        body = {"filter": {"event": {"name": [name]}, "occurred": {"since": "2000-01-01T00:00:00Z"}}}
+        return self.post("events/filter", body)["events"]
+
+
+def _final(run: dict[str, Any]) -> dict[str, Any] | None:
+    return run if run["state"]["type"] in ("COMPLETED", "FAILED", "CRASHED", "CANCELLED") else None
+
+
+def wait_for(probe: Callable[[], Any], timeout_s: float, what: str) -> Any:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if found := probe():
+            return found
+        time.sleep(0.5)
+    raise AssertionError(f"{what}: nothing after {timeout_s} s")
+
+
+def cli(env: dict[str, str], *args: str) -> dict[str, Any]:
+    done = subprocess.run(mlstack(*args, "--json"), env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def git_source(tmp: Path) -> tuple[str, str]:
+    """A repository holding this checkout's commit on a branch of its own, for the pull step."""
+    sha = subprocess.check_output(["git", "-C", str(PROJECT_ROOT), "rev-parse", "HEAD"], text=True).strip()
+    repo = tmp / "repo.git"
+    subprocess.run(["git", "clone", "-q", "--bare", str(PROJECT_ROOT), str(repo)], check=True)
+    subprocess.run(["git", "-C", str(repo), "branch", "-f", "e2e", sha], check=True)
+    return str(repo), "e2e"
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[dict[str, str], Server, dict]]:
+    tmp = tmp_path_factory.mktemp("stack")
+    home = tmp / "home"
+    build_trained_home(home)
+    repository, branch = git_source(tmp)
+    env = command_env(
+        home,
+        MLSTACK_PREFECT_PORT=str(processes.free_port()),
+        MLSTACK_MLFLOW_PORT=str(processes.free_port()),
+        MLSTACK_RETRAIN_COOLDOWN_S=str(COOLDOWN_S),
+        MLSTACK_GIT_REPOSITORY=repository,
+        MLSTACK_GIT_BRANCH=branch,
+    )
+    started = cli(env, "up")
+    try:
+        yield env, Server(started["api_url"]), started
+    finally:
+        subprocess.run(mlstack("down"), env=env, capture_output=True, timeout=120)
+        postgres.stop_embedded(Settings(home=home).pg_dir)
+
+
+def test_up_starts_each_service_once_on_loopback(stack: tuple[dict[str, str], Server, dict]) -> None:
+    env, server, started = stack
+    services = {s["name"]: s for s in started["services"]}
+    assert [services[name]["state"] for name in ("prefect", "mlflow", "worker")] == ["started"] * 3
+    assert services["prefect"]["url"].startswith("http://127.0.0.1:")
+    assert httpx.get(services["mlflow"]["url"] + "/health").status_code == 200
+    # The server keeps its state in the embedded Postgres, not in SQLite.
+    settings = Settings(home=Path(env["MLSTACK_HOME"]))
+    with postgres.connect(settings) as conn:
+        assert conn.execute("SELECT 1 FROM pg_database WHERE datname = 'prefect'").fetchone()
+    again = {s["name"]: s for s in cli(env, "up")["services"]}
+    assert {name: again[name]["state"] for name in ("prefect", "mlflow", "worker")} == dict.fromkeys(
+        ("prefect", "mlflow", "worker"), "running"
+    )
+    assert again["worker"]["pid"] == services["worker"]["pid"]
+
+
+def test_deploy_applies_every_deployment_and_the_worker_runs_one(
+    stack: tuple[dict[str, str], Server, dict],
+) -> None:
+    env, server, _ = stack
+    result = cli(env, "deploy", "--pool", "gpu=cpu")
+    assert len(result["deployments"]) == len(server.post("deployments/filter"))
+    pools = {pool["name"]: pool for pool in server.post("work_pools/filter")}
+    assert pools["cpu"]["type"] == "process"
+    assert pools["gpu"]["concurrency_limit"] == 1
+    run = server.run(
+        "batch-inference", "score-daily", {"params": {"start": "2026-09-05", "end": "2026-09-06"}}
+    )
+    assert run["state"]["type"] == "COMPLETED", run["state"]
+    settings = Settings(home=Path(env["MLSTACK_HOME"]))
+    with postgres.connect(settings) as conn:
+        scored = conn.execute("SELECT count(*) FROM trip_predictions").fetchone()[0]
+    assert scored > 0
+
+
+def test_drift_event_retrains_once_per_cooldown_with_the_payload(
+    stack: tuple[dict[str, str], Server, dict],
+) -> None:
+    _, server, _ = stack
+    retraining = server.deployment("retraining", "on-drift")
+    before = server.runs_of(retraining["id"])
+    payload = {"model": "trip_duration", "version": "1", "window_end": "2026-09-06T00:00:00+00:00"}
+    server.emit("mlstack.model.trip_duration", payload)
+    run = wait_for(lambda: server.runs_of(retraining["id"])[len(before) :], 60, "a retraining run")[0]
+    params = run["parameters"]["params"]
+    assert (params["model"], params["version"], params["until"]) == (
+        "trip_duration",
+        "1",
+        payload["window_end"],
+    )
+    assert server.wait_final(run["id"])["state"]["type"] == "COMPLETED"
+
+    server.emit("mlstack.model.trip_duration", {**payload, "version": "2"})  # inside the cooldown
+    time.sleep(15)
+    assert len(server.runs_of(retraining["id"])) == len(before) + 1
+
+
+def test_a_malformed_payload_starts_no_run(stack: tuple[dict[str, str], Server, dict]) -> None:
+    _, server, _ = stack
+    retraining = server.deployment("retraining", "on-drift")
+    before = len(server.runs_of(retraining["id"]))
+    # Another model's resource: its own cooldown bucket, so only the guard can stop this one.
+    server.emit(
+        "mlstack.model.broken", {"model": "trip_duration", "version": "v1; drop", "window_end": "soon"}
+    )
+    failed = wait_for(lambda: server.events("prefect.automation.action.failed"), 60, "the refused action")
+    assert "params" in json.dumps(failed[0]["payload"])
+    assert len(server.runs_of(retraining["id"])) == before
+
+
+def test_down_stops_exactly_what_up_started(stack: tuple[dict[str, str], Server, dict]) -> None:
+    env, _, started = stack
+    pids = {s["name"]: s["pid"] for s in started["services"] if s["state"] == "started"}
+    stopped = {s["name"]: s["state"] for s in cli(env, "down")["services"]}
+    assert all(stopped[name] == "stopped" for name in pids)
+    assert not [name for name, pid in pids.items() if psutil.pid_exists(pid) and _alive(pid)]
+    # Nothing answers any more, and a second down has nothing to stop.
+    with pytest.raises(httpx.HTTPError):
+        httpx.get(started["api_url"] + "/health", timeout=2)
+    assert {s["state"] for s in cli(env, "down")["services"]} == {"not running"}
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.Error:
+        return False
