@@ -1,5 +1,10 @@
 """`mlstack deploy`: check `prefect.yaml`, create the work pools, apply every deployment.
 
+Entrypoints are module paths (`flows.monitoring:monitoring_flow`), never file paths: Prefect
+runs a file path with its folder first on `sys.path` and registers it under its bare name, so
+`flows/monitoring.py` would shadow the `monitoring` package for every flow that imports it. A
+module path imports as the checkout does.
+
 `prefect.yaml` is Prefect's own file and `prefect deploy --all` applies it: schedules,
 triggers, concurrency limits and pull steps are Prefect's features, so Prefect's code reads
 them. Around that this module adds what `prefect deploy` lacks:
@@ -52,7 +57,7 @@ POOLS = (
 class FlowRef(BaseModel):
     """A flow found in `flows/`, as an entrypoint names it."""
 
-    entrypoint: str = Field(description="path:function, relative to the project root.")
+    entrypoint: str = Field(description="module:function, as the checkout imports it.")
     name: str = Field(description="The flow's name, as `@flow(name=...)` gives it.")
 
 
@@ -85,7 +90,8 @@ def flows_in(root: Path) -> list[FlowRef]:
         tree = ast.parse(path.read_text(), filename=str(path))
         for node in tree.body:
             if isinstance(node, ast.FunctionDef) and (name := _flow_name(node)):
-                found.append(FlowRef(entrypoint=f"{path.relative_to(root)}:{node.name}", name=name))
+                module = ".".join(path.relative_to(root).with_suffix("").parts)
+                found.append(FlowRef(entrypoint=f"{module}:{node.name}", name=name))
     return found
 
 
@@ -115,9 +121,10 @@ def problems(doc: dict[str, Any], path: Path, root: Path, pools: set[str]) -> li
             found.append(f"{where}: the name is used twice")
         names.add(name)
         entrypoint = entry.get("entrypoint", "")
-        file, _, function = entrypoint.partition(":")
-        if not function:
-            found.append(f"{where}: entrypoint {entrypoint!r} is not path/to/file.py:flow_function")
+        module, _, function = entrypoint.partition(":")
+        file = module.replace(".", "/") + ".py"
+        if not function or module.endswith(".py") or "/" in module:
+            found.append(f"{where}: entrypoint {entrypoint!r} is not package.module:flow_function")
         elif not (root / file).is_file():
             found.append(f"{where}: entrypoint {entrypoint}: {file} does not exist")
         elif entrypoint not in flows:
