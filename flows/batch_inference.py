@@ -13,16 +13,18 @@ from pathlib import Path
 import mlstack.bootstrap  # noqa: F401  (before prefect: sets its environment defaults)
 
 import pandas as pd
-from prefect import flow, get_run_logger, task
+from prefect import flow, get_run_logger, task, unmapped
 from prefect.cache_policies import NONE
 from pydantic import BaseModel, Field
 
 from flows.tasks.retry import transient_only
+from flows.tasks.runners import task_runner
 from mlstack import features, tracking
 from mlstack.data import validation
-from mlstack.settings import get_settings
+from mlstack.settings import MODEL_NAME, get_settings
 from mlstack.timewindow import TimeWindow
-from models.tabular.predict import load_champion, score, window_trips, write_predictions
+from models.tabular import registry
+from models.tabular.predict import load_version, partitions, score, window_trips, write_predictions
 
 
 class BatchParams(TimeWindow):
@@ -37,13 +39,24 @@ class BatchResult(BaseModel):
     model_versions: list[str] = Field(description="The registry versions that scored them.")
 
 
-@task(name="score-window", cache_policy=NONE, retries=1, retry_condition_fn=transient_only)
-def score_window(start: datetime, end: datetime, validated_dir: Path) -> pd.DataFrame:
+@task(name="select-trips", cache_policy=NONE)
+def select_trips(start: datetime, end: datetime, validated_dir: Path) -> tuple[pd.DataFrame, str]:
+    """The window's trips, and the champion version that will score all of them."""
     tracking.setup()
     trips = window_trips(validation.read_validated(validated_dir)["trips"], start, end)
-    champion = load_champion()
-    predictions = score(features.feature_store(), trips, champion)
-    get_run_logger().info("scored %d trips with v%s", len(predictions), champion.version)
+    version = registry.alias_version(registry.CHAMPION)
+    if version is None:
+        raise registry.RegistryError(f"{MODEL_NAME} has no champion yet: run `mlstack train` first")
+    return trips, version
+
+
+@task(name="score-partition", cache_policy=NONE, retries=1, retry_condition_fn=transient_only)
+def score_partition(trips: pd.DataFrame, version: str) -> pd.DataFrame:
+    tracking.setup()
+    predictions = score(features.feature_store(), trips, load_version(version))
+    get_run_logger().info(
+        "scored %d trips of %s with v%s", len(predictions), f"{trips['requested_at'].min():%Y-%m-%d}", version
+    )
     return predictions
 
 
@@ -58,11 +71,15 @@ def write(predictions: pd.DataFrame, start: datetime, end: datetime) -> Path:
     return write_predictions(predictions, start, end, get_settings())
 
 
-@flow(name="batch-inference", log_prints=True)
+@flow(name="batch-inference", log_prints=True, task_runner=task_runner())
 def batch_inference_flow(params: BatchParams) -> BatchResult:
-    """Score trips requested in [start, end) and store the predictions idempotently."""
+    """Score trips requested in [start, end), a day per mapped task, and store the predictions
+    idempotently."""
     validated_dir = params.validated_dir or get_settings().validated_dir
-    predictions = score_window(params.start, params.end, validated_dir)
+    trips, version = select_trips(params.start, params.end, validated_dir)
+    scored = score_partition.map(partitions(trips), unmapped(version))
+    predictions = pd.concat([future.result() for future in scored], ignore_index=True)
+    get_run_logger().info("scored %d trips in %d partitions with v%s", len(predictions), len(scored), version)
     path = write(predictions, params.start, params.end)
     versions = sorted(set(predictions["model_version"]))
     return BatchResult(rows=len(predictions), parquet=path, model_versions=versions)

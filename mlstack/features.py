@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import importlib.util
 import io
+import threading
 import warnings
 from datetime import UTC, datetime, timedelta
 from functools import cache
@@ -238,14 +239,21 @@ def materialize_offline(store: FeatureStore, settings: Settings | None = None) -
     return end
 
 
+# Feast's DuckDB offline store shares one ibis connection per process, and two threads retrieving
+# at once deadlock in it (seen with batch scoring's partitions on the thread runner). One
+# retrieval at a time per process; Dask workers are processes and still retrieve in parallel.
+_OFFLINE_LOCK = threading.Lock()
+
+
 def historical_features(store: FeatureStore, trips: pd.DataFrame) -> pd.DataFrame:
     """Point-in-time correct features for each trip, in the trips' order (Feast does not keep it)."""
     entity = trips[[*ENTITY_COLUMNS, *[c for c in ("passenger_count", LABEL) if c in trips]]].copy()
     entity["event_timestamp"] = entity["requested_at"]
-    job = store.get_historical_features(
-        entity_df=entity, features=feature_service(store), full_feature_names=True
-    )
-    out = job.to_df()
+    with _OFFLINE_LOCK:
+        job = store.get_historical_features(
+            entity_df=entity, features=feature_service(store), full_feature_names=True
+        )
+        out = job.to_df()
     return out.set_index("trip_id").loc[entity["trip_id"]].reset_index()
 
 

@@ -35,7 +35,20 @@ def load_champion(name: str = MODEL_NAME) -> Champion:
     version = registry.alias_version(registry.CHAMPION, name)
     if version is None:
         raise registry.RegistryError(f"{name} has no champion yet: run `mlstack train` first")
+    return load_version(version, name)
+
+
+def load_version(version: str, name: str = MODEL_NAME) -> Champion:
+    """One registry version, as the champion it was when a run resolved the alias: every
+    partition of a window is scored by the same version, even if the alias moves meanwhile."""
     return Champion(registry.load(version, name), version)
+
+
+def partitions(trips: pd.DataFrame, freq: str = "D") -> list[pd.DataFrame]:
+    """The trips cut by request time into `freq` periods (UTC days by default), oldest first:
+    the units that batch scoring maps over."""
+    periods = trips["requested_at"].dt.tz_convert("UTC").dt.floor(freq)
+    return [part for _, part in trips.groupby(periods, sort=True) if len(part)]
 
 
 def window_trips(trips: pd.DataFrame, start: datetime, end: datetime) -> pd.DataFrame:

@@ -133,7 +133,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[dict[str, 
 
 
 def test_up_starts_each_service_once_on_loopback(stack: tuple[dict[str, str], Server, dict]) -> None:
-    env, server, started = stack
+    env, _, started = stack
     services = {s["name"]: s for s in started["services"]}
     assert [services[name]["state"] for name in ("prefect", "mlflow", "worker")] == ["started"] * 3
     assert services["prefect"]["url"].startswith("http://127.0.0.1:")

@@ -127,3 +127,17 @@ def test_concurrent_writers_of_one_window_take_turns(in_trained_home: Settings, 
 def test_no_champion_is_a_clear_error(in_trained_home: Settings) -> None:
     with pytest.raises(registry.RegistryError, match="mlstack train"):
         load_champion("never_trained")
+
+
+def test_partitions_cut_a_window_into_utc_days_and_keep_every_trip() -> None:
+    import pandas as pd
+
+    from models.tabular.predict import partitions
+
+    stamps = pd.to_datetime(
+        ["2026-09-01T23:59:59Z", "2026-09-01T00:00:00Z", "2026-09-03T12:00:00Z", "2026-09-02T00:00:00Z"]
+    )
+    trips = pd.DataFrame({"trip_id": ["a", "b", "c", "d"], "requested_at": stamps})
+    parts = partitions(trips)
+    assert [sorted(part["trip_id"]) for part in parts] == [["a", "b"], ["d"], ["c"]]
+    assert sum(len(part) for part in parts) == len(trips)

@@ -1,0 +1,78 @@
+"""The pid records of `mlstack up`: a live one is trusted, a stale one is removed and never
+acted on, even when its pid now belongs to another process."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from mlstack import processes
+from mlstack.deploy import stack
+from mlstack.settings import get_settings
+
+
+def write(name: str, pid: int, stamp: str) -> None:
+    settings = get_settings()
+    settings.stack_dir.mkdir(parents=True, exist_ok=True)
+    record = stack.Record(name=name, pid=pid, stamp=stamp, url="http://127.0.0.1:1/api")
+    stack.record_path(settings, name).write_text(record.model_dump_json())
+
+
+def test_a_record_of_a_live_service_is_trusted() -> None:
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"], start_new_session=True)
+    try:
+        write("prefect", child.pid, processes.stamp_of(child.pid))
+        record, stale = stack.live_record(get_settings(), "prefect")
+        assert record is not None and record.pid == child.pid and not stale
+        assert stack.running_api_url(get_settings()) == "http://127.0.0.1:1/api"
+        assert [line.state for line in stack.down(get_settings()).services if line.name == "prefect"] == [
+            "stopped"
+        ]
+        assert child.wait(timeout=15) is not None
+    finally:
+        child.kill()
+
+
+def test_a_reused_pid_is_stale_and_left_alone() -> None:
+    # Our own pid, but another start time: the service died and this process took its number.
+    host, pid, started = processes.owner().split(":")
+    write("worker", os.getpid(), f"{host}:{pid}:{int(started) - 1000}")
+    result = stack.down(get_settings())
+    worker = next(line for line in result.services if line.name == "worker")
+    assert (worker.state, worker.note) == ("not running", "a stale pid file was removed")
+    assert not stack.record_path(get_settings(), "worker").exists()
+    # ...and this test process is still here to say so.
+
+
+@pytest.mark.parametrize("content", ["{not json", '{"name": "mlflow"}'])
+def test_a_torn_record_is_removed(content: str) -> None:
+    settings = get_settings()
+    settings.stack_dir.mkdir(parents=True, exist_ok=True)
+    stack.record_path(settings, "mlflow").write_text(content)
+    assert stack.live_record(settings, "mlflow") == (None, True)
+    assert not stack.record_path(settings, "mlflow").exists()
+
+
+def test_a_dead_pid_is_stale() -> None:
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    stamp = processes.stamp_of(child.pid)
+    child.wait()
+    write("prefect", child.pid, stamp)
+    assert stack.running_api_url(get_settings()) is None
+    assert stack.status(get_settings()).api_url is None
+
+
+def test_a_taken_port_is_named_with_the_setting_to_change(monkeypatch: pytest.MonkeyPatch) -> None:
+    import socket
+
+    from mlstack.errors import Busy
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        monkeypatch.setenv("MLSTACK_MLFLOW_PORT", str(taken.getsockname()[1]))
+        with pytest.raises(Busy, match="MLSTACK_MLFLOW_PORT"):
+            stack._ensure(get_settings(), lambda: stack.mlflow_spec(get_settings()), "mlflow")
