@@ -28,6 +28,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 from mlstack import features, tracking
 from mlstack.data.generator import N_ZONES
 from mlstack.settings import MODEL_NAME, Settings, get_settings
+from models.serving.metrics import instrument
 from models.tabular import registry
 from models.tabular.compiled import compile_model
 
@@ -285,6 +286,7 @@ def create_app(settings: Settings | None = None, model_name: str = MODEL_NAME) -
             task.cancel()
 
     app = FastAPI(title="mlstack trip duration", version="1", description=__doc__, lifespan=lifespan)
+    instrument(app)
 
     @app.get("/health")
     def health() -> dict[str, Any]:

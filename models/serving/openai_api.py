@@ -50,6 +50,7 @@ from mlstack.llm.embeddings import LOCAL_EMBEDDING_MODEL, local_embedder
 from mlstack.llm.local_server import Announcement
 from mlstack.settings import Settings, get_settings
 from models.lm.generate import Generation, GenerationParams, LocalLM, PromptTooLong
+from models.serving.metrics import instrument
 
 DEFAULT_MAX_TOKENS = 256
 WARM_UP = GenerationParams(max_tokens=1, temperature=0)
@@ -308,6 +309,7 @@ def create_app(
         lifespan=lifespan,
     )
     app.add_middleware(ServerTiming)
+    instrument(app)
 
     @app.exception_handler(OpenAIError)
     async def _openai_error(_request: Request, exc: OpenAIError) -> JSONResponse:

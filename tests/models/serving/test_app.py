@@ -145,3 +145,13 @@ def test_real_uvicorn_on_loopback(in_trained_home: Settings) -> None:
     finally:
         server.should_exit = True
         thread.join(timeout=30)
+
+
+def test_metrics_count_requests_errors_and_latency(client: TestClient) -> None:
+    assert client.post("/predict", json=TRIP).status_code == 200
+    assert client.post("/predict", json={"driver_id": "x"}).status_code == 422
+    text = client.get("/metrics").text
+    assert 'http_requests_total{handler="/predict",method="POST",status="2xx"} 1.0' in text
+    assert 'http_requests_total{handler="/predict",method="POST",status="4xx"} 1.0' in text
+    assert 'http_request_duration_seconds_count{handler="/predict",method="POST"} 2.0' in text
+    assert "/metrics" not in text.split("http_requests_total", 1)[1].split("\n# ", 1)[0]

@@ -226,3 +226,15 @@ def test_a_client_that_leaves_mid_stream_frees_the_model(client: OpenAI, model_i
         model=model_id, messages=QUESTION, max_tokens=3, temperature=0
     )
     assert after.usage.completion_tokens == 3
+
+
+def test_metrics_count_chat_requests(client: OpenAI, model_id: str, tiny_server: tuple[str, str]) -> None:
+    import httpx
+
+    client.chat.completions.create(model=model_id, messages=[{"role": "user", "content": "hi"}], max_tokens=2)
+    text = httpx.get(tiny_server[0].removesuffix("/v1") + "/metrics").text
+    line = next(
+        x for x in text.splitlines() if x.startswith('http_requests_total{handler="/v1/chat/completions"')
+    )
+    assert 'status="2xx"' in line and float(line.split()[-1]) >= 1
+    assert 'http_request_duration_seconds_bucket{handler="/v1/chat/completions"' in text

@@ -54,6 +54,10 @@ def test_tuning_logs_nested_trials_and_a_complete_parent_run(frame: pd.DataFrame
         for metric in ("mae", "rmse", "r2"):
             assert f"{split}_{metric}" in parent.data.metrics
     assert parent.data.metrics["test_r2"] > 0.5, "the model learns the duration structure"
+    # MLflow's system metrics: logging the model alone outlasts their one-second sampling.
+    assert {"system/cpu_utilization_percentage", "system/system_memory_usage_megabytes"} <= set(
+        parent.data.metrics
+    )
     assert parent.data.tags["data.dvc_version"] == "dvc:abc123"
     assert parent.data.tags["data.digest"]
     inputs = parent.inputs.dataset_inputs
