@@ -26,9 +26,11 @@ from pathlib import Path
 
 import httpx
 
-from benchmarks._common import console, report
 from mlstack import processes
 from mlstack.settings import project_root
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import console, report
 
 
 def mlstack(env: dict[str, str], *args: str) -> str:
