@@ -59,8 +59,12 @@ def _mlflow_row(settings: Settings) -> tuple[str, str, str]:
 
 
 def _prefect_row(settings: Settings) -> tuple[str, str, str]:
+    from mlstack.deploy.stack import running_api_url
+
     if settings.prefect_api_url:
         return ("Prefect", "external", settings.prefect_api_url)
+    if url := running_api_url(settings):
+        return ("Prefect", "mlstack up", f"{url} (UI {url.removesuffix('/api')}; `mlstack down` stops it)")
     db = os.environ.get("PREFECT_SERVER_DATABASE_CONNECTION_URL", "Prefect's default")
     return ("Prefect", "ephemeral", f"a temporary server per run; database {db}")
 
