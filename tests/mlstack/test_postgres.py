@@ -152,3 +152,29 @@ def test_a_ledger_from_before_domains_is_upgraded_without_rerunning_steps(tmp_pa
             assert postgres.migrate(conn, "other", [postgres.Migration(1, "noop", "SELECT 1")]) == [1]
     finally:
         postgres.stop_embedded(settings.pg_dir)
+
+
+def test_a_data_dir_of_another_major_version_is_refused_untouched(tmp_path: Path) -> None:
+    """What pgserver's Postgres 16 left: Postgres 18 cannot open it, and must not init over it."""
+    settings = Settings(home=tmp_path / "home")
+    settings.pg_dir.mkdir(parents=True)
+    (settings.pg_dir / "PG_VERSION").write_text("16\n")
+    (settings.pg_dir / "base").mkdir()
+    before = sorted(p.name for p in settings.pg_dir.iterdir())
+    with pytest.raises(postgres.PostgresUnavailable) as refused:
+        postgres.connect(settings)
+    message = str(refused.value)
+    assert "Postgres 16 data dir" in message and "Postgres 18" in message
+    assert "pg_dumpall" in message and "MLSTACK_PG_DSN" in message and "Nothing was changed" in message
+    assert sorted(p.name for p in settings.pg_dir.iterdir()) == before
+    assert postgres.status(settings).state.startswith("down: ")
+
+
+def test_the_embedded_server_has_pgvector_0_8_and_pg_trgm(pg_settings: Settings) -> None:
+    with postgres.connect(pg_settings) as conn:
+        major = conn.execute("SHOW server_version_num").fetchone()[0]
+        vector = conn.execute("SELECT extversion FROM pg_extension WHERE extname = 'vector'").fetchone()[0]
+        trgm = conn.execute("SELECT 1 FROM pg_available_extensions WHERE name = 'pg_trgm'").fetchone()
+    assert int(major) // 10000 == postgres.EMBEDDED_MAJOR
+    assert tuple(int(part) for part in vector.split(".")[:2]) >= (0, 8)
+    assert trgm is not None  # the Prefect server's migrations need it
