@@ -11,6 +11,7 @@ where prefect.yaml's trigger on that event runs the retraining deployment instea
 
 from __future__ import annotations
 
+import logging
 from datetime import datetime
 from typing import Literal
 
@@ -105,18 +106,26 @@ def window_folder(version: str, start: datetime, end: datetime) -> str:
     return f"v{version}/{start:{stamp}}_{end:{stamp}}"
 
 
+def retrains_here(
+    asked: bool | None, settings: Settings, log: logging.Logger | logging.LoggerAdapter
+) -> bool:
+    """Whether drift runs the retraining subflow: as asked (default: MLSTACK_RETRAIN_ON_DRIFT),
+    except under a deployment, where prefect.yaml's trigger on the drift event starts the
+    retraining deployment, with its concurrency limit and cooldown; a subflow would train twice."""
+    retrain = settings.monitoring.retrain_on_drift if asked is None else asked
+    if retrain and deployment.get_id():
+        log.info("retraining is left to the deployment triggered by %s", events.DRIFT_DETECTED)
+        return False
+    return retrain
+
+
 @flow(name="monitoring", log_prints=True)
 def monitoring_flow(params: MonitoringParams) -> MonitoringResult | State:
     """Check [start, end) for drift; alert, emit the event and optionally retrain when found."""
     settings = get_settings()
     log = get_run_logger()
     start, end = params.start, params.end
-    retrain = settings.monitoring.retrain_on_drift if params.retrain is None else params.retrain
-    if retrain and deployment.get_id():
-        # Under a deployment the drift event starts the retraining deployment (prefect.yaml's
-        # trigger, with its concurrency limit and cooldown); a subflow here would train twice.
-        log.info("retraining is left to the deployment triggered by %s", events.DRIFT_DETECTED)
-        retrain = False
+    retrain = retrains_here(params.retrain, settings, log)
     tracking.setup(settings)
     version = registry.alias_version(registry.CHAMPION)
     if version is None:

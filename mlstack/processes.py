@@ -91,32 +91,8 @@ def _fork(make: Callable[[], subprocess.Popen]) -> subprocess.Popen:
     return future.result()
 
 
-def spawn(argv: list[str], log_path: Path, env: dict[str, str] | None = None) -> subprocess.Popen:
-    """Start argv tied to this process; it is stopped when this process exits or dies."""
-    log_path.parent.mkdir(parents=True, exist_ok=True)
-    command = [sys.executable, "-c", _LAUNCHER, str(os.getpid()), *argv]
-
-    def make() -> subprocess.Popen:
-        with log_path.open("ab") as out:
-            return subprocess.Popen(
-                command,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                env=env,
-                start_new_session=True,
-            )
-
-    process = _fork(make)
-    _running.append(process)
-    return process
-
-
-def spawn_detached(
-    argv: list[str], log_path: Path, env: dict[str, str] | None = None, cwd: Path | None = None
-) -> subprocess.Popen:
-    """Start argv to outlive this process (the services of `mlstack up`), in a session and process
-    group of its own, so that `stop_group` later reaches everything it started."""
+def _popen(argv: list[str], log_path: Path, env: dict[str, str] | None, cwd: Path | None) -> subprocess.Popen:
+    """argv in a session of its own, its output appended to `log_path`."""
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with log_path.open("ab") as out:
         return subprocess.Popen(
@@ -128,6 +104,22 @@ def spawn_detached(
             cwd=cwd,
             start_new_session=True,
         )
+
+
+def spawn(argv: list[str], log_path: Path, env: dict[str, str] | None = None) -> subprocess.Popen:
+    """Start argv tied to this process; it is stopped when this process exits or dies."""
+    command = [sys.executable, "-c", _LAUNCHER, str(os.getpid()), *argv]
+    process = _fork(lambda: _popen(command, log_path, env, None))
+    _running.append(process)
+    return process
+
+
+def spawn_detached(
+    argv: list[str], log_path: Path, env: dict[str, str] | None = None, cwd: Path | None = None
+) -> subprocess.Popen:
+    """Start argv to outlive this process (the services of `mlstack up`), in a session and process
+    group of its own, so that `stop_group` later reaches everything it started."""
+    return _popen(argv, log_path, env, cwd)
 
 
 def start_service(

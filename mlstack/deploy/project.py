@@ -37,8 +37,6 @@ from mlstack.settings import Settings, project_root
 
 PREFECT_FILE = "prefect.yaml"
 FLOWS_DIR = "flows"
-# The variables prefect.yaml reads with `{{ $NAME }}`, filled from settings by `deploy`.
-TEMPLATE_VARIABLES = ("MLSTACK_GIT_REPOSITORY", "MLSTACK_GIT_BRANCH", "MLSTACK_RETRAIN_COOLDOWN")
 
 
 @dataclass(frozen=True)

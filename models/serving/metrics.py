@@ -2,26 +2,27 @@
 are the 4xx and 5xx series), latency histograms and payload sizes, from
 prometheus-fastapi-instrumentator.
 
-Each app gets a registry of its own, so that a process holding two apps (the tests, a notebook)
-does not register one series twice. With several uvicorn workers each worker counts its own
-requests; set PROMETHEUS_MULTIPROC_DIR to have them add up, as prometheus_client documents.
+Each app counts into a registry of its own, which its `/metrics` serves. Not the instrumentator's
+own endpoint: it switches to prometheus_client's multiprocess collector whenever
+PROMETHEUS_MULTIPROC_DIR is set, and importing Feast sets that variable to an empty folder of
+its own, so the trip server's metrics vanished from it. With several uvicorn workers, each
+worker counts its own requests: scrape each, or run one worker per container.
 """
 
 from __future__ import annotations
 
-import os
-
-from fastapi import FastAPI
+from fastapi import FastAPI, Response
 
 METRICS_PATH = "/metrics"
 
 
 def instrument(app: FastAPI) -> None:
-    from prometheus_client import REGISTRY, CollectorRegistry
+    from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
     from prometheus_fastapi_instrumentator import Instrumentator
 
-    shared = "PROMETHEUS_MULTIPROC_DIR" in os.environ
-    Instrumentator(
-        excluded_handlers=[METRICS_PATH],
-        registry=REGISTRY if shared else CollectorRegistry(),
-    ).instrument(app).expose(app, endpoint=METRICS_PATH, include_in_schema=False)
+    registry = CollectorRegistry()
+    Instrumentator(excluded_handlers=[METRICS_PATH], registry=registry).instrument(app)
+
+    @app.get(METRICS_PATH, include_in_schema=False)
+    def metrics() -> Response:
+        return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)

@@ -132,3 +132,18 @@ def test_an_empty_window_is_skipped_without_alerts(prefect_harness, in_trained_h
     result = _completed(monitoring_flow(params, return_state=True))
     assert result.status == "skipped" and "holds 0 prediction" in result.skipped_because
     assert result.alerts == [] and alerts.read_log(in_trained_home) == before
+
+
+def test_under_a_deployment_drift_leaves_retraining_to_the_trigger(monkeypatch: pytest.MonkeyPatch) -> None:
+    import logging
+
+    from flows.monitoring import retrains_here
+
+    log = logging.getLogger("test")
+    monkeypatch.setenv("MLSTACK_RETRAIN_ON_DRIFT", "true")
+    assert retrains_here(None, get_settings(), log) is True
+    assert retrains_here(False, get_settings(), log) is False
+    # Prefect's runtime reads these variables in place of a real deployment run's context.
+    monkeypatch.setenv("PREFECT__RUNTIME__DEPLOYMENT__ID", "0f6a1d6e-8f5c-4a1e-9d2b-1c7f3e5a9b10")
+    assert retrains_here(None, get_settings(), log) is False
+    assert retrains_here(True, get_settings(), log) is False
