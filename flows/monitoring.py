@@ -113,7 +113,7 @@ def retrains_here(
     except under a deployment, where prefect.yaml's trigger on the drift event starts the
     retraining deployment, with its concurrency limit and cooldown; a subflow would train twice."""
     retrain = settings.monitoring.retrain_on_drift if asked is None else asked
-    if retrain and deployment.get_id():
+    if retrain and deployment.id:
         log.info("retraining is left to the deployment triggered by %s", events.DRIFT_DETECTED)
         return False
     return retrain
