@@ -52,6 +52,7 @@ lock: $(BIN)/python  ## Re-resolve pyproject.toml from scratch and rewrite const
 	{ head -2 constraints.txt; $(VENV)-lock/bin/pip freeze --exclude-editable | grep -v '^-e'; } > constraints.txt.new
 	mv constraints.txt.new constraints.txt && rm -rf $(VENV)-lock
 
-clean-data:  ## Delete the data dir (.mlstack/) after stopping the embedded Postgres.
+clean-data:  ## Delete the data dir (.mlstack/) after stopping `mlstack up`'s services and the embedded Postgres.
+	-@$(BIN)/mlstack down > /dev/null
 	-@$(BIN)/python -c "from mlstack.postgres import stop_embedded; from mlstack.settings import get_settings; stop_embedded(get_settings().pg_dir)"
 	rm -rf .mlstack

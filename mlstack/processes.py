@@ -132,10 +132,14 @@ def start_service(
     *,
     detached: bool = False,
     cwd: Path | None = None,
+    spawned: Callable[[subprocess.Popen], None] | None = None,
 ) -> subprocess.Popen:
     """`spawn` (or `spawn_detached`), then wait until `ready()`; stop it and raise ServiceFailed
-    if it never is."""
+    if it never is. `spawned` hears of the process before the wait: a detached service must be
+    on record at once, or a caller killed while it waits would leave it running unknown."""
     process = spawn_detached(argv, log_path, env, cwd) if detached else spawn(argv, log_path, env)
+    if spawned:
+        spawned(process)
     deadline = time.monotonic() + timeout_s
     while not ready():
         if process.poll() is not None or time.monotonic() > deadline:

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import subprocess
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -263,20 +264,27 @@ def _ensure(settings: Settings, make: Callable[[], Spec], name: str) -> ServiceL
             f" start: stop that program, or set {variable} to a free port"
         )
     log = settings.stack_dir / f"{name}.log"
-    process = processes.start_service(
-        spec.argv,
-        log,
-        spec.ready,
-        settings.orchestration.up_timeout_s,
-        f"the {name} service",
-        spec.env,
-        detached=True,
-        cwd=spec.cwd,
-    )
-    record = Record(
-        name=name, pid=process.pid, stamp=processes.stamp_of(process.pid), url=spec.url, log=str(log)
-    )
-    _write(settings, record)
+
+    def on_record(process: subprocess.Popen) -> None:
+        # Before the wait: an `up` killed while the service starts leaves it where `down` finds it.
+        stamp = processes.stamp_of(process.pid)
+        _write(settings, Record(name=name, pid=process.pid, stamp=stamp, url=spec.url, log=str(log)))
+
+    try:
+        process = processes.start_service(
+            spec.argv,
+            log,
+            spec.ready,
+            settings.orchestration.up_timeout_s,
+            f"the {name} service",
+            spec.env,
+            detached=True,
+            cwd=spec.cwd,
+            spawned=on_record,
+        )
+    except processes.ServiceFailed:
+        record_path(settings, name).unlink(missing_ok=True)
+        raise
     return ServiceLine(name=name, state="started", url=spec.url, pid=process.pid, log=str(log), note=note)
 
 
@@ -340,15 +348,3 @@ def down(settings: Settings) -> StackResult:
                 record_path(settings, name).unlink()
             lines.append(ServiceLine(name=name, state="stopped", url=record.url, pid=record.pid))
     return StackResult(services=lines)
-
-
-def status(settings: Settings) -> StackResult:
-    """What runs now, without starting or stopping anything."""
-    lines = []
-    for name in ("postgres", "prefect", "mlflow", "worker"):
-        record, _ = live_record(settings, name)
-        if record:
-            lines.append(ServiceLine(name=name, state="running", url=record.url, pid=record.pid))
-        else:
-            lines.append(ServiceLine(name=name, state="not running"))
-    return StackResult(services=lines, api_url=running_api_url(settings))

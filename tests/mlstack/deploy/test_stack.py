@@ -62,7 +62,7 @@ def test_a_dead_pid_is_stale() -> None:
     child.wait()
     write("prefect", child.pid, stamp)
     assert stack.running_api_url(get_settings()) is None
-    assert stack.status(get_settings()).api_url is None
+    assert not stack.record_path(get_settings(), "prefect").exists()
 
 
 def test_a_taken_port_is_named_with_the_setting_to_change(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -102,3 +102,30 @@ def test_commands_use_the_server_of_up_while_it_runs(tmp_path) -> None:
         assert shown.stdout.strip() == "http://elsewhere:4200/api"
     finally:
         child.kill()
+
+
+@pytest.mark.slow
+def test_an_up_killed_while_a_server_starts_leaves_it_on_record_for_down(tmp_path) -> None:
+    from mlstack.settings import Settings
+    from tests.kill import command_env, kill_when, mlstack
+
+    home = tmp_path / "home"
+    env = command_env(
+        home,
+        MLSTACK_PREFECT_PORT=str(processes.free_port()),
+        MLSTACK_MLFLOW_PORT=str(processes.free_port()),
+    )
+    settings = Settings(home=home)
+    try:
+        killed = kill_when(mlstack("up"), env, when=lambda: stack.record_path(settings, "prefect").exists())
+        record, _ = stack.live_record(settings, "prefect")
+        assert record is not None, killed.output[-2000:]  # the server outlived `up`, on record
+        done = subprocess.run(mlstack("down", "--json"), env=env, capture_output=True, text=True, timeout=120)
+        assert '"name":"prefect","state":"stopped"' in done.stdout, done.stderr[-2000:]
+        assert not stack.live_record(settings, "prefect")[0]
+        assert not processes.owner_alive(record.stamp)
+    finally:
+        from mlstack import postgres
+
+        subprocess.run(mlstack("down"), env=env, capture_output=True, timeout=120)
+        postgres.stop_embedded(settings.pg_dir)
