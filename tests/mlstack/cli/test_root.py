@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from mlstack import postgres
 from mlstack.cli import app
 from mlstack.cli.root import render_demo, render_info
 from mlstack.services import SettingRow, setting_rows
@@ -137,9 +138,12 @@ def test_no_secret_reaches_output_or_any_file_of_the_data_dir(tmp_path: Path) ->
     data dir (the Prefect and MLflow databases and their WAL files among them) hold none."""
     home = tmp_path / "home"
     env = command_env(home, **CANARIES)
-    demo = run(mlstack("demo", "--days", "7", "--trials", "1"), env)
+    try:
+        demo = run(mlstack("demo", "--days", "7", "--trials", "1"), env)
+        info = run(mlstack("info"), env)
+    finally:  # the demo's commands leave the embedded Postgres up for the next: this test has none
+        postgres.stop_embedded(Settings(home=home).pg_dir)
     assert demo.returncode == 0, demo.stderr[-3000:]
-    info = run(mlstack("info"), env)
     assert info.returncode == 0, info.stderr
     shown = demo.stdout + demo.stderr + info.stdout + info.stderr
     assert "alert to slack://T...1/T...2/T...3// failed" in shown, "the alerts were attempted"
