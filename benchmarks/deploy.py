@@ -42,13 +42,6 @@ def mlstack(env: dict[str, str], *args: str) -> str:
     return done.stdout
 
 
-def healthy(url: str) -> bool:
-    try:
-        return httpx.get(url, timeout=2).status_code == 200
-    except httpx.HTTPError:
-        return False
-
-
 def plain_prefect_start(tmp: Path) -> float:
     """A plain `prefect server start` on SQLite, until /api/health answers."""
     port = processes.free_port()
@@ -58,7 +51,7 @@ def plain_prefect_start(tmp: Path) -> float:
     t0 = time.perf_counter()
     server = processes.spawn_detached([*command, "--port", str(port)], tmp / "plain.log", env)
     try:
-        while not healthy(f"http://127.0.0.1:{port}/api/health"):
+        while not processes.answers(f"http://127.0.0.1:{port}/api/health"):
             time.sleep(0.1)
         return time.perf_counter() - t0
     finally:

@@ -206,6 +206,16 @@ def console_script(name: str) -> str:
     return str(beside) if beside.exists() else (shutil.which(name) or name)
 
 
+def answers(url: str) -> bool:
+    """Whether an HTTP service answers 200 at `url` now: the readiness probe of our services."""
+    import httpx
+
+    try:
+        return httpx.get(url, timeout=2).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
 def free_port() -> int:
     """A loopback port that is free now."""
     with socket.socket() as sock:

@@ -136,7 +136,7 @@ def prefect_api() -> None:
             processes.start_service(
                 [*command, "--port", str(port)],
                 get_settings().home / "prefect" / "temporary-server.log",
-                ready=lambda url=url: _healthy(f"{url}/health"),
+                ready=lambda url=url: processes.answers(f"{url}/health"),
                 timeout_s=PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS.value(),
                 what="the temporary Prefect API server",
                 env=env,
@@ -147,15 +147,6 @@ def prefect_api() -> None:
                 raise
     os.environ["PREFECT_API_URL"] = url
     refresh_global_settings_context()
-
-
-def _healthy(url: str) -> bool:
-    import httpx
-
-    try:
-        return httpx.get(url, timeout=2).status_code == 200
-    except httpx.HTTPError:
-        return False
 
 
 def show(result: Model, render: Callable[[Model], RenderableType], as_json: bool) -> None:

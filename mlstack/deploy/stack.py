@@ -29,11 +29,12 @@ from typing import Literal
 from pydantic import BaseModel, Field
 
 from mlstack import locks, postgres, processes
+from mlstack.deploy import project
+from mlstack.deploy.project import CPU
 from mlstack.errors import Busy, MlstackError
 from mlstack.io import atomic_file
 from mlstack.settings import Settings
 
-CPU_POOL = "cpu"
 PREFECT_DATABASE = "prefect"
 DATABASE_VARIABLE = "PREFECT_SERVER_DATABASE_CONNECTION_URL"
 HOST = "127.0.0.1"  # loopback only: put a proxy with authentication in front to share them
@@ -118,18 +119,6 @@ def _write(settings: Settings, record: Record) -> None:
         tmp.write_text(record.model_dump_json(indent=2))
 
 
-def _answers(url: str) -> Callable[[], bool]:
-    def ready() -> bool:
-        import httpx
-
-        try:
-            return httpx.get(url, timeout=2).status_code == 200
-        except httpx.HTTPError:
-            return False
-
-    return ready
-
-
 def _port_free(port: int) -> bool:
     import socket
 
@@ -199,7 +188,7 @@ def prefect_spec(settings: Settings) -> Spec:
         "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
     }
     argv = [processes.console_script("prefect"), "server", "start", "--host", HOST, "--port", str(port)]
-    return Spec("prefect", argv, url, _answers(f"{url}/health"), env, port=port)
+    return Spec("prefect", argv, url, lambda: processes.answers(f"{url}/health"), env, port=port)
 
 
 def mlflow_spec(settings: Settings) -> Spec:
@@ -212,7 +201,7 @@ def mlflow_spec(settings: Settings) -> Spec:
     # Its job runner (eight more processes, for server-side GenAI jobs this stack does not use)
     # doubles the UI's start on two cores; MLFLOW_SERVER_ENABLE_JOB_EXECUTION=true brings it back.
     env.setdefault("MLFLOW_SERVER_ENABLE_JOB_EXECUTION", "false")
-    return Spec("mlflow", argv, url, _answers(f"{url}/health"), env, port=port)
+    return Spec("mlflow", argv, url, lambda: processes.answers(f"{url}/health"), env, port=port)
 
 
 def worker_spec(settings: Settings, api_url: str) -> Spec:
@@ -222,7 +211,7 @@ def worker_spec(settings: Settings, api_url: str) -> Spec:
         "worker",
         "start",
         "--pool",
-        CPU_POOL,
+        CPU,
         "--type",
         "process",
         "--name",
@@ -241,7 +230,7 @@ def _worker_online(api_url: str, name: str) -> Callable[[], bool]:
         import httpx
 
         try:
-            answer = httpx.post(f"{api_url}/work_pools/{CPU_POOL}/workers/filter", json={}, timeout=2)
+            answer = httpx.post(f"{api_url}/work_pools/{CPU}/workers/filter", json={}, timeout=2)
         except httpx.HTTPError:
             return False
         return answer.status_code == 200 and any(
@@ -307,8 +296,6 @@ def _postgres(settings: Settings) -> ServiceLine:
 
 def up(settings: Settings) -> StackResult:
     """Start whatever of postgres, prefect, mlflow and the worker is not running."""
-    from mlstack.deploy import project
-
     settings.stack_dir.mkdir(parents=True, exist_ok=True)
     with locks.file_lock(settings.stack_dir, timeout_s=settings.orchestration.up_timeout_s * 4):
         lines = [_postgres(settings)]
