@@ -268,6 +268,67 @@ class OrchestrationSettings(Section):
     )
 
 
+class RAGSettings(Section):
+    """Where RAG's sources come from, how they are cut and searched, and when an answer is
+    "I don't know"."""
+
+    model_config = SettingsConfigDict(env_prefix="MLSTACK_RAG_")
+
+    collection: str = Field(
+        default="default",
+        pattern=r"^[a-z0-9][a-z0-9_-]{0,62}$",
+        description="The collection commands use when --collection is not given.",
+    )
+    chunk_size: int = Field(
+        default=500,
+        ge=200,
+        description="Characters per chunk at most (500 retrieved better than 1000 on our evaluation).",
+    )
+    chunk_overlap: int = Field(default=100, ge=0, description="Characters neighbouring chunks share.")
+    batch_documents: int = Field(
+        default=64, ge=1, description="Documents per refresh batch: one mapped task, one transaction."
+    )
+    k: int = Field(default=5, ge=1, le=100, description="Documents a search or an answer retrieves.")
+    min_similarity: float = Field(
+        default=0.3,
+        ge=-1.0,
+        le=1.0,
+        description="Below this cosine similarity of the best chunk, an answer says it does not know.",
+    )
+    eval_max_drop: float = Field(
+        default=0.05,
+        ge=0.0,
+        le=1.0,
+        description="A refresh that lowers hybrid hit@5 by more than this is flagged and alerted.",
+    )
+    github_token: SecretStr | None = Field(
+        default=None,
+        validation_alias=_env("MLSTACK_GITHUB_TOKEN", "GITHUB_TOKEN"),
+        description="GitHub token for `github:owner/repo` sources. Secret.",
+    )
+    github_api_url: str = Field(
+        default="https://api.github.com",
+        validation_alias=_env("MLSTACK_GITHUB_API_URL"),
+        description="GitHub REST API root (GitHub Enterprise: https://HOST/api/v3).",
+    )
+    slack_token: SecretStr | None = Field(
+        default=None,
+        validation_alias=_env("MLSTACK_SLACK_TOKEN", "SLACK_BOT_TOKEN"),
+        description="Slack bot token for `slack:CHANNEL_ID` sources (the Web API). Secret.",
+    )
+    slack_api_url: str = Field(
+        default="https://slack.com/api",
+        validation_alias=_env("MLSTACK_SLACK_API_URL"),
+        description="Slack Web API root.",
+    )
+    rate_limit_wait_s: float = Field(
+        default=60.0,
+        ge=0,
+        description="The longest a source waits out an API rate limit; a longer one stops the read"
+        " cleanly, and the next refresh resumes from its cursor.",
+    )
+
+
 def _section(kind: type[Section]) -> Any:
     return Field(default_factory=kind, description=kind.__doc__)
 
@@ -288,6 +349,7 @@ class Settings(BaseSettings):
     monitoring: MonitoringSettings = _section(MonitoringSettings)
     llm: LLMSettings = _section(LLMSettings)
     orchestration: OrchestrationSettings = _section(OrchestrationSettings)
+    rag: RAGSettings = _section(RAGSettings)
 
     @classmethod
     def sections(cls) -> dict[str, type[Section]]:
@@ -371,6 +433,10 @@ class Settings(BaseSettings):
     def worker_dir(self) -> Path:
         """The process worker's working folder, where deployments' pull steps clone the code."""
         return self.home / "worker"
+
+    @property
+    def rag_reports_dir(self) -> Path:
+        return self.reports_dir / "rag"
 
     @property
     def pg_dir(self) -> Path:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 import shutil
 import tempfile
@@ -24,7 +25,7 @@ import pytest  # noqa: E402
 from mlstack.data import validation  # noqa: E402
 from mlstack.data.config import GeneratorConfig  # noqa: E402
 from mlstack.data.generator import generate, write_tables  # noqa: E402
-from mlstack.settings import Settings  # noqa: E402
+from mlstack.settings import Settings, get_settings  # noqa: E402
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 SMALL = GeneratorConfig(start=date(2026, 9, 1), days=2, trips_per_day=600, n_drivers=40)
@@ -102,6 +103,25 @@ def pg_settings(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
     settings = Settings(home=tmp_path_factory.mktemp("pg-home"))
     yield settings
     stop_embedded(settings.pg_dir)
+
+
+_collections = itertools.count()
+
+
+@pytest.fixture
+def rag_settings(pg_settings: Settings, monkeypatch: pytest.MonkeyPatch) -> Settings:
+    """Settings on the session's Postgres through MLSTACK_PG_DSN, as any process would see them;
+    tests keep apart by collection."""
+    from mlstack.postgres import resolve_dsn
+
+    monkeypatch.setenv("MLSTACK_PG_DSN", resolve_dsn(pg_settings))
+    return get_settings()
+
+
+@pytest.fixture
+def collection() -> str:
+    """A RAG collection of this test's own."""
+    return f"test-{next(_collections)}"
 
 
 TINY_CORPUS = [

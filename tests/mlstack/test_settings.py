@@ -129,6 +129,18 @@ DOCUMENTED = {
     "OPENAI_API_KEY": ("llm", "openai_api_key", "sk-test", SecretStr("sk-test")),
     "OPENAI_BASE_URL": ("llm", "openai_base_url", "http://o:1/v1", "http://o:1/v1"),
     "MLSTACK_ASK_CONCURRENCY": ("llm", "ask_concurrency", "8", 8),
+    "MLSTACK_RAG_COLLECTION": ("rag", "collection", "handbook", "handbook"),
+    "MLSTACK_RAG_CHUNK_SIZE": ("rag", "chunk_size", "800", 800),
+    "MLSTACK_RAG_CHUNK_OVERLAP": ("rag", "chunk_overlap", "50", 50),
+    "MLSTACK_RAG_BATCH_DOCUMENTS": ("rag", "batch_documents", "16", 16),
+    "MLSTACK_RAG_K": ("rag", "k", "8", 8),
+    "MLSTACK_RAG_MIN_SIMILARITY": ("rag", "min_similarity", "0.4", 0.4),
+    "MLSTACK_RAG_EVAL_MAX_DROP": ("rag", "eval_max_drop", "0.1", 0.1),
+    "MLSTACK_GITHUB_TOKEN": ("rag", "github_token", "ghp_x", SecretStr("ghp_x")),
+    "MLSTACK_GITHUB_API_URL": ("rag", "github_api_url", "https://ghe/api/v3", "https://ghe/api/v3"),
+    "MLSTACK_SLACK_TOKEN": ("rag", "slack_token", "xoxb-1", SecretStr("xoxb-1")),
+    "MLSTACK_SLACK_API_URL": ("rag", "slack_api_url", "https://s/api", "https://s/api"),
+    "MLSTACK_RAG_RATE_LIMIT_WAIT_S": ("rag", "rate_limit_wait_s", "5", 5.0),
 }
 
 

@@ -1,0 +1,77 @@
+"""Docs: Markdown, reStructuredText and text files under a folder (or one file).
+
+A file's path relative to the folder is its identity, so moving the folder keeps every id. Its
+title is its first heading, else its name. Hidden folders and virtual environments are skipped.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+from pathlib import Path
+
+from mlstack.rag.sources import Document, Skipped, SourceRead
+
+FORMATS = {".md": "markdown", ".markdown": "markdown", ".rst": "rst", ".txt": "text"}
+SKIP_DIRS = {"node_modules", "__pycache__", "site-packages", "venv"}
+_MD_HEADING = re.compile(r"^#{1,6}\s+(.+?)\s*#*\s*$", re.MULTILINE)
+_RST_HEADING = re.compile(r"^(?:([=\-~^\"'`#*+]{3,})\n)?(\S.*?)\s*\n([=\-~^\"'`#*+]{3,})\s*$", re.MULTILINE)
+
+
+def title_of(text: str, fmt: str, path: Path) -> str:
+    if fmt == "markdown" and (match := _MD_HEADING.search(text)):
+        return match.group(1).strip()
+    if fmt == "rst" and (match := _RST_HEADING.search(text)):
+        return match.group(2).strip()
+    return path.stem.replace("_", " ").replace("-", " ")
+
+
+def files_under(root: Path) -> list[Path]:
+    if root.is_file():
+        return [root]
+    found = []
+    for path in sorted(root.rglob("*")):
+        parts = path.relative_to(root).parts
+        if any(p.startswith(".") or p in SKIP_DIRS for p in parts[:-1]) or parts[-1].startswith("."):
+            continue
+        if path.is_file() and path.suffix.lower() in FORMATS:
+            found.append(path)
+    return found
+
+
+def read(root: Path, source: str) -> SourceRead:
+    result = SourceRead(source, "docs")
+    if not root.exists():
+        result.skipped.append(Skipped(str(root), "no such file or folder"))
+        result.complete = False  # a missing folder must not delete what was read from it before
+        return result
+    base = root.parent if root.is_file() else root
+    for path in files_under(root):
+        relative = path.relative_to(base).as_posix()
+        fmt = FORMATS[path.suffix.lower()]
+        try:
+            text = path.read_text(encoding="utf-8")
+        except UnicodeDecodeError as exc:
+            result.skipped.append(Skipped(str(path), f"not UTF-8 text (byte {exc.start})"))
+            continue
+        except OSError as exc:
+            result.skipped.append(Skipped(str(path), f"unreadable: {exc.strerror}"))
+            continue
+        if not text.strip():
+            result.skipped.append(Skipped(str(path), "empty"))
+            continue
+        modified = datetime.fromtimestamp(path.stat().st_mtime, UTC)
+        result.documents.append(
+            Document(
+                id=f"docs:{relative}",
+                kind="docs",
+                title=title_of(text, fmt, path),
+                units=(text,),
+                path=relative,
+                created_at=modified,
+                updated_at=modified,
+                metadata={"format": fmt},
+                format=fmt,  # type: ignore[arg-type]
+            )
+        )
+    return result

@@ -1,0 +1,48 @@
+"""Docs: Markdown, RST and text under a folder; relative paths are identities; bad files skipped."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from mlstack.rag.sources import docs, parse_spec
+from tests.mlstack.rag.conftest import write_docs
+
+
+def test_reads_markdown_rst_and_text_with_relative_paths_as_ids(tmp_path: Path) -> None:
+    root = write_docs(
+        tmp_path / "handbook",
+        {
+            "guide/setup.md": "# Setting up\n\nInstall it.",
+            "api.rst": "API reference\n=============\n\nCalls.",
+            "notes.txt": "plain notes",
+            ".hidden/secret.md": "# no",
+            "image.png": "not text",
+        },
+    )
+    read = docs.read(root, str(parse_spec(f"docs:{root}")))
+    by_id = {d.id: d for d in read.documents}
+    assert set(by_id) == {"docs:guide/setup.md", "docs:api.rst", "docs:notes.txt"}
+    assert by_id["docs:guide/setup.md"].title == "Setting up"
+    assert by_id["docs:guide/setup.md"].path == "guide/setup.md"
+    assert by_id["docs:api.rst"].title == "API reference"
+    assert by_id["docs:notes.txt"].title == "notes"
+    assert read.complete and not read.skipped
+
+    moved = tmp_path / "moved"
+    root.rename(moved)
+    assert {d.id for d in docs.read(moved, "docs:moved").documents} == set(by_id)
+
+
+def test_an_unreadable_or_empty_file_is_skipped_and_named(tmp_path: Path) -> None:
+    root = write_docs(tmp_path / "d", {"ok.md": "# Fine\n\ntext", "empty.md": "  \n"})
+    (root / "latin1.md").write_bytes("caf\xe9".encode("latin-1"))
+    read = docs.read(root, "docs:d")
+    assert [d.id for d in read.documents] == ["docs:ok.md"]
+    reasons = {Path(s.where).name: s.reason for s in read.skipped}
+    assert reasons["empty.md"] == "empty"
+    assert "not UTF-8" in reasons["latin1.md"]
+
+
+def test_a_missing_folder_is_not_a_complete_read(tmp_path: Path) -> None:
+    read = docs.read(tmp_path / "gone", "docs:gone")
+    assert not read.complete and read.skipped  # so nothing read from it before is deleted
