@@ -1,0 +1,89 @@
+"""Retrieval quality: hit@1, hit@5 and MRR@10 per search mode on a file of questions.
+
+The file is JSON lines, `{"question": ..., "expected": [...]}`, where `expected` names the
+documents that answer it by id, path or URL. A bad line is refused with its file, line and rule.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from mlstack.errors import InputError
+from mlstack.rag import retrieve
+from mlstack.rag.retrieve import Hit
+
+CUTOFFS = {"hit_at_1": 1, "hit_at_5": 5}
+MRR_AT = 10
+
+
+@dataclass(frozen=True)
+class Question:
+    question: str
+    expected: tuple[str, ...]
+    line: int
+
+
+def read_questions(path: Path) -> list[Question]:
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputError(f"{path}: cannot read the questions file ({exc})") from None
+    questions = []
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        where = f"{path} line {number}"
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise InputError(f"{where}: not JSON ({exc.msg})") from None
+        if (
+            not isinstance(record, dict)
+            or not isinstance(record.get("question"), str)
+            or not record["question"].strip()
+        ):
+            raise InputError(f'{where}: column "question" must be a non-empty string')
+        expected = record.get("expected")
+        if (
+            not isinstance(expected, list)
+            or not expected
+            or not all(isinstance(e, str) and e for e in expected)
+        ):
+            raise InputError(
+                f'{where}: column "expected" must be a non-empty list of document ids, paths or URLs'
+            )
+        questions.append(Question(record["question"], tuple(expected), number))
+    if not questions:
+        raise InputError(f"{path}: no questions (expected JSON lines with question and expected)")
+    return questions
+
+
+def relevant(hit: Hit, expected: tuple[str, ...]) -> bool:
+    return any(name in (hit.document_id, hit.path, hit.url) for name in expected)
+
+
+def scores(ranked: list[list[Hit]], questions: list[Question]) -> dict[str, float]:
+    totals = dict.fromkeys([*CUTOFFS, f"mrr_at_{MRR_AT}"], 0.0)
+    for hits, question in zip(ranked, questions, strict=True):
+        rank = next((i for i, hit in enumerate(hits, 1) if relevant(hit, question.expected)), None)
+        for name, cutoff in CUTOFFS.items():
+            totals[name] += rank is not None and rank <= cutoff
+        totals[f"mrr_at_{MRR_AT}"] += 1.0 / rank if rank is not None and rank <= MRR_AT else 0.0
+    return {name: round(total / len(questions), 4) for name, total in totals.items()}
+
+
+def evaluate(conn: Any, coll: Any, embedder: Any, questions: list[Question]) -> dict[str, dict[str, float]]:
+    vectors = embedder.embed([q.question for q in questions])
+    return {
+        mode: scores(
+            [
+                retrieve.search(conn, coll, q.question, v, k=MRR_AT, mode=mode)
+                for q, v in zip(questions, vectors, strict=True)
+            ],
+            questions,
+        )
+        for mode in retrieve.MODES
+    }

@@ -1,0 +1,73 @@
+"""What a refresh does, source by source: read, compare with the store, write what changed in
+batches, delete what is gone, and remember an API source's cursor.
+
+Each batch is one transaction that writes its documents' hashes with their chunks, so a refresh
+killed anywhere leaves every document either as it was or as it is now; the rerun compares
+hashes again and does only what is left. Deletions and cursors are written after every batch
+has landed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from mlstack.rag import chunking, store
+from mlstack.rag.sources import Document, SourceRead
+
+
+@dataclass
+class Plan:
+    """One source's read, sorted against the store."""
+
+    read: SourceRead
+    added: list[Document] = field(default_factory=list)
+    changed: list[Document] = field(default_factory=list)
+    unchanged: int = 0
+
+    @property
+    def to_write(self) -> list[Document]:
+        return self.added + self.changed
+
+
+def plan(conn: Any, name: str, read: SourceRead) -> Plan:
+    # A source repeating a record (an API page that shifted): the last one counts.
+    read.documents = list({d.id: d for d in read.documents}.values())
+    stored = store.hashes(conn, name, [d.id for d in read.documents])
+    result = Plan(read)
+    for document in read.documents:
+        if document.id not in stored:
+            result.added.append(document)
+        elif stored[document.id] != document.hash:
+            result.changed.append(document)
+        else:
+            result.unchanged += 1
+    return result
+
+
+def batches(documents: list[Document], size: int) -> list[list[Document]]:
+    return [documents[start : start + size] for start in range(0, len(documents), size)]
+
+
+def ingest(
+    conn: Any, name: str, source: str, documents: list[Document], embedder: Any, settings: Any
+) -> dict[str, int]:
+    """Chunk, embed what is not stored yet (in batches), and write: one transaction."""
+    chunks = [
+        c for d in documents for c in chunking.chunk(d, settings.rag.chunk_size, settings.rag.chunk_overlap)
+    ]
+    stored = store.stored_chunk_ids(conn, name, [d.id for d in documents])
+    missing = [c for c in chunks if c.id not in stored]
+    vectors = embedder.embed([c.embed_text for c in missing]) if missing else []
+    loaded = store.write(
+        conn, name, source, documents, chunks, {c.id: v for c, v in zip(missing, vectors, strict=True)}
+    )
+    return {"chunks": len(chunks), "embedded": loaded}
+
+
+def finish(conn: Any, name: str, read: SourceRead) -> list[str]:
+    """After every batch landed: delete what a complete source no longer has; keep the cursor."""
+    deleted = store.prune(conn, name, read.source, [d.id for d in read.documents]) if read.complete else []
+    if read.cursor:
+        store.save_cursor(conn, name, read.source, read.cursor)
+    return deleted

@@ -1,0 +1,172 @@
+"""Search a collection: by meaning (pgvector HNSW, cosine), by words (Postgres full text), or
+both fused with reciprocal rank fusion. Hits are ranked per document, each with its best chunk.
+
+Full text turns the question's words into an OR query: `websearch_to_tsquery` parses it (quotes,
+`-word`), and its ANDs become ORs, since a question in plain words rarely holds every word of
+the document that answers it; `ts_rank` then prefers chunks with more of them, and titles
+(weight A) most.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from datetime import datetime
+from typing import Any, Literal
+
+import numpy as np
+from psycopg import sql
+
+from mlstack.rag.store import Collection
+
+Mode = Literal["vector", "fulltext", "hybrid"]
+MODES: tuple[Mode, ...] = ("vector", "fulltext", "hybrid")
+POOL = 50  # chunks each mode hands to fusion
+# Measured on paraphrased questions over pandas' docstrings (benchmarks/rag.py): words shared
+# with the question are a weaker signal than meaning there, so full text counts half, and a
+# small k lets the top ranks of either mode lead.
+WEIGHTS = {"vector": 1.0, "fulltext": 0.5}
+RRF_K = 10  # the usual 60 flattens the top ranks; see WEIGHTS
+
+
+@dataclass(frozen=True)
+class Filters:
+    kinds: tuple[str, ...] = ()
+    since: datetime | None = None
+    until: datetime | None = None
+
+    def where(self) -> tuple[sql.Composable, dict[str, Any]]:
+        parts: list[sql.Composable] = []
+        if self.kinds:
+            parts.append(sql.SQL(" AND d.kind = ANY(%(kinds)s)"))
+        if self.since:
+            parts.append(sql.SQL(" AND d.updated_at >= %(since)s"))
+        if self.until:
+            parts.append(sql.SQL(" AND d.updated_at < %(until)s"))
+        return sql.Composed(parts), {"kinds": list(self.kinds), "since": self.since, "until": self.until}
+
+
+@dataclass(frozen=True)
+class Hit:
+    document_id: str
+    kind: str
+    title: str
+    url: str | None
+    path: str | None
+    score: float
+    similarity: float  # cosine of the best chunk to the question, whatever the mode
+    chunk_id: str
+    heading: str
+    text: str
+    updated_at: datetime | None
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+# Full text, ranked with each query word weighted by its rarity in the collection (IDF): Postgres'
+# ts_rank alone counts a word like "rows" as much as "duplicates". Words in more than
+# COMMON_SHARE of the chunks are dropped: here they are stop words.
+COMMON_SHARE = 0.25
+_FULLTEXT = """
+WITH total AS (SELECT count(*)::float AS n FROM rag_chunks WHERE collection = %(collection)s),
+words AS (
+    SELECT DISTINCT quote_literal(m[1])::tsquery AS q
+    FROM regexp_matches(websearch_to_tsquery('english', %(query)s)::text, '''([^'']+)''', 'g') AS m
+),
+weighted AS (
+    SELECT w.q, ln(total.n / (1 + df.n)) AS idf
+    FROM words w, total,
+         LATERAL (SELECT count(*)::float AS n FROM rag_chunks x
+                  WHERE x.collection = %(collection)s AND x.tsv @@ w.q) AS df
+    WHERE df.n > 0 AND df.n <= total.n * %(common)s
+),
+scored AS (
+    SELECT c.id, sum(w.idf * ts_rank(c.tsv, w.q, 1)) AS score
+    FROM rag_chunks c JOIN weighted w ON c.tsv @@ w.q
+    WHERE c.collection = %(collection)s
+    GROUP BY c.id
+)
+SELECT c.id, c.document_id, d.kind, d.title, d.url, d.path, c.heading, c.text, d.updated_at,
+       1 - ({vec} <=> %(vector)s::vector({dim})) AS similarity, s.score
+FROM scored s
+JOIN rag_chunks c ON c.collection = %(collection)s AND c.id = s.id
+JOIN rag_documents d ON d.collection = c.collection AND d.id = c.document_id
+WHERE true {filters}
+ORDER BY s.score DESC, c.id LIMIT %(limit)s
+"""
+_VECTOR = """
+SELECT c.id, c.document_id, d.kind, d.title, d.url, d.path, c.heading, c.text, d.updated_at,
+       1 - ({vec} <=> %(vector)s::vector({dim})) AS similarity,
+       1 - ({vec} <=> %(vector)s::vector({dim})) AS score
+FROM rag_chunks c JOIN rag_documents d ON d.collection = c.collection AND d.id = c.document_id
+WHERE c.collection = %(collection)s {filters}
+ORDER BY {vec} <=> %(vector)s::vector({dim}) LIMIT %(limit)s
+"""
+
+
+def _chunks(
+    conn: Any, coll: Collection, mode: str, query: str, vector: np.ndarray, filters: Filters, limit: int
+) -> list[tuple]:
+    where, params = filters.where()
+    statement = sql.SQL(_VECTOR if mode == "vector" else _FULLTEXT).format(
+        vec=coll.vector("embedding"), dim=sql.Literal(coll.dimension), filters=where
+    )
+    args = {"collection": coll.name, "query": query, "vector": vector, "limit": limit, "common": COMMON_SHARE}
+    with conn.transaction():
+        # Filtered HNSW scans go on until they find `limit` rows (pgvector 0.8).
+        conn.execute("SET LOCAL hnsw.iterative_scan = relaxed_order")
+        conn.execute(sql.SQL("SET LOCAL hnsw.ef_search = {}").format(sql.Literal(max(40, limit))))
+        rows = conn.execute(statement, {**args, **params}).fetchall()
+    if mode == "vector":  # relaxed order: sort the few rows exactly
+        rows.sort(key=lambda row: -row[10])
+    return rows
+
+
+def _hit(row: tuple, score: float) -> Hit:
+    chunk_id, document_id, kind, title, url, path, heading, text, updated_at, similarity, _ = row
+    return Hit(
+        document_id,
+        kind,
+        title,
+        url,
+        path,
+        float(score),
+        float(similarity),
+        chunk_id,
+        heading,
+        text,
+        updated_at,
+    )
+
+
+def _per_document(rows: list[tuple]) -> list[tuple]:
+    """Each document's best chunk, in rank order."""
+    best: dict[str, tuple] = {}
+    for row in rows:
+        best.setdefault(row[1], row)
+    return list(best.values())
+
+
+def search(
+    conn: Any,
+    coll: Collection,
+    query: str,
+    vector: np.ndarray,
+    k: int = 5,
+    mode: Mode = "hybrid",
+    filters: Filters | None = None,
+) -> list[Hit]:
+    filters = filters or Filters()
+    pool = max(POOL, k * 4)
+    if mode != "hybrid":
+        ranked = _per_document(_chunks(conn, coll, mode, query, vector, filters, pool))
+        return [_hit(row, row[10]) for row in ranked[:k]]
+    fused: dict[str, float] = {}
+    shown: dict[str, tuple] = {}
+    for part, weight in WEIGHTS.items():
+        for rank, row in enumerate(_per_document(_chunks(conn, coll, part, query, vector, filters, pool)), 1):
+            fused[row[1]] = fused.get(row[1], 0.0) + weight / (RRF_K + rank)
+            if row[1] not in shown or row[9] > shown[row[1]][9]:
+                shown[row[1]] = row  # the chunk closest in meaning represents the document
+    order = sorted(fused, key=lambda doc: (-fused[doc], doc))[:k]
+    return [_hit(shown[doc], fused[doc]) for doc in order]

@@ -1,0 +1,129 @@
+"""The store on the real embedded pgvector: idempotent refreshes, edits, deletions, one model per
+collection, and concurrent refreshes taking turns."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import pytest
+
+from mlstack.llm.embeddings import local_embedder
+from mlstack.llm.providers import ModelInfo
+from mlstack.rag import RAGError, store
+from mlstack.settings import Settings
+from tests.mlstack.rag.conftest import refresh_docs, write_docs
+
+
+def chunks(settings: Settings, name: str) -> dict[str, set[str]]:
+    with store.connect(settings) as conn:
+        rows = conn.execute("SELECT document_id, text FROM rag_chunks WHERE collection = %s", (name,))
+        found: dict[str, set[str]] = {}
+        for document_id, text in rows:
+            found.setdefault(document_id, set()).add(text)
+        return found
+
+
+@pytest.fixture
+def folder(tmp_path: Path) -> Path:
+    return write_docs(
+        tmp_path / "docs",
+        {
+            "a.md": "# Alpha\n\nAlpha explains caching.\n\n## More\n\nDetails on eviction.",
+            "b.md": "# Beta\n\nBeta explains retries.",
+            "c.txt": "Gamma is a plain text note about logging.",
+        },
+    )
+
+
+def test_an_unchanged_refresh_writes_nothing(rag_settings: Settings, collection: str, folder: Path) -> None:
+    first = refresh_docs(rag_settings, collection, folder)
+    assert first["added"] == 3 and first["embedded"] >= 3
+    with store.connect(rag_settings) as conn:
+        before = conn.execute(
+            "SELECT max(refreshed_at) FROM rag_documents WHERE collection = %s", (collection,)
+        ).fetchone()
+    assert refresh_docs(rag_settings, collection, folder) == {
+        "added": 0,
+        "changed": 0,
+        "unchanged": 3,
+        "deleted": 0,
+        "embedded": 0,
+    }
+    with store.connect(rag_settings) as conn:
+        after = conn.execute(
+            "SELECT max(refreshed_at) FROM rag_documents WHERE collection = %s", (collection,)
+        ).fetchone()
+    assert before == after
+
+
+def test_an_edited_document_loses_its_old_chunks(
+    rag_settings: Settings, collection: str, folder: Path
+) -> None:
+    refresh_docs(rag_settings, collection, folder)
+    (folder / "b.md").write_text("# Beta\n\nBeta now explains backoff.")
+    counts = refresh_docs(rag_settings, collection, folder)
+    assert (counts["changed"], counts["unchanged"], counts["embedded"]) == (1, 2, 1)
+    texts = chunks(rag_settings, collection)["docs:b.md"]
+    assert any("backoff" in t for t in texts) and not any("retries" in t for t in texts)
+
+
+def test_a_deleted_document_loses_its_chunks(rag_settings: Settings, collection: str, folder: Path) -> None:
+    refresh_docs(rag_settings, collection, folder)
+    (folder / "c.txt").unlink()
+    assert refresh_docs(rag_settings, collection, folder)["deleted"] == 1
+    assert set(chunks(rag_settings, collection)) == {"docs:a.md", "docs:b.md"}
+
+
+def test_a_collection_refuses_another_embedding_model(rag_settings: Settings, collection: str) -> None:
+    with store.connect(rag_settings) as conn:
+        store.ensure_collection(conn, collection, ModelInfo("local", "all-MiniLM-L6-v2", 384))
+        with pytest.raises(RAGError, match="text-embedding-3-small"):
+            store.ensure_collection(conn, collection, ModelInfo("openai", "text-embedding-3-small", 1536))
+
+
+def test_each_collection_has_its_own_hnsw_index_and_search_uses_it(
+    rag_settings: Settings, collection: str, folder: Path
+) -> None:
+    refresh_docs(rag_settings, collection, folder)
+    with store.connect(rag_settings) as conn:
+        coll = store.require_collection(conn, collection)
+        conn.execute("SET enable_seqscan = off")
+        vector = local_embedder().embed(["caching"])[0]
+        from psycopg import sql
+
+        plan = conn.execute(
+            sql.SQL(
+                "EXPLAIN SELECT id FROM rag_chunks WHERE collection = %s"
+                " ORDER BY {} <=> %s::vector(384) LIMIT 5"
+            ).format(coll.vector()),
+            (collection, vector),
+        ).fetchall()
+    assert coll.index.as_string(None).strip('"') in " ".join(row[0] for row in plan)
+
+
+def test_concurrent_refreshes_take_turns(rag_settings: Settings, collection: str, folder: Path) -> None:
+    results: list[dict[str, int]] = []
+    errors: list[BaseException] = []
+
+    def refresh_once() -> None:
+        try:
+            with store.refresh_lock(rag_settings, collection):
+                results.append(refresh_docs(rag_settings, collection, folder))
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=refresh_once) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not errors
+    assert sorted(r["added"] for r in results) == [0, 3]  # the second saw the first's work
+    with store.connect(rag_settings) as conn:
+        assert store.counts(conn, collection)["documents"] == 3
+        duplicates = conn.execute(
+            "SELECT count(*) - count(DISTINCT (document_id, text)) FROM rag_chunks WHERE collection = %s",
+            (collection,),
+        ).fetchone()[0]
+    assert duplicates == 0
