@@ -28,6 +28,14 @@ from flows.data import DataParams, DataResult, data_flow
 from flows.features import FeaturesResult, features_flow
 from flows.monitoring import MonitoringParams, MonitoringResult, monitoring_flow
 from flows.prompt_engineering import PromptParams, PromptResult, prompt_engineering_flow
+from flows.rag import (
+    RagAnswerResult,
+    RagAskParams,
+    RagRefreshParams,
+    RagRefreshResult,
+    rag_ask_flow,
+    rag_refresh_flow,
+)
 from flows.training import TrainingParams, TrainingResult, training_flow
 from mlstack import tracking
 from mlstack.data.config import GeneratorConfig, Scenario
@@ -36,6 +44,9 @@ from mlstack.settings import get_settings
 from models.serving.app import TripPrediction, TripPredictor, TripRequest
 
 DEMO_QUESTION = "How do I drop duplicate rows from a DataFrame?"
+
+
+RAG_QUESTION = "Why did a second drift alert not start another retraining run?"
 
 
 class DemoParams(BaseModel):
@@ -68,6 +79,8 @@ class DemoResult(BaseModel):
     baseline_window: LiveWindowResult
     drift_window: LiveWindowResult
     prompt_engineering: PromptResult
+    rag_refresh: RagRefreshResult
+    rag: RagAnswerResult
     where: dict[str, str] = Field(description="What to open next, and where it lives.")
 
 
@@ -121,6 +134,8 @@ def demo_flow(params: DemoParams = DemoParams()) -> DemoResult | State:
             ),
         ),
         ("prompt_engineering", lambda: prompt_engineering_flow(question, return_state=True)),
+        ("rag_refresh", lambda: rag_refresh_flow(RagRefreshParams(evaluate=False), return_state=True)),
+        ("rag", lambda: rag_ask_flow(RagAskParams(question=RAG_QUESTION), return_state=True)),
     ]
     results = _run_all(stages)
     if isinstance(results, State):

@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class Alert:
-    kind: str  # "drift" or "retraining"
+    kind: str  # "drift", "retraining" or "rag"
     model: str
     version: str | None
     title: str
@@ -80,6 +80,17 @@ def retraining_alert(decision: GateDecision, trigger: str, holdout: str) -> Aler
             "champion_mae": decision.champion_mae,
             "trigger": trigger,
         },
+    )
+
+
+def rag_alert(collection: str, regression: str, metrics: dict[str, dict[str, float]]) -> Alert:
+    return Alert(
+        kind="rag",
+        model=f"rag:{collection}",
+        version=None,
+        title=f"RAG collection {collection}: retrieval got worse",
+        body=f"After a refresh of {collection}, {regression}.",
+        details={"metrics": metrics},
     )
 
 

@@ -14,7 +14,7 @@ import typer
 from rich.console import Group, RenderableType
 from rich.table import Table
 
-from mlstack.cli import ask, data, features, inference, model, monitor, serve, stack
+from mlstack.cli import ask, data, features, inference, model, monitor, rag, serve, stack
 from mlstack.cli.ask import checks_line
 from mlstack.cli.monitor import retraining_line
 from mlstack.cli.render import JSON, Boundary, build, console, run_flow, show
@@ -34,6 +34,7 @@ app = typer.Typer(
 )
 app.add_typer(data.app, name="data")
 app.add_typer(features.app, name="features")
+app.add_typer(rag.app, name="rag")
 for group in (model, inference, monitor, ask, serve, stack):
     app.add_typer(group.app)
 
@@ -107,6 +108,12 @@ def render_demo(result: DemoResult) -> RenderableType:
         f" {asked.prompt}: {checks_line(asked.checks)}"
         + ("" if asked.meaningful else " (untrained stand-in: its text is not meaningful)"),
     }
+    rag = result.rag
+    rows["RAG"] = (
+        f"{result.rag_refresh.documents} documents, {result.rag_refresh.chunks} chunks in"
+        f" {result.rag_refresh.collection}; {rag.question} -> {' '.join(rag.answer.split())[:160]}"
+        + "".join(f" [{c.n}] {c.title[:50]}" for c in rag.citations)
+    )
     for stage, outcome in rows.items():
         story.add_row(stage, outcome)
     where = Table("what", "where", title="Where to look")

@@ -38,6 +38,10 @@ def test_demo_runs_the_classic_loop_end_to_end(prefect_harness, own_postgres: Se
     assert own_postgres.serving_log.read_text().count("\n") == 1
     assert own_postgres.tracking_uri in result.where["MLflow UI"]
     assert Path(result.where["validation report"]).is_file()
+    # RAG: the shipped samples and docs refreshed, and one question answered with citations.
+    assert result.rag_refresh.documents >= 12 and all(c.skipped == 0 for c in result.rag_refresh.sources)
+    assert result.rag.mode == "extractive" and result.rag.citations
+    assert result.rag.citations[0].url == "https://slack.com/archives/C0MLS0002/p1789466500000200"
     # Time moves on: a normal day passes quietly, three drifting days alert and retrain.
     quiet, drifting = result.baseline_window.monitoring, result.drift_window.monitoring
     assert quiet.status == "ok" and quiet.retraining is None, quiet.drift.reasons

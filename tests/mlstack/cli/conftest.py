@@ -14,6 +14,7 @@ from flows.demo import DemoResult, LiveWindowResult, OnlineResult
 from flows.features import FeaturesResult
 from flows.monitoring import MonitoringResult
 from flows.prompt_engineering import Checks, PromptResult
+from flows.rag import CitationModel, RagAnswerResult, RagEvalResult, RagRefreshResult, SourceCounts
 from flows.retraining import RetrainingResult
 from flows.training import TrainingResult
 from models.serving.app import TripPrediction, TripRequest
@@ -125,7 +126,14 @@ def answer() -> PromptResult:
 
 
 @pytest.fixture
-def demo_result(training_result, quiet_window, drifting_window, answer) -> DemoResult:
+def demo_result(
+    training_result,
+    quiet_window,
+    drifting_window,
+    answer,
+    rag_refresh_result: RagRefreshResult,
+    rag_answer_result: RagAnswerResult,
+) -> DemoResult:
     tables = {
         name: Path(f"/tmp/validated/{name}.parquet") for name in ("trips", "driver_stats", "zone_stats")
     }
@@ -161,5 +169,65 @@ def demo_result(training_result, quiet_window, drifting_window, answer) -> DemoR
         baseline_window=LiveWindowResult(scenario="baseline", monitoring=quiet_window),
         drift_window=LiveWindowResult(scenario="covariate_drift", monitoring=drifting_window),
         prompt_engineering=answer,
+        rag_refresh=rag_refresh_result,
+        rag=rag_answer_result,
         where={"MLflow UI": "mlflow ui --backend-store-uri sqlite:///x.db --port 5000"},
+    )
+
+
+@pytest.fixture
+def rag_eval_result() -> RagEvalResult:
+    metrics = {
+        "vector": {"hit_at_1": 0.6, "hit_at_5": 0.9, "mrr_at_10": 0.72},
+        "fulltext": {"hit_at_1": 0.3, "hit_at_5": 0.7, "mrr_at_10": 0.45},
+        "hybrid": {"hit_at_1": 0.5, "hit_at_5": 0.8, "mrr_at_10": 0.64},
+    }
+    return RagEvalResult(
+        collection="default",
+        questions="q.jsonl",
+        count=10,
+        metrics=metrics,
+        previous_hit_at_5=0.9,
+        regression="hybrid hit@5 fell from 0.90 to 0.80 (more than 0.05)",
+        run_id="r9",
+    )
+
+
+@pytest.fixture
+def rag_refresh_result(rag_eval_result: RagEvalResult) -> RagRefreshResult:
+    counts = [
+        SourceCounts(source="slack:/x/slack", added=6, chunks_embedded=6),
+        SourceCounts(
+            source="docs:/x/docs",
+            changed=1,
+            unchanged=2,
+            deleted=1,
+            skipped=1,
+            chunks_embedded=3,
+            skipped_records=["/x/docs/bad.md: not UTF-8 text (byte 3)"],
+        ),
+    ]
+    return RagRefreshResult(
+        collection="default", sources=counts, documents=9, chunks=40, evaluation=rag_eval_result
+    )
+
+
+@pytest.fixture
+def rag_answer_result() -> RagAnswerResult:
+    return RagAnswerResult(
+        question="Why no second retraining?",
+        answer="Extractive answer (quoted from the sources; no language model wrote it):"
+        " \u201cThat is the cooldown.\u201d [1]",
+        citations=[
+            CitationModel(
+                n=1,
+                document_id="slack:C1:1.0",
+                title="#ml-platform: Why?",
+                url="https://slack.com/archives/C1/p10",
+                path=None,
+            )
+        ],
+        mode="extractive",
+        best_similarity=0.61,
+        removed_citations=0,
     )

@@ -101,6 +101,8 @@ def test_the_demo_story_renders_from_its_result(demo_result) -> None:
     assert "checks failed (3 sentences, 0 links, well-formed false)" in text
     assert "(untrained stand-in: its text is not meaningful)" in text
     assert "MLflow UI mlflow ui --backend-store-uri sqlite:///x.db" in text
+    assert "RAG 9 documents, 40 chunks in default; Why no second retraining? -> Extractive answer" in text
+    assert "[1] #ml-platform: Why?" in text
 
 
 def test_demo_refuses_too_few_days_with_one_line() -> None:

@@ -1,0 +1,112 @@
+"""The RAG flows under a real Prefect server on the real embedded pgvector: a refresh with its
+counts and evaluation, an unchanged rerun, a regression alert, a refresh killed mid-run, and an
+answer with citations."""
+
+from __future__ import annotations
+
+import inspect
+import shutil
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from flows.rag import RagAskParams, RagRefreshParams, rag_ask_flow, rag_refresh_flow
+from mlstack.rag.defaults import SAMPLES
+from mlstack.settings import Settings
+from monitoring.alerts import read_log
+from tests.kill import command_env, kill_when, mlstack, run
+from tests.mlstack.rag.conftest import refresh_docs
+
+
+def sample_sources(tmp_path: Path) -> list[str]:
+    slack = shutil.copytree(SAMPLES / "slack", tmp_path / "slack")
+    return [f"slack:{slack}", f"github:{SAMPLES / 'github.json'}", f"docs:{Path('docs').resolve()}"]
+
+
+@pytest.mark.slow
+def test_refresh_counts_evaluates_and_an_unchanged_rerun_writes_nothing(
+    prefect_harness, rag_settings: Settings, collection: str, tmp_path: Path
+) -> None:
+    import mlflow
+
+    specs = sample_sources(tmp_path)
+    first = rag_refresh_flow(RagRefreshParams(sources=specs, collection=collection))
+    assert [(c.added, c.deleted, c.skipped) for c in first.sources] == [(6, 0, 0), (5, 0, 0), (1, 0, 0)]
+    assert first.documents == 12 and first.chunks >= 12
+    evaluation = first.evaluation
+    assert evaluation is not None and evaluation.count == 10
+    assert evaluation.metrics["hybrid"]["hit_at_5"] >= 0.8 and evaluation.metrics["vector"]["hit_at_5"] >= 0.8
+    run = mlflow.get_run(evaluation.run_id)
+    assert run.data.metrics["hybrid_hit_at_5"] == evaluation.metrics["hybrid"]["hit_at_5"]
+
+    again = rag_refresh_flow(RagRefreshParams(sources=specs, collection=collection, evaluate=False))
+    assert [(c.added, c.changed, c.deleted, c.chunks_embedded) for c in again.sources] == [(0, 0, 0, 0)] * 3
+    assert [c.unchanged for c in again.sources] == [6, 5, 1] and again.chunks == first.chunks
+
+    # A channel disappears from the export: its threads go, and retrieval gets worse.
+    shutil.rmtree(tmp_path / "slack" / "ml-platform")
+    worse = rag_refresh_flow(RagRefreshParams(sources=specs, collection=collection))
+    assert worse.sources[0].deleted == 3
+    assert worse.evaluation is not None and worse.evaluation.regression is not None
+    alerts = [a for a in read_log(rag_settings) if a["kind"] == "rag"]
+    assert len(alerts) == 1 and collection in alerts[0]["title"]
+
+
+def test_an_answer_cites_its_sources(
+    prefect_harness, rag_settings: Settings, collection: str, tmp_path: Path
+) -> None:
+    rag_refresh_flow(
+        RagRefreshParams(sources=sample_sources(tmp_path)[:2], collection=collection, evaluate=False)
+    )
+    answer = rag_ask_flow(
+        RagAskParams(question="Why did a second drift alert start no retraining?", collection=collection)
+    )
+    assert answer.mode == "extractive"  # the local stand-in is untrained: no generated text
+    assert answer.citations and answer.citations[0].url
+    cited = {f"[{c.n}]" for c in answer.citations}
+    assert cited and all(number in answer.answer for number in cited)
+    assert "cooldown" in answer.answer.lower()
+
+
+@pytest.mark.slow
+def test_a_refresh_killed_mid_run_is_finished_by_the_rerun(rag_settings: Settings, tmp_path: Path) -> None:
+    import pandas
+
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    for name in [n for n in dir(pandas.DataFrame) if not n.startswith("_")][:36]:
+        doc = inspect.getdoc(getattr(pandas.DataFrame, name))
+        if doc and len(doc) > 200:
+            (corpus / f"{name}.md").write_text(f"# DataFrame.{name}\n\n{doc}\n")
+    dsn = str(rag_settings.postgres.dsn.get_secret_value())  # type: ignore[union-attr]
+    env = command_env(tmp_path / "home", MLSTACK_PG_DSN=dsn, MLSTACK_RAG_BATCH_DOCUMENTS="2")
+    argv = mlstack("rag", "refresh", "--source", f"docs:{corpus}", "--collection", "killed", "--no-evaluate")
+
+    def documents() -> int:
+        with psycopg.connect(dsn) as conn:
+            try:
+                return conn.execute(
+                    "SELECT count(*) FROM rag_documents WHERE collection = 'killed'"
+                ).fetchone()[0]
+            except psycopg.errors.UndefinedTable:
+                return 0
+
+    total = len(list(corpus.glob("*.md")))
+    killed = kill_when(argv, env, when=lambda: documents() >= 4)
+    landed = documents()
+    assert 4 <= landed < total, killed.output[-2000:]
+
+    rerun = run([*argv, "--json"], env)
+    assert rerun.returncode == 0, rerun.stderr[-2000:]
+    refresh_docs(rag_settings, "killed-reference", corpus)  # the same corpus, never interrupted
+    with psycopg.connect(dsn) as conn:
+
+        def chunk_set(name: str) -> list[tuple[str, str]]:
+            rows = conn.execute(
+                "SELECT document_id, id FROM rag_chunks WHERE collection = %s ORDER BY 1, 2", (name,)
+            ).fetchall()
+            return [tuple(row) for row in rows]
+
+        assert chunk_set("killed") == chunk_set("killed-reference")
+        assert documents() == total

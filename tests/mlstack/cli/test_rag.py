@@ -1,0 +1,97 @@
+"""`mlstack rag`: help that explains, one-line refusals, machine-readable output, and each
+result rendered."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from mlstack.cli import app
+from mlstack.cli.rag import render_answer, render_eval, render_hits, render_refresh
+from mlstack.rag.retrieve import Hit
+from mlstack.settings import Settings
+from tests.conftest import rendered
+
+runner = CliRunner()
+
+
+def test_help_explains_each_command() -> None:
+    text = " ".join(runner.invoke(app, ["rag", "--help"], terminal_width=200).output.split())
+    for command in ("refresh", "search", "ask", "eval", "drop"):
+        assert command in text
+    refresh = " ".join(runner.invoke(app, ["rag", "refresh", "--help"], terminal_width=200).output.split())
+    assert "github:OWNER/REPO" in refresh and "MLSTACK_GITHUB_TOKEN" in refresh
+
+
+def test_a_bad_source_is_refused_in_one_line_before_any_work() -> None:
+    result = runner.invoke(
+        app, ["rag", "refresh", "--source", "wiki:/x", "--no-evaluate"], terminal_width=200
+    )
+    assert result.exit_code == 1
+    assert "expected KIND:LOCATION with KIND one of docs, slack, github" in " ".join(result.output.split())
+
+
+def test_a_bad_collection_name_exits_2() -> None:
+    result = runner.invoke(app, ["rag", "ask", "why?", "--collection", "Bad Name"], terminal_width=200)
+    assert result.exit_code == 2 and "--collection" in result.output
+
+
+def test_search_ask_and_eval_speak_json(rag_settings: Settings, collection: str, tmp_path: Path) -> None:
+    from tests.mlstack.rag.conftest import refresh_docs, write_docs
+
+    folder = write_docs(
+        tmp_path / "d", {"retry.md": "# Retries\n\nFailed tasks retry three times with backoff."}
+    )
+    refresh_docs(rag_settings, collection, folder)
+    found = runner.invoke(app, ["rag", "search", "how often are tasks retried", "-c", collection, "--json"])
+    assert found.exit_code == 0, found.output
+    hit = json.loads(found.output)["hits"][0]
+    assert (hit["document_id"], hit["kind"], hit["path"], hit["title"]) == (
+        "docs:retry.md",
+        "docs",
+        "retry.md",
+        "Retries",
+    )
+    assert "three times" in hit["text"] and isinstance(hit["score"], float)
+
+    asked = runner.invoke(app, ["rag", "ask", "how often are tasks retried", "-c", collection, "--json"])
+    assert asked.exit_code == 0, asked.output
+    body = json.loads(asked.output.strip().splitlines()[-1])
+    assert "[1]" in body["answer"]
+    assert body["citations"] == [
+        {"n": 1, "document_id": "docs:retry.md", "title": "Retries", "url": None, "path": "retry.md"}
+    ]
+
+    questions = tmp_path / "q.jsonl"
+    questions.write_text(
+        json.dumps({"question": "backoff for failed tasks", "expected": ["retry.md"]}) + "\n"
+    )
+    scored = runner.invoke(app, ["rag", "eval", "--questions", str(questions), "-c", collection])
+    assert scored.exit_code == 0, scored.output
+    last = json.loads(scored.output.strip().splitlines()[-1])
+    assert last["metrics"]["hybrid"] == {"hit_at_1": 1.0, "hit_at_5": 1.0, "mrr_at_10": 1.0}
+
+
+@pytest.mark.parametrize("content", ['{"question": "q"}', "nonsense"])
+def test_a_bad_questions_file_names_the_line(tmp_path: Path, content: str) -> None:
+    questions = tmp_path / "q.jsonl"
+    questions.write_text(content + "\n")
+    result = runner.invoke(app, ["rag", "eval", "--questions", str(questions)], terminal_width=300)
+    assert result.exit_code == 1 and f"{questions} line 1" in " ".join(result.output.split())
+
+
+def test_results_render_for_people(rag_refresh_result, rag_answer_result) -> None:
+    text = rendered(render_refresh(rag_refresh_result), width=300)
+    assert "slack:/x/slack 6 0 0 0 0 6" in text and "docs:/x/docs 0 1 2 1 1 3" in text
+    assert "skipped /x/docs/bad.md: not UTF-8 text (byte 3)" in text
+    assert "9 documents, 40 chunks" in text and "regression: hybrid hit@5 fell from 0.90 to 0.80" in text
+    assert "hybrid 0.50 0.80 0.64" in rendered(render_eval(rag_refresh_result.evaluation))
+    answer = rendered(render_answer(rag_answer_result))
+    assert "[1] #ml-platform: Why? - https://slack.com/archives/C1/p10" in answer
+    hit = Hit("docs:a.md", "docs", "A", None, "a.md", 0.5, 0.4, "c", "", "some text", None)
+    shown = rendered(render_hits([hit]))
+    assert "1 0.500 A a.md some text" in shown and "docs:a.md (docs)" in shown
+    assert rendered(render_hits([])) == "no document matches"
