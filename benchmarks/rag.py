@@ -1,0 +1,290 @@
+"""RAG, side by side with the obvious way, in one run: ingest, re-refresh, the HNSW index, and
+embedding throughput. The last line is JSON.
+
+    python benchmarks/rag.py [--docs 80] [--vectors 100000] [--queries 200]
+
+- ingest: chunks embedded in batches and loaded with COPY (the project's refresh) vs each chunk
+  embedded alone and inserted row by row, on the same corpus (pandas' DataFrame docstrings, real
+  text on this machine).
+- refresh: an unchanged re-refresh vs the first refresh of that corpus.
+- index: the collection's HNSW index vs an exact scan of the same query, on synthetic clustered
+  384-dimensional vectors: recall@10 against the exact answer, and queries per second.
+- embed: chunks/s of the project's embedder vs `SentenceTransformer.encode` with its defaults,
+  on the same chunks and model, and the cosine between their two embeddings of each chunk.
+- quality: hit@5 and MRR@10 per mode on paraphrased questions over the same corpus
+  (benchmarks/data/pandas_questions.jsonl).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _common import console, report
+
+HERE = Path(__file__).resolve().parent
+
+
+def corpus(count: int, folder: Path) -> Path:
+    from rag_corpus import members
+
+    folder.mkdir(parents=True, exist_ok=True)
+    for qualified, doc in members("pandas:DataFrame")[:count]:
+        (folder / f"{qualified}.md").write_text(f"# {qualified}\n\n{doc}\n")
+    return folder
+
+
+def refresh_once(settings, name: str, folder: Path) -> dict[str, int]:
+    from mlstack.rag import defaults, refresh, sources, store
+
+    embedder = defaults.embedder(settings)
+    read = sources.read(sources.parse_spec(f"docs:{folder}"), settings)
+    with store.connect(settings) as conn:
+        store.ensure_collection(conn, name, embedder.info)
+        plan = refresh.plan(conn, name, read)
+        embedded = 0
+        for batch in refresh.batches(plan.to_write, settings.rag.batch_documents):
+            embedded += refresh.ingest(conn, name, read.source, batch, embedder, settings)["embedded"]
+        refresh.finish(conn, name, read)
+    return {"written": len(plan.to_write), "embedded": embedded}
+
+
+def naive_ingest(settings, name: str, folder: Path) -> int:
+    """The obvious way: each chunk embedded alone, each row its own INSERT."""
+    from psycopg.types.json import Jsonb
+
+    from mlstack.rag import chunking, defaults, sources, store
+
+    embedder = defaults.embedder(settings)
+    read = sources.read(sources.parse_spec(f"docs:{folder}"), settings)
+    rows = 0
+    with store.connect(settings) as conn:
+        store.ensure_collection(conn, name, embedder.info)
+        for d in read.documents:
+            pieces = chunking.chunk(d, settings.rag.chunk_size, settings.rag.chunk_overlap)
+            conn.execute(
+                "INSERT INTO rag_documents (collection, id, source, kind, title, path, metadata,"
+                " content_hash,"
+                " chunks) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)",
+                (name, d.id, read.source, d.kind, d.title, d.path, Jsonb(d.metadata), d.hash, len(pieces)),
+            )
+            for c in pieces:
+                vector = embedder.embed([c.embed_text])[0]
+                conn.execute(
+                    "INSERT INTO rag_chunks (collection, id, document_id, ord, title, heading, text,"
+                    " embedding)"
+                    " VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
+                    (name, c.id, c.document_id, c.ord, c.title, c.heading, c.text, vector),
+                )
+                rows += 1
+    return rows
+
+
+def clustered(n: int, dim: int, seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(size=(max(1, n // 500), dim))
+    points = centres[rng.integers(0, len(centres), n)] + 0.35 * rng.normal(size=(n, dim))
+    return (points / np.linalg.norm(points, axis=1, keepdims=True)).astype(np.float32)
+
+
+def index_bench(settings, n: int, queries: int) -> dict[str, float]:
+    from psycopg import sql
+
+    from mlstack.llm.providers import ModelInfo
+    from mlstack.rag import store
+
+    name = "bench-index"
+    data = clustered(n + queries, 384, seed=7)
+    vectors, probes = data[:n], data[n:]
+    with store.connect(settings) as conn:
+        store.drop_collection(conn, name)
+        coll = store.ensure_collection(conn, name, ModelInfo("synthetic", "clustered-384", 384))
+        store.drop_index(conn, coll)  # a bulk load: build the index once, afterwards
+        with conn.transaction(), conn.cursor() as cur:
+            with cur.copy(
+                "COPY rag_documents (collection, id, source, kind, title, content_hash, chunks) FROM STDIN"
+            ) as copy:
+                for d in range(n // 1000 + 1):
+                    copy.write_row((name, f"d{d}", "synthetic", "docs", f"d{d}", "h", 1000))
+            with cur.copy(
+                "COPY rag_chunks (collection, id, document_id, ord, title, heading, text, embedding)"
+                " FROM STDIN WITH (FORMAT BINARY)"
+            ) as copy:
+                copy.set_types(["text", "text", "text", "int4", "text", "text", "text", "vector"])
+                for i, vector in enumerate(vectors):
+                    copy.write_row((name, f"c{i}", f"d{i // 1000}", i % 1000, "", "", "", vector))
+        console.print(f"building HNSW over {n:,} vectors ...")
+        started = time.perf_counter()
+        conn.execute("SET maintenance_work_mem = '1GB'")
+        store.create_index(conn, coll)
+        build_s = time.perf_counter() - started
+        query = sql.SQL(
+            "SELECT id FROM rag_chunks WHERE collection = %s ORDER BY {} <=> %s::vector(384) LIMIT 10"
+        ).format(coll.vector())
+
+        def run(exact: bool) -> tuple[list[set[str]], float]:
+            found = []
+            with conn.transaction():
+                conn.execute("SET LOCAL hnsw.ef_search = 100")
+                if exact:
+                    conn.execute("SET LOCAL enable_indexscan = off")
+                started = time.perf_counter()
+                for probe in probes:
+                    found.append({row[0] for row in conn.execute(query, (name, probe))})
+                return found, time.perf_counter() - started
+
+        approximate, hnsw_s = run(exact=False)
+        truth, exact_s = run(exact=True)
+        store.drop_collection(conn, name)
+    recall = float(np.mean([len(a & t) / 10 for a, t in zip(approximate, truth, strict=True)]))
+    return {
+        "hnsw_recall_at_10": round(recall, 4),
+        "hnsw_qps": round(queries / hnsw_s, 1),
+        "exact_qps": round(queries / exact_s, 1),
+        "hnsw_qps_speedup": round(exact_s / hnsw_s, 1),
+        "hnsw_build_s": round(build_s, 1),
+    }
+
+
+def embed_bench(settings, folder: Path, limit: int) -> dict[str, float]:
+    from mlstack.rag import chunking, defaults, sources
+
+    read = sources.read(sources.parse_spec(f"docs:{folder}"), settings)
+    texts = [
+        c.embed_text
+        for d in read.documents
+        for c in chunking.chunk(d, settings.rag.chunk_size, settings.rag.chunk_overlap)
+    ][:limit]
+    embedder = defaults.embedder(settings)
+    model = embedder.model  # the same SentenceTransformer, called with its defaults
+    embedder.embed(texts[:8])
+    model.encode(texts[:8])
+    started = time.perf_counter()
+    ours = embedder.embed(texts)
+    ours_s = time.perf_counter() - started
+    started = time.perf_counter()
+    theirs = model.encode(texts, normalize_embeddings=True)
+    theirs_s = time.perf_counter() - started
+    cosine = (ours * theirs).sum(axis=1)
+    return {
+        "embed_chunks": len(texts),
+        "embed_chunks_per_s": round(len(texts) / ours_s, 1),
+        "baseline_chunks_per_s": round(len(texts) / theirs_s, 1),
+        "embed_speedup": round(theirs_s / ours_s, 2),
+        "embed_min_cosine": round(float(cosine.min()), 5),
+    }
+
+
+def quality(settings, name: str) -> dict[str, float]:
+    from mlstack.rag import defaults, evaluate, store
+
+    questions = evaluate.read_questions(HERE / "data" / "pandas_questions.jsonl")
+    with store.connect(settings) as conn:
+        metrics = evaluate.evaluate(
+            conn, store.require_collection(conn, name), defaults.embedder(settings), questions
+        )
+    return {f"{mode}_{key}": value for mode, values in metrics.items() for key, value in values.items()}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--docs", type=int, default=190, help="pandas docstrings in the ingest corpus")
+    parser.add_argument("--naive-docs", type=int, default=40, help="of those, how many the naive way ingests")
+    parser.add_argument("--vectors", type=int, default=100_000)
+    parser.add_argument("--queries", type=int, default=200)
+    parser.add_argument("--embed-chunks", type=int, default=400)
+    args = parser.parse_args()
+    os.environ.setdefault("MLSTACK_HOME", tempfile.mkdtemp(prefix="mlstack-bench-rag-"))
+    from mlstack.settings import get_settings
+
+    settings = get_settings()
+    work = Path(tempfile.mkdtemp(prefix="rag-corpus-"))
+    folder = corpus(args.docs, work / "all")
+    small = corpus(args.naive_docs, work / "small")
+    from mlstack.rag import store
+
+    with store.connect(settings) as conn:
+        for name in ("bench", "bench-small", "bench-naive"):
+            store.drop_collection(conn, name)
+
+    from mlstack.rag import defaults
+
+    defaults.embedder(settings).embed(["warm up: the model loads once, outside the timings"])
+    console.print("ingest: batched + COPY vs per chunk + per row ...")
+    started = time.perf_counter()
+    refresh_once(settings, "bench-small", small)
+    ours_small_s = time.perf_counter() - started
+    started = time.perf_counter()
+    naive_rows = naive_ingest(settings, "bench-naive", small)
+    naive_s = time.perf_counter() - started
+
+    console.print(f"refresh: {args.docs} documents, then again unchanged ...")
+    started = time.perf_counter()
+    first = refresh_once(settings, "bench", folder)
+    first_s = time.perf_counter() - started
+    started = time.perf_counter()
+    again = refresh_once(settings, "bench", folder)
+    again_s = time.perf_counter() - started
+    assert again == {"written": 0, "embedded": 0}, again
+
+    result = {
+        "bench": "rag",
+        "ingest_chunks": naive_rows,
+        "ingest_s": round(ours_small_s, 2),
+        "naive_ingest_s": round(naive_s, 2),
+        "ingest_speedup": round(naive_s / ours_small_s, 2),
+        "first_refresh_s": round(first_s, 2),
+        "rerefresh_s": round(again_s, 3),
+        "rerefresh_fraction": round(again_s / first_s, 4),
+        "first_refresh_chunks": first["embedded"],
+    }
+    result |= quality(settings, "bench")
+    console.print("embedding throughput ...")
+    result |= embed_bench(settings, folder, args.embed_chunks)
+    result |= index_bench(settings, args.vectors, args.queries)
+    rows = [
+        ("ingest (s)", f"{ours_small_s:.2f}", f"{naive_s:.2f}", f"{result['ingest_speedup']}x"),
+        (
+            "unchanged re-refresh vs first (s)",
+            f"{again_s:.3f}",
+            f"{first_s:.2f}",
+            f"{result['rerefresh_fraction']}",
+        ),
+        (
+            "embed (chunks/s)",
+            f"{result['embed_chunks_per_s']}",
+            f"{result['baseline_chunks_per_s']}",
+            f"{result['embed_speedup']}x (min cosine {result['embed_min_cosine']})",
+        ),
+        (
+            "top-10 queries/s",
+            f"{result['hnsw_qps']}",
+            f"{result['exact_qps']}",
+            f"{result['hnsw_qps_speedup']}x (recall {result['hnsw_recall_at_10']})",
+        ),
+        *[
+            (
+                f"{mode} hit@5 / MRR@10",
+                f"{result[f'{mode}_hit_at_5']} / {result[f'{mode}_mrr_at_10']}",
+                "",
+                "",
+            )
+            for mode in ("vector", "fulltext", "hybrid")
+        ],
+    ]
+    report("RAG: mlstack vs the obvious way", rows, ("what", "mlstack", "baseline", "ratio"), result)
+
+
+if __name__ == "__main__":
+    main()
