@@ -24,7 +24,7 @@ from typing import Any, Literal
 
 import mlstack.bootstrap  # noqa: F401  (before prefect: sets its environment defaults)
 
-from prefect import flow, get_run_logger, task
+from prefect import flow, get_run_logger, task, unmapped
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NONE
 from prefect.futures import as_completed
@@ -197,9 +197,8 @@ def rag_refresh_flow(params: RagRefreshParams = RagRefreshParams()) -> RagRefres
     embedder = defaults.embedder(settings)
     with store.connect(settings) as conn:
         store.ensure_collection(conn, collection, embedder.info)  # refuses another model up front
-    counts = []
     with store.refresh_lock(settings, collection):
-        reads = [future.result() for future in read_source.map(parsed, collection)]
+        reads = [future.result() for future in read_source.map(parsed, unmapped(collection))]
         with Progress(disable=not sys.stderr.isatty(), transient=True) as progress:
             counts = [_refresh_source(read, collection, progress) for read in reads]
     with store.connect(settings) as conn:
@@ -227,7 +226,7 @@ def _report(
         if evaluation_result.regression:
             quality += f" **Regression: {evaluation_result.regression}**"
     create_table_artifact(
-        key=f"rag-refresh-{collection}",
+        key=f"rag-refresh-{collection.replace('_', '-')}",  # artifact keys allow no underscore
         table=rows,
         description=f"**{collection}**: {totals['documents']} documents, {totals['chunks']} chunks.{quality}",
     )

@@ -112,7 +112,8 @@ def threads(
         if not units:
             continue
         parent = thread[0]
-        first_line = _message_text(parent, users, channels).splitlines()[0] if units else ""
+        # A parent may be a file with no text, or deleted with its replies left: fall back.
+        first_line = (_message_text(parent, users, channels).splitlines() or [units[0]])[0]
         edits = [float(m["edited"]["ts"]) for m in thread if isinstance(m.get("edited"), dict)]
         latest = max([float(m["ts"]) for m in thread] + edits)
         documents.append(
