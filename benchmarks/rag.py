@@ -131,6 +131,7 @@ def index_bench(settings, n: int, queries: int) -> dict[str, float]:
 
     from mlstack.llm.providers import ModelInfo
     from mlstack.rag import store
+    from mlstack.rag.retrieve import EF_SEARCH
 
     name = "bench-index"
     data = clustered(n + queries, 384, seed=7)
@@ -164,7 +165,7 @@ def index_bench(settings, n: int, queries: int) -> dict[str, float]:
         def run(exact: bool) -> tuple[list[set[str]], float]:
             found = []
             with conn.transaction():
-                conn.execute("SET LOCAL hnsw.ef_search = 100")
+                conn.execute(sql.SQL("SET LOCAL hnsw.ef_search = {}").format(sql.Literal(EF_SEARCH)))
                 if exact:
                     conn.execute("SET LOCAL enable_indexscan = off")
                 started = time.perf_counter()
