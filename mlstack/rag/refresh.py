@@ -71,3 +71,23 @@ def finish(conn: Any, name: str, read: SourceRead) -> list[str]:
     if read.cursor:
         store.save_cursor(conn, name, read.source, read.cursor)
     return deleted
+
+
+def run(conn: Any, name: str, read: SourceRead, embedder: Any, settings: Any) -> dict[str, int]:
+    """One source's whole refresh in this process, batch after batch: what the flow does with a
+    mapped task per batch, for scripts and tests that need no Prefect."""
+    from mlstack.rag import store
+
+    store.ensure_collection(conn, name, embedder.info)
+    sorted_out = plan(conn, name, read)
+    embedded = sum(
+        ingest(conn, name, read.source, batch, embedder, settings)["embedded"]
+        for batch in batches(sorted_out.to_write, settings.rag.batch_documents)
+    )
+    return {
+        "added": len(sorted_out.added),
+        "changed": len(sorted_out.changed),
+        "unchanged": sorted_out.unchanged,
+        "deleted": len(finish(conn, name, read)),
+        "embedded": embedded,
+    }

@@ -30,23 +30,13 @@ def day(folder: Path, channel: str, date: str, messages: list[dict]) -> None:
 
 
 def refresh_docs(settings: Settings, name: str, folder: Path, batch: int = 2) -> dict[str, int]:
-    """One refresh of a docs folder, as the flow does it, without Prefect."""
+    """One refresh of a docs folder, as the flow does it, without Prefect, in batches of `batch`."""
     from mlstack.llm.embeddings import local_embedder
     from mlstack.rag import refresh, sources, store
 
     read = sources.read(sources.parse_spec(f"docs:{folder}"), settings)
+    small_batches = settings.model_copy(
+        update={"rag": settings.rag.model_copy(update={"batch_documents": batch})}
+    )
     with store.connect(settings) as conn:
-        store.ensure_collection(conn, name, local_embedder().info)
-        plan = refresh.plan(conn, name, read)
-        embedded = sum(
-            refresh.ingest(conn, name, read.source, part, local_embedder(), settings)["embedded"]
-            for part in refresh.batches(plan.to_write, batch)
-        )
-        deleted = refresh.finish(conn, name, read)
-    return {
-        "added": len(plan.added),
-        "changed": len(plan.changed),
-        "unchanged": plan.unchanged,
-        "deleted": len(deleted),
-        "embedded": embedded,
-    }
+        return refresh.run(conn, name, read, local_embedder(), small_batches)

@@ -15,11 +15,9 @@ from mlstack.settings import Settings
 def samples(rag_settings: Settings, collection: str) -> str:
     """The shipped Slack export and GitHub dump in a collection."""
     with store.connect(rag_settings) as conn:
-        store.ensure_collection(conn, collection, local_embedder().info)
         for spec in defaults.sources()[:2]:
             read = sources.read(sources.parse_spec(spec), rag_settings)
-            plan = refresh.plan(conn, collection, read)
-            refresh.ingest(conn, collection, read.source, plan.to_write, local_embedder(), rag_settings)
+            refresh.run(conn, collection, read, local_embedder(), rag_settings)
     return collection
 
 
