@@ -61,7 +61,13 @@ def get(
 ) -> httpx.Response:
     """GET, waiting out rate limits up to `max_wait_s` each; raises RateLimited beyond it."""
     while True:
-        response = http.get(url, params=params)
+        try:
+            response = http.get(url, params=params)
+        except httpx.HTTPError as exc:
+            raise RAGError(
+                f"cannot reach {httpx.URL(url).copy_with(query=None)}: {exc}. Check the network, or"
+                " the API root setting (MLSTACK_GITHUB_API_URL, MLSTACK_SLACK_API_URL)."
+            ) from None
         wait = wait_of(response)
         if wait is None:
             if response.status_code >= 400:

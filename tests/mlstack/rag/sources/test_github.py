@@ -147,3 +147,17 @@ def test_a_broken_dump_is_reported_not_raised(tmp_path: Path) -> None:
     dump.write_text('{"issues": [')
     read = github.read_dump(dump, "github:dump")
     assert not read.documents and not read.complete and "unreadable JSON" in read.skipped[0].reason
+
+
+def test_an_unreachable_api_is_one_clear_error(gh_settings) -> None:
+    from mlstack.rag import RAGError
+
+    def refuse(request: httpx.Request) -> httpx.Response:
+        raise httpx.ConnectError("Connection refused", request=request)
+
+    with pytest.raises(
+        RAGError, match=r"cannot reach https://api.github.com/repos/o/r/issues: .*MLSTACK_GITHUB_API_URL"
+    ):
+        github.read_api(
+            "o/r", "github:o/r", gh_settings, None, httpx.Client(transport=httpx.MockTransport(refuse))
+        )
