@@ -77,13 +77,8 @@ def scores(ranked: list[list[Hit]], questions: list[Question]) -> dict[str, floa
 
 def evaluate(conn: Any, coll: Any, embedder: Any, questions: list[Question]) -> dict[str, dict[str, float]]:
     vectors = embedder.embed([q.question for q in questions])
-    return {
-        mode: scores(
-            [
-                retrieve.search(conn, coll, q.question, v, k=MRR_AT, mode=mode)
-                for q, v in zip(questions, vectors, strict=True)
-            ],
-            questions,
-        )
-        for mode in retrieve.MODES
-    }
+    found = [
+        retrieve.search_modes(conn, coll, q.question, v, k=MRR_AT)
+        for q, v in zip(questions, vectors, strict=True)
+    ]
+    return {mode: scores([hits[mode] for hits in found], questions) for mode in retrieve.MODES}

@@ -18,9 +18,8 @@ from mlstack.rag.sources import Document, SourceRead
 
 @dataclass
 class Plan:
-    """One source's read, sorted against the store."""
+    """One source's documents, sorted against the store."""
 
-    read: SourceRead
     added: list[Document] = field(default_factory=list)
     changed: list[Document] = field(default_factory=list)
     unchanged: int = 0
@@ -34,7 +33,7 @@ def plan(conn: Any, name: str, read: SourceRead) -> Plan:
     # A source repeating a record (an API page that shifted): the last one counts.
     read.documents = list({d.id: d for d in read.documents}.values())
     stored = store.hashes(conn, name, [d.id for d in read.documents])
-    result = Plan(read)
+    result = Plan()
     for document in read.documents:
         if document.id not in stored:
             result.added.append(document)
@@ -76,8 +75,6 @@ def finish(conn: Any, name: str, read: SourceRead) -> list[str]:
 def run(conn: Any, name: str, read: SourceRead, embedder: Any, settings: Any) -> dict[str, int]:
     """One source's whole refresh in this process, batch after batch: what the flow does with a
     mapped task per batch, for scripts and tests that need no Prefect."""
-    from mlstack.rag import store
-
     store.ensure_collection(conn, name, embedder.info)
     sorted_out = plan(conn, name, read)
     embedded = sum(

@@ -159,15 +159,35 @@ def search(
     mode: Mode = "hybrid",
     filters: Filters | None = None,
 ) -> list[Hit]:
+    parts = ("vector", "fulltext") if mode == "hybrid" else (mode,)
+    return search_modes(conn, coll, query, vector, k, parts, filters)[mode]
+
+
+def search_modes(
+    conn: Any,
+    coll: Collection,
+    query: str,
+    vector: np.ndarray,
+    k: int = 5,
+    parts: tuple[str, ...] = ("vector", "fulltext"),
+    filters: Filters | None = None,
+) -> dict[str, list[Hit]]:
+    """The hits of each base mode in `parts`, and of hybrid when both are there: one query per
+    base mode, which fusion reuses (evaluation asks for all three)."""
     filters = filters or Filters()
     pool = max(POOL, k * 4)
-    if mode != "hybrid":
-        ranked = _per_document(_chunks(conn, coll, mode, query, vector, filters, pool))
-        return [_hit(row, row[10]) for row in ranked[:k]]
+    ranked = {part: _per_document(_chunks(conn, coll, part, query, vector, filters, pool)) for part in parts}
+    found = {part: [_hit(row, row[10]) for row in rows[:k]] for part, rows in ranked.items()}
+    if set(WEIGHTS) <= set(ranked):
+        found["hybrid"] = _fuse(ranked, k)
+    return found
+
+
+def _fuse(ranked: dict[str, list[tuple]], k: int) -> list[Hit]:
     fused: dict[str, float] = {}
     shown: dict[str, tuple] = {}
     for part, weight in WEIGHTS.items():
-        for rank, row in enumerate(_per_document(_chunks(conn, coll, part, query, vector, filters, pool)), 1):
+        for rank, row in enumerate(ranked[part], 1):
             fused[row[1]] = fused.get(row[1], 0.0) + weight / (RRF_K + rank)
             if row[1] not in shown or row[9] > shown[row[1]][9]:
                 shown[row[1]] = row  # the chunk closest in meaning represents the document

@@ -70,7 +70,6 @@ class SourceRead:
     """What one read of one source gave."""
 
     source: str  # "kind:location", the source's identity in the store
-    kind: Kind
     documents: list[Document] = field(default_factory=list)
     skipped: list[Skipped] = field(default_factory=list)
     complete: bool = True

@@ -40,7 +40,7 @@ def files_under(root: Path) -> list[Path]:
 
 
 def read(root: Path, source: str) -> SourceRead:
-    result = SourceRead(source, "docs")
+    result = SourceRead(source)
     if not root.exists():
         result.skipped.append(Skipped(str(root), "no such file or folder"))
         result.complete = False  # a missing folder must not delete what was read from it before

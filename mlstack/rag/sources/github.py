@@ -82,7 +82,7 @@ def _repository(issue: dict[str, Any]) -> str:
 
 
 def read_dump(path: Path, source: str) -> SourceRead:
-    result = SourceRead(source, "github")
+    result = SourceRead(source)
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
@@ -120,7 +120,7 @@ def read_api(
     http = api.client(http_client, headers)
     wait = settings.rag.rate_limit_wait_s
     root = settings.rag.github_api_url.rstrip("/")
-    result = SourceRead(source, "github", complete=False, cursor=cursor)
+    result = SourceRead(source, complete=False, cursor=cursor)
     params: dict[str, Any] | None = {"state": "all", "sort": "updated", "direction": "asc", "per_page": 100}
     if cursor:
         params["since"] = cursor  # type: ignore[index]

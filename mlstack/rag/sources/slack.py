@@ -145,7 +145,7 @@ def _load(path: Path, result: SourceRead, expect: type) -> Any:
 
 
 def read_export(folder: Path, source: str) -> SourceRead:
-    result = SourceRead(source, "slack")
+    result = SourceRead(source)
     channel_list = _load(folder / "channels.json", result, list)
     if channel_list is None:
         result.complete = False  # without the channel list nothing can be told deleted
@@ -180,7 +180,7 @@ def read_api(
     token = settings.rag.slack_token
     if token is None:
         raise RAGError(f"--source {source} reads the Slack Web API: set MLSTACK_SLACK_TOKEN (a bot token)")
-    result = SourceRead(source, "slack", complete=False, cursor=cursor)
+    result = SourceRead(source, complete=False, cursor=cursor)
     root = settings.rag.slack_api_url.rstrip("/")
     wait = settings.rag.rate_limit_wait_s
     http = api.client(http_client, {"Authorization": f"Bearer {token.get_secret_value()}"})
