@@ -14,16 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from models.lm.tokenizer import IM_END
-
-# Used when a model directory has no chat template of its own (ChatML, as many open models use).
-# The assistant turn ends with <|im_end|>, which is therefore always a stop string for it.
-DEFAULT_CHAT_TEMPLATE = (
-    "{% for message in messages %}"
-    "{{ '<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>' + '\n' }}"
-    "{% endfor %}"
-    "{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}"
-)
+from models.lm.tokenizer import DEFAULT_CHAT_TEMPLATE, IM_END
 
 
 class PromptTooLong(ValueError):

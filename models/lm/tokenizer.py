@@ -13,6 +13,14 @@ EOS = "<|endoftext|>"
 IM_START = "<|im_start|>"
 IM_END = "<|im_end|>"
 SPECIAL_TOKENS = [EOS, IM_START, IM_END]
+# ChatML, as many open models use; saved with every tokenizer we train, and used for a model
+# directory that has no chat template of its own. The assistant turn ends with <|im_end|>.
+DEFAULT_CHAT_TEMPLATE = (
+    "{% for message in messages %}"
+    "{{ '<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>' + '\n' }}"
+    "{% endfor %}"
+    "{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}"
+)
 
 
 def project_corpus(root: Path | None = None) -> list[str]:
@@ -43,10 +51,12 @@ def train_tokenizer(texts: Iterable[str], vocab_size: int = 4096):  # -> PreTrai
         show_progress=False,
     )
     tokenizer.train_from_iterator(texts, trainer)
-    return PreTrainedTokenizerFast(
+    fast = PreTrainedTokenizerFast(
         tokenizer_object=tokenizer,
         bos_token=EOS,
         eos_token=EOS,
         pad_token=EOS,
         additional_special_tokens=[IM_START, IM_END],
     )
+    fast.chat_template = DEFAULT_CHAT_TEMPLATE
+    return fast

@@ -63,21 +63,24 @@ def alias_version(alias: str, name: str = MODEL_NAME) -> str | None:
         return None
 
 
-def register(model_uri: str, run_id: str, name: str = MODEL_NAME) -> str:
-    """Register a logged model (models:/m-...) as a new version and make it the challenger."""
+def ensure_registered(name: str, description: str) -> None:
+    """The registered model, created unless it exists (a concurrent creator is fine)."""
     from mlflow.exceptions import MlflowException
 
+    try:
+        _client().create_registered_model(name, description=description)
+    except MlflowException as exc:
+        if exc.error_code != "RESOURCE_ALREADY_EXISTS":
+            raise
+
+
+def register(model_uri: str, run_id: str, name: str = MODEL_NAME) -> str:
+    """Register a logged model (models:/m-...) as a new version and make it the challenger."""
     from mlstack.processes import owner
 
     client = _client()
     with _lock():
-        try:
-            client.create_registered_model(
-                name, description="Trip duration in seconds (ride-hailing example)"
-            )
-        except MlflowException as exc:
-            if exc.error_code != "RESOURCE_ALREADY_EXISTS":
-                raise
+        ensure_registered(name, "Trip duration in seconds (ride-hailing example)")
         model_id = model_uri.removeprefix("models:/")
         tags = {GATE: PENDING, OWNER_TAG: owner()}  # born pending: see settle()
         created = client.create_model_version(

@@ -45,3 +45,18 @@ def test_the_project_corpus_is_the_checkouts_own_text(tmp_path: Path) -> None:
     assert readme in texts and len(texts) > 20
     with pytest.raises(FileNotFoundError, match=r"no \.md or \.py files"):
         project_corpus(tmp_path)
+
+
+def test_a_saved_tokenizer_keeps_its_special_tokens_and_chat_template(tokenizer, tmp_path: Path) -> None:
+    from transformers import AutoTokenizer
+
+    tokenizer.save_pretrained(tmp_path)
+    loaded = AutoTokenizer.from_pretrained(tmp_path)
+    chat = [{"role": "user", "content": "hi"}]
+    text = loaded.apply_chat_template(chat, add_generation_prompt=True, tokenize=False)
+    assert text == "<|im_start|>user\nhi<|im_end|>\n<|im_start|>assistant\n"
+    assert loaded.convert_tokens_to_ids(IM_END) == tokenizer.convert_tokens_to_ids(IM_END)
+    assert (
+        loaded.decode(loaded.encode("def f(x):\n\treturn x", add_special_tokens=False))
+        == "def f(x):\n\treturn x"
+    )
