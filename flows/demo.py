@@ -6,9 +6,13 @@ gate it against the champion, score the last days in batch, and answer one onlin
 through the serving app's own prediction path. Then time moves on: a normal day arrives and is
 scored and monitored (no alert), then three days of covariate drift arrive (an airport shuttle
 launches), and monitoring alerts, emits its event and retrains, and the gate decides on a new
-champion. Last, the prompt-engineering pattern asks one question of the local model through its
-OpenAI-compatible endpoint (an untrained stand-in until a model is pretrained: its words are
-random, but the prompt registry, the trace, the checks and the endpoint are all real).
+champion. Then the pretraining pattern trains a tiny Python code model on the installed
+packages' sources (about a million parameters, minutes on a CPU) and makes it the local model,
+and the prompt-engineering pattern asks it one question through its OpenAI-compatible endpoint.
+Be clear about what that shows: such a small base model continues Python code after a fashion,
+but it was never taught to follow instructions, so its answer is code-like text, not an answer;
+the prompt registry, the trace, the checks and the endpoint around it are all real. Last, RAG
+refreshes its collection and answers from it with citations (extractively, for that reason).
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ from flows.batch_inference import BatchParams, BatchResult, batch_inference_flow
 from flows.data import DataParams, DataResult, data_flow
 from flows.features import FeaturesResult, features_flow
 from flows.monitoring import MonitoringParams, MonitoringResult, monitoring_flow
+from flows.pretraining import PretrainParams, PretrainResult, pretraining_flow
 from flows.prompt_engineering import PromptParams, PromptResult, prompt_engineering_flow
 from flows.rag import (
     RagAnswerResult,
@@ -52,6 +57,12 @@ RAG_QUESTION = "Why did a second drift alert not start another retraining run?"
 class DemoParams(BaseModel):
     days: int = Field(default=14, ge=3, description="Days of example data to generate.")
     trials: int | None = Field(default=None, ge=1, description="Optuna trials. Default: params.yaml.")
+    pretrain_steps: int | None = Field(
+        default=None,
+        ge=1,
+        description="Steps of the tiny code model's pretraining. Default: the tiny preset's"
+        " (minutes on a CPU).",
+    )
 
 
 class OnlineResult(BaseModel):
@@ -78,6 +89,7 @@ class DemoResult(BaseModel):
     online: OnlineResult
     baseline_window: LiveWindowResult
     drift_window: LiveWindowResult
+    pretraining: PretrainResult
     prompt_engineering: PromptResult
     rag_refresh: RagRefreshResult
     rag: RagAnswerResult
@@ -111,6 +123,8 @@ def demo_flow(params: DemoParams = DemoParams()) -> DemoResult | State:
     window = GeneratorConfig(days=params.days)  # from the example's own first day
     end = datetime.combine(window.start + timedelta(days=window.days), datetime.min.time(), tzinfo=UTC)
     question = PromptParams(question=DEMO_QUESTION, context="Pandas", provider="local", max_tokens=48)
+    steps = {"steps": params.pretrain_steps} if params.pretrain_steps else {}
+    pretrain = PretrainParams(preset="tiny", overrides=steps)
     stages: list[tuple[str, Callable[[], State]]] = [
         ("data", lambda: data_flow(DataParams(window=window), return_state=True)),
         ("features", lambda: features_flow(return_state=True)),
@@ -133,6 +147,7 @@ def demo_flow(params: DemoParams = DemoParams()) -> DemoResult | State:
                 return_state=True,
             ),
         ),
+        ("pretraining", lambda: pretraining_flow(pretrain, return_state=True)),
         ("prompt_engineering", lambda: prompt_engineering_flow(question, return_state=True)),
         ("rag_refresh", lambda: rag_refresh_flow(RagRefreshParams(evaluate=False), return_state=True)),
         ("rag", lambda: rag_ask_flow(RagAskParams(question=RAG_QUESTION), return_state=True)),
@@ -191,7 +206,8 @@ def where_to_look() -> dict[str, str]:
         "alerts": str(settings.alerts_log),
         "serving": "mlstack serve  (OpenAPI docs at http://127.0.0.1:8000/docs)",
         "prompt answers": f"MLflow experiment {EXPERIMENT} (prompts: {PROMPT_NAME}), mlstack ask",
-        "local LLM endpoint": f"mlstack serve-llm --model {settings.untrained_model_dir}",
+        "pretrained code model": f"{settings.pretrained_champion_file}, mlstack pretrain --help",
+        "local LLM endpoint": "mlstack serve-llm  (the pretrained champion, else the untrained stand-in)",
         "model registry": "mlstack model status",
     }
 

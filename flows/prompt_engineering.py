@@ -29,7 +29,6 @@ from prefect.states import Failed, State
 from pydantic import BaseModel, Field
 
 from mlstack import prompts, tracking
-from mlstack.llm.local_server import UNTRAINED_NOTE
 from mlstack.llm.providers import ChatProvider, resolve_chat
 from mlstack.prompts import EXPERIMENT, Answer, AskOptions
 from mlstack.settings import get_settings
@@ -70,7 +69,13 @@ class PromptResult(BaseModel):
     prompt: str = Field(description="The registry URI of the prompt version used.")
     provider: str
     model: str
-    meaningful: bool = Field(description="False for the untrained stand-in: its words are random.")
+    meaningful: bool = Field(
+        description="False for a local model that does not follow a chat: the untrained stand-in"
+        " (random words) or a pretrained base model (it continues code)."
+    )
+    note: str | None = Field(
+        default=None, description="What a reader of the answer should know about the model."
+    )
 
 
 class BatchSummary(BaseModel):
@@ -88,6 +93,7 @@ class BatchPromptResult(BaseModel):
     output: Path = Field(description="The JSON lines file with every answer.")
     summary: BatchSummary
     meaningful: bool
+    note: str | None = None
 
 
 @task(name="connect-llm", cache_policy=NONE)
@@ -95,8 +101,8 @@ def connect(provider: str | None, model: str | None) -> ChatProvider:
     chat = resolve_chat(get_settings(), provider, model)
     logger = get_run_logger()
     logger.info("chat model %s via %s at %s", chat.model, chat.info.provider, chat.endpoint.base_url)
-    if not chat.meaningful:
-        logger.warning(UNTRAINED_NOTE)
+    if chat.note:
+        logger.warning(chat.note)
     return chat
 
 
@@ -110,10 +116,6 @@ def _run_params(chat: ChatProvider, prompt: Any, options: AskOptions) -> dict[st
         "base_url": chat.endpoint.base_url,
         **options.generation(),
     }
-
-
-def _note(chat: ChatProvider) -> str | None:
-    return None if chat.meaningful else UNTRAINED_NOTE
 
 
 @task(name="ask", cache_policy=NONE)
@@ -143,7 +145,7 @@ def ask_and_record(chat: ChatProvider, params: PromptParams) -> Answer:
                 **{f"tokens_{k}": v for k, v in answer.usage.items()},
             }
         )
-        mlflow.log_text(prompts.answer_markdown(answer, _note(chat)), "answer.md")
+        mlflow.log_text(prompts.answer_markdown(answer, chat.note), "answer.md")
         mlflow.log_dict(answer.record(), "answer.json")
     get_run_logger().info("answered with prompt %s in MLflow run %s", prompt.uri, run.info.run_id)
     return answer
@@ -159,7 +161,7 @@ def prompt_engineering_flow(params: PromptParams) -> PromptResult | State:
     chat = connect(params.provider, params.model)
     answer = ask_and_record(chat, params)
     create_markdown_artifact(
-        prompts.answer_markdown(answer, _note(chat)),
+        prompts.answer_markdown(answer, chat.note),
         key="prompt-engineering-answer",
         description=params.question[:100],
     )
@@ -173,6 +175,7 @@ def prompt_engineering_flow(params: PromptParams) -> PromptResult | State:
         provider=answer.provider,
         model=answer.model,
         meaningful=chat.meaningful,
+        note=chat.note,
     )
     if not answer.checks.passed:
         failures = "; ".join(answer.checks.failures())
@@ -239,11 +242,13 @@ def prompt_engineering_batch_flow(params: BatchPromptParams) -> BatchPromptResul
     concurrency = params.concurrency or settings.llm.ask_concurrency
     answers, summary = ask_batch(chat, items, target, concurrency, params)
     create_markdown_artifact(
-        prompts.batch_markdown(answers, summary, target, _note(chat)),
+        prompts.batch_markdown(answers, summary, target, chat.note),
         key="prompt-engineering-batch",
         description=f"{summary['questions']} questions from {source.name}",
     )
-    result = BatchPromptResult(output=target, summary=BatchSummary(**summary), meaningful=chat.meaningful)
+    result = BatchPromptResult(
+        output=target, summary=BatchSummary(**summary), meaningful=chat.meaningful, note=chat.note
+    )
     if summary["errors"]:
         first = next(a.error for a in answers if a.error)
         return Failed(message=f"{summary['errors']} questions got no answer; first: {first}", data=result)

@@ -21,6 +21,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 PROJECT_NAME = "mlstack"
 MODEL_NAME = "trip_duration"
+PRETRAINED_MODEL = "code_lm"  # the pretraining flow's registered model
 
 
 def project_root() -> Path:
@@ -329,6 +330,41 @@ class RAGSettings(Section):
     )
 
 
+class PretrainSettings(Section):
+    """How the pretraining corpus is cleaned and cut, and where training runs."""
+
+    model_config = SettingsConfigDict(env_prefix="MLSTACK_PRETRAIN_")
+
+    preset: Literal["tiny", "small"] = Field(
+        default="tiny", description="Model and training size: tiny (CPU, minutes) or small (124M, a GPU)."
+    )
+    shards: int = Field(
+        default=8, ge=1, le=1024, description="Training shards: the partitions that tokenize concurrently."
+    )
+    validation_share: float = Field(
+        default=0.05, gt=0.0, lt=0.5, description="Share of documents held out for validation, by hash."
+    )
+    max_file_bytes: int = Field(default=1_000_000, ge=1000, description="Larger files are not read.")
+    min_documents: int = Field(
+        default=20, ge=1, description="Cleaning must leave at least this many files, or the run stops."
+    )
+    max_removed_share: float = Field(
+        default=0.9,
+        gt=0.0,
+        le=1.0,
+        description="Cleaning may remove at most this share of the files read, or the run stops.",
+    )
+    nproc: int = Field(
+        default=1, ge=1, description="Training processes (torchrun and DDP when above 1): GPUs, or CPU ranks."
+    )
+    peak_tflops: float | None = Field(
+        default=None,
+        gt=0,
+        description="The device's peak TFLOP/s for the MFU estimate. Unset: looked up for known GPUs,"
+        " estimated for CPUs.",
+    )
+
+
 def _section(kind: type[Section]) -> Any:
     return Field(default_factory=kind, description=kind.__doc__)
 
@@ -350,6 +386,7 @@ class Settings(BaseSettings):
     llm: LLMSettings = _section(LLMSettings)
     orchestration: OrchestrationSettings = _section(OrchestrationSettings)
     rag: RAGSettings = _section(RAGSettings)
+    pretrain: PretrainSettings = _section(PretrainSettings)
 
     @classmethod
     def sections(cls) -> dict[str, type[Section]]:
@@ -418,6 +455,21 @@ class Settings(BaseSettings):
     def untrained_model_dir(self) -> Path:
         """The local provider's stand-in model while MLSTACK_LLM_LOCAL_MODEL is unset."""
         return self.models_dir / "untrained-lm"
+
+    @property
+    def pretrained_models_dir(self) -> Path:
+        """Champions of the pretraining flow, one folder per registry version."""
+        return self.models_dir / "pretrained"
+
+    @property
+    def pretrained_champion_file(self) -> Path:
+        """Which pretrained version is champion, and where its copy is: the local provider reads it."""
+        return self.pretrained_models_dir / "champion.json"
+
+    @property
+    def pretrain_dir(self) -> Path:
+        """The cleaned corpus, tokenizer, token shards and training runs."""
+        return self.home / "pretrain"
 
     @property
     def llm_servers_dir(self) -> Path:

@@ -59,7 +59,6 @@ def ask(
         prompt_engineering_batch_flow,
         prompt_engineering_flow,
     )
-    from mlstack.llm.local_server import UNTRAINED_NOTE
 
     if (question is None) == (file is None):
         raise fail("give either a QUESTION or --file with questions, not both or neither")
@@ -82,8 +81,8 @@ def ask(
     else:
         result = run_flow(prompt_engineering_flow, build(PromptParams, question=question, **options))
         show(result, render_answer, as_json)
-    if not result.meaningful:
-        err.print(Text.assemble(("note:", "yellow"), f" {UNTRAINED_NOTE}"))
+    if result.note:
+        err.print(Text.assemble(("note:", "yellow"), f" {result.note}"))
 
 
 def checks_line(checks: Checks) -> str:

@@ -14,7 +14,7 @@ import typer
 from rich.console import Group, RenderableType
 from rich.table import Table
 
-from mlstack.cli import ask, data, features, inference, model, monitor, rag, serve, stack
+from mlstack.cli import ask, data, features, inference, model, monitor, pretrain, rag, serve, stack
 from mlstack.cli.ask import checks_line
 from mlstack.cli.monitor import retraining_line
 from mlstack.cli.render import JSON, Boundary, build, console, run_flow, show
@@ -35,6 +35,7 @@ app = typer.Typer(
 app.add_typer(data.app, name="data")
 app.add_typer(features.app, name="features")
 app.add_typer(rag.app, name="rag")
+app.add_typer(pretrain.app, name="pretrain")
 for group in (model, inference, monitor, ask, serve, stack):
     app.add_typer(group.app)
 
@@ -63,13 +64,19 @@ def render_info(settings: list[SettingRow], services: list[tuple[str, str, str]]
 def demo(
     days: int = typer.Option(14, help="Days of example data to generate (at least 3)."),
     trials: int | None = typer.Option(None, help="Optuna trials. Default: params.yaml."),
+    pretrain_steps: int | None = typer.Option(
+        None,
+        help="Steps of the tiny code model's pretraining. Default: the tiny preset's (minutes on a CPU).",
+    ),
     as_json: bool = JSON,
 ) -> None:
     """Run the classic ML loop end to end on embedded services, then two live windows (normal,
-    then drifting) through monitoring and retraining, and say where to look."""
+    then drifting) through monitoring and retraining; pretrain a tiny code model that becomes the
+    local model; ask it a question; refresh and ask RAG; and say where to look."""
     from flows.demo import DemoParams, demo_flow
 
-    show(run_flow(demo_flow, build(DemoParams, days=days, trials=trials)), render_demo, as_json)
+    params = build(DemoParams, days=days, trials=trials, pretrain_steps=pretrain_steps)
+    show(run_flow(demo_flow, params), render_demo, as_json)
 
 
 def window_story(window: LiveWindowResult) -> str:
@@ -106,8 +113,16 @@ def render_demo(result: DemoResult) -> RenderableType:
         "prompt engineering": f"{asked.context}: {asked.question} -> {answer[:80]!r}"
         f"{'...' if len(answer) > 80 else ''}; asked {asked.model} via {asked.provider} with"
         f" {asked.prompt}: {checks_line(asked.checks)}"
-        + ("" if asked.meaningful else " (untrained stand-in: its text is not meaningful)"),
+        + ("" if asked.meaningful else " (a base model that does not follow instructions: not an answer)"),
     }
+    pretrained = result.pretraining
+    rows["pretraining"] = (
+        f"{pretrained.prepare.documents_kept} files, {pretrained.tokenize.train_tokens:,} tokens;"
+        f" {pretrained.train.parameters:,} parameters, {pretrained.train.steps} steps: validation perplexity"
+        f" {pretrained.evaluate.val_perplexity:.1f}, {pretrained.evaluate.parse_share:.0%} of completions"
+        f" parse; code_lm v{pretrained.evaluate.version}"
+        f" {'champion' if pretrained.evaluate.promoted else 'not promoted'}"
+    )
     rag = result.rag
     rows["RAG"] = (
         f"{result.rag_refresh.documents} documents, {result.rag_refresh.chunks} chunks in"

@@ -37,14 +37,55 @@ UNTRAINED_NOTE = (
 )
 
 
-def is_untrained(model_dir: Path) -> bool:
+PRETRAINED_NOTE = (
+    "The local model is a small code model pretrained here ({parameters:,} parameters, {tokens:,}"
+    " tokens of Python): it continues Python code, but it was never taught to follow instructions"
+    " or answer questions, so its replies are code-like text, not answers. Fine-tune it, set"
+    " MLSTACK_LLM_LOCAL_MODEL to a chat model, or set OPENAI_API_KEY."
+)
+
+
+def model_card(model_dir: Path) -> dict:
     card = model_dir / MODEL_CARD
-    return card.is_file() and not json.loads(card.read_text()).get("trained", True)
+    return json.loads(card.read_text()) if card.is_file() else {}
+
+
+def is_untrained(model_dir: Path) -> bool:
+    return not model_card(model_dir).get("trained", True)
+
+
+def follows_chat(model_dir: Path) -> bool:
+    """False for our untrained stand-in and our pretrained base models; a directory of anyone
+    else's (no card of ours) is taken at its word. No model there yet (the stand-in before its
+    first use) follows none."""
+    if not (model_dir / "config.json").is_file():
+        return False
+    card = model_card(model_dir)
+    return bool(card.get("chat", card.get("trained", True)))
+
+
+def model_note(model_dir: Path) -> str | None:
+    """What a reader of this model's replies should know, or None for a chat model."""
+    card = model_card(model_dir)
+    if not card.get("trained", True):
+        return UNTRAINED_NOTE
+    if not follows_chat(model_dir):
+        return PRETRAINED_NOTE.format(parameters=card.get("parameters", 0), tokens=card.get("tokens", 0))
+    return None
+
+
+def pretrained_champion(settings: Settings) -> Path | None:
+    """The pretraining flow's champion, copied locally, or None before one exists."""
+    pointer = settings.pretrained_champion_file
+    if not pointer.is_file():
+        return None
+    path = Path(json.loads(pointer.read_text())["path"])
+    return path.resolve() if (path / "config.json").is_file() else None
 
 
 def local_model_dir(settings: Settings) -> Path:
-    """MLSTACK_LLM_LOCAL_MODEL, else the untrained stand-in's directory (the server creates the
-    stand-in on first use)."""
+    """MLSTACK_LLM_LOCAL_MODEL, else the pretraining flow's champion, else the untrained stand-in's
+    directory (the server creates the stand-in on first use)."""
     if settings.llm.local_model is not None:
         path = settings.llm.local_model.expanduser().resolve()
         if not (path / "config.json").is_file():
@@ -53,7 +94,7 @@ def local_model_dir(settings: Settings) -> Path:
                 " config.json); point it at one, or unset it to use the untrained stand-in"
             )
         return path
-    return settings.untrained_model_dir.resolve()
+    return pretrained_champion(settings) or settings.untrained_model_dir.resolve()
 
 
 @dataclass(frozen=True)

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from mlstack.llm import LLMError
-from mlstack.llm.local_server import is_untrained, local_model_dir, local_server
+from mlstack.llm.local_server import follows_chat, local_model_dir, local_server, model_note
 from mlstack.settings import Settings, get_settings
 
 OPENAI_URL = "https://api.openai.com/v1"
@@ -138,8 +138,14 @@ class ChatProvider:
 
     @property
     def meaningful(self) -> bool:
-        """False for an untrained local stand-in: its words are random."""
-        return self.model_dir is None or not is_untrained(self.model_dir)
+        """False for the untrained stand-in (its words are random) and a pretrained base model
+        (it continues code; it does not answer)."""
+        return self.model_dir is None or follows_chat(self.model_dir)
+
+    @property
+    def note(self) -> str | None:
+        """What a reader of this model's replies should know; None for a chat model."""
+        return None if self.model_dir is None else model_note(self.model_dir)
 
     def complete(self, messages: list[dict[str, str]], **params: Any) -> ChatResult:
         """One chat completion through the openai client (temperature, max_tokens, stop, seed...)."""

@@ -27,12 +27,13 @@ def embedder(settings: Settings) -> Any:
 
 
 def capable_chat(settings: Settings, provider: str | None = None, model: str | None = None) -> Any | None:
-    """The chat provider, or None when it is the untrained local stand-in (whose words are
-    random): the answer is then extractive, and says so."""
-    from mlstack.llm.local_server import is_untrained, local_model_dir
+    """The chat provider, or None when the local model does not follow a chat: the untrained
+    stand-in (whose words are random) or a pretrained base model (which continues code). The
+    answer is then extractive, and says so."""
+    from mlstack.llm.local_server import follows_chat, local_model_dir
     from mlstack.llm.providers import resolve_chat
 
     kind = provider or settings.llm.chat_provider
-    if kind == "local" and (settings.llm.local_model is None or is_untrained(local_model_dir(settings))):
+    if kind == "local" and not follows_chat(local_model_dir(settings)):
         return None  # no need to start a server whose answers would not be used
     return resolve_chat(settings, provider, model)

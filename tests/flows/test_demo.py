@@ -24,7 +24,7 @@ def own_postgres(mlstack_home: Path) -> Iterator[Settings]:
 
 @pytest.mark.slow
 def test_demo_runs_the_classic_loop_end_to_end(prefect_harness, own_postgres: Settings) -> None:
-    state = demo_flow(DemoParams(days=7, trials=1), return_state=True)
+    state = demo_flow(DemoParams(days=7, trials=1, pretrain_steps=10), return_state=True)
     assert state.is_completed(), state.message
     result = state.result()
 
@@ -48,9 +48,12 @@ def test_demo_runs_the_classic_loop_end_to_end(prefect_harness, own_postgres: Se
     assert drifting.status == "drift" and drifting.drift.dataset_drift
     assert drifting.retraining.version == "2" and drifting.retraining.promoted
     assert drifting.drift.reports["drift"].is_file()
-    # Last, one question to the local model (the untrained stand-in) through its endpoint.
+    # A tiny code model is pretrained and becomes the local model; one question goes to it
+    # through its endpoint, and the answer says honestly what such a model is.
+    assert result.pretraining.evaluate.promoted and result.pretraining.train.steps == 10
     asked = result.prompt_engineering
-    assert asked.provider == "local" and asked.model == "untrained-lm" and not asked.meaningful
+    assert asked.provider == "local" and asked.model == "code_lm-v1" and not asked.meaningful
+    assert asked.note and "never taught to follow instructions" in asked.note
     assert asked.answer and asked.prompt == "prompts:/ask_in_context/1"
     assert {"sentences", "links", "links_well_formed", "passed"} <= set(asked.checks.model_dump())
     with postgres.connect(own_postgres) as conn:

@@ -141,6 +141,14 @@ DOCUMENTED = {
     "MLSTACK_SLACK_TOKEN": ("rag", "slack_token", "xoxb-1", SecretStr("xoxb-1")),
     "MLSTACK_SLACK_API_URL": ("rag", "slack_api_url", "https://s/api", "https://s/api"),
     "MLSTACK_RAG_RATE_LIMIT_WAIT_S": ("rag", "rate_limit_wait_s", "5", 5.0),
+    "MLSTACK_PRETRAIN_PRESET": ("pretrain", "preset", "small", "small"),
+    "MLSTACK_PRETRAIN_SHARDS": ("pretrain", "shards", "4", 4),
+    "MLSTACK_PRETRAIN_VALIDATION_SHARE": ("pretrain", "validation_share", "0.1", 0.1),
+    "MLSTACK_PRETRAIN_MAX_FILE_BYTES": ("pretrain", "max_file_bytes", "5000", 5000),
+    "MLSTACK_PRETRAIN_MIN_DOCUMENTS": ("pretrain", "min_documents", "3", 3),
+    "MLSTACK_PRETRAIN_MAX_REMOVED_SHARE": ("pretrain", "max_removed_share", "0.5", 0.5),
+    "MLSTACK_PRETRAIN_NPROC": ("pretrain", "nproc", "2", 2),
+    "MLSTACK_PRETRAIN_PEAK_TFLOPS": ("pretrain", "peak_tflops", "989", 989.0),
 }
 
 

@@ -13,6 +13,14 @@ from flows.data import DataResult, TableOutcome
 from flows.demo import DemoResult, LiveWindowResult, OnlineResult
 from flows.features import FeaturesResult
 from flows.monitoring import MonitoringResult
+from flows.pretraining import (
+    EvaluateResult,
+    PrepareResult,
+    PretrainResult,
+    ShardTokens,
+    TokenizeResult,
+    TrainFlowResult,
+)
 from flows.prompt_engineering import Checks, PromptResult
 from flows.rag import CitationModel, RagAnswerResult, RagEvalResult, RagRefreshResult, SourceCounts
 from flows.retraining import RetrainingResult
@@ -126,7 +134,65 @@ def answer() -> PromptResult:
 
 
 @pytest.fixture
+def pretrain_result() -> PretrainResult:
+    stages = [
+        {"stage": "read", "in": 220, "out": 220, "removed": 0, "why": ""},
+        {
+            "stage": "quality",
+            "in": 220,
+            "out": 198,
+            "removed": 22,
+            "why": "auto-generated 21, mostly non-text 1",
+        },
+        {"stage": "secrets", "in": 198, "out": 198, "removed": 0, "why": "Basic Auth Credentials 3 redacted"},
+    ]
+    return PretrainResult(
+        prepare=PrepareResult(
+            documents_read=220,
+            documents_kept=198,
+            stages=stages,
+            secrets_redacted={"Basic Auth Credentials": 3},
+            shards={"train-00000": 100, "train-00001": 91, "validation": 7},
+            corpus_dir=Path("/h/pretrain/corpus"),
+        ),
+        tokenize=TokenizeResult(
+            tokenizer_dir=Path("/h/pretrain/tokenizer"),
+            tokens_dir=Path("/h/pretrain/tokens/abc"),
+            vocab_size=2051,
+            shards=[ShardTokens(name="train-00000", tokens=400_000, documents=100, skipped=True)],
+            train_tokens=834_000,
+            validation_tokens=23_400,
+        ),
+        train=TrainFlowResult(
+            run_dir=Path("/h/pretrain/runs/tiny"),
+            mlflow_run_id="r1",
+            steps=300,
+            resumed_from=150,
+            tokens=1_228_800,
+            parameters=1_049_216,
+            train_loss=3.1,
+            val_loss=3.4,
+            val_perplexity=30.0,
+            tokens_per_s=11_000.0,
+            mfu=0.05,
+            model_dir=Path("/h/pretrain/runs/tiny/model"),
+        ),
+        evaluate=EvaluateResult(
+            model_dir=Path("/h/pretrain/runs/tiny/model"),
+            val_perplexity=29.5,
+            bits_per_byte=1.42,
+            parse_share=0.25,
+            headers=16,
+            version="2",
+            promoted=False,
+            reason="1.420 bits/byte vs champion v1 1.400 on the same validation text",
+        ),
+    )
+
+
+@pytest.fixture
 def demo_result(
+    pretrain_result: PretrainResult,
     training_result,
     quiet_window,
     drifting_window,
@@ -168,6 +234,7 @@ def demo_result(
         ),
         baseline_window=LiveWindowResult(scenario="baseline", monitoring=quiet_window),
         drift_window=LiveWindowResult(scenario="covariate_drift", monitoring=drifting_window),
+        pretraining=pretrain_result,
         prompt_engineering=answer,
         rag_refresh=rag_refresh_result,
         rag=rag_answer_result,

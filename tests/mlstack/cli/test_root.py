@@ -99,7 +99,9 @@ def test_the_demo_story_renders_from_its_result(demo_result) -> None:
     assert "retrained v2: MAE 280.0s vs champion v1 400.0s" in text
     assert "alert -> /tmp/alerts.jsonl" in text
     assert "checks failed (3 sentences, 0 links, well-formed false)" in text
-    assert "(untrained stand-in: its text is not meaningful)" in text
+    assert "(a base model that does not follow instructions: not an answer)" in text
+    assert "198 files, 834,000 tokens; 1,049,216 parameters, 300 steps: validation perplexity 29.5" in text
+    assert "25% of completions parse; code_lm v2 not promoted" in text
     assert "MLflow UI mlflow ui --backend-store-uri sqlite:///x.db" in text
     assert "RAG 9 documents, 40 chunks in default; Why no second retraining? -> Extractive answer" in text
     assert "[1] #ml-platform: Why?" in text

@@ -1,0 +1,80 @@
+"""The pretraining flows end to end under the Prefect harness, on click and jinja2: a registered
+champion that becomes the local model, reruns that skip what is done, and a bad corpus that stops."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pytest
+
+from flows.pretraining import (
+    EvaluateParams,
+    PrepareParams,
+    PretrainParams,
+    TokenizeParams,
+    evaluate_flow,
+    prepare_flow,
+    pretraining_flow,
+    tokenize_flow,
+)
+from mlstack.corpus import CorpusError
+from mlstack.llm.local_server import follows_chat, local_model_dir, model_note
+from mlstack.settings import get_settings
+
+SMALL = {
+    "steps": 12,
+    "micro_batch": 8,
+    "seq_len": 64,
+    "layers": 2,
+    "hidden_size": 64,
+    "heads": 2,
+    "context": 64,
+    "eval_every": 6,
+    "checkpoint_every": 6,
+    "lr": 1e-2,
+    "warmup": 2,
+}
+
+
+@pytest.mark.slow
+def test_raw_code_becomes_the_local_model(prefect_harness, mlstack_home: Path, monkeypatch) -> None:
+    monkeypatch.setenv("MLSTACK_PRETRAIN_SHARDS", "2")
+    result = pretraining_flow(PretrainParams(sources=["packages:click,jinja2"], overrides=SMALL))
+    assert (
+        result.prepare.documents_kept > 20 and result.prepare.stages[0]["in"] == result.prepare.documents_read
+    )
+    assert set(result.prepare.shards) == {"train-00000", "train-00001", "validation"}
+    assert result.tokenize.train_tokens > 100_000 and not any(s.skipped for s in result.tokenize.shards)
+    assert (
+        result.train.steps == 12
+        and result.train.val_loss < math.log(result.tokenize.vocab_size)
+        and result.train.mfu is not None
+    )
+    evaluated = result.evaluate
+    assert evaluated.version == "1" and evaluated.promoted and evaluated.reason == "no champion yet"
+    assert 0 < evaluated.bits_per_byte < 8 and evaluated.headers > 0
+    settings = get_settings()
+    champion = local_model_dir(settings)
+    assert champion.name == "code_lm-v1" and (champion / "model.safetensors").is_file()
+    assert not follows_chat(champion) and "pretrained here" in model_note(champion)
+
+    # Rerun the steps: nothing to tokenize again, and the same model is no better than itself.
+    again = tokenize_flow(TokenizeParams())
+    assert all(s.skipped for s in again.shards)
+    second = evaluate_flow(EvaluateParams())
+    assert second.version == "2" and not second.promoted and "vs champion v1" in second.reason
+    assert local_model_dir(settings).name == "code_lm-v1"
+
+
+@pytest.mark.slow
+def test_a_corpus_with_no_python_stops_with_a_clear_message(
+    prefect_harness, mlstack_home: Path, tmp_path: Path
+) -> None:
+    (tmp_path / "site").mkdir()
+    for i in range(30):
+        (tmp_path / "site" / f"page{i}.html").write_text(f"<html><body>{i}</body></html>")
+    state = prepare_flow(PrepareParams(sources=[f"dir:{tmp_path / 'site'}"]), return_state=True)
+    assert state.is_failed()
+    with pytest.raises(CorpusError, match=r"too small: 0 of 30 files survive cleaning \(.*language -30"):
+        state.result()
