@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from mlstack.cli.render import console, fail
+from mlstack.cli.render import console, err, fail
 
 app = typer.Typer()
 
@@ -38,11 +38,13 @@ def serving_banner(what: str, host: str, port: int, workers: int = 1, api: str =
 
 @app.command("serve-llm")
 def serve_llm(
-    model: Path = typer.Option(
-        ...,
+    model: Path | None = typer.Option(
+        None,
         exists=True,
         file_okay=False,
-        help="A Hugging Face causal-LM directory (config.json, weights, tokenizer).",
+        help="A Hugging Face causal-LM directory (config.json, weights, tokenizer). Default: the local"
+        " provider's model: MLSTACK_LLM_LOCAL_MODEL, else the pretraining champion, else the untrained"
+        " stand-in (created now if missing).",
     ),
     name: str | None = typer.Option(None, help="Model id clients ask for. Default: the directory's name."),
     host: str = typer.Option("127.0.0.1", help="Interface to bind."),
@@ -55,9 +57,16 @@ def serve_llm(
     Point any OpenAI client at it with `OPENAI_BASE_URL=http://HOST:PORT/v1`. While it runs,
     `mlstack ask` with the local provider and the same model directory reuses it.
     """
+    from mlstack.llm.local_server import local_model_dir, model_note
+    from mlstack.settings import get_settings
     from models.serving.openai_api import serve as serve_openai_api
 
-    if not (model / "config.json").is_file():
+    settings = get_settings()
+    model = model or local_model_dir(settings)
+    stand_in = model == settings.untrained_model_dir.resolve()
+    if not stand_in and not (model / "config.json").is_file():
         raise fail(f"{model} has no config.json: give a Hugging Face model directory")
     console.print(serving_banner(str(model), host, port, api="/v1"), highlight=False)
-    serve_openai_api(model, name, host, port, log_level)
+    if (model / "config.json").is_file() and (note := model_note(model)):
+        err.print(f"note: {note}", highlight=False)
+    serve_openai_api(model, name, host, port, log_level, init_untrained=stand_in)

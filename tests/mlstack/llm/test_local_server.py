@@ -74,3 +74,29 @@ def test_a_server_that_cannot_start_says_why(tiny_lm: Path, tmp_path: Path) -> N
     with pytest.raises(LLMError, match="exited with code 1") as caught:
         local_server(Settings(home=tmp_path), broken)
     assert "no-such-architecture" in str(caught.value)
+
+
+def test_the_local_model_is_the_setting_else_the_pretrained_champion_else_the_stand_in(
+    mlstack_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from mlstack.io import write_json
+    from mlstack.llm.local_server import follows_chat, model_note
+    from mlstack.settings import get_settings
+
+    settings = get_settings()
+    assert local_model_dir(settings) == settings.untrained_model_dir.resolve()
+    assert not follows_chat(settings.untrained_model_dir)  # not made yet: no chat either
+    champion = settings.pretrained_models_dir / "code_lm-v3"
+    champion.mkdir(parents=True)
+    (champion / "config.json").write_text("{}")
+    card = {"trained": True, "chat": False, "parameters": 1049216, "tokens": 1228800}
+    (champion / "mlstack_lm.json").write_text(json.dumps(card))
+    write_json({"model": "code_lm", "version": "3", "path": str(champion)}, settings.pretrained_champion_file)
+    assert local_model_dir(settings) == champion.resolve()
+    assert not follows_chat(champion) and "1,049,216 parameters, 1,228,800 tokens" in model_note(champion)
+    own = tmp_path / "chat-model"
+    own.mkdir()
+    (own / "config.json").write_text("{}")
+    monkeypatch.setenv("MLSTACK_LLM_LOCAL_MODEL", str(own))
+    assert local_model_dir(get_settings()) == own.resolve()
+    assert follows_chat(own) and model_note(own) is None  # someone else's model: taken at its word
