@@ -67,7 +67,8 @@ SET = typer.Option(
 
 
 def overrides(pairs: list[str], steps: int | None) -> dict[str, Any]:
-    """`--set` pairs as a dict; values are read as JSON where they parse (numbers, true)."""
+    """`--set` pairs as a dict, checked against the known keys; values are read as JSON where
+    they parse (numbers, true)."""
     import json
 
     values: dict[str, Any] = {}
@@ -79,7 +80,9 @@ def overrides(pairs: list[str], steps: int | None) -> dict[str, Any]:
             values[key.strip()] = json.loads(raw)
         except json.JSONDecodeError:
             values[key.strip()] = raw
-    return values | ({"steps": steps} if steps is not None else {})
+    values |= {"steps": steps} if steps is not None else {}
+    _check_keys(values)
+    return values
 
 
 def _check_keys(values: dict[str, Any]) -> None:
@@ -141,7 +144,6 @@ def train_command(
     from flows.pretraining import TrainParams, train_flow
 
     values = overrides(set_, steps)
-    _check_keys(values)
     params = build(
         TrainParams, preset=preset, run=run, init=init, resume=resume, overrides=values, nproc=nproc
     )
@@ -165,7 +167,6 @@ def run_command(
     from flows.pretraining import PretrainParams, pretraining_flow
 
     values = overrides(set_, steps)
-    _check_keys(values)
     params = build(
         PretrainParams,
         sources=source,

@@ -381,12 +381,13 @@ def train(config: TrainConfig) -> TrainResult:
         if device.type == "cuda":
             torch.cuda.synchronize()
         now = time.perf_counter()
+        step_s, tick = now - tick, now
         if step > start:  # the first step compiles and warms caches: not a fair sample
-            timed_tokens, timed_s = timed_tokens + tokens_per_step, timed_s + now - tick
-        tick = now
+            timed_tokens, timed_s = timed_tokens + tokens_per_step, timed_s + step_s
         loss_value = dist.mean(total)
         done = step + 1
-        tokens_per_s = timed_tokens / timed_s if timed_s else tokens_per_step / max(now - tick, 1e-9)
+        # Until a fair sample exists, the first step's own rate.
+        tokens_per_s = timed_tokens / timed_s if timed_s else tokens_per_step / max(step_s, 1e-9)
         metrics = {
             "loss": loss_value,
             "lr": scheduler.get_last_lr()[0],
