@@ -12,7 +12,9 @@ and the prompt-engineering pattern asks it one question through its OpenAI-compa
 Be clear about what that shows: such a small base model continues Python code after a fashion,
 but it was never taught to follow instructions, so its answer is code-like text, not an answer;
 the prompt registry, the trace, the checks and the endpoint around it are all real. Last, RAG
-refreshes its collection and answers from it with citations (extractively, for that reason).
+refreshes its collection and answers from it with citations (extractively, for that reason),
+and fine-tuning adapts the code model with LoRA to the maintainers' answers in the shipped
+GitHub sample, then scores it against its base and shows the gate's decision.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from pydantic import BaseModel, Field
 from flows.batch_inference import BatchParams, BatchResult, batch_inference_flow
 from flows.data import DataParams, DataResult, data_flow
 from flows.features import FeaturesResult, features_flow
+from flows.fine_tuning import FineTuningParams, FineTuningResult, fine_tuning_flow
 from flows.monitoring import MonitoringParams, MonitoringResult, monitoring_flow
 from flows.pretraining import PretrainParams, PretrainResult, pretraining_flow
 from flows.prompt_engineering import PromptParams, PromptResult, prompt_engineering_flow
@@ -63,6 +66,7 @@ class DemoParams(BaseModel):
         description="Steps of the tiny code model's pretraining. Default: the tiny preset's"
         " (minutes on a CPU).",
     )
+    finetune_steps: int = Field(default=60, ge=1, description="LoRA steps of the fine-tuning stage.")
 
 
 class OnlineResult(BaseModel):
@@ -93,6 +97,7 @@ class DemoResult(BaseModel):
     prompt_engineering: PromptResult
     rag_refresh: RagRefreshResult
     rag: RagAnswerResult
+    fine_tuning: FineTuningResult
     where: dict[str, str] = Field(description="What to open next, and where it lives.")
 
 
@@ -151,6 +156,12 @@ def demo_flow(params: DemoParams = DemoParams()) -> DemoResult | State:
         ("prompt_engineering", lambda: prompt_engineering_flow(question, return_state=True)),
         ("rag_refresh", lambda: rag_refresh_flow(RagRefreshParams(evaluate=False), return_state=True)),
         ("rag", lambda: rag_ask_flow(RagAskParams(question=RAG_QUESTION), return_state=True)),
+        (
+            "fine_tuning",
+            lambda: fine_tuning_flow(
+                FineTuningParams(backend="local", steps=params.finetune_steps), return_state=True
+            ),
+        ),
     ]
     results = _run_all(stages)
     if isinstance(results, State):
@@ -207,7 +218,8 @@ def where_to_look() -> dict[str, str]:
         "serving": "mlstack serve  (OpenAPI docs at http://127.0.0.1:8000/docs)",
         "prompt answers": f"MLflow experiment {EXPERIMENT} (prompts: {PROMPT_NAME}), mlstack ask",
         "pretrained code model": f"{settings.pretrained_champion_file}, mlstack pretrain --help",
-        "local LLM endpoint": "mlstack serve-llm  (the pretrained champion, else the untrained stand-in)",
+        "fine-tuned chat model": f"{settings.finetuned_champion_file}, mlstack finetune --help",
+        "local LLM endpoint": "mlstack serve-llm  (the fine-tuned champion, else the pretrained one)",
         "model registry": "mlstack model status",
     }
 

@@ -8,6 +8,7 @@ service that shares the data dir under another user, say), not `mkstemp`'s 0600.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import secrets
@@ -84,6 +85,15 @@ def write_parquet(df: pd.DataFrame, path: Path) -> None:
     table = pa.Table.from_pandas(df, preserve_index=False)
     with atomic_file(path) as tmp:
         pq.write_table(table, tmp, compression="zstd")
+
+
+def file_hash(path: Path) -> str:
+    """sha256 of a file, read in blocks."""
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def write_json(data: Any, path: Path) -> None:

@@ -22,6 +22,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 PROJECT_NAME = "mlstack"
 MODEL_NAME = "trip_duration"
 PRETRAINED_MODEL = "code_lm"  # the pretraining flow's registered model
+FINETUNED_MODEL = "support_lm"  # the fine-tuning flow's registered model
 
 
 def project_root() -> Path:
@@ -365,6 +366,65 @@ class PretrainSettings(Section):
     )
 
 
+class FinetuneSettings(Section):
+    """Where fine-tuning examples come from, what a valid example is, and how training runs."""
+
+    model_config = SettingsConfigDict(env_prefix="MLSTACK_FINETUNE_")
+
+    source: str = Field(
+        default="",
+        description="github:OWNER/REPO or github:DUMP.json. Unset: the shipped sample dump.",
+    )
+    system_prompt: str = Field(
+        default=(
+            "You are a maintainer of this repository answering a question from its issue tracker."
+            " Answer the way the maintainers do: brief, friendly and direct. Give the command,"
+            " setting or file that solves the problem, and say why when it is not obvious."
+        ),
+        description="The tone instruction: the system message of every training example.",
+    )
+    validation_share: float = Field(
+        default=0.2, gt=0.0, lt=0.5, description="Share of issues held out for validation, by issue id hash."
+    )
+    min_answer_chars: int = Field(
+        default=40, ge=1, description="Shorter maintainer answers ('Fixed, thanks!') are not usable."
+    )
+    min_examples: int = Field(
+        default=10, ge=1, description="Fewest training examples a job may have (OpenAI's own minimum is 10)."
+    )
+    max_example_tokens: int = Field(
+        default=65_536, ge=64, description="Most tokens one example may have (gpt-4o-mini's training limit)."
+    )
+    backend: Literal["local", "openai"] = Field(
+        default="local", description="local: LoRA on a local model. openai: a fine-tuning job on OpenAI."
+    )
+    openai_model: str = Field(
+        default="gpt-4o-mini-2024-07-18", description="The OpenAI base model a job fine-tunes."
+    )
+    price_per_million_tokens: float = Field(
+        default=3.0,
+        ge=0,
+        description="USD per million training tokens on the openai backend, for the cost estimate.",
+    )
+    epochs: int = Field(default=3, ge=1, le=50, description="Passes over the training examples.")
+    poll_max_s: float = Field(
+        default=60.0,
+        gt=0,
+        description="Longest wait between two polls of an OpenAI job (backoff doubles to it).",
+    )
+    job_timeout_s: float = Field(
+        default=24 * 3600.0,
+        gt=0,
+        description="An OpenAI job not finished by then is reported and left running.",
+    )
+    review_page_size: int = Field(default=10, ge=1, le=100, description="Pairs per review form.")
+    review_timeout_s: int = Field(
+        default=3600,
+        ge=1,
+        description="Seconds a review form waits; then the run goes on with the pairs approved so far.",
+    )
+
+
 def _section(kind: type[Section]) -> Any:
     return Field(default_factory=kind, description=kind.__doc__)
 
@@ -387,6 +447,7 @@ class Settings(BaseSettings):
     orchestration: OrchestrationSettings = _section(OrchestrationSettings)
     rag: RAGSettings = _section(RAGSettings)
     pretrain: PretrainSettings = _section(PretrainSettings)
+    finetune: FinetuneSettings = _section(FinetuneSettings)
 
     @classmethod
     def sections(cls) -> dict[str, type[Section]]:
@@ -470,6 +531,20 @@ class Settings(BaseSettings):
     def pretrain_dir(self) -> Path:
         """The cleaned corpus, tokenizer, token shards and training runs."""
         return self.home / "pretrain"
+
+    @property
+    def finetune_dir(self) -> Path:
+        """Partitions, datasets, review decisions and runs of the fine-tuning flow."""
+        return self.home / "finetune"
+
+    @property
+    def finetuned_models_dir(self) -> Path:
+        """Local copies of fine-tuned champions, and their pointer file."""
+        return self.models_dir / "finetuned"
+
+    @property
+    def finetuned_champion_file(self) -> Path:
+        return self.finetuned_models_dir / "champion.json"
 
     @property
     def llm_servers_dir(self) -> Path:

@@ -14,7 +14,7 @@ import typer
 from rich.console import Group, RenderableType
 from rich.table import Table
 
-from mlstack.cli import ask, data, features, inference, model, monitor, pretrain, rag, serve, stack
+from mlstack.cli import ask, data, features, finetune, inference, model, monitor, pretrain, rag, serve, stack
 from mlstack.cli.ask import checks_line
 from mlstack.cli.monitor import retraining_line
 from mlstack.cli.render import JSON, Boundary, build, console, run_flow, show
@@ -36,6 +36,7 @@ app.add_typer(data.app, name="data")
 app.add_typer(features.app, name="features")
 app.add_typer(rag.app, name="rag")
 app.add_typer(pretrain.app, name="pretrain")
+app.add_typer(finetune.app, name="finetune")
 for group in (model, inference, monitor, ask, serve, stack):
     app.add_typer(group.app)
 
@@ -68,14 +69,19 @@ def demo(
         None,
         help="Steps of the tiny code model's pretraining. Default: the tiny preset's (minutes on a CPU).",
     ),
+    finetune_steps: int | None = typer.Option(
+        None, help="LoRA steps of the fine-tuning stage. Default: the demo's (a minute on a CPU)."
+    ),
     as_json: bool = JSON,
 ) -> None:
     """Run the classic ML loop end to end on embedded services, then two live windows (normal,
     then drifting) through monitoring and retraining; pretrain a tiny code model that becomes the
-    local model; ask it a question; refresh and ask RAG; and say where to look."""
+    local model; ask it a question; refresh and ask RAG; fine-tune it with LoRA on the sample's
+    GitHub Q&A and show the gate's decision; and say where to look."""
     from flows.demo import DemoParams, demo_flow
 
-    params = build(DemoParams, days=days, trials=trials, pretrain_steps=pretrain_steps)
+    tuning = {"finetune_steps": finetune_steps} if finetune_steps else {}
+    params = build(DemoParams, days=days, trials=trials, pretrain_steps=pretrain_steps, **tuning)
     show(run_flow(demo_flow, params), render_demo, as_json)
 
 
@@ -128,6 +134,16 @@ def render_demo(result: DemoResult) -> RenderableType:
         f"{result.rag_refresh.documents} documents, {result.rag_refresh.chunks} chunks in"
         f" {result.rag_refresh.collection}; {rag.question} -> {' '.join(rag.answer.split())[:160]}"
         + "".join(f" [{c.n}] {c.title[:50]}" for c in rag.citations)
+    )
+    tuned = result.fine_tuning
+    metrics = tuned.train.metrics
+    rows["fine-tuning"] = (
+        f"{tuned.ingest.pairs} Q&A pairs in {len(tuned.ingest.partitions)} monthly partitions;"
+        f" {tuned.dataset.train} training / {tuned.dataset.validation} validation examples; LoRA on"
+        f" {metrics.get('trainable_fraction', 0):.1%} of the weights, validation loss"
+        f" {metrics.get('val_loss_before', 0):.2f} -> {metrics.get('val_loss_after', 0):.2f};"
+        f" support_lm v{tuned.evaluate.version} {'champion' if tuned.evaluate.promoted else 'not promoted'}"
+        f" ({tuned.evaluate.reason})"
     )
     for stage, outcome in rows.items():
         story.add_row(stage, outcome)

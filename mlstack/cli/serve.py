@@ -42,9 +42,10 @@ def serve_llm(
         None,
         exists=True,
         file_okay=False,
-        help="A Hugging Face causal-LM directory (config.json, weights, tokenizer). Default: the local"
-        " provider's model: MLSTACK_LLM_LOCAL_MODEL, else the pretraining champion, else the untrained"
-        " stand-in (created now if missing).",
+        help="A Hugging Face causal-LM directory (config.json, weights, tokenizer), or a LoRA adapter"
+        " directory (served over its base). Default: the local provider's model: MLSTACK_LLM_LOCAL_MODEL,"
+        " else the fine-tuning champion, else the pretraining champion, else the untrained stand-in"
+        " (created now if missing).",
     ),
     name: str | None = typer.Option(None, help="Model id clients ask for. Default: the directory's name."),
     host: str = typer.Option("127.0.0.1", help="Interface to bind."),
@@ -57,16 +58,19 @@ def serve_llm(
     Point any OpenAI client at it with `OPENAI_BASE_URL=http://HOST:PORT/v1`. While it runs,
     `mlstack ask` with the local provider and the same model directory reuses it.
     """
-    from mlstack.llm.local_server import local_model_dir, model_note
+    from mlstack.llm.local_server import is_model_dir, local_model_dir, model_note
     from mlstack.settings import get_settings
     from models.serving.openai_api import serve as serve_openai_api
 
     settings = get_settings()
     model = model or local_model_dir(settings)
     stand_in = model == settings.untrained_model_dir.resolve()
-    if not stand_in and not (model / "config.json").is_file():
-        raise fail(f"{model} has no config.json: give a Hugging Face model directory")
+    if not stand_in and not is_model_dir(model):
+        raise fail(
+            f"{model} has no config.json nor adapter_config.json: give a Hugging Face model directory"
+            " or a LoRA adapter (`mlstack finetune run` writes both)"
+        )
     console.print(serving_banner(str(model), host, port, api="/v1"), highlight=False)
-    if (model / "config.json").is_file() and (note := model_note(model)):
+    if is_model_dir(model) and (note := model_note(model)):
         err.print(f"note: {note}", highlight=False)
     serve_openai_api(model, name, host, port, log_level, init_untrained=stand_in)

@@ -24,18 +24,10 @@ from pathlib import Path
 import numpy as np
 
 from mlstack.corpus import CorpusError, Document
-from mlstack.io import atomic_file, write_json
+from mlstack.io import atomic_file, file_hash, write_json
 
 VALIDATION = "validation"
 EOS = "<|endoftext|>"
-
-
-def file_hash(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def is_validation(doc_hash: str, share: float) -> bool:

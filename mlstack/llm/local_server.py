@@ -54,11 +54,16 @@ def is_untrained(model_dir: Path) -> bool:
     return not model_card(model_dir).get("trained", True)
 
 
+def is_model_dir(path: Path) -> bool:
+    """A Hugging Face model directory, or a LoRA adapter directory (served over its base)."""
+    return (path / "config.json").is_file() or (path / "adapter_config.json").is_file()
+
+
 def follows_chat(model_dir: Path) -> bool:
     """False for our untrained stand-in and our pretrained base models; a directory of anyone
     else's (no card of ours) is taken at its word. No model there yet (the stand-in before its
     first use) follows none."""
-    if not (model_dir / "config.json").is_file():
+    if not is_model_dir(model_dir):
         return False
     card = model_card(model_dir)
     return bool(card.get("chat", card.get("trained", True)))
@@ -74,27 +79,38 @@ def model_note(model_dir: Path) -> str | None:
     return None
 
 
-def pretrained_champion(settings: Settings) -> Path | None:
-    """The pretraining flow's champion, copied locally, or None before one exists."""
-    pointer = settings.pretrained_champion_file
+def _champion(pointer: Path) -> Path | None:
     if not pointer.is_file():
         return None
     path = Path(json.loads(pointer.read_text())["path"])
-    return path.resolve() if (path / "config.json").is_file() else None
+    return path.resolve() if is_model_dir(path) else None
+
+
+def pretrained_champion(settings: Settings) -> Path | None:
+    """The pretraining flow's champion, copied locally, or None before one exists."""
+    return _champion(settings.pretrained_champion_file)
+
+
+def finetuned_champion(settings: Settings) -> Path | None:
+    """The fine-tuning flow's local champion (an adapter or a merged model), or None."""
+    return _champion(settings.finetuned_champion_file)
 
 
 def local_model_dir(settings: Settings) -> Path:
-    """MLSTACK_LLM_LOCAL_MODEL, else the pretraining flow's champion, else the untrained stand-in's
-    directory (the server creates the stand-in on first use)."""
+    """MLSTACK_LLM_LOCAL_MODEL, else the fine-tuning flow's champion (a chat model), else the
+    pretraining flow's, else the untrained stand-in's directory (the server creates the
+    stand-in on first use)."""
     if settings.llm.local_model is not None:
         path = settings.llm.local_model.expanduser().resolve()
-        if not (path / "config.json").is_file():
+        if not is_model_dir(path):
             raise LLMError(
                 f"MLSTACK_LLM_LOCAL_MODEL={path} is not a Hugging Face model directory (no"
-                " config.json); point it at one, or unset it to use the untrained stand-in"
+                " config.json) nor a LoRA adapter (no adapter_config.json); point it at one, or unset"
+                " it to use the local champion or the untrained stand-in"
             )
         return path
-    return pretrained_champion(settings) or settings.untrained_model_dir.resolve()
+    champion = finetuned_champion(settings) or pretrained_champion(settings)
+    return champion or settings.untrained_model_dir.resolve()
 
 
 @dataclass(frozen=True)
@@ -169,7 +185,7 @@ def _start_server(settings: Settings, model_dir: Path) -> tuple[str, str]:
     base_url = f"http://127.0.0.1:{port}/v1"
     command = [sys.executable, "-m", SERVER_MODULE, "--model", str(model_dir)]
     command += ["--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"]
-    if model_dir == settings.untrained_model_dir.resolve() and not (model_dir / "config.json").is_file():
+    if model_dir == settings.untrained_model_dir.resolve() and not is_model_dir(model_dir):
         log.warning(
             "no local model yet: initialising an untrained stand-in at %s (its text is random)", model_dir
         )

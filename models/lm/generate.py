@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from models.lm import lora
 from models.lm.tokenizer import DEFAULT_CHAT_TEMPLATE, IM_END
 
 
@@ -55,15 +56,9 @@ class LocalLM:
     """A causal LM directory loaded once; generation is serialised, as one CPU model allows."""
 
     def __init__(self, model_dir: Path, name: str | None = None) -> None:
-        import torch
-        import transformers
-        from transformers import AutoModelForCausalLM, AutoTokenizer
-
-        transformers.logging.disable_progress_bar()
         self.path = model_dir.resolve()
         self.name = name or self.path.name
-        self.tokenizer = AutoTokenizer.from_pretrained(self.path)
-        self.model = AutoModelForCausalLM.from_pretrained(self.path, dtype=torch.float32).eval()
+        self.model, self.tokenizer = lora.load(self.path)  # a model, or an adapter over its base
         config = self.model.config
         self.context = int(
             getattr(config, "max_position_embeddings", None) or getattr(config, "n_positions", 1024)

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from mlstack.io import write_json
-from mlstack.settings import PRETRAINED_MODEL, Settings
+from mlstack.settings import FINETUNED_MODEL, PRETRAINED_MODEL, Settings
 from models.lm import evaluate
 from models.tabular.registry import CHAMPION, alias_version, ensure_registered, promote
 
@@ -49,14 +49,17 @@ class Decision:
     reason: str
 
 
-def champion_dir(settings: Settings, version: str) -> Path:
-    """The champion's local copy, made from the registry if this machine lacks it."""
-    local = settings.pretrained_models_dir / f"{PRETRAINED_MODEL}-v{version}"
-    if (local / "config.json").is_file():
+def champion_dir(settings: Settings, version: str, name: str = PRETRAINED_MODEL) -> Path:
+    """A version's local copy (installed when it was promoted), else downloaded from the registry."""
+    from mlstack.llm.local_server import is_model_dir
+
+    folder = settings.pretrained_models_dir if name == PRETRAINED_MODEL else settings.finetuned_models_dir
+    local = folder / f"{name}-v{version}"
+    if is_model_dir(local):
         return local
     import mlflow
 
-    source = _client().get_model_version(PRETRAINED_MODEL, version).source
+    source = _client().get_model_version(name, version).source
     return Path(mlflow.artifacts.download_artifacts(source))
 
 
@@ -95,5 +98,87 @@ def install(settings: Settings, version: str, model_dir: Path) -> Path:
     write_json(
         {"model": PRETRAINED_MODEL, "version": version, "path": str(target)},
         settings.pretrained_champion_file,
+    )
+    return target
+
+
+# The fine-tuning flow's model: a version per fine-tuned model, local (an adapter or a merged
+# directory) or on OpenAI (a model name). Its gate compares chat scores on the validation set.
+
+
+@dataclass(frozen=True)
+class ChatScore:
+    rouge_l: float
+    loss: float | None = None  # mean loss per assistant token; None where it cannot be read (OpenAI)
+
+    def beats(self, other: ChatScore) -> bool:
+        """Strictly better: lower loss when both have one (and ROUGE-L no worse), else higher ROUGE-L."""
+        if self.loss is not None and other.loss is not None:
+            return self.loss < other.loss and self.rouge_l >= other.rouge_l
+        return self.rouge_l > other.rouge_l
+
+    def __str__(self) -> str:
+        loss = f"loss {self.loss:.3f}, " if self.loss is not None else ""
+        return f"{loss}ROUGE-L {self.rouge_l:.3f}"
+
+
+def register_finetuned(run_id: str, source: str, tags: dict[str, str]) -> str:
+    ensure_registered(
+        FINETUNED_MODEL, "Answers repository questions in the maintainers' tone (fine-tuning flow)."
+    )
+    return str(
+        _client().create_model_version(FINETUNED_MODEL, source=source, run_id=run_id, tags=tags).version
+    )
+
+
+def finetuned_champion() -> tuple[str, dict[str, str]] | None:
+    """(version, tags) of the fine-tuned champion, or None."""
+    version = alias_version(CHAMPION, FINETUNED_MODEL)
+    if version is None:
+        return None
+    return version, dict(_client().get_model_version(FINETUNED_MODEL, version).tags)
+
+
+@dataclass(frozen=True)
+class ChatDecision:
+    version: str
+    champion: str | None
+    promoted: bool
+    reason: str
+
+
+def gate_finetuned(
+    version: str, score: ChatScore, base: ChatScore, champion: ChatScore | None
+) -> ChatDecision:
+    """Champion only when it beats its base and the current champion on the same validation set."""
+    current = alias_version(CHAMPION, FINETUNED_MODEL)
+    against = f"base {base}" + (f", champion v{current} {champion}" if champion is not None else "")
+    if not score.beats(base):
+        promoted, reason = False, f"{score} does not beat {against}"
+    elif current is not None and champion is None:
+        promoted, reason = False, f"champion v{current} could not be scored on this validation set; kept"
+    elif champion is not None and not score.beats(champion):
+        promoted, reason = False, f"{score} does not beat {against}"
+    else:
+        promoted, reason = (
+            True,
+            f"{score} beats {against}" if current else f"{score} beats {against}; no champion yet",
+        )
+    _client().set_model_version_tag(FINETUNED_MODEL, version, "gate.reason", reason)
+    if promoted:
+        promote(version, reason=f"gate: {reason}", name=FINETUNED_MODEL)
+    return ChatDecision(version, current, promoted, reason)
+
+
+def install_finetuned(settings: Settings, version: str, model_dir: Path) -> Path:
+    """Copy a local fine-tuned model (adapter or merged) and point the finetuned champion file at it."""
+    target = settings.finetuned_models_dir / f"{FINETUNED_MODEL}-v{version}"
+    if not target.is_dir():
+        tmp = target.with_name(f".{target.name}.tmp")
+        shutil.rmtree(tmp, ignore_errors=True)
+        shutil.copytree(model_dir, tmp)
+        tmp.rename(target)
+    write_json(
+        {"model": FINETUNED_MODEL, "version": version, "path": str(target)}, settings.finetuned_champion_file
     )
     return target

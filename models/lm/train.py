@@ -268,6 +268,24 @@ def evaluate_loss(
     return float(torch.stack(losses).mean())
 
 
+def rich_progress(label: str, total: int, completed: int = 0) -> tuple[Any, Any]:
+    """(progress, task) of a transient rich bar with a loss field, started; (None, None) off a terminal."""
+    if not sys.stderr.isatty():
+        return None, None
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    progress = Progress(
+        TextColumn(label),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[loss]}"),
+        TimeRemainingColumn(),
+        transient=True,
+    )
+    progress.start()
+    return progress, progress.add_task(label, total=total, completed=completed, loss="")
+
+
 class Log:
     """Rank 0's record of the run: metrics.jsonl, MLflow, and the progress bar."""
 
@@ -282,19 +300,7 @@ class Log:
         if self.path.is_file():
             kept = [line for line in self.path.read_text().splitlines() if json.loads(line)["step"] <= start]
             self.path.write_text("".join(f"{line}\n" for line in kept))
-        if sys.stderr.isatty():
-            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-            self.progress = Progress(
-                TextColumn("pretraining"),
-                BarColumn(),
-                MofNCompleteColumn(),
-                TextColumn("{task.fields[loss]}"),
-                TimeRemainingColumn(),
-                transient=True,
-            )
-            self.progress.start()
-            self.task = self.progress.add_task("train", total=config.steps, completed=start, loss="")
+        self.progress, self.task = rich_progress("pretraining", config.steps, start)
 
     def step(self, step: int, metrics: dict[str, float]) -> None:
         if not self.main:
@@ -454,7 +460,9 @@ def save_model(model: Any, tokenizer: Any, out: Path, card: dict[str, Any]) -> N
     tokenizer.save_pretrained(tmp)
     # A base model: it continues code, it was never taught to follow a chat (see local_server).
     (tmp / MODEL_CARD).write_text(
-        json.dumps({"trained": True, "chat": False, "kind": "pretrained", **card}, indent=2)
+        json.dumps(
+            {"trained": True, "chat": False, "kind": "pretrained", **card}, indent=2
+        )  # card may override
     )
     if out.exists():
         shutil.rmtree(out)

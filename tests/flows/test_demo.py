@@ -24,7 +24,7 @@ def own_postgres(mlstack_home: Path) -> Iterator[Settings]:
 
 @pytest.mark.slow
 def test_demo_runs_the_classic_loop_end_to_end(prefect_harness, own_postgres: Settings) -> None:
-    state = demo_flow(DemoParams(days=7, trials=1, pretrain_steps=10), return_state=True)
+    state = demo_flow(DemoParams(days=7, trials=1, pretrain_steps=10, finetune_steps=10), return_state=True)
     assert state.is_completed(), state.message
     result = state.result()
 
@@ -60,7 +60,13 @@ def test_demo_runs_the_classic_loop_end_to_end(prefect_harness, own_postgres: Se
         assert conn.execute("SELECT count(*) FROM trip_predictions").fetchone()[0] == (
             result.batch_inference.rows + quiet.drift.current_rows + drifting.drift.current_rows
         )
+    # LoRA adapts the pretrained champion to the sample's Q&A, and the gate decides on it.
+    tuned = result.fine_tuning
+    assert tuned.ingest.pairs >= 25 and tuned.dataset.train > tuned.dataset.validation > 0
+    assert tuned.train.base.endswith("code_lm-v1") and tuned.train.metrics["trainable_fraction"] < 0.1
+    assert tuned.evaluate.version == "1" and tuned.evaluate.reason
     # What `mlstack demo` prints, from this very result.
     story = rendered(render_demo(result), width=400)
     assert f"v1 test MAE {result.training.test_mae:.0f}s; champion" in story
     assert "drift on v1" in story and "retrained v2" in story
+    assert f"{tuned.ingest.pairs} Q&A pairs in 4 monthly partitions" in story

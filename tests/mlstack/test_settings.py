@@ -149,6 +149,20 @@ DOCUMENTED = {
     "MLSTACK_PRETRAIN_MAX_REMOVED_SHARE": ("pretrain", "max_removed_share", "0.5", 0.5),
     "MLSTACK_PRETRAIN_NPROC": ("pretrain", "nproc", "2", 2),
     "MLSTACK_PRETRAIN_PEAK_TFLOPS": ("pretrain", "peak_tflops", "989", 989.0),
+    "MLSTACK_FINETUNE_SOURCE": ("finetune", "source", "github:acme/app", "github:acme/app"),
+    "MLSTACK_FINETUNE_SYSTEM_PROMPT": ("finetune", "system_prompt", "Be terse.", "Be terse."),
+    "MLSTACK_FINETUNE_VALIDATION_SHARE": ("finetune", "validation_share", "0.3", 0.3),
+    "MLSTACK_FINETUNE_MIN_ANSWER_CHARS": ("finetune", "min_answer_chars", "10", 10),
+    "MLSTACK_FINETUNE_MIN_EXAMPLES": ("finetune", "min_examples", "5", 5),
+    "MLSTACK_FINETUNE_MAX_EXAMPLE_TOKENS": ("finetune", "max_example_tokens", "4096", 4096),
+    "MLSTACK_FINETUNE_BACKEND": ("finetune", "backend", "openai", "openai"),
+    "MLSTACK_FINETUNE_OPENAI_MODEL": ("finetune", "openai_model", "gpt-4.1-mini", "gpt-4.1-mini"),
+    "MLSTACK_FINETUNE_PRICE_PER_MILLION_TOKENS": ("finetune", "price_per_million_tokens", "25", 25.0),
+    "MLSTACK_FINETUNE_EPOCHS": ("finetune", "epochs", "2", 2),
+    "MLSTACK_FINETUNE_POLL_MAX_S": ("finetune", "poll_max_s", "5", 5.0),
+    "MLSTACK_FINETUNE_JOB_TIMEOUT_S": ("finetune", "job_timeout_s", "600", 600.0),
+    "MLSTACK_FINETUNE_REVIEW_PAGE_SIZE": ("finetune", "review_page_size", "5", 5),
+    "MLSTACK_FINETUNE_REVIEW_TIMEOUT_S": ("finetune", "review_timeout_s", "60", 60),
 }
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -81,8 +82,20 @@ def _repository(issue: dict[str, Any]) -> str:
     return "/".join(parts[-2:]) if issue.get("repository_url") else "/".join(parts[-4:-2])
 
 
-def read_dump(path: Path, source: str) -> SourceRead:
-    result = SourceRead(source)
+@dataclass
+class Threads:
+    """Issues with their comments, in the API's own shape, and what could not be read."""
+
+    threads: list[tuple[dict[str, Any], list[dict[str, Any]]]] = field(default_factory=list)
+    skipped: list[Skipped] = field(default_factory=list)
+    complete: bool = True
+    cursor: str | None = None
+    stopped: str | None = None
+
+
+def dump_threads(path: Path) -> Threads:
+    """The issues of a JSON dump, each with its comments."""
+    result = Threads()
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
@@ -103,8 +116,21 @@ def read_dump(path: Path, source: str) -> SourceRead:
         if reason := problem(issue):
             result.skipped.append(Skipped(f"{path} issues[{index}]", reason))
             continue
-        result.documents.append(document(issue, comments.get(issue.get("url", ""), []), _repository(issue)))
+        result.threads.append((issue, comments.get(issue.get("url", ""), [])))
     return result
+
+
+def _documents(threads: Threads, source: str, repository: str | None = None) -> SourceRead:
+    read = SourceRead(source, complete=threads.complete, cursor=threads.cursor, stopped=threads.stopped)
+    read.skipped = threads.skipped
+    read.documents = [
+        document(issue, comments, repository or _repository(issue)) for issue, comments in threads.threads
+    ]
+    return read
+
+
+def read_dump(path: Path, source: str) -> SourceRead:
+    return _documents(dump_threads(path), source)
 
 
 def read_api(
@@ -112,15 +138,22 @@ def read_api(
 ) -> SourceRead:
     """Issues and pull requests of `owner/repo` updated since `cursor` (an ISO time), with their
     comments. Incremental: it deletes nothing."""
+    return _documents(api_threads(repository, settings, cursor, http_client, source), source, repository)
+
+
+def api_threads(
+    repository: str, settings: Any, cursor: str | None = None, http_client: Any = None, source: str = ""
+) -> Threads:
+    """The issues of `owner/repo` updated since `cursor`, each with its comments."""
     if repository.count("/") != 1:
-        raise RAGError(f"--source {source}: expected github:OWNER/REPO or github:DUMP.json")
+        raise RAGError(f"--source {source or repository}: expected github:OWNER/REPO or github:DUMP.json")
     headers = {"Accept": "application/vnd.github+json", "X-GitHub-Api-Version": "2022-11-28"}
     if settings.rag.github_token is not None:
         headers["Authorization"] = f"Bearer {settings.rag.github_token.get_secret_value()}"
     http = api.client(http_client, headers)
     wait = settings.rag.rate_limit_wait_s
     root = settings.rag.github_api_url.rstrip("/")
-    result = SourceRead(source, complete=False, cursor=cursor)
+    result = Threads(complete=False, cursor=cursor)
     params: dict[str, Any] | None = {"state": "all", "sort": "updated", "direction": "asc", "per_page": 100}
     if cursor:
         params["since"] = cursor  # type: ignore[index]
@@ -138,7 +171,7 @@ def read_api(
                     or f"{root}/repos/{repository}/issues/{issue['number']}/comments"
                 )
                 comments = _comments(http, comments_url, wait) if issue.get("comments") else []
-                result.documents.append(document(issue, comments, repository))
+                result.threads.append((issue, comments))
                 result.cursor = issue["updated_at"]
             url = response.links.get("next", {}).get("url")
     except api.RateLimited as exc:
@@ -155,3 +188,10 @@ def _comments(http: Any, url: str | None, wait: float) -> list[dict[str, Any]]:
         comments.extend(c for c in response.json() if isinstance(c, dict))
         url = response.links.get("next", {}).get("url")
     return comments
+
+
+def threads(location: str, settings: Any, cursor: str | None = None, http_client: Any = None) -> Threads:
+    """A dump file's threads, or `owner/repo`'s from the API."""
+    if Path(location).is_file():
+        return dump_threads(Path(location))
+    return api_threads(location, settings, cursor, http_client, f"github:{location}")
