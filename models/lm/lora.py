@@ -42,7 +42,14 @@ class FinetuneConfig(BaseModel):
     max_len: int | None = Field(default=None, ge=16, description="Default: the model's context.")
     seed: int = 0
     merge: bool = Field(default=False, description="Also save the adapter merged into a full model.")
+    device: str = Field(default="auto", description="auto (CUDA when there is one), cpu or cuda.")
     progress: bool = True
+
+    @property
+    def resolved_device(self) -> str:
+        import torch
+
+        return ("cuda" if torch.cuda.is_available() else "cpu") if self.device == "auto" else self.device
 
 
 class FinetuneResult(BaseModel):
@@ -59,6 +66,10 @@ class FinetuneResult(BaseModel):
     val_loss_after: float
     seconds: float
     step_seconds: float
+    memory_bytes: dict[str, int] = Field(
+        description="What training held at its last step, measured from the live tensors: weights,"
+        " gradients, optimizer state, and the activations kept for the backward pass."
+    )
 
 
 def chat_template(tokenizer: Any) -> str:
@@ -122,10 +133,13 @@ def assistant_loss(model: Any, tokenizer: Any, examples: list[dict[str, Any]], b
     max_len = context_of(model)
     encoded = [encode(tokenizer, e["messages"], max_len) for e in examples]
     total, count = 0.0, 0
+    device = next(model.parameters()).device
     model.eval()
     with torch.no_grad():
         for ids, mask, labels in batches(encoded, batch_size, pad_of(tokenizer)):
-            logits = model(input_ids=ids, attention_mask=mask).logits[:, :-1]
+            ids, mask, labels = ids.to(device), mask.to(device), labels.to(device)
+            with _autocast(device.type):
+                logits = model(input_ids=ids, attention_mask=mask).logits[:, :-1]
             target = labels[:, 1:]
             loss = torch.nn.functional.cross_entropy(
                 logits.flatten(0, 1).float(), target.flatten(), ignore_index=IGNORE, reduction="sum"
@@ -133,6 +147,43 @@ def assistant_loss(model: Any, tokenizer: Any, examples: list[dict[str, Any]], b
             total += float(loss)
             count += int((target != IGNORE).sum())
     return total / max(count, 1)
+
+
+def _counting(saved: dict[int, int]) -> Any:
+    """A pack hook that records each saved tensor's storage once (views share one)."""
+
+    def pack(tensor: Any) -> Any:
+        storage = tensor.untyped_storage()
+        saved[storage.data_ptr()] = storage.nbytes()
+        return tensor
+
+    return pack
+
+
+def _held(model: Any, optimizer: Any, saved: dict[int, int]) -> dict[str, int]:
+    import torch
+
+    def size(tensors: Any) -> int:
+        return sum(t.numel() * t.element_size() for t in tensors if torch.is_tensor(t))
+
+    parameters = list(model.parameters())
+    # Autograd saves the weights too (for the input's gradient): they are counted once, as weights.
+    weights = {p.untyped_storage().data_ptr() for p in parameters}
+    activations = sum(nbytes for ptr, nbytes in saved.items() if ptr not in weights)
+    state = [v for group in optimizer.state.values() for v in group.values()]
+    return {
+        "weights": size(parameters),
+        "gradients": size(p.grad for p in parameters if p.grad is not None),
+        "optimizer": size(state),
+        "activations": activations,
+    }
+
+
+def _autocast(device_type: str) -> Any:
+    """bf16 autocast on a GPU (as pretraining trains); a no-op on a CPU."""
+    import torch
+
+    return torch.autocast(device_type, dtype=torch.bfloat16, enabled=device_type == "cuda")
 
 
 def context_of(model: Any) -> int:
@@ -195,7 +246,7 @@ def prepare(config: FinetuneConfig) -> tuple[Any, Any]:
             task_type="CAUSAL_LM",
         )
         model = get_peft_model(model, lora)
-    return model, tokenizer
+    return model.to(config.resolved_device), tokenizer
 
 
 def train(
@@ -215,8 +266,9 @@ def train(
     if not encoded:
         raise ValueError(f"every example's answer starts past {max_len} tokens: raise max_len")
     trainable, total = count_parameters(model)
+    device = config.resolved_device
     params = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=0.0)
+    optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=0.0, fused=device == "cuda")
     warmup = max(1, config.steps // 10)
 
     def lr_at(step: int) -> float:
@@ -238,15 +290,18 @@ def train(
                 rng.shuffle(fresh)
                 order += fresh
             picked, order = order[: config.batch_size], order[config.batch_size :]
-            [(ids, mask, labels)] = batches(
-                [encoded[i] for i in picked], config.batch_size, pad_of(tokenizer)
-            )
+            [batch] = batches([encoded[i] for i in picked], config.batch_size, pad_of(tokenizer))
+            ids, mask, labels = (t.to(device) for t in batch)
             for group in optimizer.param_groups:
                 group["lr"] = lr_at(step)
-            loss = model(input_ids=ids, attention_mask=mask, labels=labels).loss
+            saved: dict[int, int] = {}
+            with _autocast(device), torch.autograd.graph.saved_tensors_hooks(_counting(saved), lambda t: t):
+                loss = model(input_ids=ids, attention_mask=mask, labels=labels).loss
             loss.backward()
             torch.nn.utils.clip_grad_norm_(params, 1.0)
             optimizer.step()
+            if step == config.steps - 1:
+                memory = _held(model, optimizer, saved)
             optimizer.zero_grad(set_to_none=True)
             losses.append(loss.item())
             if bar is not None:
@@ -254,6 +309,8 @@ def train(
     finally:
         if bar is not None:
             bar.stop()
+    if device == "cuda":
+        torch.cuda.synchronize()
     seconds = time.perf_counter() - started
     model.eval()
     after = assistant_loss(model, tokenizer, val_examples) if val_examples else float("nan")
@@ -288,6 +345,7 @@ def train(
         val_loss_after=after,
         seconds=seconds,
         step_seconds=seconds / config.steps,
+        memory_bytes=memory,
     )
 
 
@@ -307,7 +365,7 @@ def answers(
             text = tokenizer.apply_chat_template(
                 prompt, chat_template=template, tokenize=False, add_generation_prompt=True
             )
-            ids = torch.tensor([tokenizer.encode(text, add_special_tokens=False)])
+            ids = torch.tensor([tokenizer.encode(text, add_special_tokens=False)], device=model.device)
             room = context_of(model) - ids.shape[1]
             if room <= 0:
                 replies.append("")

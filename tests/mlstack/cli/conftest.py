@@ -12,6 +12,9 @@ from flows.batch_inference import BatchResult
 from flows.data import DataResult, TableOutcome
 from flows.demo import DemoResult, LiveWindowResult, OnlineResult
 from flows.features import FeaturesResult
+from flows.fine_tuning import DatasetResult, FineTuningResult, IngestResult
+from flows.fine_tuning import EvaluateResult as TuneEvaluateResult
+from flows.fine_tuning import TrainResult as TuneTrainResult
 from flows.monitoring import MonitoringResult
 from flows.pretraining import (
     EvaluateResult,
@@ -191,8 +194,48 @@ def pretrain_result() -> PretrainResult:
 
 
 @pytest.fixture
+def finetune_result() -> FineTuningResult:
+    folder = Path("/h/finetune")
+    return FineTuningResult(
+        ingest=IngestResult(
+            source="acme/app",
+            pairs=31,
+            dropped={"pull request": 3},
+            partitions={"2026-07": 8, "2026-08": 23},
+            rewritten=["2026-08"],
+            partitions_dir=folder / "partitions",
+        ),
+        dataset=DatasetResult(
+            train_file=folder / "train.jsonl",
+            validation_file=folder / "validation.jsonl",
+            train=25,
+            validation=6,
+            review={"approved": 30, "dropped": 1},
+            review_timed_out=True,
+            train_tokens=4663,
+            billed_tokens=13989,
+            token_counter="code_lm tokenizer",
+        ),
+        train=TuneTrainResult(
+            backend="local",
+            base="/m/base",
+            model="/m/adapter",
+            mlflow_run_id="r1",
+            metrics={"val_loss_before": 3.1, "val_loss_after": 2.5, "trainable_fraction": 0.069},
+        ),
+        evaluate=TuneEvaluateResult(
+            scores={"fine-tuned": {"rouge_l": 0.31, "loss": 2.5}, "base": {"rouge_l": 0.05, "loss": 3.1}},
+            version="3",
+            promoted=True,
+            reason="beats base",
+        ),
+    )
+
+
+@pytest.fixture
 def demo_result(
     pretrain_result: PretrainResult,
+    finetune_result: FineTuningResult,
     training_result,
     quiet_window,
     drifting_window,
@@ -238,6 +281,7 @@ def demo_result(
         prompt_engineering=answer,
         rag_refresh=rag_refresh_result,
         rag=rag_answer_result,
+        fine_tuning=finetune_result,
         where={"MLflow UI": "mlflow ui --backend-store-uri sqlite:///x.db --port 5000"},
     )
 

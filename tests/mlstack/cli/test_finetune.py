@@ -8,7 +8,6 @@ from pathlib import Path
 
 from typer.testing import CliRunner
 
-from flows.fine_tuning import DatasetResult, EvaluateResult, FineTuningResult, IngestResult, TrainResult
 from mlstack.cli import app
 from mlstack.cli.finetune import render_run
 from tests.conftest import rendered
@@ -72,42 +71,8 @@ def test_every_step_is_a_command_and_bad_combinations_are_refused(tmp_path: Path
     assert refused.exit_code == 1 and "--base is for the local backend" in " ".join(refused.output.split())
 
 
-def test_a_run_reads_from_partitions_to_the_gate(tmp_path: Path) -> None:
-    result = FineTuningResult(
-        ingest=IngestResult(
-            source="acme/app",
-            pairs=31,
-            dropped={"pull request": 3},
-            partitions={"2026-07": 8, "2026-08": 23},
-            rewritten=["2026-08"],
-            partitions_dir=tmp_path,
-        ),
-        dataset=DatasetResult(
-            train_file=tmp_path / "train.jsonl",
-            validation_file=tmp_path / "validation.jsonl",
-            train=25,
-            validation=6,
-            review={"approved": 30, "dropped": 1},
-            review_timed_out=True,
-            train_tokens=4663,
-            billed_tokens=13989,
-            token_counter="code_lm tokenizer",
-        ),
-        train=TrainResult(
-            backend="local",
-            base="/m/base",
-            model="/m/adapter",
-            mlflow_run_id="r1",
-            metrics={"val_loss_after": 2.5},
-        ),
-        evaluate=EvaluateResult(
-            scores={"fine-tuned": {"rouge_l": 0.31, "loss": 2.5}, "base": {"rouge_l": 0.05, "loss": 3.1}},
-            version="3",
-            promoted=True,
-            reason="beats base",
-        ),
-    )
-    text = rendered(render_run(result), width=300)
+def test_a_run_reads_from_partitions_to_the_gate(finetune_result) -> None:
+    text = rendered(render_run(finetune_result), width=300)
     assert "2026-08 (rewritten)" in text and "31 pairs; dropped: 3 pull request" in text
     assert "review: {'approved': 30, 'dropped': 1} (the form timed out" in text
     assert "4,663 training tokens (code_lm tokenizer), 13,989 billed" in text

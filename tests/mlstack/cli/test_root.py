@@ -105,6 +105,11 @@ def test_the_demo_story_renders_from_its_result(demo_result) -> None:
     assert "MLflow UI mlflow ui --backend-store-uri sqlite:///x.db" in text
     assert "RAG 9 documents, 40 chunks in default; Why no second retraining? -> Extractive answer" in text
     assert "[1] #ml-platform: Why?" in text
+    assert (
+        "fine-tuning 31 Q&A pairs in 2 monthly partitions; 25 training / 6 validation examples; LoRA on 6.9%"
+        in text
+    )
+    assert "validation loss 3.10 -> 2.50; support_lm v3 champion (beats base)" in text
 
 
 def test_demo_refuses_too_few_days_with_one_line() -> None:

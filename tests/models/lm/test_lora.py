@@ -65,6 +65,7 @@ def test_lora_lowers_validation_loss_and_leaves_the_base_untouched(
     result = lora.train(config, examples["train"], examples["validation"])
     assert result.val_loss_after < result.val_loss_before
     assert 0 < result.trainable_fraction < 1 and result.examples == len(examples["train"])
+    assert result.memory_bytes["gradients"] == 4 * result.trainable_parameters  # only the adapters'
     assert digest(tiny_lm) == before
     assert result.adapter_dir is not None and (result.adapter_dir / lora.ADAPTER_CONFIG).is_file()
     assert not (result.adapter_dir / "model.safetensors").exists()  # the adapter alone
@@ -93,6 +94,9 @@ def test_full_fine_tuning_trains_every_weight(
     )
     result = lora.train(config, examples["train"][:4], examples["validation"][:2])
     assert result.trainable_fraction == 1.0 and result.adapter_dir is None
+    held = result.memory_bytes
+    assert held["gradients"] == held["weights"] == 4 * result.total_parameters  # fp32
+    assert held["optimizer"] >= 2 * held["weights"] and held["activations"] > 0  # AdamW's two moments
     assert result.merged_dir is not None and (result.merged_dir / "config.json").is_file()
 
 
