@@ -181,6 +181,10 @@ def ingest_flow(params: IngestParams = IngestParams()) -> IngestResult:
     settings = get_settings()
     layout = _layout(params.source)
     read = read_issues(layout.source)
+    if read.stopped or (not read.complete and not read.threads):
+        # A partial read would rewrite its months with part of their pairs: write nothing.
+        why = read.stopped or "; ".join(str(s) for s in read.skipped)
+        raise FinetuneError(f"{layout.source}: {why}. Nothing was written; rerun to read it whole")
     extracted = pairs.extract(read.threads, settings.finetune.min_answer_chars)
     months = pairs.by_month(extracted.pairs)
     futures = {
@@ -308,14 +312,20 @@ def _review(
 
 
 def _counter(backend: Backend, base: Path | None) -> chat.Counter:
+    """The tokens of the model that will train: OpenAI's encoding, or the local base's tokenizer."""
     if backend == "openai":
         return chat.tiktoken_counter() or chat.estimate_counter()
     from transformers import AutoTokenizer
 
     from models.lm.lora import chat_template
 
-    tokenizer = AutoTokenizer.from_pretrained(_base_dir(base))
-    return chat.template_counter(tokenizer, chat_template(tokenizer), f"{_base_dir(base).name} tokenizer")
+    try:
+        found = _base_dir(base)
+    except FinetuneError as exc:  # a dataset can be built before there is a model to train
+        get_run_logger().warning("%s; counting tokens by estimate", exc)
+        return chat.estimate_counter()
+    tokenizer = AutoTokenizer.from_pretrained(found)
+    return chat.template_counter(tokenizer, chat_template(tokenizer), f"{found.name} tokenizer")
 
 
 def _base_dir(base: Path | None) -> Path:

@@ -24,6 +24,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from mlstack.io import write_text
+from mlstack.rag.sources.github import repository_of
 
 MAINTAINERS = frozenset({"OWNER", "MEMBER", "COLLABORATOR"})
 
@@ -50,12 +51,6 @@ class Pair(BaseModel):
 class Extracted:
     pairs: list[Pair] = field(default_factory=list)
     dropped: Counter[str] = field(default_factory=Counter)
-
-
-def _repository(issue: dict[str, Any]) -> str:
-    url = issue.get("repository_url") or issue["html_url"]
-    parts = url.rstrip("/").split("/")
-    return "/".join(parts[-2:]) if issue.get("repository_url") else "/".join(parts[-4:-2])
 
 
 def best_answer(comments: list[dict[str, Any]]) -> dict[str, Any] | None:
@@ -90,7 +85,7 @@ def extract(
         body = (issue.get("body") or "").strip()
         out.pairs.append(
             Pair(
-                key=f"{_repository(issue)}#{issue['number']}",
+                key=f"{repository_of(issue)}#{issue['number']}",
                 issue_id=int(issue.get("id") or issue["number"]),
                 url=issue["html_url"],
                 month=(issue.get("created_at") or issue["updated_at"])[:7],

@@ -210,6 +210,11 @@ def load(path: Path) -> tuple[Any, Any]:
         from peft import PeftModel
 
         base = json.loads((path / ADAPTER_CONFIG).read_text())["base_model_name_or_path"]
+        if not (Path(base) / "config.json").is_file():
+            raise FileNotFoundError(
+                f"{path} is a LoRA adapter over {base}, which is not on this machine: copy the base"
+                " there, or serve the merged model (`mlstack finetune run --merge`)"
+            )
         model = AutoModelForCausalLM.from_pretrained(base, dtype=torch.float32)
         model = PeftModel.from_pretrained(model, path).eval()
     else:

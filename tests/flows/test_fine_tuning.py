@@ -146,3 +146,13 @@ def test_a_local_run_is_registered_gated_and_becomes_the_local_model(prefect_har
     assert not second.evaluate.promoted and "champion v1" in second.evaluate.reason
     assert second.ingest.rewritten == []
     assert local_model_dir(settings).name == "support_lm-v1"
+
+
+def test_an_unreadable_source_writes_nothing(prefect_harness, tmp_path: Path) -> None:
+    from mlstack.finetune import FinetuneError
+
+    dump = tmp_path / "broken.json"
+    dump.write_text('{"issues": [')
+    with pytest.raises(FinetuneError, match=r"unreadable JSON .* Nothing was written"):
+        ingest_flow(IngestParams(source=f"github:{dump}"))
+    assert not (get_settings().finetune_dir / "partitions").exists()

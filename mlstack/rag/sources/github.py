@@ -76,7 +76,8 @@ def document(issue: dict[str, Any], comments: list[dict[str, Any]], repository: 
     )
 
 
-def _repository(issue: dict[str, Any]) -> str:
+def repository_of(issue: dict[str, Any]) -> str:
+    """`owner/repo` of an issue, from its repository_url or its html_url."""
     url = issue.get("repository_url") or issue["html_url"]
     parts = url.rstrip("/").split("/")
     return "/".join(parts[-2:]) if issue.get("repository_url") else "/".join(parts[-4:-2])
@@ -124,7 +125,7 @@ def _documents(threads: Threads, source: str, repository: str | None = None) -> 
     read = SourceRead(source, complete=threads.complete, cursor=threads.cursor, stopped=threads.stopped)
     read.skipped = threads.skipped
     read.documents = [
-        document(issue, comments, repository or _repository(issue)) for issue, comments in threads.threads
+        document(issue, comments, repository or repository_of(issue)) for issue, comments in threads.threads
     ]
     return read
 
