@@ -470,9 +470,7 @@ def _trained(run_id: str | None) -> TrainResult:
         run = mlflow.get_run(run_id)
     if TRAINED_TAG not in run.data.tags:
         raise FinetuneError(f"MLflow run {run.info.run_id} is not a finetune-train run")
-    return TrainResult.model_validate_json(run.data.tags[TRAINED_TAG]).model_copy(
-        update={"metrics": dict(run.data.metrics)}
-    )
+    return TrainResult.model_validate({**json.loads(run.data.tags[TRAINED_TAG]), "metrics": run.data.metrics})
 
 
 def _train_local(params: TrainParams, train_file: Path, validation_file: Path, run_id: str) -> TrainResult:

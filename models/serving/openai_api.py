@@ -77,8 +77,17 @@ class TextPart(BaseModel):
 class ChatMessage(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
-    role: Literal["system", "developer", "user", "assistant"]
+    role: Literal["system", "developer", "user", "assistant", "tool", "function"]
     content: str | list[TextPart] | None = None
+
+    @field_validator("role")
+    @classmethod
+    def _no_tool_results(cls, value: str) -> str:
+        if value in ("tool", "function"):
+            raise ValueError(
+                f"{value!r} messages carry tool results, and this server's local models call no tools"
+            )
+        return value
 
     def text(self) -> str:
         if isinstance(self.content, list):
@@ -106,6 +115,41 @@ class ChatCompletionRequest(BaseModel):
     n: Annotated[int | None, Field(ge=1, le=1, description="Only one choice per request.")] = None
     stream: bool = False
     stream_options: StreamOptions | None = None
+    # What would change the answer's kind, and which a local model cannot honour: refused by
+    # name (a 400 naming the parameter), never dropped in silence.
+    tools: list[Any] | None = None
+    tool_choice: Any = None
+    functions: list[Any] | None = None
+    function_call: Any = None
+    response_format: dict[str, Any] | None = None
+
+    @field_validator("tools", "functions")
+    @classmethod
+    def _no_tools(cls, value: list[Any] | None) -> list[Any] | None:
+        if value:
+            raise ValueError(
+                "tool calling is not supported by this server's local models; call without tools,"
+                " or use OpenAI (OPENAI_API_KEY) or a compatible server whose model calls tools"
+            )
+        return value
+
+    @field_validator("tool_choice", "function_call")
+    @classmethod
+    def _no_tool_choice(cls, value: Any) -> Any:
+        if value not in (None, "none"):
+            raise ValueError("tool calling is not supported by this server's local models")
+        return value
+
+    @field_validator("response_format")
+    @classmethod
+    def _text_only(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
+        if value is not None and value.get("type", "text") != "text":
+            raise ValueError(
+                f"{value.get('type')!r} is not supported: this server's local models answer in free text"
+                " only (no JSON mode or structured outputs); ask for JSON in the prompt and parse it,"
+                " or use OpenAI"
+            )
+        return value
 
     @field_validator("stop")
     @classmethod
@@ -152,7 +196,7 @@ def _first_error(exc: RequestValidationError) -> tuple[str, str | None]:
     # Union members add their type names to the location; they are noise to a user.
     where = [part for part in where if not part.startswith(("str", "list[", "function-"))]
     param = ".".join(where) or None
-    message = error.get("msg", "invalid request")
+    message = error.get("msg", "invalid request").removeprefix("Value error, ")
     if error.get("type") == "json_invalid":
         return "the request body is not valid JSON", None
     return (f"{param}: {message}" if param else message), param

@@ -151,6 +151,11 @@ def test_embeddings_match_the_packaged_model(client: OpenAI) -> None:
         ({"stop": ["a", "b", "c", "d", "e"]}, "stop"),
         ({"messages": []}, "messages"),
         ({"messages": [{"role": "wizard", "content": "hi"}]}, "messages.0.role"),
+        # What a local model cannot honour is refused by name, never dropped in silence.
+        ({"tools": [{"type": "function", "function": {"name": "f", "parameters": {}}}]}, "tools"),
+        ({"tool_choice": "required"}, "tool_choice"),
+        ({"response_format": {"type": "json_object"}}, "response_format"),
+        ({"messages": [{"role": "tool", "content": "42", "tool_call_id": "call_1"}]}, "messages.0.role"),
     ],
 )
 def test_bad_chat_requests_get_openai_errors(
@@ -162,6 +167,14 @@ def test_bad_chat_requests_get_openai_errors(
     error = caught.value.body
     assert caught.value.status_code == 400
     assert error["type"] == "invalid_request_error" and error["param"] == param and error["message"]
+    assert not error["message"].startswith(f"{param}: Value error")
+
+
+def test_plain_text_response_format_is_honoured(client: OpenAI, model_id: str) -> None:
+    answer = client.chat.completions.create(
+        model=model_id, messages=QUESTION, max_tokens=4, response_format={"type": "text"}
+    )
+    assert answer.choices[0].message.content is not None
 
 
 def test_unknown_models_routes_and_broken_bodies(client: OpenAI, tiny_server: tuple[str, str]) -> None:
