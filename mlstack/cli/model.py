@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -89,7 +90,7 @@ def render_evaluation(scores: Metrics, rows: int) -> str:
 
 
 @model_app.command("status")
-def status_command() -> None:
+def status_command(as_json: bool = JSON) -> None:
     """Champion, challenger, every version's gate result, and which version served when."""
     from mlflow.exceptions import MlflowException
 
@@ -102,6 +103,9 @@ def status_command() -> None:
         status = registry.status()
     except MlflowException:
         raise fail("no registered model yet. Run `mlstack train` first.") from None
+    if as_json:
+        print(json.dumps(status))
+        return
     console.print(render_status(status))
 
 

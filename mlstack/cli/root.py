@@ -32,6 +32,28 @@ app = typer.Typer(
     add_completion=False,
     rich_markup_mode="markdown",
 )
+
+
+def _version(value: bool) -> None:
+    if value:
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            console.print(f"mlstack {version('mlstack')}", highlight=False)
+        except PackageNotFoundError:  # run from a checkout that was never installed
+            console.print("mlstack (not installed: run `make test` or `pip install -e .`)", highlight=False)
+        raise typer.Exit()
+
+
+@app.callback()
+def main(
+    version: bool = typer.Option(
+        False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
+    ),
+) -> None:
+    """mlstack: a Prefect-native reference stack for AI and ML, runnable offline."""
+
+
 app.add_typer(data.app, name="data")
 app.add_typer(features.app, name="features")
 app.add_typer(rag.app, name="rag")

@@ -3,6 +3,7 @@ temporary Prefect API, killed or fed bad input."""
 
 from __future__ import annotations
 
+import json
 import shutil
 import sqlite3
 from pathlib import Path
@@ -93,6 +94,8 @@ def test_a_killed_train_leaves_a_registry_that_reads_back(cli_home: Path, tmp_pa
     status = run(mlstack("model", "status"), env)
     assert status.returncode == 0, status.stderr
     assert "champion" in status.stdout
+    as_json = run(mlstack("model", "status", "--json"), env)
+    assert json.loads(as_json.stdout)["champion"] == "1", as_json.stderr
     assert _runs(database, "RUNNING") == set()
     assert left_running <= _runs(database, "KILLED")
     with sqlite3.connect(database) as db:

@@ -112,6 +112,13 @@ def test_the_demo_story_renders_from_its_result(demo_result) -> None:
     assert "validation loss 3.10 -> 2.50; support_lm v3 champion (beats base)" in text
 
 
+def test_version_prints_the_installed_version() -> None:
+    from importlib.metadata import version
+
+    result = runner.invoke(app, ["--version"])
+    assert result.exit_code == 0 and result.output.strip() == f"mlstack {version('mlstack')}"
+
+
 def test_demo_refuses_too_few_days_with_one_line() -> None:
     result = runner.invoke(app, ["demo", "--days", "2"])
     assert result.exit_code == 2
@@ -148,7 +155,13 @@ def test_no_secret_reaches_output_or_any_file_of_the_data_dir(tmp_path: Path) ->
     home = tmp_path / "home"
     env = command_env(home, **CANARIES)
     try:
-        demo = run(mlstack("demo", "--days", "7", "--trials", "1"), env)
+        # Short training: this test is about where secrets go, and test_demo checks the training.
+        demo = run(
+            mlstack(
+                "demo", "--days", "7", "--trials", "1", "--pretrain-steps", "10", "--finetune-steps", "5"
+            ),
+            env,
+        )
         info = run(mlstack("info"), env)
     finally:  # the demo's commands leave the embedded Postgres up for the next: this test has none
         postgres.stop_embedded(Settings(home=home).pg_dir)

@@ -85,6 +85,16 @@ def test_lora_lowers_validation_loss_and_leaves_the_base_untouched(
     measured = lora.assistant_loss(adapted, tokenizer, examples["validation"])
     assert measured == pytest.approx(result.val_loss_after, rel=1e-5)
 
+    # What the OpenAI-compatible server loads: the adapter over its base answers as the merged model.
+    from models.lm.generate import GenerationParams, LocalLM
+
+    question = [{"role": "user", "content": "How do I point mlstack at our own Postgres?"}]
+    greedy = GenerationParams(max_tokens=8, temperature=0.0)
+    served = [
+        LocalLM(path).complete(question, greedy).text for path in (result.adapter_dir, result.merged_dir)
+    ]
+    assert served[0] == served[1]
+
 
 def test_full_fine_tuning_trains_every_weight(
     tiny_lm: Path, examples: dict[str, list[dict]], tmp_path: Path
