@@ -45,6 +45,14 @@ PRETRAINED_NOTE = (
 )
 
 
+FINETUNED_NOTE = (
+    "The local model is our small code model ({parameters:,} parameters) fine-tuned on a few dozen"
+    " Q&A pairs: it takes turns as a chat model does, but a base that small writes rough answers."
+    " Fine-tune a real chat model (mlstack finetune run --base DIR), set MLSTACK_LLM_LOCAL_MODEL,"
+    " or set OPENAI_API_KEY."
+)
+
+
 def model_card(model_dir: Path) -> dict:
     card = model_dir / MODEL_CARD
     return json.loads(card.read_text()) if card.is_file() else {}
@@ -76,6 +84,9 @@ def model_note(model_dir: Path) -> str | None:
         return UNTRAINED_NOTE
     if not follows_chat(model_dir):
         return PRETRAINED_NOTE.format(parameters=card.get("parameters", 0), tokens=card.get("tokens", 0))
+    base = card.get("base_card") or {}
+    if card.get("kind") == "fine-tuned" and base.get("kind") in ("pretrained", None) and "trained" in base:
+        return FINETUNED_NOTE.format(parameters=base.get("parameters", 0))
     return None
 
 

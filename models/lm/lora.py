@@ -319,11 +319,15 @@ def train(
     seconds = time.perf_counter() - started
     model.eval()
     after = assistant_loss(model, tokenizer, val_examples) if val_examples else float("nan")
+    from mlstack.llm.local_server import model_card
+
+    # The base's own card (ours, when it is our pretrained model) says how far to trust the replies.
     card = {
         "chat": True,
         "kind": "fine-tuned",
         "method": config.method,
         "base": str(config.base_dir.resolve()),
+        "base_card": model_card(config.base_dir),
     }
     adapter_dir = merged_dir = None
     if config.method == "lora":

@@ -76,7 +76,7 @@ def test_a_server_that_cannot_start_says_why(tiny_lm: Path, tmp_path: Path) -> N
     assert "no-such-architecture" in str(caught.value)
 
 
-def test_the_local_model_is_the_setting_else_the_pretrained_champion_else_the_stand_in(
+def test_the_local_model_is_the_setting_else_a_champion_else_the_stand_in(
     mlstack_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from mlstack.io import write_json
@@ -94,6 +94,25 @@ def test_the_local_model_is_the_setting_else_the_pretrained_champion_else_the_st
     write_json({"model": "code_lm", "version": "3", "path": str(champion)}, settings.pretrained_champion_file)
     assert local_model_dir(settings) == champion.resolve()
     assert not follows_chat(champion) and "1,049,216 parameters, 1,228,800 tokens" in model_note(champion)
+    # A fine-tuned champion (an adapter) comes first; fine-tuned from our small model, it says so.
+    tuned = settings.finetuned_models_dir / "support_lm-v1"
+    tuned.mkdir(parents=True)
+    (tuned / "adapter_config.json").write_text("{}")
+    (tuned / "mlstack_lm.json").write_text(
+        json.dumps({"trained": True, "chat": True, "kind": "fine-tuned", "base_card": card})
+    )
+    write_json({"model": "support_lm", "version": "1", "path": str(tuned)}, settings.finetuned_champion_file)
+    assert local_model_dir(settings) == tuned.resolve() and follows_chat(tuned)
+    assert "fine-tuned on a few dozen Q&A pairs" in model_note(
+        tuned
+    ) and "1,049,216 parameters" in model_note(tuned)
+    foreign = tmp_path / "tuned-foreign"
+    foreign.mkdir()
+    (foreign / "adapter_config.json").write_text("{}")
+    (foreign / "mlstack_lm.json").write_text(
+        json.dumps({"chat": True, "kind": "fine-tuned", "base_card": {}})
+    )
+    assert model_note(foreign) is None  # someone else's base: taken at its word
     own = tmp_path / "chat-model"
     own.mkdir()
     (own / "config.json").write_text("{}")
