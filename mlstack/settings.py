@@ -189,8 +189,9 @@ class LLMSettings(Section):
     )
     local_model: Path | None = Field(
         default=None,
-        description="Hugging Face causal-LM directory for the local provider. Unset: an untrained"
-        " stand-in under home/models, created on first use.",
+        description="Hugging Face causal-LM (or LoRA adapter) directory for the local provider. Unset:"
+        " the fine-tuning champion, else the pretraining champion, else an untrained stand-in under"
+        " home/models, created on first use.",
     )
     timeout_s: float = Field(default=60.0, gt=0, description="Seconds before an LLM request times out.")
     max_retries: int = Field(
