@@ -81,13 +81,16 @@ class Counter:
     exact: bool
 
 
+def _openai_count(messages: list[dict[str, Any]], tokens: Callable[[str], int]) -> int:
+    """OpenAI's documented chat overhead: 3 tokens a message and 3 to prime the reply."""
+    return 3 + sum(3 + tokens(str(m.get("content") or "")) for m in messages)
+
+
 def estimate_counter() -> Counter:
-    """About 4 bytes a token, plus OpenAI's documented overhead of 3 per message and 3 for the reply."""
+    """About 4 bytes a token, with OpenAI's per-message overhead."""
     return Counter(
         "estimate (4 bytes/token)",
-        lambda messages: (
-            3 + sum(3 + math.ceil(len(str(m.get("content") or "").encode()) / 4) for m in messages)
-        ),
+        lambda messages: _openai_count(messages, lambda text: math.ceil(len(text.encode()) / 4)),
         exact=False,
     )
 
@@ -97,7 +100,6 @@ def tiktoken_counter(encoding_name: str = "o200k_base") -> Counter | None:
     downloads it otherwise, which a run here must not); None when it is not."""
     try:
         import tiktoken
-        from tiktoken.load import read_file_cached  # noqa: F401  (the cache this relies on)
     except ImportError:
         return None
     import hashlib
@@ -114,9 +116,7 @@ def tiktoken_counter(encoding_name: str = "o200k_base") -> Counter | None:
         return None
     encoding = tiktoken.get_encoding(encoding_name)
     return Counter(
-        encoding_name,
-        lambda messages: 3 + sum(3 + len(encoding.encode(str(m.get("content") or ""))) for m in messages),
-        exact=True,
+        encoding_name, lambda messages: _openai_count(messages, lambda text: len(encoding.encode(text))), True
     )
 
 

@@ -117,3 +117,14 @@ def test_a_local_tokenizer_counts_the_chat_template(tiny_lm: Path) -> None:
     assert counter.exact and counter.count(GOOD["messages"]) == len(
         tokenizer.encode(text, add_special_tokens=False)
     )
+
+
+def test_openai_tokens_are_estimated_when_tiktoken_has_no_cached_encoding(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TIKTOKEN_CACHE_DIR", str(tmp_path))  # empty: tiktoken would download
+    assert chat.tiktoken_counter() is None
+    estimate = chat.estimate_counter()
+    assert not estimate.exact
+    # 3 to prime the reply, then 3 a message plus ceil(bytes / 4): 3 + (3 + 3) + (3 + 6) + (3 + 4)
+    assert estimate.count(GOOD["messages"]) == 25
