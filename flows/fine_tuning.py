@@ -410,8 +410,8 @@ def _dataset_report(sides: dict, reports: dict, summary: dict, decisions: dict |
         lines.append(f"**Review**: {decisions}.")
     findings = [f for report in reports.values() for f in report.findings]
     lines.append(f"**Validation findings**: {len(findings) or 'none'}.")
-    lines += [f"- `{f}`" for f in findings[:50]]
-    create_markdown_artifact("\n\n".join(lines[:4]) + "\n\n" + "\n".join(lines[4:]), key="finetune-dataset")
+    bullets = "".join(f"\n- `{f}`" for f in findings[:50])  # one list under its heading
+    create_markdown_artifact("\n\n".join(lines) + bullets, key="finetune-dataset")
 
 
 def _files(params: TrainParams | EvaluateParams) -> tuple[Path, Path]:
