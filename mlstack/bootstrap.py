@@ -2,16 +2,18 @@
 
 Prefect reads its settings once, when it is first imported, so every entry point (the CLI, each
 flow module, the tests) imports this module first. Values only fill gaps: anything the user has
-set in the environment wins. The same import installs `mlstack.logs`: no secret and no known
-failure's traceback reaches a log handler.
+set in the environment, or in a `.env` file (read first), wins. The same import installs
+`mlstack.logs`: no secret and no known failure's traceback reaches a log handler.
 """
 
 from __future__ import annotations
 
 import os
+import sys
 
 from mlstack import logs
-from mlstack.settings import get_settings
+from mlstack.errors import InputError
+from mlstack.settings import get_settings, load_env_file
 
 # The variables apply() filled in, as opposed to ones the user set: `mlstack up` honours only the
 # user's own PREFECT_SERVER_DATABASE_CONNECTION_URL, not our SQLite default for temporary servers.
@@ -19,6 +21,10 @@ DEFAULTED: set[str] = set()
 
 
 def apply() -> None:
+    try:
+        load_env_file()  # first: the file may move the data dir, which the defaults below use
+    except InputError as exc:  # at import, before any command's error boundary: one line, exit 1
+        sys.exit(f"error: {exc}")
     settings = get_settings()
     prefect_dir = settings.home / "prefect"
     defaults = {

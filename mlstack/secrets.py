@@ -62,6 +62,20 @@ def url_secrets(url: str) -> frozenset[str]:
     return frozenset({url, *(p for p in parts - shown if len(p) >= MIN_SECRET_LENGTH)})
 
 
+def hide_password(url: str) -> str:
+    """A service URL (http, a database) with the password in its user part masked. Unlike an
+    alert URL, its path and host are where it points, not a token, so they stay."""
+    try:
+        parts = urlsplit(url)
+        password = parts.password
+    except ValueError:
+        return MASK
+    if not password:
+        return url
+    netloc = parts.netloc.replace(f":{password}@", f":{MASK}@", 1)
+    return parts._replace(netloc=netloc).geturl()
+
+
 def dsn_password(url: str) -> str | None:
     try:
         return urlsplit(url).password

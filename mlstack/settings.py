@@ -37,6 +37,42 @@ def project_root() -> Path:
     return Path.cwd()
 
 
+ENV_FILE_VARIABLE = "MLSTACK_ENV_FILE"
+# The variables a .env file supplied (the environment itself wins over the file), for `info`.
+FROM_ENV_FILE: dict[str, Path] = {}
+
+
+def env_file() -> Path | None:
+    """The .env file to read: MLSTACK_ENV_FILE (empty: none), else `.env` in the current
+    directory, else in the checkout."""
+    if ENV_FILE_VARIABLE in os.environ:
+        named = os.environ[ENV_FILE_VARIABLE]
+        return Path(named).expanduser() if named else None
+    return next((p for p in (Path.cwd() / ".env", project_root() / ".env") if p.is_file()), None)
+
+
+def load_env_file() -> Path | None:
+    """Put the .env file's variables into the environment, where they are missing, so that every
+    reader sees them: these settings, and Prefect, MLflow and the OpenAI client, which read the
+    environment themselves. Returns the file read."""
+    from dotenv import dotenv_values
+
+    path = env_file()
+    if path is None:
+        return None
+    if not path.is_file():
+        from mlstack.errors import InputError
+
+        raise InputError(
+            f"{ENV_FILE_VARIABLE}={path}: no such file; point it at a .env file, or set it empty"
+        )
+    for name, value in dotenv_values(path).items():
+        if value is not None and name not in os.environ:
+            os.environ[name] = value
+            FROM_ENV_FILE[name] = path
+    return path
+
+
 def _env(*names: str) -> AliasChoices:
     """The environment variables a field is read from, first one first."""
     return AliasChoices(*names)
@@ -245,6 +281,12 @@ class OrchestrationSettings(Section):
 
     prefect_port: int = Field(default=4200, ge=1, le=65535, description="Port of the Prefect server.")
     mlflow_port: int = Field(default=5000, ge=1, le=65535, description="Port of the MLflow UI.")
+    evidently_port: int = Field(
+        default=8002,
+        ge=1,
+        le=65535,
+        description="Port of the Evidently UI (mlstack serve has 8000, serve-llm 8001).",
+    )
     up_timeout_s: float = Field(
         default=120.0, gt=0, description="Seconds `mlstack up` waits for each service to answer."
     )
@@ -498,6 +540,11 @@ class Settings(BaseSettings):
     @property
     def monitoring_reports_dir(self) -> Path:
         return self.reports_dir / "monitoring"
+
+    @property
+    def evidently_dir(self) -> Path:
+        """The Evidently workspace: a snapshot per monitored window, a project per model."""
+        return self.home / "evidently"
 
     @property
     def serving_log(self) -> Path:

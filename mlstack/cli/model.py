@@ -29,12 +29,21 @@ def train(
     validated: Path | None = typer.Option(
         None, help="Validated data folder. Default: validated/ in the data dir."
     ),
+    promote: bool | None = typer.Option(
+        None,
+        "--promote/--no-promote",
+        help="Promote when it wins the gate (the default), or register a challenger only.",
+    ),
     as_json: bool = JSON,
 ) -> None:
-    """Tune and train under Prefect, register as challenger, promote only if it beats the champion."""
+    """Tune and train under Prefect, register as challenger, promote only if it beats the champion
+    (with --no-promote, not even then: the DVC stage's way, so an experiment never changes what
+    `mlstack serve` serves)."""
     from flows.training import TrainingParams, training_flow
 
-    result = run_flow(training_flow, build(TrainingParams, n_trials=trials, validated_dir=validated))
+    chosen = {} if promote is None else {"promote": promote}
+    params = build(TrainingParams, n_trials=trials, validated_dir=validated, **chosen)
+    result = run_flow(training_flow, params)
     if out:
         import shutil
 
@@ -51,7 +60,13 @@ def train(
 
 
 def render_training(result: TrainingResult) -> str:
-    verdict = "promoted to champion" if result.promoted else "not promoted"
+    verdict = (
+        "promoted to champion"
+        if result.promoted
+        else "passed the gate, left as challenger"
+        if result.passed
+        else "not promoted"
+    )
     return (
         f"v{result.version}: validation MAE {result.val_mae:.1f}s, test MAE {result.test_mae:.1f}s;"
         f" {verdict} ({result.reason})"
@@ -102,7 +117,9 @@ def status_command(as_json: bool = JSON) -> None:
     try:
         status = registry.status()
     except MlflowException:
-        raise fail("no registered model yet. Run `mlstack train` first.") from None
+        status = {"versions": []}
+    if not status["versions"]:
+        raise fail("no registered model yet. Run `mlstack train` first.")
     if as_json:
         print(json.dumps(status))
         return

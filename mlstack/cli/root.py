@@ -13,15 +13,16 @@ import mlstack.bootstrap  # noqa: F401  (before prefect: sets its environment de
 import typer
 from rich.console import Group, RenderableType
 from rich.table import Table
+from rich.text import Text
 
 from mlstack.cli import ask, data, features, finetune, inference, model, monitor, pretrain, rag, serve, stack
 from mlstack.cli.ask import checks_line
 from mlstack.cli.monitor import retraining_line
-from mlstack.cli.render import JSON, Boundary, build, console, run_flow, show
+from mlstack.cli.render import JSON, Boundary, build, console, fail, run_flow, show
 
 if TYPE_CHECKING:
     from flows.demo import DemoResult, LiveWindowResult
-    from mlstack.services import SettingRow
+    from mlstack.services import InfoResult
 
 app = typer.Typer(
     name="mlstack",
@@ -64,22 +65,29 @@ for group in (model, inference, monitor, ask, serve, stack):
 
 
 @app.command()
-def info() -> None:
-    """Show the resolved settings, section by section, and the state of each backing service."""
-    from mlstack.services import service_rows, setting_rows
+def info(as_json: bool = JSON) -> None:
+    """Show the resolved settings, section by section, and each backing service. A service the
+    settings point at (MLSTACK_PG_DSN, MLFLOW_TRACKING_URI, PREFECT_API_URL, OPENAI_BASE_URL or
+    OPENAI_API_KEY) is asked whether it answers, and the command exits 1 when one does not;
+    an unset one is shown as unset, with the embedded default that stands in."""
+    from mlstack.services import info as read_info
     from mlstack.settings import get_settings
 
-    settings = get_settings()
-    console.print(render_info(setting_rows(settings), service_rows(settings)))
+    result = read_info(get_settings())
+    show(result, render_info, as_json)
+    if not result.ok:
+        down = ", ".join(row.service for row in result.services if row.ok is False)
+        raise fail(f"configured but not answering: {down}; fix the setting or start the service")
 
 
-def render_info(settings: list[SettingRow], services: list[tuple[str, str, str]]) -> RenderableType:
+def render_info(result: InfoResult) -> RenderableType:
     table = Table("section", "setting", "value", "from", title="Settings")
-    for row in settings:
+    for row in result.settings:
         table.add_row(row.section, row.name, row.value, row.source)
     status = Table("service", "mode", "status", title="Services")
-    for service in services:
-        status.add_row(*service)
+    marks = {True: "[green]ok[/] ", False: "[bold red]down[/] ", None: ""}
+    for service in result.services:
+        status.add_row(service.service, service.mode, Text.from_markup(marks[service.ok]) + service.status)
     return Group(table, status)
 
 

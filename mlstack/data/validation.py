@@ -8,6 +8,7 @@ and the stage goes on while their share stays under `max_bad_row_share`.
 from __future__ import annotations
 
 import warnings
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
@@ -94,9 +95,16 @@ class TableResult:
         if self.bad_share > self.max_bad_row_share:
             return (
                 f"{self.file.name}: {self.bad_rows} bad rows ({self.bad_share:.2%}) exceed "
-                f"max_bad_row_share {self.max_bad_row_share:.2%}"
+                f"max_bad_row_share {self.max_bad_row_share:.2%}; {self.causes()}"
             )
         return None
+
+    def causes(self, limit: int = 3) -> str:
+        """The column and rule behind the quarantined rows, most rows first: `col: rule (n)`."""
+        counts = Counter((f.column, f.check) for f in self.failures if f.category == "row")
+        shown = [f"{column}: {check} ({n})" for (column, check), n in counts.most_common(limit)]
+        more = f", and {len(counts) - limit} more rule(s) in the report" if len(counts) > limit else ""
+        return ", ".join(shown) + more
 
     def metrics(self) -> dict[str, float | int | str]:
         return {

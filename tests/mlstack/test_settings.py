@@ -109,6 +109,7 @@ DOCUMENTED = {
     "MLSTACK_RETRAIN_TRIALS": ("monitoring", "retrain_trials", "3", 3),
     "MLSTACK_RETRAIN_COOLDOWN_S": ("monitoring", "retrain_cooldown_s", "60", 60.0),
     "MLSTACK_PREFECT_PORT": ("orchestration", "prefect_port", "4300", 4300),
+    "MLSTACK_EVIDENTLY_PORT": ("orchestration", "evidently_port", "8102", 8102),
     "MLSTACK_MLFLOW_PORT": ("orchestration", "mlflow_port", "5100", 5100),
     "MLSTACK_UP_TIMEOUT_S": ("orchestration", "up_timeout_s", "30", 30.0),
     "MLSTACK_GPU_COUNT": ("orchestration", "gpu_count", "4", 4),
@@ -188,3 +189,48 @@ def test_the_readme_documents_exactly_the_variables_settings_read() -> None:
         for name in section.model_fields:
             assert any(f"`{var}`" in readme for var in section.env_names(name)), (title, name)
     assert "`OPENAI_API_KEY`" in readme
+
+
+def test_a_dotenv_file_fills_the_gaps_the_environment_leaves(tmp_path: Path) -> None:
+    """Read in a process of its own, as every command reads it: at bootstrap, before Prefect."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    dotenv = tmp_path / ".env"
+    dotenv.write_text("MLSTACK_DRIFT_SHARE=0.42\nMLSTACK_MIN_WINDOW_ROWS=7\nOPENAI_API_KEY=sk-DOTENVCANARY\n")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "MLSTACK_"))}
+    env |= {
+        "MLSTACK_HOME": str(tmp_path / "home"),
+        "MLSTACK_MIN_WINDOW_ROWS": "9",
+        "MLSTACK_LLM_PROVIDER": "local",
+    }
+    shown = subprocess.run(
+        [sys.executable, "-m", "mlstack.cli", "info", "--json"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    assert shown.returncode == 0, shown.stderr
+    rows = {row["name"]: row for row in json.loads(shown.stdout)["settings"]}
+    assert (rows["drift_share"]["value"], rows["drift_share"]["source"]) == (
+        "0.42",
+        f"MLSTACK_DRIFT_SHARE ({dotenv})",
+    )
+    assert (rows["min_window_rows"]["value"], rows["min_window_rows"]["source"]) == (
+        "9",
+        "MLSTACK_MIN_WINDOW_ROWS",
+    )
+    assert rows["openai_api_key"]["value"] == "(set, hidden)" and "sk-DOTENVCANARY" not in shown.stdout
+
+    env["MLSTACK_ENV_FILE"] = str(tmp_path / "missing.env")
+    missing = subprocess.run(
+        [sys.executable, "-m", "mlstack.cli", "info"], cwd=tmp_path, env=env, capture_output=True, text=True
+    )
+    assert missing.returncode == 1
+    assert missing.stderr.strip() == (
+        f"error: MLSTACK_ENV_FILE={tmp_path / 'missing.env'}: no such file;"
+        " point it at a .env file, or set it empty"
+    )

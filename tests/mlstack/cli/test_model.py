@@ -52,3 +52,14 @@ def test_trials_below_one_are_refused_with_one_line() -> None:
     result = CliRunner().invoke(app, ["train", "--trials", "0"])
     assert result.exit_code == 2
     assert "--n-trials: Input should be greater than or equal to 1" in " ".join(result.output.split())
+
+
+def test_status_on_an_empty_registry_says_to_train_first() -> None:
+    from typer.testing import CliRunner
+
+    from mlstack.cli import app
+
+    for args in (["model", "status"], ["model", "status", "--json"]):
+        result = CliRunner().invoke(app, args)
+        assert result.exit_code == 1, result.output
+        assert "no registered model yet. Run `mlstack train` first." in " ".join(result.stderr.split())

@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 from mlstack import postgres
 from mlstack.cli import app
 from mlstack.cli.root import render_demo, render_info
-from mlstack.services import SettingRow, setting_rows
+from mlstack.services import InfoResult, ServiceRow, SettingRow, setting_rows
 from mlstack.settings import Settings
 from tests.conftest import rendered
 from tests.kill import command_env, mlstack, run
@@ -76,15 +76,23 @@ def test_info_shows_each_section_and_where_each_value_came_from(
     assert (drift.section, drift.value, drift.source) == ("monitoring", "0.4", "MLSTACK_DRIFT_SHARE")
     key = next(r for r in rows if r.name == "openai_api_key")
     assert key.source == "OPENAI_API_KEY" and "sk-secret" not in key.value
-    text = rendered(render_info(rows, [("Postgres", "embedded", "stopped (starts on first use)")]))
+    services = [
+        ServiceRow(service="Postgres", mode="unset: embedded", status="stopped (starts on first use)"),
+        ServiceRow(service="MLflow", mode="MLFLOW_TRACKING_URI: http://h:5000", status="no answer", ok=False),
+    ]
+    text = rendered(render_info(InfoResult(settings=rows, services=services)))
     assert "monitoring drift_share 0.4 MLSTACK_DRIFT_SHARE" in text
-    assert "Postgres embedded stopped (starts on first use)" in text
+    assert "Postgres unset: embedded stopped (starts on first use)" in text
+    assert "MLflow MLFLOW_TRACKING_URI: http://h:5000 down no answer" in text
     assert "sk-secret" not in text
 
 
 def test_info_renders_a_row_for_every_setting() -> None:
-    rows = [SettingRow("llm", "provider", "auto", "default"), SettingRow("", "home", "/h", "MLSTACK_HOME")]
-    text = rendered(render_info(rows, []))
+    rows = [
+        SettingRow(section="llm", name="provider", value="auto", source="default"),
+        SettingRow(section="", name="home", value="/h", source="MLSTACK_HOME"),
+    ]
+    text = rendered(render_info(InfoResult(settings=rows, services=[])))
     assert "llm provider auto default" in text and "home /h MLSTACK_HOME" in text
 
 

@@ -88,6 +88,8 @@ def test_each_bad_input_gets_its_error_and_writes_nothing(case: str, raw_dir: Pa
         named = {f["row"] for f in failures}
         assert named == spoiled_rows
         assert all(f["value"] is not None for f in failures)
+        # The one line names the column, the rule and how many rows broke it.
+        assert f"{column}: {check} ({len(spoiled_rows)})" in " ".join(result.output.split())
     else:
         assert all(f["row"] is None for f in failures)
     # The other tables are fine, and the report says so.
