@@ -2,7 +2,8 @@
 
 It reads the window's inputs and predictions (batch from Postgres, online from the serving log),
 runs Evidently's drift report and, once labels have arrived, its regression report; saves both
-as HTML, logs them to the champion's MLflow run and links them from a Prefect artifact. When
+as HTML, logs them to the champion's MLflow run, links them from a Prefect artifact, and adds the
+window's snapshots to the Evidently workspace (a dashboard across windows). When
 something is wrong it alerts (apprise plus a local JSON-lines sink), emits the Prefect event
 `mlstack.drift.detected` for deployment triggers, and with `retrain` (or the setting
 `MLSTACK_RETRAIN_ON_DRIFT`) runs the retraining flow as a subflow, except under a deployment,
@@ -31,9 +32,10 @@ from mlstack import tracking
 from mlstack.settings import MODEL_NAME, Settings, get_settings
 from mlstack.timewindow import TimeWindow
 from models.tabular import registry
-from monitoring import alerts, events
+from monitoring import alerts, events, workspace
 from monitoring.alerts import Delivery
 from monitoring.drift import (
+    MONITORED,
     DriftCheck,
     DriftSummary,
     Thresholds,
@@ -59,6 +61,9 @@ class MonitoringResult(BaseModel):
     end: datetime
     skipped_because: str | None = Field(default=None, description="Why the window was not judged.")
     drift: DriftSummary | None = Field(default=None, description="What the checks found.")
+    snapshots: list[str] = Field(
+        default_factory=list, description="The window's snapshot ids in the Evidently workspace."
+    )
     alerts: list[Delivery] = Field(default_factory=list)
     event: str | None = Field(default=None, description="The id of the drift event emitted.")
     retraining: RetrainingResult | None = None
@@ -86,10 +91,28 @@ def load_window(start: datetime, end: datetime) -> pd.DataFrame:
 
 
 @task(name="check-drift", cache_policy=NONE)
-def run_checks(reference: pd.DataFrame, window: pd.DataFrame, settings: Settings, folder: str) -> DriftCheck:
+def run_checks(
+    reference: pd.DataFrame,
+    window: pd.DataFrame,
+    settings: Settings,
+    folder: str,
+    tags: list[str],
+    end: datetime,
+) -> DriftCheck:
     return check(
-        reference, window, Thresholds.from_settings(settings), settings.monitoring_reports_dir / folder
+        reference,
+        window,
+        Thresholds.from_settings(settings),
+        settings.monitoring_reports_dir / folder,
+        timestamp=end,
+        tags=tags,
     )
+
+
+@task(name="record-window", cache_policy=NONE)
+def record_window(result: DriftCheck, settings: Settings, tags: list[str]) -> list[str]:
+    """The window's snapshots into the Evidently workspace: the dashboard across windows."""
+    return workspace.add_window(settings.evidently_dir, MODEL_NAME, tags, result.snapshots, MONITORED)
 
 
 @task(name="log-reports", cache_policy=NONE)
@@ -141,18 +164,22 @@ def monitoring_flow(params: MonitoringParams) -> MonitoringResult | State:
     if by_others:
         log.info("%d predictions by other versions are left out", by_others)
     folder = window_folder(version, start, end)
+    tags = workspace.window_tags(version, start, end)
     try:
-        result = run_checks(load_reference(version), window, settings, folder)
+        result = run_checks(load_reference(version), window, settings, folder, tags, end)
     except WindowError as exc:
         return Failed(message=str(exc))
     log_reports(result, version, folder)
+    snapshots = record_window(result, settings, tags)
     summary = result.summary()
     create_markdown_artifact(
         key="drift-report",
         markdown=summary_markdown(result, MODEL_NAME, version, start, end),
         description=f"{MODEL_NAME} v{version}: {'drift' if result.alert else 'no drift'}",
     )
-    outcome = outcome.model_copy(update={"status": "drift" if result.alert else "ok", "drift": summary})
+    outcome = outcome.model_copy(
+        update={"status": "drift" if result.alert else "ok", "drift": summary, "snapshots": snapshots}
+    )
     if not result.alert:
         log.info(
             "no drift: %d of %d columns drifted", len(summary.drifted_columns), summary.monitored_columns

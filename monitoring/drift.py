@@ -156,6 +156,7 @@ class DriftCheck:
     missing: list[MissingShift]
     performance: Performance | None
     reports: dict[str, Path] = field(default_factory=dict)
+    snapshots: list[Any] = field(default_factory=list)  # Evidently's, for the workspace
 
     @property
     def drifted_columns(self) -> list[str]:
@@ -292,17 +293,26 @@ def _sample(frame: pd.DataFrame, rows: int | None) -> pd.DataFrame:
 
 
 def data_drift(
-    reference: pd.DataFrame, current: pd.DataFrame, t: Thresholds, columns: list[str] = MONITORED
+    reference: pd.DataFrame,
+    current: pd.DataFrame,
+    t: Thresholds,
+    columns: list[str] = MONITORED,
+    timestamp: datetime | None = None,
+    tags: list[str] | None = None,
 ) -> tuple[list[ColumnDrift], float, bool, Any]:
-    """Evidently's DataDriftPreset over `columns`; returns verdicts, share, dataset flag, snapshot."""
+    """Evidently's DataDriftPreset over `columns`, and the window's row count; returns verdicts,
+    share, dataset flag, snapshot (stamped `timestamp`: the window's place in the workspace)."""
     from evidently import Report
+    from evidently.metrics import RowCount
     from evidently.presets import DataDriftPreset
 
     ref, cur = _datasets(_sample(reference, t.sample_rows), _sample(current, t.sample_rows), columns)
     preset = DataDriftPreset(
         columns=columns, drift_share=t.drift_share, method=t.method, threshold=t.threshold
     )
-    snapshot = Report([preset], include_tests=True).run(current_data=cur, reference_data=ref)
+    snapshot = Report([preset, RowCount()], include_tests=True).run(
+        current_data=cur, reference_data=ref, timestamp=timestamp, tags=tags
+    )
     result = snapshot.dict()
     # Evidently's own per-column verdicts: scores are p-values for some methods and distances
     # for others, so the direction of "drifted" is left to the library that knows which.
@@ -338,7 +348,11 @@ def missing_shifts(reference: pd.DataFrame, current: pd.DataFrame, increase: flo
 
 
 def performance(
-    reference: pd.DataFrame, current: pd.DataFrame, t: Thresholds
+    reference: pd.DataFrame,
+    current: pd.DataFrame,
+    t: Thresholds,
+    timestamp: datetime | None = None,
+    tags: list[str] | None = None,
 ) -> tuple[Performance | None, Any]:
     """Error on labelled rows against the reference's error; None until enough labels arrive."""
     from evidently import Report
@@ -361,20 +375,29 @@ def performance(
         # Evidently also scores tiny slices for its plots, where sklearn finds R² undefined.
         warnings.simplefilter("ignore", UndefinedMetricWarning)
         snapshot = Report([RegressionPreset()], include_tests=False).run(
-            current_data=cur_ds, reference_data=ref_ds
+            current_data=cur_ds, reference_data=ref_ds, timestamp=timestamp, tags=tags
         )
     return result, snapshot
 
 
 def check(
-    reference: pd.DataFrame, current: pd.DataFrame, thresholds: Thresholds, report_dir: Path | None = None
+    reference: pd.DataFrame,
+    current: pd.DataFrame,
+    thresholds: Thresholds,
+    report_dir: Path | None = None,
+    timestamp: datetime | None = None,
+    tags: list[str] | None = None,
 ) -> DriftCheck:
-    """Compare `current` with a reference snapshot; write HTML reports and a summary to `report_dir`."""
+    """Compare `current` with a reference snapshot; write HTML reports and a summary to
+    `report_dir`. `timestamp` and `tags` mark Evidently's snapshots (for the workspace: the
+    window's end, default now, and what the window is)."""
     conform(reference, current, thresholds.min_rows)
     trained_on, held_out = split_snapshot(reference)
     matched = match_calendar(trained_on, current)
-    columns, share, dataset_drift, drift_snapshot = data_drift(matched, current, thresholds)
-    perf, perf_snapshot = performance(held_out, current, thresholds)
+    columns, share, dataset_drift, drift_snapshot = data_drift(
+        matched, current, thresholds, timestamp=timestamp, tags=tags
+    )
+    perf, perf_snapshot = performance(held_out, current, thresholds, timestamp, tags)
     result = DriftCheck(
         reference_rows=len(trained_on),
         current_rows=len(current),
@@ -384,6 +407,7 @@ def check(
         dataset_drift=dataset_drift,
         missing=missing_shifts(matched, current, thresholds.missing_share_increase),
         performance=perf,
+        snapshots=[s for s in (drift_snapshot, perf_snapshot) if s is not None],
     )
     if report_dir is not None:
         report_dir.mkdir(parents=True, exist_ok=True)

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 
 import typer
 from rich.console import Group, RenderableType
+from rich.table import Table
 from rich.text import Text
 
 from mlstack.cli.inference import WINDOW_FORMATS
@@ -15,8 +16,11 @@ from mlstack.cli.render import JSON, build, run_flow, show
 if TYPE_CHECKING:
     from flows.monitoring import MonitoringResult
     from flows.retraining import RetrainingResult
+    from monitoring.workspace import History
 
 app = typer.Typer()
+
+DRIFT_EXIT = 3  # 1 is taken by errors and 2 by usage errors: a script must tell drift from both
 
 
 @app.command()
@@ -26,16 +30,51 @@ def monitor(
     retrain: bool | None = typer.Option(
         None, "--retrain/--no-retrain", help="Retrain on drift. Default: MLSTACK_RETRAIN_ON_DRIFT."
     ),
+    exit_code: bool = typer.Option(
+        False, "--exit-code", help=f"Exit {DRIFT_EXIT} when drift is found, as `git diff --exit-code` does."
+    ),
     as_json: bool = JSON,
 ) -> None:
     """Check a window of batch and online predictions for drift against the champion's training
     data; on drift, alert (MLSTACK_ALERT_URLS and the data dir's alerts.jsonl), emit the Prefect
-    event mlstack.drift.detected, and optionally retrain. Exits 0 with or without drift, and 1
-    when the window cannot be judged (its columns differ from the reference)."""
+    event mlstack.drift.detected, and optionally retrain. Exits 0 with or without drift (with
+    --exit-code, 3 on drift), and 1 when the window cannot be judged (its columns differ from the
+    reference). A window too small to judge is skipped, with exit 0."""
     from flows.monitoring import MonitoringParams, monitoring_flow
 
     params = build(MonitoringParams, start=window_start, end=window_end, retrain=retrain)
-    show(run_flow(monitoring_flow, params), render_monitoring, as_json)
+    result = run_flow(monitoring_flow, params)
+    show(result, render_monitoring, as_json)
+    if exit_code and result.status == "drift":
+        raise typer.Exit(DRIFT_EXIT)
+
+
+@app.command("drift-history")
+def drift_history(as_json: bool = JSON) -> None:
+    """Every monitored window, oldest first: drifted share, rows, MAE and the judged version,
+    read from the Evidently workspace (`mlstack up` serves its dashboard)."""
+    from mlstack.settings import MODEL_NAME, get_settings
+    from monitoring.workspace import History, history
+
+    settings = get_settings()
+    show(
+        History(model=MODEL_NAME, windows=history(settings.evidently_dir, MODEL_NAME)),
+        render_history,
+        as_json,
+    )
+
+
+def render_history(result: History) -> RenderableType:
+    if not result.windows:
+        return Text("no monitored window yet: run `mlstack monitor` on a scored window first")
+    table = Table(
+        "window end", "version", "drifted share", "rows", "MAE (s)", title=f"{result.model}: drift over time"
+    )
+    for point in result.windows:
+        share = "" if point.drifted_share is None else f"{point.drifted_share:.0%}"
+        mae = "" if point.mae is None else f"{point.mae:.1f}"
+        table.add_row(f"{point.end:%Y-%m-%d %H:%M}", f"v{point.version}", share, str(point.rows or ""), mae)
+    return table
 
 
 def render_monitoring(result: MonitoringResult) -> RenderableType:

@@ -33,12 +33,24 @@ def up(as_json: bool = JSON) -> None:
 
 
 @app.command()
-def down(as_json: bool = JSON) -> None:
-    """Stop exactly what `mlstack up` started, by pid; a stale pid file is removed, not trusted."""
+def down(
+    stop_postgres: bool = typer.Option(
+        False,
+        "--postgres",
+        help="Also stop the embedded Postgres that flows and commands start and leave running;"
+        " its data is kept, and the next command starts it again.",
+    ),
+    as_json: bool = JSON,
+) -> None:
+    """Stop exactly what `mlstack up` started, by pid; a stale pid file is removed, not trusted.
+
+    The embedded Postgres keeps running between commands (a start costs about a second) unless
+    `up` started it or --postgres is given; stopping it never deletes its data.
+    """
     from mlstack.deploy import stack
     from mlstack.settings import get_settings
 
-    show(stack.down(get_settings()), render_stack, as_json)
+    show(stack.down(get_settings(), stop_postgres), render_stack, as_json)
 
 
 @app.command()

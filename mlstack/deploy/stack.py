@@ -1,5 +1,5 @@
-"""`mlstack up` and `mlstack down`: a Prefect server, the MLflow UI and a process worker on
-loopback, with their state under the data dir.
+"""`mlstack up` and `mlstack down`: a Prefect server, the MLflow UI, the Evidently UI and a
+process worker on loopback, with their state under the data dir.
 
 - The Prefect server keeps its database on Postgres (the embedded one, or `MLSTACK_PG_DSN`),
   in a database of its own named `prefect`: a SQLite-backed server reports "database is
@@ -7,6 +7,8 @@ loopback, with their state under the data dir.
   it, wins.
 - The MLflow UI serves the tracking store the flows write to. With an external
   `MLFLOW_TRACKING_URI` there is nothing to start: that server is the UI.
+- The Evidently UI serves the monitoring flow's workspace (`home/evidently`): drift across
+  windows, on its own port (8002), clear of `mlstack serve` (8000) and `serve-llm` (8001).
 - The worker polls the `cpu` pool from `home/worker`, where deployments clone the code.
 
 Each service runs detached, in a process group of its own, and leaves a record in
@@ -204,6 +206,17 @@ def mlflow_spec(settings: Settings) -> Spec:
     return Spec("mlflow", argv, url, lambda: processes.answers(f"{url}/health"), env, port=port)
 
 
+def evidently_spec(settings: Settings) -> Spec:
+    """The Evidently UI on the monitoring flow's workspace: drift across windows."""
+    port = settings.orchestration.evidently_port
+    url = f"http://{HOST}:{port}"
+    settings.evidently_dir.mkdir(parents=True, exist_ok=True)
+    argv = [processes.console_script("evidently"), "ui", "--workspace", str(settings.evidently_dir)]
+    argv += ["--host", HOST, "--port", str(port)]
+    env = {**_base_env(settings), "DO_NOT_TRACK": "1"}  # its usage telemetry would only fail offline
+    return Spec("evidently", argv, url, lambda: processes.answers(f"{url}/api/projects"), env, port=port)
+
+
 def worker_spec(settings: Settings, api_url: str) -> Spec:
     name = f"mlstack-{os.uname().nodename}"
     argv = [
@@ -299,16 +312,18 @@ def up(settings: Settings) -> StackResult:
     settings.stack_dir.mkdir(parents=True, exist_ok=True)
     with locks.file_lock(settings.stack_dir, timeout_s=settings.orchestration.up_timeout_s * 4):
         lines = [_postgres(settings)]
-        # The two servers start side by side: each spends most of its start importing.
-        with ThreadPoolExecutor(2) as pool:
+        # The servers start side by side: each spends most of its start importing.
+        with ThreadPoolExecutor(3) as pool:
             prefect = pool.submit(_ensure, settings, lambda: prefect_spec(settings), "prefect")
             if settings.tracking_uri.startswith(("http://", "https://")):
                 mlflow = None
             else:
                 mlflow = pool.submit(_ensure, settings, lambda: mlflow_spec(settings), "mlflow")
+            evidently = pool.submit(_ensure, settings, lambda: evidently_spec(settings), "evidently")
             lines.append(prefect.result())
             external = ServiceLine(name="mlflow", state="external", url=settings.tracking_uri)
             lines.append(mlflow.result() if mlflow else external)
+            lines.append(evidently.result())
         api_url = lines[1].url
         assert api_url is not None
         project.ensure_pools(api_url, settings)
@@ -316,14 +331,19 @@ def up(settings: Settings) -> StackResult:
     return StackResult(services=lines, api_url=api_url)
 
 
-def down(settings: Settings) -> StackResult:
-    """Stop every service `up` started, newest first; clean up records whose process is gone."""
+def down(settings: Settings, stop_postgres: bool = False) -> StackResult:
+    """Stop every service `up` started, newest first; clean up records whose process is gone.
+    The embedded Postgres started by a flow or a command keeps running for the next one (a start
+    costs about a second), unless `stop_postgres`; its data stays either way."""
     lines = []
     settings.stack_dir.mkdir(parents=True, exist_ok=True)
     with locks.file_lock(settings.stack_dir, timeout_s=settings.orchestration.up_timeout_s * 4):
-        for name in ("worker", "mlflow", "prefect", "postgres"):
+        for name in ("worker", "evidently", "mlflow", "prefect", "postgres"):
             record, stale = live_record(settings, name)
             note = "a stale pid file was removed" if stale else None
+            if record is None and name == "postgres" and not settings.postgres.dsn:
+                lines.append(_unrecorded_postgres(settings, stop_postgres, note))
+                continue
             if record is None:
                 lines.append(ServiceLine(name=name, state="not running", note=note))
                 continue
@@ -335,3 +355,16 @@ def down(settings: Settings) -> StackResult:
                 record_path(settings, name).unlink()
             lines.append(ServiceLine(name=name, state="stopped", url=record.url, pid=record.pid))
     return StackResult(services=lines)
+
+
+def _unrecorded_postgres(settings: Settings, stop: bool, note: str | None) -> ServiceLine:
+    """The embedded Postgres that a flow or a command started, not `up`."""
+    where = str(settings.pg_dir)
+    if not postgres.embedded_running(settings.pg_dir):
+        return ServiceLine(name="postgres", state="not running", note=note)
+    if not stop:
+        keep = "started by a command; keeps running with its data: `mlstack down --postgres` stops it"
+        return ServiceLine(name="postgres", state="running", url=where, note=keep)
+    pid = postgres.embedded_pid(settings.pg_dir)
+    postgres.stop_embedded(settings.pg_dir)
+    return ServiceLine(name="postgres", state="stopped", url=where, pid=pid, note="its data is kept")

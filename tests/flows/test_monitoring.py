@@ -20,7 +20,7 @@ from mlstack import postgres
 from mlstack.data.config import GeneratorConfig
 from mlstack.settings import Settings, get_settings
 from models.tabular import registry
-from monitoring import alerts
+from monitoring import alerts, workspace
 from monitoring.events import DRIFT_DETECTED
 from tests.conftest import GOOD_PARAMS
 
@@ -85,6 +85,11 @@ def test_drift_window_alerts_emits_the_event_and_retrains(
     assert result.status == "drift" and drift.dataset_drift and drift.current_rows == scored.rows
     assert "distance_km" in drift.drifted_columns
     assert drift.reports["drift"].is_file() and drift.reports["performance"].is_file()
+    # The window is a point in the Evidently workspace, at its end, with the check's numbers.
+    (point,) = workspace.history(own_postgres.evidently_dir, "trip_duration")
+    assert len(result.snapshots) == 2 and point.end == WINDOW_END and point.version == "1"
+    assert point.drifted_share == pytest.approx(drift.drifted_share, abs=1e-4)  # the summary rounds
+    assert point.rows == drift.current_rows
 
     # Alerts: the local sink got both the drift alert and the retraining decision; the dead
     # apprise target is reported as failed and did not stop anything.

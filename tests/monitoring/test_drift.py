@@ -8,22 +8,15 @@ arrive, and the missing-value surge must be stopped by validation or flagged by 
 from __future__ import annotations
 
 import json
-import os
-from dataclasses import dataclass
-from datetime import date
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from mlstack import features
-from mlstack.data.config import GeneratorConfig
 from mlstack.data.generator import generate, write_tables
 from mlstack.data.validation import validate_paths
 from mlstack.features import LABEL
-from mlstack.settings import Settings
-from models.tabular.train import features_of, fit, reference_snapshot, split_by_time
 from monitoring.drift import (
     MONITORED,
     Thresholds,
@@ -35,79 +28,12 @@ from monitoring.drift import (
     summary_markdown,
 )
 from monitoring.window import PREDICTION
-from tests.conftest import GOOD_PARAMS
-
-HISTORY = GeneratorConfig(start=date(2026, 9, 1), days=14, bad_row_rate=0.0)
-LIVE_START = date(2026, 9, 15)
-BASELINE_WINDOWS = 20
-DAY = pd.Timedelta(days=1)
-
-
-@dataclass
-class World:
-    reference: pd.DataFrame
-    baseline: pd.DataFrame  # the 20 live baseline days, predicted
-    covariate: pd.DataFrame
-    concept: pd.DataFrame
-    model: object
-
-
-def _featurize(tables: dict[str, pd.DataFrame], home: Path) -> pd.DataFrame:
-    """Real point-in-time features through Feast in a data dir of the world's own."""
-    previous = os.environ["MLSTACK_HOME"]
-    os.environ["MLSTACK_HOME"] = str(home)
-    try:
-        settings = Settings(home=home)
-        features.write_feature_tables(features.build_feature_tables(tables), settings)
-        store = features.feature_store(settings)
-        features.apply(store)
-        return features.historical_features(store, tables["trips"])
-    finally:
-        os.environ["MLSTACK_HOME"] = previous
-
-
-def _joined(*configs: GeneratorConfig) -> dict[str, pd.DataFrame]:
-    parts = [generate(c) for c in configs]
-    return {name: pd.concat([p[name] for p in parts], ignore_index=True) for name in parts[0]}
-
-
-def _live(cfg_scenario: str, days: int) -> GeneratorConfig:
-    return GeneratorConfig(scenario=cfg_scenario, start=LIVE_START, days=days, bad_row_rate=0.0)
-
-
-@pytest.fixture(scope="module")
-def world(tmp_path_factory: pytest.TempPathFactory) -> World:
-    root = tmp_path_factory.mktemp("drift-world")
-    baseline = _featurize(_joined(HISTORY, _live("baseline", BASELINE_WINDOWS)), root / "baseline")
-    history = baseline[baseline["requested_at"] < pd.Timestamp(LIVE_START, tz="UTC")]
-    splits = split_by_time(history)
-    model = fit(splits.train, GOOD_PARAMS, seed=1)
-
-    def live(frame: pd.DataFrame) -> pd.DataFrame:
-        """Live days shaped as monitoring reads a window: ids, inputs, prediction, label."""
-        rows = frame[frame["requested_at"] >= pd.Timestamp(LIVE_START, tz="UTC")].reset_index(drop=True)
-        inputs = features_of(rows)
-        return pd.concat([rows[["trip_id", "requested_at"]], inputs, rows[[LABEL]]], axis=1).assign(
-            **{PREDICTION: model.predict(inputs)}
-        )
-
-    return World(
-        reference=reference_snapshot(splits, model),
-        baseline=live(baseline),
-        covariate=live(_featurize(_joined(HISTORY, _live("covariate_drift", 2)), root / "covariate")),
-        concept=live(_featurize(_joined(HISTORY, _live("concept_drift", 2)), root / "concept")),
-        model=model,
-    )
-
-
-def _day(frame: pd.DataFrame, offset: int) -> pd.DataFrame:
-    start = pd.Timestamp(LIVE_START, tz="UTC") + offset * DAY
-    return frame[(frame["requested_at"] >= start) & (frame["requested_at"] < start + DAY)]
+from tests.monitoring.worlds import BASELINE_WINDOWS, World, day, live_config
 
 
 @pytest.mark.slow
 def test_baseline_days_raise_at_most_one_false_alarm_in_twenty(world: World) -> None:
-    results = [check(world.reference, _day(world.baseline, i), Thresholds()) for i in range(BASELINE_WINDOWS)]
+    results = [check(world.reference, day(world.baseline, i), Thresholds()) for i in range(BASELINE_WINDOWS)]
     alarms = [i for i, r in enumerate(results) if r.alert]
     assert len(alarms) / BASELINE_WINDOWS <= 0.05, [results[i].reasons() for i in alarms]
     # Every column is judged on every window, with Evidently's score and verdict.
@@ -116,7 +42,7 @@ def test_baseline_days_raise_at_most_one_false_alarm_in_twenty(world: World) -> 
 
 
 def test_covariate_drift_is_caught_as_data_drift(world: World) -> None:
-    result = check(world.reference, _day(world.covariate, 0), Thresholds())
+    result = check(world.reference, day(world.covariate, 0), Thresholds())
     assert result.dataset_drift and result.alert
     assert result.drifted_share >= Thresholds().drift_share
     # The shuttle launch moves exactly what it should: longer trips, bigger groups, outer pickups.
@@ -125,7 +51,7 @@ def test_covariate_drift_is_caught_as_data_drift(world: World) -> None:
 
 
 def test_concept_drift_is_caught_by_error_once_labels_arrive(world: World) -> None:
-    window = _day(world.concept, 0)
+    window = day(world.concept, 0)
     unlabelled = check(world.reference, window.assign(**{LABEL: np.nan}), Thresholds())
     assert unlabelled.performance is None
     assert not unlabelled.dataset_drift  # same inputs: the data alone cannot see road works
@@ -139,7 +65,7 @@ def test_concept_drift_is_caught_by_error_once_labels_arrive(world: World) -> No
 def test_missing_value_surge_is_stopped_by_validation_and_flagged_by_the_check(
     world: World, tmp_path: Path
 ) -> None:
-    surge = generate(_live("missing_surge", 1))
+    surge = generate(live_config("missing_surge", 1))
     write_tables(surge, tmp_path)
     run = validate_paths([tmp_path], 0.01)
     assert not run.ok
@@ -148,7 +74,7 @@ def test_missing_value_surge_is_stopped_by_validation_and_flagged_by_the_check(
     )
 
     # Had it slipped through, the check itself flags the null surge in the same column.
-    window = _day(world.baseline, 0)
+    window = day(world.baseline, 0)
     nulls = surge["trips"].set_index("trip_id")["passenger_count"].isna()
     leaked = window.assign(passenger_count=window["passenger_count"].mask(window["trip_id"].map(nulls)))
     result = check(world.reference, leaked, Thresholds())
@@ -157,7 +83,7 @@ def test_missing_value_surge_is_stopped_by_validation_and_flagged_by_the_check(
 
 
 def test_reports_and_plain_values(world: World, tmp_path: Path) -> None:
-    result = check(world.reference, _day(world.covariate, 0), Thresholds(), report_dir=tmp_path)
+    result = check(world.reference, day(world.covariate, 0), Thresholds(), report_dir=tmp_path)
     assert {"drift", "performance", "summary"} <= set(result.reports)
     assert "<html" in result.reports["drift"].read_text()[:2000].lower()
     summary = json.loads(result.reports["summary"].read_text())
@@ -167,7 +93,7 @@ def test_reports_and_plain_values(world: World, tmp_path: Path) -> None:
 
 
 def test_reference_is_redrawn_to_the_windows_calendar(world: World) -> None:
-    saturday = _day(world.baseline, 4)  # 2026-09-19
+    saturday = day(world.baseline, 4)  # 2026-09-19
     assert saturday["trip_request_features__is_weekend"].eq(1).all()
     matched = match_calendar(world.reference[world.reference["split"] == "train"], saturday)
     assert matched["trip_request_features__is_weekend"].eq(1).all()
@@ -177,7 +103,7 @@ def test_reference_is_redrawn_to_the_windows_calendar(world: World) -> None:
 
 
 def test_a_window_with_a_column_the_reference_lacks_is_refused(world: World) -> None:
-    window = _day(world.baseline, 0).assign(surge_multiplier=1.0)
+    window = day(world.baseline, 0).assign(surge_multiplier=1.0)
     with pytest.raises(WindowError, match=r"surge_multiplier.*reference lacks"):
         check(world.reference, window, Thresholds())
 
@@ -188,13 +114,13 @@ def test_an_empty_window_is_skipped_not_judged(world: World) -> None:
 
 
 def test_no_alert_and_same_verdicts_for_a_fixed_seed(world: World) -> None:
-    window = _day(world.baseline, 1)
+    window = day(world.baseline, 1)
     first, second = (check(world.reference, window, Thresholds()) for _ in range(2))
     assert first.scores == second.scores and not first.alert
 
 
 def test_only_the_champions_predictions_are_judged(world: World) -> None:
-    window = _day(world.baseline, 0).assign(model_version="1")
+    window = day(world.baseline, 0).assign(model_version="1")
     mixed = pd.concat([window, window.head(40).assign(model_version="2")], ignore_index=True)
     judged, by_others = champion_window(mixed, "1", min_rows=200)
     assert by_others == 40 and len(judged) == len(window) and set(judged["model_version"]) == {"1"}
@@ -206,7 +132,7 @@ def test_only_the_champions_predictions_are_judged(world: World) -> None:
 def test_the_summary_reads_as_markdown(world: World, tmp_path: Path) -> None:
     from datetime import UTC, datetime
 
-    result = check(world.reference, _day(world.covariate, 0), Thresholds(), report_dir=tmp_path)
+    result = check(world.reference, day(world.covariate, 0), Thresholds(), report_dir=tmp_path)
     text = summary_markdown(
         result, "trip_duration", "1", datetime(2026, 9, 15, tzinfo=UTC), datetime(2026, 9, 16, tzinfo=UTC)
     )

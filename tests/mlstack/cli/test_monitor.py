@@ -33,3 +33,15 @@ def test_retraining_renders(retraining_result) -> None:
     assert retraining_line(kept).endswith(
         "vs champion v1 n/a on 2026-09-19 00:00 to 2026-09-20 00:00: champion kept (r)"
     )
+
+
+def test_drift_history_on_a_fresh_data_dir_says_what_to_run() -> None:
+    from typer.testing import CliRunner
+
+    from mlstack.cli import app
+
+    shown = CliRunner().invoke(app, ["drift-history"])
+    assert shown.exit_code == 0 and "no monitored window yet: run `mlstack monitor`" in shown.output
+    assert CliRunner().invoke(app, ["drift-history", "--json"]).stdout.strip() == (
+        '{"model":"trip_duration","windows":[]}'
+    )

@@ -122,6 +122,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[dict[str, 
         home,
         MLSTACK_PREFECT_PORT=str(processes.free_port()),
         MLSTACK_MLFLOW_PORT=str(processes.free_port()),
+        MLSTACK_EVIDENTLY_PORT=str(processes.free_port()),
         MLSTACK_RETRAIN_COOLDOWN_S=str(COOLDOWN_S),
         MLSTACK_GIT_REPOSITORY=repository,
         MLSTACK_GIT_BRANCH=branch,
@@ -137,17 +138,19 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[dict[str, 
 def test_up_starts_each_service_once_on_loopback(stack: tuple[dict[str, str], Server, dict]) -> None:
     env, _, started = stack
     services = {s["name"]: s for s in started["services"]}
-    assert [services[name]["state"] for name in ("prefect", "mlflow", "worker")] == ["started"] * 3
+    names = ("prefect", "mlflow", "evidently", "worker")
+    assert [services[name]["state"] for name in names] == ["started"] * 4
     assert services["prefect"]["url"].startswith("http://127.0.0.1:")
     assert httpx.get(services["mlflow"]["url"] + "/health").status_code == 200
+    # The Evidently UI serves the data dir's workspace, on the port its setting names.
+    assert services["evidently"]["url"] == f"http://127.0.0.1:{env['MLSTACK_EVIDENTLY_PORT']}"
+    assert httpx.get(services["evidently"]["url"] + "/api/projects").json() == []
     # The server keeps its state in the embedded Postgres, not in SQLite.
     settings = Settings(home=Path(env["MLSTACK_HOME"]))
     with postgres.connect(settings) as conn:
         assert conn.execute("SELECT 1 FROM pg_database WHERE datname = 'prefect'").fetchone()
     again = {s["name"]: s for s in cli(env, "up")["services"]}
-    assert {name: again[name]["state"] for name in ("prefect", "mlflow", "worker")} == dict.fromkeys(
-        ("prefect", "mlflow", "worker"), "running"
-    )
+    assert {name: again[name]["state"] for name in names} == dict.fromkeys(names, "running")
     assert again["worker"]["pid"] == services["worker"]["pid"]
 
 
@@ -214,7 +217,12 @@ def test_down_stops_exactly_what_up_started(stack: tuple[dict[str, str], Server,
     # Nothing answers any more, and a second down has nothing to stop.
     with pytest.raises(httpx.HTTPError):
         httpx.get(started["api_url"] + "/health", timeout=2)
-    assert {s["state"] for s in cli(env, "down")["services"]} == {"not running"}
+    second = {s["name"]: s for s in cli(env, "down")["services"]}
+    assert {name: line["state"] for name, line in second.items() if name != "postgres"} == dict.fromkeys(
+        ("worker", "evidently", "mlflow", "prefect"), "not running"
+    )
+    # The Postgres the commands started before `up` is not `up`'s: it stays, and down says how to stop it.
+    assert second["postgres"]["state"] == "running" and "--postgres" in second["postgres"]["note"]
 
 
 def _alive(pid: int) -> bool:

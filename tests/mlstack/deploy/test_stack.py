@@ -3,6 +3,7 @@ acted on, even when its pid now belongs to another process."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -114,6 +115,7 @@ def test_an_up_killed_while_a_server_starts_leaves_it_on_record_for_down(tmp_pat
         home,
         MLSTACK_PREFECT_PORT=str(processes.free_port()),
         MLSTACK_MLFLOW_PORT=str(processes.free_port()),
+        MLSTACK_EVIDENTLY_PORT=str(processes.free_port()),
     )
     settings = Settings(home=home)
     try:
@@ -128,4 +130,34 @@ def test_an_up_killed_while_a_server_starts_leaves_it_on_record_for_down(tmp_pat
         from mlstack import postgres
 
         subprocess.run(mlstack("down"), env=env, capture_output=True, timeout=120)
+        postgres.stop_embedded(settings.pg_dir)
+
+
+def test_down_leaves_the_commands_postgres_running_unless_asked_and_never_loses_its_data() -> None:
+    from typer.testing import CliRunner
+
+    from mlstack import postgres
+    from mlstack.cli import app
+
+    settings = get_settings()
+    with postgres.connect(settings) as conn:  # as any flow or command starts it
+        conn.execute("CREATE TABLE kept (n int)")
+        conn.execute("INSERT INTO kept VALUES (42)")
+    try:
+
+        def down(*args: str) -> dict[str, dict]:
+            result = CliRunner().invoke(app, ["down", "--json", *args])
+            assert result.exit_code == 0, result.output
+            return {line["name"]: line for line in json.loads(result.stdout)["services"]}
+
+        kept = down()["postgres"]
+        assert kept["state"] == "running" and "mlstack down --postgres" in kept["note"]
+        assert postgres.embedded_running(settings.pg_dir)
+        stopped = down("--postgres")["postgres"]
+        assert stopped["state"] == "stopped" and stopped["note"] == "its data is kept"
+        assert not postgres.embedded_running(settings.pg_dir)
+        assert down("--postgres")["postgres"]["state"] == "not running"
+        with postgres.connect(settings) as conn:  # the next command starts it again, data and all
+            assert conn.execute("SELECT n FROM kept").fetchall() == [(42,)]
+    finally:
         postgres.stop_embedded(settings.pg_dir)

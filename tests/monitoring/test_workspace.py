@@ -1,0 +1,54 @@
+"""The Evidently workspace: a snapshot per window, stamped with the window's end, read back."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from monitoring import workspace
+from monitoring.drift import MONITORED, Thresholds, check
+from tests.monitoring.worlds import LIVE_START, World, day
+
+MODEL = "trip_duration"
+
+
+def judge(world: World, path: Path, frame: pd.DataFrame, offset: int, start: datetime) -> object:
+    end = start + timedelta(days=1)
+    tags = workspace.window_tags("1", start, end)
+    result = check(world.reference, day(frame, offset), Thresholds(), timestamp=end, tags=tags)
+    assert len(workspace.add_window(path, MODEL, tags, result.snapshots, MONITORED)) == 2  # drift, error
+    return result
+
+
+@pytest.mark.slow
+def test_each_window_is_a_point_at_its_end_and_a_rerun_replaces_it(world: World, tmp_path: Path) -> None:
+    path = tmp_path / "evidently"
+    day0 = datetime.combine(LIVE_START, datetime.min.time()).astimezone(pd.Timestamp(0, tz="UTC").tz)
+    windows = [(world.baseline, 0, day0), (world.baseline, 1, day0 + timedelta(days=1))]
+    windows.append((world.covariate, 0, day0 + timedelta(days=3)))  # its own days, later on the timeline
+    results = [judge(world, path, frame, offset, start) for frame, offset, start in windows]
+
+    points = workspace.history(path, MODEL)
+    assert [p.end for p in points] == [start + timedelta(days=1) for _, _, start in windows]
+    for point, result in zip(points, results, strict=True):
+        # The numbers the dashboard plots are the check's own.
+        assert point.drifted_share == pytest.approx(result.drifted_share)
+        assert point.rows == result.current_rows
+        assert point.mae == pytest.approx(result.performance.current_mae)
+        assert point.scores == pytest.approx(result.scores)
+        assert point.version == "1"
+    assert points[2].drifted_share > points[0].drifted_share  # the drift shows as a jump
+
+    ws = workspace.open_workspace(path)
+    (project,) = ws.search_project(MODEL)
+    titles = [panel.title for panel in ws.get_dashboard(project.id).panels]
+    for title in ("Share of drifted columns per window", "Rows per window", "MAE of labelled predictions"):
+        assert any(t.startswith(title) for t in titles), titles
+
+    # A rerun of the first window replaces its snapshots: still one point per window.
+    judge(world, path, world.baseline, 0, day0)
+    assert len(ws.list_runs(project.id)) == 6
+    assert [p.end for p in workspace.history(path, MODEL)] == [p.end for p in points]
