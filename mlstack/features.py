@@ -21,7 +21,7 @@ import pandas as pd
 
 from mlstack import locks
 from mlstack.errors import NotReady
-from mlstack.io import staged_dir, write_parquet
+from mlstack.io import atomic_file, staged_dir, write_parquet
 from mlstack.settings import MODEL_NAME, Settings, get_settings, project_root
 
 if TYPE_CHECKING:
@@ -157,23 +157,44 @@ def _import_feast() -> None:
     warnings.filterwarnings("ignore", message="On demand feature view is an experimental feature")
 
 
+def store_config(home: Path) -> dict[str, Any]:
+    """The one description of the store, for a data dir: the SDK builds it in Python, and
+    `store_yaml` writes it where the feast CLI reads it (`feature_repo/feature_store.yaml` is the
+    same for the default data dir, and a test holds the two together)."""
+    feast_dir = home / "feast"
+    return {
+        "project": "mlstack",
+        "provider": "local",
+        "registry": str(feast_dir / "registry.db"),
+        "online_store": {"type": "sqlite", "path": str(feast_dir / "online.db")},
+        "offline_store": {"type": "duckdb"},
+        "entity_key_serialization_version": 3,
+    }
+
+
+def store_yaml(settings: Settings) -> Path:
+    """`feast/feature_store.yaml` in the data dir, with its absolute paths: what `feast -f` reads
+    so that `feast ui` and `feast serve` work on the data dir in use, wherever it is."""
+    import yaml
+
+    path = settings.home / "feast" / "feature_store.yaml"
+    text = "# Written by mlstack for this data dir; `mlstack features ui|serve` run feast with it.\n"
+    text += yaml.safe_dump(store_config(settings.home), sort_keys=False)
+    if not path.is_file() or path.read_text() != text:
+        with atomic_file(path) as tmp:
+            tmp.write_text(text)
+    return path
+
+
 def feature_store(settings: Settings | None = None) -> FeatureStore:
     """The store, configured from settings (the same layout as feature_store.yaml, moved with home)."""
     _import_feast()
     from feast import FeatureStore, RepoConfig
 
     settings = settings or get_settings()
-    feast_dir = settings.home / "feast"
-    feast_dir.mkdir(parents=True, exist_ok=True)
-    config = RepoConfig(
-        project="mlstack",
-        provider="local",
-        registry=str(feast_dir / "registry.db"),
-        online_store={"type": "sqlite", "path": str(feast_dir / "online.db")},
-        offline_store={"type": "duckdb"},
-        entity_key_serialization_version=3,
-        repo_path=str(repo_path()),
-    )
+    (settings.home / "feast").mkdir(parents=True, exist_ok=True)
+    store_yaml(settings)
+    config = RepoConfig(**store_config(settings.home), repo_path=str(repo_path()))
     return FeatureStore(config=config, repo_path=str(repo_path()))
 
 

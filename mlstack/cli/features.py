@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 
-from mlstack.cli.render import console
+from mlstack.cli.render import console, fail
 
 app = typer.Typer(help="The Feast feature store: build, apply, materialize.", no_args_is_help=True)
 
@@ -50,3 +50,41 @@ def materialize_command() -> None:
 
 def render_materialized(loaded_until: datetime) -> str:
     return f"online store loaded up to {loaded_until}"
+
+
+def _feast(command: str, host: str, port: int) -> None:
+    """Run the feast CLI's `command` on the data dir in use, in place of this process."""
+    import os
+
+    from mlstack import features, processes
+    from mlstack.settings import get_settings
+
+    settings = get_settings()
+    if not (settings.home / "feast" / "registry.db").is_file():
+        raise fail(f"no Feast registry under {settings.home / 'feast'}: run `mlstack features apply` first")
+    yaml_path = features.store_yaml(settings)
+    argv = [processes.console_script("feast"), "-c", str(features.repo_path()), "-f", str(yaml_path)]
+    argv += [command, "--host", host, "--port", str(port)]
+    console.print(f"feast {command} on http://{host}:{port} for {settings.home}", highlight=False)
+    # The definitions resolve their sources from MLSTACK_HOME: the same data dir as the yaml's.
+    os.execve(argv[0], argv, {**os.environ, "MLSTACK_HOME": str(settings.home)})
+
+
+@app.command("ui")
+def ui_command(
+    host: str = typer.Option("127.0.0.1", help="Interface to bind."),
+    port: int = typer.Option(8888, help="Port."),
+) -> None:
+    """Feast's web UI on this data dir's registry: `feast ui` with the data dir's
+    feature_store.yaml (`feast -c feature_repo -f .mlstack/feast/feature_store.yaml ui`)."""
+    _feast("ui", host, port)
+
+
+@app.command("serve")
+def serve_command(
+    host: str = typer.Option("127.0.0.1", help="Interface to bind."),
+    port: int = typer.Option(6566, help="Port."),
+) -> None:
+    """Feast's feature server (POST /get-online-features) on this data dir's online store:
+    `feast serve` with the data dir's feature_store.yaml."""
+    _feast("serve", host, port)

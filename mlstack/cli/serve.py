@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from enum import StrEnum
 from pathlib import Path
 
 import typer
@@ -11,11 +12,27 @@ from mlstack.cli.render import console, err, fail
 app = typer.Typer()
 
 
+class LogLevel(StrEnum):
+    """uvicorn's levels: info adds a line per request, warning keeps to problems."""
+
+    critical = "critical"
+    error = "error"
+    warning = "warning"
+    info = "info"
+    debug = "debug"
+    trace = "trace"
+
+
+def log_level_option(default: LogLevel) -> LogLevel:
+    return typer.Option(default, help="uvicorn's log level: info and below log each request.")
+
+
 @app.command()
 def serve(
     host: str = typer.Option("127.0.0.1", help="Interface to bind."),
     port: int = typer.Option(8000, help="Port."),
     workers: int = typer.Option(1, min=1, help="Worker processes; one per core is a good start."),
+    log_level: LogLevel = log_level_option(LogLevel.warning),
 ) -> None:
     """Serve POST /predict with Feast online features and the champion model (docs at /docs)."""
     import uvicorn
@@ -27,7 +44,7 @@ def serve(
         host=host,
         port=port,
         workers=workers,
-        log_level="warning",
+        log_level=log_level.value,
     )
 
 
@@ -50,7 +67,7 @@ def serve_llm(
     name: str | None = typer.Option(None, help="Model id clients ask for. Default: the directory's name."),
     host: str = typer.Option("127.0.0.1", help="Interface to bind."),
     port: int = typer.Option(8001, help="Port."),
-    log_level: str = typer.Option("info", help="uvicorn log level (warning hides request lines)."),
+    log_level: LogLevel = log_level_option(LogLevel.info),
 ) -> None:
     """Serve a local model behind an OpenAI-compatible API: /v1/models, /v1/chat/completions
     (streaming too) and /v1/embeddings (the packaged all-MiniLM-L6-v2).
@@ -73,4 +90,4 @@ def serve_llm(
     console.print(serving_banner(str(model), host, port, api="/v1"), highlight=False)
     if is_model_dir(model) and (note := model_note(model)):
         err.print(f"note: {note}", highlight=False)
-    serve_openai_api(model, name, host, port, log_level, init_untrained=stand_in)
+    serve_openai_api(model, name, host, port, log_level.value, init_untrained=stand_in)
