@@ -37,12 +37,18 @@ class TrainingParams(BaseModel):
     validated_dir: Path | None = Field(
         default=None, description="Validated data folder. Default: validated/ in the data dir."
     )
+    promote: bool = Field(
+        default=True,
+        description="Promote the model when it wins the gate. False registers a challenger only"
+        " (the DVC stage: an experiment never changes what is served); `mlstack model promote` then.",
+    )
 
 
 class TrainingResult(BaseModel):
     run_id: str = Field(description="The MLflow run holding the model, its plots and its data.")
     version: str = Field(description="The registry version, now the challenger.")
     promoted: bool
+    passed: bool = Field(default=False, description="It won the gate but was left as challenger.")
     reason: str = Field(description="Why the gate promoted it or kept the champion.")
     val_mae: float
     test_mae: float
@@ -60,7 +66,7 @@ def training_flow(params: TrainingParams = TrainingParams()) -> TrainingResult:
     settle_killed_runs()
     frame = training_set(validation.read_validated(validated_dir)["trips"])
     result = tune_and_train(frame, train, data_version(validated_dir), params.fixed_params)
-    decision = register_and_gate(result, settings.tracking.promotion_margin)
+    decision = register_and_gate(result, settings.tracking.promotion_margin, params.promote)
     create_markdown_artifact(
         key="training-summary",
         markdown=summary_markdown(result, decision),
@@ -70,6 +76,7 @@ def training_flow(params: TrainingParams = TrainingParams()) -> TrainingResult:
         run_id=result.run_id,
         version=decision.challenger,
         promoted=decision.promoted,
+        passed=decision.passed,
         reason=decision.reason,
         val_mae=result.validation.mae,
         test_mae=result.test.mae,

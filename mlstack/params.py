@@ -11,8 +11,16 @@ import yaml
 from mlstack.settings import project_root
 
 
+def pipeline_root() -> Path:
+    """Where params.yaml and dvc.lock are read: the working directory when it holds a
+    params.yaml (DVC runs each stage there, and `dvc exp run --temp` or `--queue` in a copy of the
+    repository whose params.yaml carries the experiment's `-S` changes), else the checkout."""
+    here = Path.cwd()
+    return here if (here / "params.yaml").is_file() else project_root()
+
+
 def load_params(path: Path | None = None) -> dict[str, Any]:
-    path = path or project_root() / "params.yaml"
+    path = path or pipeline_root() / "params.yaml"
     try:
         return yaml.safe_load(path.read_text()) or {}
     except FileNotFoundError:
@@ -21,7 +29,7 @@ def load_params(path: Path | None = None) -> dict[str, Any]:
 
 def data_version(validated_dir: Path, lock: Path | None = None) -> str:
     """The DVC version of the validated data when dvc.lock records it, else a content hash."""
-    lock = lock or project_root() / "dvc.lock"
+    lock = lock or pipeline_root() / "dvc.lock"
     if lock.is_file():
         stages = (yaml.safe_load(lock.read_text()) or {}).get("stages", {})
         for out in stages.get("validate", {}).get("outs", []):

@@ -64,7 +64,9 @@ def test_dvc_repro_builds_then_is_a_no_op(tmp_path: Path) -> None:
     assert metrics["tables"]["trips"]["quarantined_rows"] > 0
     assert (repo / "dvc.lock").is_file()
     assert (repo / "data" / "model" / "MLmodel").is_file()
-    assert json.loads((repo / "data" / "metrics" / "train.json").read_text())["version"] == "1"
+    trained = json.loads((repo / "data" / "metrics" / "train.json").read_text())
+    # The stage registers a challenger and never promotes, even with no champion to beat.
+    assert trained["version"] == "1" and not trained["promoted"] and trained["passed"]
     evaluation = json.loads((repo / "data" / "metrics" / "metrics.json").read_text())
     assert evaluation["test"]["r2"] > 0.5 and evaluation["rows"] > 0
     assert (repo / "data" / "plots" / "error_by_hour.csv").read_text().startswith("hour,mae_s")
@@ -85,3 +87,34 @@ def test_dvc_repro_builds_then_is_a_no_op(tmp_path: Path) -> None:
 
     shown = dvc(repo, "metrics", "show", "--json", env=env)
     assert shown.returncode == 0 and "failed_tables" in shown.stdout
+
+    # A temporary experiment with a changed parameter: it takes effect, and the champion stays.
+    subprocess.run(["git", "add", "-A"], cwd=repo, check=True)
+    subprocess.run(
+        ["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "base"], cwd=repo, check=True
+    )
+    promoted = subprocess.run(
+        [str(Path(sys.executable).parent / "mlstack"), "model", "promote", "1"],
+        cwd=repo,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    assert promoted.returncode == 0, promoted.stderr
+    experiment = dvc(repo, "exp", "run", "--temp", "-S", "train.n_trials=2", env=env)
+    assert experiment.returncode == 0, experiment.stdout + experiment.stderr
+    assert (
+        "Running stage 'train'" in experiment.stdout and "Running stage 'generate'" not in experiment.stdout
+    )
+
+    from mlflow import MlflowClient
+
+    client = MlflowClient(f"sqlite:///{tmp_path / 'home' / 'mlflow' / 'mlflow.db'}")
+    v2 = client.get_model_version("trip_duration", "2")
+    trials = client.search_runs(
+        [client.get_run(v2.run_id).info.experiment_id], f"tags.mlflow.parentRunId = '{v2.run_id}'"
+    )
+    assert len(trials) == 2, "the experiment's -S train.n_trials=2 reached the training"
+    assert client.get_model_version_by_alias("trip_duration", "champion").version == "1"
+    assert client.get_model_version_by_alias("trip_duration", "challenger").version == "2"
+    assert v2.tags["gate.decision"] in ("passed", "rejected")

@@ -64,9 +64,9 @@ def tune_and_train(
 
 
 @task(name="register-and-gate", cache_policy=NONE)
-def register_and_gate(result: TrainedModel, margin: float) -> registry.GateDecision:
+def register_and_gate(result: TrainedModel, margin: float, promote: bool = True) -> registry.GateDecision:
     version = registry.register(result.model_uri, result.run_id)
     test = result.splits.test
-    decision = registry.gate(version, features_of(test), test[LABEL], margin)
+    decision = registry.gate(version, features_of(test), test[LABEL], margin, promote_on_win=promote)
     get_run_logger().info(decision.summary())
     return decision

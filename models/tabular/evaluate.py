@@ -1,8 +1,10 @@
-"""Regression metrics and the plots people look at: feature importance, predicted vs actual."""
+"""Regression metrics and the plots people look at: feature importance, predicted vs actual,
+and which version served as champion when."""
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -123,3 +125,26 @@ def write_evaluation(
         table.to_csv(plots_dir / f"{name}.csv", index=False)
     predicted_vs_actual_figure(actual, predicted).savefig(plots_dir / "predicted_vs_actual.png", dpi=100)
     return scores
+
+
+def champion_history_figure(stints: list[dict[str, Any]], maes: dict[str, float], now: datetime):
+    """Which version served when, one bar per stint, labelled with the version's gate MAE."""
+    import matplotlib.dates as mdates
+
+    plt = _pyplot()
+    versions = sorted({s["version"] for s in stints}, key=int)
+    fig, ax = plt.subplots(figsize=(9, 1.2 + 0.5 * len(versions)))
+    for stint in stints:
+        start = datetime.fromisoformat(stint["from"].replace("Z", "+00:00"))
+        end = datetime.fromisoformat(stint["until"].replace("Z", "+00:00")) if stint["until"] else now
+        row = versions.index(stint["version"])
+        colour = "tab:red" if stint["how"] == "rollback" else "tab:blue"
+        ax.barh(row, mdates.date2num(end) - mdates.date2num(start), left=mdates.date2num(start), color=colour)
+    labels = [f"v{v}" + (f" (MAE {maes[v]:.0f}s)" if v in maes else "") for v in versions]
+    ax.set_yticks(range(len(versions)), labels)
+    ax.xaxis_date()
+    ax.set_title("Champion history (blue: promoted, red: restored by rollback)")
+    fig.autofmt_xdate()
+    fig.tight_layout()
+    plt.close(fig)
+    return fig

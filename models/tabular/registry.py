@@ -17,7 +17,7 @@ Safe under a kill, at any point:
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -31,6 +31,8 @@ CHAMPION, CHALLENGER = "champion", "challenger"
 HISTORY_PREFIX = "history."
 GATE = "gate.decision"
 PENDING, ABANDONED = "pending", "abandoned"
+CHART_TAG, CHART_PATH = "champion_history_chart", "registry/champion_history.png"
+PASSED = "passed"  # won the gate; promotion left to `mlstack model promote` (DVC runs)
 
 
 class RegistryError(MlstackError):
@@ -106,22 +108,35 @@ class GateDecision:
     margin: float
     promoted: bool
     reason: str
+    passed: bool = False  # won, but promotion was left to an explicit step
 
     def summary(self) -> str:
-        verdict = "promoted" if self.promoted else "kept the champion"
+        verdict = "promoted" if self.promoted else "passed the gate" if self.passed else "kept the champion"
         return f"v{self.challenger} {verdict}: {self.reason}"
 
 
 def gate(
-    version: str, holdout_x: pd.DataFrame, holdout_y: pd.Series, margin: float, name: str = MODEL_NAME
+    version: str,
+    holdout_x: pd.DataFrame,
+    holdout_y: pd.Series,
+    margin: float,
+    name: str = MODEL_NAME,
+    promote_on_win: bool = True,
 ) -> GateDecision:
-    """Score challenger and champion on the same held-out window; promote only on a clear win."""
+    """Score challenger and champion on the same held-out window; promote only on a clear win,
+    and with `promote_on_win` off (a DVC experiment), not even then: a win is recorded as
+    `passed`, and promotion stays an explicit step (`mlstack model promote`)."""
     with _lock():
-        return _gate(version, holdout_x, holdout_y, margin, name)
+        return _gate(version, holdout_x, holdout_y, margin, name, promote_on_win)
 
 
 def _gate(
-    version: str, holdout_x: pd.DataFrame, holdout_y: pd.Series, margin: float, name: str
+    version: str,
+    holdout_x: pd.DataFrame,
+    holdout_y: pd.Series,
+    margin: float,
+    name: str,
+    promote_on_win: bool = True,
 ) -> GateDecision:
     from models.tabular.evaluate import metrics
 
@@ -142,6 +157,13 @@ def _gate(
             f"(needs <= {bar:.1f}s, margin {margin:.1%})"
         )
         decision = GateDecision(version, champion, challenger_mae, champion_mae, margin, wins, reason)
+    if decision.promoted and not promote_on_win:
+        decision = replace(
+            decision,
+            promoted=False,
+            passed=True,
+            reason=f"{decision.reason}; passed, left as challenger: `mlstack model promote {version}`",
+        )
     client = _client()
     client.set_model_version_tag(name, version, "gate.reason", decision.reason)
     client.set_model_version_tag(name, version, "gate.challenger_mae", str(challenger_mae))
@@ -149,7 +171,8 @@ def _gate(
         promote(version, reason=f"gate: {decision.reason}", name=name)
     # Last: until the decision is written the version stays pending, and a kill before this
     # line leaves it to settle(); after it, the promotion above has already happened.
-    client.set_model_version_tag(name, version, GATE, "promoted" if decision.promoted else "rejected")
+    verdict = "promoted" if decision.promoted else PASSED if decision.passed else "rejected"
+    client.set_model_version_tag(name, version, GATE, verdict)
     return decision
 
 
@@ -160,6 +183,26 @@ def _change_champion(action: str, version: str, previous: str | None, reason: st
     client = _client()
     client.set_registered_model_tag(name, f"{HISTORY_PREFIX}{_now()}", json.dumps(event))
     client.set_registered_model_alias(name, CHAMPION, version)
+    chart_history(name)
+
+
+def chart_history(name: str = MODEL_NAME) -> str:
+    """Draw which version served when onto the new champion's run, and point the registered
+    model's `champion_history_chart` tag at it; returns that artifact's URI."""
+    from models.tabular.evaluate import champion_history_figure
+
+    client = _client()
+    stints = served(name)
+    maes = {}
+    for version in {s["version"] for s in stints}:
+        mae = client.get_model_version(name, version).tags.get("gate.challenger_mae")
+        if mae:
+            maes[version] = float(mae)
+    run_id = client.get_model_version(name, stints[-1]["version"]).run_id
+    client.log_figure(run_id, champion_history_figure(stints, maes, datetime.now(UTC)), CHART_PATH)
+    uri = f"runs:/{run_id}/{CHART_PATH}"
+    client.set_registered_model_tag(name, CHART_TAG, uri)
+    return uri
 
 
 def promote(version: str, reason: str = "manual", name: str = MODEL_NAME) -> str | None:

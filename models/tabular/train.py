@@ -194,6 +194,7 @@ def train(
                 study.enqueue_trial(start_from)
             study.optimize(objective, n_trials=n_trials)
             best = dict(study.best_params)
+            log_study_plots(study)
         else:
             best = dict(fixed_params)
 
@@ -238,6 +239,17 @@ def train(
             skops_trusted_types=SKOPS_TRUSTED_TYPES,
         )
         return TrainedModel(parent.info.run_id, info.model_uri, model, best, val, test, splits, trials)
+
+
+def log_study_plots(study: Any) -> None:
+    """Optuna's optimisation history and, from two trials on, its hyperparameter importances,
+    as interactive HTML on the active run (`plots/`), where MLflow's UI shows them."""
+    import mlflow
+    import optuna.visualization as vis
+
+    mlflow.log_figure(vis.plot_optimization_history(study), "plots/optuna_history.html")
+    if len(study.trials) >= 2:  # importance is a variance split: one trial has none
+        mlflow.log_figure(vis.plot_param_importances(study), "plots/optuna_param_importances.html")
 
 
 def reference_snapshot(splits: Splits, model: HistGradientBoostingRegressor) -> pd.DataFrame:

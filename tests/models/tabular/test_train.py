@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from pathlib import Path
 
 import mlflow
 import pandas as pd
@@ -63,7 +64,17 @@ def test_tuning_logs_nested_trials_and_a_complete_parent_run(frame: pd.DataFrame
     inputs = parent.inputs.dataset_inputs
     assert inputs and inputs[0].dataset.digest == parent.data.tags["data.digest"]
     artifacts = {a.path for a in client.list_artifacts(result.run_id, "plots")}
-    assert artifacts == {"plots/feature_importance.png", "plots/predicted_vs_actual.png"}
+    assert artifacts == {
+        "plots/feature_importance.png",
+        "plots/predicted_vs_actual.png",
+        "plots/optuna_history.html",
+        "plots/optuna_param_importances.html",
+    }
+    # Optuna's own figures, the three trials in them, as the MLflow UI renders them.
+    history = mlflow.artifacts.load_text(f"runs:/{result.run_id}/plots/optuna_history.html")
+    assert "Optimization History Plot" in history and "plotly" in history
+    importances = mlflow.artifacts.load_text(f"runs:/{result.run_id}/plots/optuna_param_importances.html")
+    assert all(name in importances for name in TRAIN_SPACE)
     model_info = mlflow.models.get_model_info(result.model_uri)
     assert [c.name for c in model_info.signature.inputs.inputs] == MODEL_FEATURES
     assert model_info.saved_input_example_info is not None
@@ -104,6 +115,20 @@ def test_gate_keeps_the_champion_against_a_worse_model_and_rollback_restores(
     ]
     assert stints[-1]["until"] is None and all(s["until"] for s in stints[:-1])
     assert registry.serving_at(before, name) == v_good
+    # The registered model points at a chart of that history, on the current champion's run.
+    chart = MlflowClient().get_registered_model(name).tags[registry.CHART_TAG]
+    assert chart == f"runs:/{good.run_id}/{registry.CHART_PATH}"
+    image = Path(mlflow.artifacts.download_artifacts(chart, dst_path=str(in_trained_home.home / "chart")))
+    assert image.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and image.stat().st_size > 5000
+
+    # Without promotion on a win (the DVC stage), a better model stays challenger, and says so.
+    v_again = registry.register(good.model_uri, good.run_id, name)
+    registry.promote(v_worse, reason="to beat", name=name)
+    kept = registry.gate(v_again, holdout_x, holdout_y, margin=0.01, name=name, promote_on_win=False)
+    assert not kept.promoted and kept.passed and f"mlstack model promote {v_again}" in kept.reason
+    assert registry.alias_version(registry.CHAMPION, name) == v_worse
+    assert MlflowClient().get_model_version(name, v_again).tags["gate.decision"] == "passed"
+    registry.rollback(name)
     with pytest.raises(registry.RegistryError, match="nothing to roll back to"):
         registry.rollback(name)
 
