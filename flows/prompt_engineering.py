@@ -215,6 +215,8 @@ def ask_batch(
         summary = prompts.summarise(answers)
         prompts.write_results(answers, output)
         mlflow.log_metrics({k: v for k, v in summary.items() if isinstance(v, int | float)})
+        # The checks again, as MLflow's evaluation: per-trace verdicts, compared across prompts.
+        prompts.evaluate_traces(run.info.run_id)
         mlflow.log_artifact(str(output))
         mlflow.log_dict(summary, "summary.json")
     logger.info(

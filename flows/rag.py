@@ -90,6 +90,10 @@ class RagEvalResult(BaseModel):
     previous_hit_at_5: float | None = None
     regression: str | None = Field(default=None, description="Set when hybrid hit@5 fell past the setting.")
     run_id: str | None = None
+    answers: dict[str, float] = Field(
+        default_factory=dict,
+        description="The answers' scores from mlflow.genai.evaluate (cites_expected_source/mean, ...).",
+    )
 
 
 class RagRefreshResult(BaseModel):
@@ -266,6 +270,8 @@ def rag_evaluate_flow(params: RagEvalParams = RagEvalParams()) -> RagEvalResult:
         mlflow.log_metrics(
             {f"{mode}_{name}": value for mode, values in metrics.items() for name, value in values.items()}
         )
+        # The answers, too: each traced and scored by MLflow's GenAI evaluation, in this run.
+        answers = evaluation.evaluate_answers(questions, _answerer(settings, collection, embedder))
     result = RagEvalResult(
         collection=collection,
         questions=str(path),
@@ -273,6 +279,7 @@ def rag_evaluate_flow(params: RagEvalParams = RagEvalParams()) -> RagEvalResult:
         metrics=metrics,
         run_id=run.info.run_id,
         previous_hit_at_5=previous["hybrid"]["hit_at_5"] if previous else None,
+        answers=answers,
     )
     logger = get_run_logger()
     if result.previous_hit_at_5 is not None:
@@ -287,6 +294,29 @@ def rag_evaluate_flow(params: RagEvalParams = RagEvalParams()) -> RagEvalResult:
             alerts.send(alerts.rag_alert(collection, result.regression, metrics), settings)
     logger.info("%s: %s", collection, metrics)
     return result
+
+
+def _answerer(settings: Any, collection: str, embedder: Any) -> Any:
+    """What the evaluation asks: a question to the answer `rag ask` would give, as plain values.
+    A connection per call: MLflow's evaluation calls it from several threads."""
+    chat = defaults.capable_chat(settings)
+
+    def answer_one(question: str) -> dict[str, Any]:
+        with store.connect(settings) as conn:
+            coll = store.require_collection(conn, collection)
+            vector = embedder.embed([question])[0]
+            hits = retrieve.search(conn, coll, question, vector, settings.rag.k, "hybrid")
+        result = answering.answer(
+            question, hits, embedder, chat, settings.rag.min_similarity, temperature=0.0
+        )
+        return {
+            "answer": result.answer,
+            "citations": [vars(c) for c in result.citations],
+            "mode": result.mode,
+            "removed_citations": result.removed_citations,
+        }
+
+    return answer_one
 
 
 @task(name="retrieve", cache_policy=NONE)

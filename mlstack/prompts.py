@@ -18,6 +18,7 @@ import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
+from functools import cache
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
@@ -202,6 +203,62 @@ def check_answer(text: str) -> AnswerChecks:
     return AnswerChecks(len(sentences), links, [url for url in links if not well_formed(url)])
 
 
+def _answer_text(outputs: Any) -> str:
+    """The answer in a trace's outputs (the `ask_in_context` span's) or a plain string."""
+    if isinstance(outputs, dict):
+        outputs = outputs.get("answer")
+    return "" if outputs is None else str(outputs)
+
+
+def answer_scorers() -> list[Any]:
+    """The answer checks as MLflow GenAI scorers: `mlflow.genai.evaluate` attaches their verdicts,
+    with a rationale, to each answer's trace, and their means to the run, so the evaluation view
+    compares prompt versions side by side. The rules stay in `check_answer`."""
+    from mlflow.entities import Feedback
+    from mlflow.genai.scorers import scorer
+
+    @scorer(name="sentences_ok")
+    def sentences_ok(outputs: Any) -> Feedback:
+        checks = check_answer(_answer_text(outputs))
+        return Feedback(
+            value=checks.sentences_ok, rationale=f"{checks.sentences} sentences, wanted 1 to {MAX_SENTENCES}"
+        )
+
+    @scorer(name="links_ok")
+    def links_ok(outputs: Any) -> Feedback:
+        checks = check_answer(_answer_text(outputs))
+        return Feedback(value=checks.links_ok, rationale=f"{len(checks.links)} links, wanted {LINKS_WANTED}")
+
+    @scorer(name="links_well_formed")
+    def links_well_formed(outputs: Any) -> Feedback:
+        checks = check_answer(_answer_text(outputs))
+        bad = ", ".join(checks.malformed_links) or ("none" if checks.links else "no links at all")
+        return Feedback(value=checks.links_well_formed, rationale=f"malformed: {bad}")
+
+    @scorer(name="passed")
+    def passed(outputs: Any) -> Feedback:
+        checks = check_answer(_answer_text(outputs))
+        return Feedback(value=checks.passed, rationale="; ".join(checks.failures()) or "every check passed")
+
+    return [sentences_ok, links_ok, links_well_formed, passed]
+
+
+def evaluate_traces(run_id: str) -> dict[str, float]:
+    """Run the answer scorers over the traces of `run_id` with `mlflow.genai.evaluate`, logging into
+    that run; returns its metrics (`passed/mean`, ...). Quiet: the command's stdout may be JSON."""
+    import contextlib
+    import io
+
+    import mlflow
+
+    traces = mlflow.search_traces(run_id=run_id)
+    if traces.empty:
+        return {}
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+        result = mlflow.genai.evaluate(data=traces, scorers=answer_scorers())
+    return {name: float(value) for name, value in result.metrics.items()}
+
+
 # --- Asking --------------------------------------------------------------------------------------
 
 
@@ -231,6 +288,14 @@ class Answer:
         return row
 
 
+@cache
+def autolog() -> None:
+    """MLflow's LangChain tracing, once per process: it needs no network of its own."""
+    import mlflow
+
+    mlflow.langchain.autolog(log_traces=True, silent=True)
+
+
 def ask(
     provider: ChatProvider,
     prompt: Any,
@@ -242,30 +307,27 @@ def ask(
     seed: int | None = None,
     run_id: str | None = None,
 ) -> Answer:
-    """Ask through LangChain's ChatOpenAI with the registered prompt; trace it; check the answer."""
+    """Ask through LangChain's ChatOpenAI with the registered prompt; trace it; check the answer.
+
+    The trace is ours at the top (`ask_in_context`: question, context, prompt version, answer and
+    checks) and MLflow's LangChain autologging beneath: the chat call's messages, reply and token
+    usage, recorded as MLflow records them for any LangChain app."""
     import mlflow
     from mlflow.entities import SpanType
-    from mlflow.tracing.constant import SpanAttributeKey
 
     if not question.strip():
         raise ValueError("the question is empty")
+    autolog()
     messages = chat_template(prompt).format_messages(question=question, context=context)
     model = provider.chat_model(temperature=temperature, max_tokens=max_tokens, seed=seed)
     started = time.perf_counter()
     with mlflow.start_span("ask_in_context", span_type=SpanType.CHAIN, run_id=run_id) as span:
         span.set_inputs({"question": question, "context": context, "prompt": prompt.uri})
-        with mlflow.start_span("chat", span_type=SpanType.CHAT_MODEL) as chat:
-            chat.set_inputs({"messages": [{"role": m.type, "content": m.content} for m in messages]})
-            chat.set_attributes({"provider": provider.info.provider, "model": provider.model})
-            with provider.endpoint.explained():
-                reply = model.invoke(messages)
-            text = reply.content if isinstance(reply.content, str) else str(reply.content)
-            usage = dict(reply.usage_metadata or {})
-            chat.set_outputs({"content": text})
-            chat.set_attribute(
-                SpanAttributeKey.CHAT_USAGE,
-                {k: usage[k] for k in ("input_tokens", "output_tokens", "total_tokens") if k in usage},
-            )
+        span.set_attributes({"provider": provider.info.provider, "model": provider.model})
+        with provider.endpoint.explained():
+            reply = model.invoke(messages)
+        text = reply.content if isinstance(reply.content, str) else str(reply.content)
+        usage = dict(reply.usage_metadata or {})
         checks = check_answer(text)
         span.set_outputs({"answer": text, "checks": checks.as_dict()})
     return Answer(

@@ -208,9 +208,15 @@ def render_eval(result: RagEvalResult) -> RenderableType:
     table = Table("mode", "hit@1", "hit@5", "MRR@10", title=f"{result.collection}: {result.count} questions")
     for mode, values in result.metrics.items():
         table.add_row(mode, *(f"{values[m]:.2f}" for m in ("hit_at_1", "hit_at_5", "mrr_at_10")))
+    parts: list[RenderableType] = [table]
+    if result.answers:
+        scored = ", ".join(
+            f"{name.removesuffix('/mean')} {value:.0%}" for name, value in result.answers.items()
+        )
+        parts.append(Text(f"answers (mlflow.genai.evaluate, run {result.run_id}): {scored}"))
     if result.regression:
-        return Group(table, Text(f"regression: {result.regression}", style="bold red"))
-    return table
+        parts.append(Text(f"regression: {result.regression}", style="bold red"))
+    return Group(*parts)
 
 
 @app.command("drop")

@@ -1,4 +1,5 @@
-"""Retrieval quality: hit@1, hit@5 and MRR@10 per search mode on a file of questions.
+"""Retrieval quality: hit@1, hit@5 and MRR@10 per search mode on a file of questions; and the
+answers' quality, as MLflow GenAI scorers run by `mlflow.genai.evaluate` over traced answers.
 
 The file is JSON lines, `{"question": ..., "expected": [...]}`, where `expected` names the
 documents that answer it by id, path or URL. A bad line is refused with its file, line and rule.
@@ -82,3 +83,59 @@ def evaluate(conn: Any, coll: Any, embedder: Any, questions: list[Question]) -> 
         for q, v in zip(questions, vectors, strict=True)
     ]
     return {mode: scores([hits[mode] for hits in found], questions) for mode in retrieve.MODES}
+
+
+def _cited(outputs: Any) -> list[dict[str, Any]]:
+    return list((outputs or {}).get("citations") or [])
+
+
+def answer_scorers() -> list[Any]:
+    """What an answer to a question of the file must do, as MLflow scorers: cite a source the
+    file names as answering it, cite at least one source (or say it does not know), and cite
+    only numbers that point at a source."""
+    from mlflow.entities import Feedback
+    from mlflow.genai.scorers import scorer
+
+    @scorer(name="cites_expected_source")
+    def cites_expected_source(outputs: Any, expectations: dict[str, Any]) -> Feedback:
+        expected = tuple(expectations.get("expected_sources") or ())
+        cited = _cited(outputs)
+        hit = [
+            c["n"] for c in cited if any(name in (c["document_id"], c["path"], c["url"]) for name in expected)
+        ]
+        why = (
+            f"[{', '.join(map(str, hit))}] among the expected"
+            if hit
+            else f"none of {len(cited)} citations expected"
+        )
+        return Feedback(value=bool(hit), rationale=why)
+
+    @scorer(name="cites_sources")
+    def cites_sources(outputs: Any) -> Feedback:
+        mode, cited = (outputs or {}).get("mode"), _cited(outputs)
+        ok = bool(cited) or mode == "unknown"
+        return Feedback(value=ok, rationale=f"{len(cited)} citations ({mode})")
+
+    @scorer(name="citations_resolve")
+    def citations_resolve(outputs: Any) -> Feedback:
+        removed = int((outputs or {}).get("removed_citations") or 0)
+        return Feedback(value=removed == 0, rationale=f"{removed} citation numbers pointed at no source")
+
+    return [cites_expected_source, cites_sources, citations_resolve]
+
+
+def evaluate_answers(questions: list[Question], answer_one: Any) -> dict[str, float]:
+    """Answer each question with `answer_one(question) -> dict` under `mlflow.genai.evaluate`,
+    which traces each call and scores it, logging into the active run; returns its metrics."""
+    import contextlib
+    import io
+
+    import mlflow
+
+    data = [
+        {"inputs": {"question": q.question}, "expectations": {"expected_sources": list(q.expected)}}
+        for q in questions
+    ]
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+        result = mlflow.genai.evaluate(data=data, predict_fn=answer_one, scorers=answer_scorers())
+    return {name: float(value) for name, value in result.metrics.items()}

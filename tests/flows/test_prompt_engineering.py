@@ -72,10 +72,15 @@ def test_a_question_is_answered_checked_and_recorded(prefect_harness, local_tiny
 
     (trace,) = mlflow.search_traces(run_id=run.info.run_id, return_type="list", flush=True)
     spans = {span.name: span for span in trace.data.spans}
-    assert set(spans) == {"ask_in_context", "chat"}
-    assert spans["chat"].outputs == {"content": result.answer}
-    assert spans["chat"].inputs["messages"][1] == {"role": "human", "content": QUESTION}
-    assert "expert in Pandas" in spans["chat"].inputs["messages"][0]["content"]
+    # Ours on top; beneath, the chat call as MLflow's LangChain autologging records it.
+    assert set(spans) == {"ask_in_context", "ChatOpenAI"}
+    assert spans["ask_in_context"].outputs["answer"] == result.answer
+    chat = spans["ChatOpenAI"]
+    assert chat.parent_id == spans["ask_in_context"].span_id and chat.span_type == "CHAT_MODEL"
+    assert chat.outputs["choices"][0]["message"]["content"] == result.answer
+    assert chat.inputs["messages"][1]["role"] == "user" and chat.inputs["messages"][1]["content"] == QUESTION
+    assert "expert in Pandas" in chat.inputs["messages"][0]["content"]
+    assert chat.attributes["mlflow.chat.tokenUsage"]["output_tokens"] == metrics["tokens_output_tokens"]
 
     shown = _artifact("prompt-engineering-answer", state)
     assert QUESTION in shown and re.search(r"\| sentences +\|", shown) and result.prompt in shown
@@ -112,6 +117,17 @@ def test_a_batch_is_answered_with_bounded_concurrency(
     assert summary.passed == sum(r["checks"]["passed"] for r in lines)
     (run,) = _runs()
     assert run.data.params["concurrency"] == "2" and run.data.metrics["questions"] == 3
+    # mlflow.genai.evaluate ran the checks as scorers over the run's traces, as the store keeps them.
+    import mlflow
+
+    assert run.data.metrics["passed/mean"] == pytest.approx(summary.passed / 3)
+    traces = mlflow.search_traces(run_id=run.info.run_id, return_type="list")
+    assert len(traces) == 3
+    for trace in traces:
+        verdicts = {a.name: a.value for a in trace.info.assessments}
+        assert set(verdicts) >= {"sentences_ok", "links_ok", "links_well_formed", "passed"}
+        answer = trace.data.spans[0].outputs["answer"] if trace.data.spans else None
+        assert verdicts["passed"] == next(r["checks"]["passed"] for r in lines if r["answer"] == answer)
     assert "What is a join?" in _artifact("prompt-engineering-batch", state)
 
 

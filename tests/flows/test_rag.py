@@ -43,6 +43,18 @@ def test_refresh_counts_evaluates_and_an_unchanged_rerun_writes_nothing(
     assert evaluation.metrics["hybrid"]["hit_at_5"] >= 0.8 and evaluation.metrics["vector"]["hit_at_5"] >= 0.8
     run = mlflow.get_run(evaluation.run_id)
     assert run.data.metrics["hybrid_hit_at_5"] == evaluation.metrics["hybrid"]["hit_at_5"]
+    # The answers, scored by mlflow.genai.evaluate into the same run, one trace each.
+    assert run.data.metrics["cites_expected_source/mean"] == evaluation.answers["cites_expected_source/mean"]
+    assert (
+        evaluation.answers["cites_sources/mean"] == 1.0
+        and evaluation.answers["citations_resolve/mean"] == 1.0
+    )
+    traces = mlflow.search_traces(run_id=evaluation.run_id, return_type="list")
+    assert len(traces) == 10
+    verdicts = [{a.name: a.value for a in t.info.assessments} for t in traces]
+    assert all({"cites_expected_source", "cites_sources", "citations_resolve"} <= set(v) for v in verdicts)
+    expected_share = sum(v["cites_expected_source"] for v in verdicts) / 10
+    assert expected_share == evaluation.answers["cites_expected_source/mean"] >= 0.5
 
     again = rag_refresh_flow(RagRefreshParams(sources=specs, collection=collection, evaluate=False))
     assert [(c.added, c.changed, c.deleted, c.chunks_embedded) for c in again.sources] == [(0, 0, 0, 0)] * 3

@@ -73,6 +73,7 @@ def test_search_ask_and_eval_speak_json(rag_settings: Settings, collection: str,
     assert scored.exit_code == 0, scored.output
     last = json.loads(scored.output.strip().splitlines()[-1])
     assert last["metrics"]["hybrid"] == {"hit_at_1": 1.0, "hit_at_5": 1.0, "mrr_at_10": 1.0}
+    assert last["answers"]["cites_expected_source/mean"] == 1.0  # the answer cites retry.md
 
 
 @pytest.mark.parametrize("content", ['{"question": "q"}', "nonsense"])
@@ -89,6 +90,10 @@ def test_results_render_for_people(rag_refresh_result, rag_answer_result) -> Non
     assert "skipped /x/docs/bad.md: not UTF-8 text (byte 3)" in text
     assert "9 documents, 40 chunks" in text and "regression: hybrid hit@5 fell from 0.90 to 0.80" in text
     assert "hybrid 0.50 0.80 0.64" in rendered(render_eval(rag_refresh_result.evaluation))
+    scored = rag_refresh_result.evaluation.model_copy(update={"answers": {"cites_sources/mean": 0.9}})
+    assert "answers (mlflow.genai.evaluate, run r9): cites_sources 90%" in rendered(
+        render_eval(scored), width=300
+    )
     answer = rendered(render_answer(rag_answer_result))
     assert "[1] #ml-platform: Why? - https://slack.com/archives/C1/p10" in answer
     hit = Hit("docs:a.md", "docs", "A", None, "a.md", 0.5, 0.4, "c", "", "some text", None)
