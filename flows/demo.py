@@ -45,7 +45,7 @@ from flows.rag import (
     rag_refresh_flow,
 )
 from flows.training import TrainingParams, TrainingResult, training_flow
-from mlstack import tracking
+from mlstack import progress, tracking
 from mlstack.data.config import GeneratorConfig, Scenario
 from mlstack.prompts import EXPERIMENT, PROMPT_NAME
 from mlstack.settings import get_settings
@@ -111,14 +111,24 @@ def online_prediction(at: datetime) -> OnlineResult:
     return OnlineResult(request=request, response=response)
 
 
-def _run_all(stages: list[tuple[str, Callable[[], State]]]) -> dict[str, Any] | State:
-    """Each stage's result by name; the first state that did not complete, if one did not."""
+def _run_all(stages: list[tuple[str, Callable[[], State]]], label: str) -> dict[str, Any] | State:
+    """Each stage's result by name; the first state that did not complete, if one did not. On a
+    terminal a bar counts the stages, with the stages' own bars (pretraining's steps) beneath."""
     results: dict[str, Any] = {}
-    for name, run in stages:
-        state = run()
-        if not state.is_completed():
-            return state
-        results[name] = state.result()
+    bar = progress.open_bar(label, len(stages))
+    try:
+        for name, run in stages:
+            if bar is not None:
+                bar.update(note=name)
+            state = run()
+            if not state.is_completed():
+                return state
+            results[name] = state.result()
+            if bar is not None:
+                bar.advance()
+    finally:
+        if bar is not None:
+            bar.close()
     return results
 
 
@@ -163,7 +173,7 @@ def demo_flow(params: DemoParams = DemoParams()) -> DemoResult | State:
             ),
         ),
     ]
-    results = _run_all(stages)
+    results = _run_all(stages, "demo")
     if isinstance(results, State):
         return results
     return DemoResult(**results, where=where_to_look())
@@ -196,7 +206,8 @@ def live_window(params: LiveWindowParams) -> LiveWindowResult | State:
                     MonitoringParams(start=start, end=end, retrain=True), return_state=True
                 ),
             ),
-        ]
+        ],
+        f"{params.scenario} window",
     )
     if isinstance(results, State):
         return results
@@ -214,6 +225,9 @@ def where_to_look() -> dict[str, str]:
         "validated data": str(settings.validated_dir),
         "batch predictions": f"{settings.data_dir / 'predictions'} and Postgres table trip_predictions",
         "drift reports": str(settings.monitoring_reports_dir),
+        "drift over time": f"mlstack up, then the Evidently UI (workspace {settings.evidently_dir});"
+        " mlstack drift-history",
+        "feature store": "mlstack features ui  (Feast's UI on this data dir)",
         "alerts": str(settings.alerts_log),
         "serving": "mlstack serve  (OpenAPI docs at http://127.0.0.1:8000/docs)",
         "prompt answers": f"MLflow experiment {EXPERIMENT} (prompts: {PROMPT_NAME}), mlstack ask",

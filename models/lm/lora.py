@@ -259,7 +259,8 @@ def train(
 ) -> FinetuneResult:
     import torch
 
-    from models.lm.train import rich_progress, save_model
+    from mlstack import progress
+    from models.lm.train import save_model
 
     if not train_examples:
         raise ValueError("no training examples")
@@ -287,7 +288,7 @@ def train(
     losses: list[float] = []
     started = time.perf_counter()
     model.train()
-    bar, task = rich_progress("fine-tuning", config.steps) if config.progress else (None, None)
+    bar = progress.open_bar("fine-tuning", config.steps) if config.progress else None
     try:
         for step in range(config.steps):
             if len(order) < config.batch_size:
@@ -310,10 +311,10 @@ def train(
             optimizer.zero_grad(set_to_none=True)
             losses.append(loss.item())
             if bar is not None:
-                bar.update(task, completed=step + 1, loss=f"loss {losses[-1]:.3f}")
+                bar.update(completed=step + 1, note=f"loss {losses[-1]:.3f}")
     finally:
         if bar is not None:
-            bar.stop()
+            bar.close()
     if device == "cuda":
         torch.cuda.synchronize()
     seconds = time.perf_counter() - started

@@ -18,7 +18,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import sys
 import time
 from contextlib import nullcontext
 from pathlib import Path
@@ -27,6 +26,7 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import BaseModel, Field
 
+from mlstack import progress
 from mlstack.errors import InputError, NotReady
 from models.lm import checkpoint
 from models.lm.init import LMShape, build_model, count_parameters
@@ -268,24 +268,6 @@ def evaluate_loss(
     return float(torch.stack(losses).mean())
 
 
-def rich_progress(label: str, total: int, completed: int = 0) -> tuple[Any, Any]:
-    """(progress, task) of a transient rich bar with a loss field, started; (None, None) off a terminal."""
-    if not sys.stderr.isatty():
-        return None, None
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-    progress = Progress(
-        TextColumn(label),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("{task.fields[loss]}"),
-        TimeRemainingColumn(),
-        transient=True,
-    )
-    progress.start()
-    return progress, progress.add_task(label, total=total, completed=completed, loss="")
-
-
 class Log:
     """Rank 0's record of the run: metrics.jsonl, MLflow, and the progress bar."""
 
@@ -293,14 +275,14 @@ class Log:
         self.path = config.run_dir / "metrics.jsonl"
         self.main = main
         self.run_id = config.mlflow_run_id
-        self.progress: Any = None
+        self.bar: progress.Bar | None = None
         if not main:
             return
         # A resumed run continues the curve: what the killed run logged past its checkpoint goes.
         if self.path.is_file():
             kept = [line for line in self.path.read_text().splitlines() if json.loads(line)["step"] <= start]
             self.path.write_text("".join(f"{line}\n" for line in kept))
-        self.progress, self.task = rich_progress("pretraining", config.steps, start)
+        self.bar = progress.open_bar("pretraining", config.steps, start)
 
     def step(self, step: int, metrics: dict[str, float]) -> None:
         if not self.main:
@@ -314,12 +296,12 @@ class Log:
             now = int(time.time() * 1000)
             batch = [Metric(k, float(v), now, step) for k, v in metrics.items() if v is not None]
             MlflowClient().log_batch(self.run_id, metrics=batch, synchronous=False)
-        if self.progress is not None:
-            self.progress.update(self.task, completed=step, loss=f"loss {metrics.get('loss', 0.0):.3f}")
+        if self.bar is not None:
+            self.bar.update(completed=step, note=f"loss {metrics.get('loss', 0.0):.3f}")
 
     def close(self) -> None:
-        if self.progress is not None:
-            self.progress.stop()
+        if self.bar is not None:
+            self.bar.close()
 
 
 def train(config: TrainConfig) -> TrainResult:
