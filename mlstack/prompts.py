@@ -251,7 +251,7 @@ def evaluate_traces(run_id: str) -> dict[str, float]:
 
     import mlflow
 
-    traces = mlflow.search_traces(run_id=run_id)
+    traces = mlflow.search_traces(run_id=run_id, flush=True)  # traces are exported asynchronously
     if traces.empty:
         return {}
     with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):

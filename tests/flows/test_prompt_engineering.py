@@ -121,7 +121,7 @@ def test_a_batch_is_answered_with_bounded_concurrency(
     import mlflow
 
     assert run.data.metrics["passed/mean"] == pytest.approx(summary.passed / 3)
-    traces = mlflow.search_traces(run_id=run.info.run_id, return_type="list")
+    traces = mlflow.search_traces(run_id=run.info.run_id, return_type="list", flush=True)
     assert len(traces) == 3
     for trace in traces:
         verdicts = {a.name: a.value for a in trace.info.assessments}

@@ -49,7 +49,7 @@ def test_refresh_counts_evaluates_and_an_unchanged_rerun_writes_nothing(
         evaluation.answers["cites_sources/mean"] == 1.0
         and evaluation.answers["citations_resolve/mean"] == 1.0
     )
-    traces = mlflow.search_traces(run_id=evaluation.run_id, return_type="list")
+    traces = mlflow.search_traces(run_id=evaluation.run_id, return_type="list", flush=True)
     assert len(traces) == 10
     verdicts = [{a.name: a.value for a in t.info.assessments} for t in traces]
     assert all({"cites_expected_source", "cites_sources", "citations_resolve"} <= set(v) for v in verdicts)
