@@ -12,7 +12,7 @@ from pydantic import BaseModel, Field, SecretStr, computed_field
 
 from mlstack import postgres
 from mlstack.llm.providers import OPENAI_URL
-from mlstack.secrets import hide_password
+from mlstack.secrets import hide_password, redact_url
 from mlstack.settings import FROM_ENV_FILE, Settings, project_root
 
 CHECK_TIMEOUT_S = 5.0  # a service slower than this to say hello is reported as not answering
@@ -33,7 +33,8 @@ def _shown(name: str, value: object) -> str:
     if isinstance(value, SecretStr):
         return "(set, hidden)"
     if isinstance(value, list):
-        shown = (hide_password(v.get_secret_value()) if isinstance(v, SecretStr) else str(v) for v in value)
+        # Alert URLs: their tokens sit in the path, so apprise's privacy form, not a password mask.
+        shown = (redact_url(v.get_secret_value()) if isinstance(v, SecretStr) else str(v) for v in value)
         return ", ".join(shown) or "(none)"
     return str(value)
 

@@ -25,8 +25,11 @@ def by_service(parsed: dict) -> dict[str, dict]:
     return {row["service"]: row for row in parsed["services"]}
 
 
-def test_unset_services_are_shown_as_unset_and_nothing_is_checked() -> None:
+def test_unset_services_are_shown_as_unset_and_nothing_is_checked(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MLSTACK_ALERT_URLS", "slack://TOKACANARY1/TOKBCANARY2/TOKCCANARY3")
     code, parsed, _ = info()
+    assert "CANARY" not in json.dumps(parsed)  # alert URLs keep their tokens in the path
+    assert {r["name"]: r["value"] for r in parsed["settings"]}["alert_urls"] == "slack://T...1/T...2/T...3//"
     assert code == 0 and parsed["ok"] is True
     rows = by_service(parsed)
     for service in ("Postgres", "MLflow", "Prefect", "LLM"):
