@@ -35,16 +35,10 @@ def dashboard_panels(columns: list[str]) -> list[Any]:
     return [
         counter_panel("Drifted share, last window", [share], size="half", aggregation="last"),
         counter_panel(
-            "Windows judged",
-            [
-                PanelMetric(
-                    legend="windows",
-                    metric=_metric("DriftedColumnsCount"),
-                    metric_labels={"value_type": "count"},
-                )
-            ],
+            "Rows judged, all windows",
+            [PanelMetric(legend="rows", metric=_metric("RowCount"))],
             size="half",
-            aggregation="count",
+            aggregation="sum",  # last, sum and mean are what Evidently's UI aggregates by
         ),
         line_plot_panel("Share of drifted columns per window", [share], size="half"),
         line_plot_panel(
