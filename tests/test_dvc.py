@@ -109,12 +109,13 @@ def test_dvc_repro_builds_then_is_a_no_op(tmp_path: Path) -> None:
 
     from mlflow import MlflowClient
 
-    client = MlflowClient(f"sqlite:///{tmp_path / 'home' / 'mlflow' / 'mlflow.db'}")
+    store = f"sqlite:///{tmp_path / 'home' / 'mlflow' / 'mlflow.db'}"
+    client = MlflowClient(tracking_uri=store, registry_uri=store)  # not this process's registry
     v2 = client.get_model_version("trip_duration", "2")
     trials = client.search_runs(
         [client.get_run(v2.run_id).info.experiment_id], f"tags.mlflow.parentRunId = '{v2.run_id}'"
     )
     assert len(trials) == 2, "the experiment's -S train.n_trials=2 reached the training"
-    assert client.get_model_version_by_alias("trip_duration", "champion").version == "1"
-    assert client.get_model_version_by_alias("trip_duration", "challenger").version == "2"
+    assert str(client.get_model_version_by_alias("trip_duration", "champion").version) == "1"
+    assert str(client.get_model_version_by_alias("trip_duration", "challenger").version) == "2"
     assert v2.tags["gate.decision"] in ("passed", "rejected")

@@ -66,6 +66,13 @@ def test_the_readme_walk_runs_as_written(tmp_path: Path) -> None:
         verdict = json.loads(judged.stdout)
         assert verdict["version"] == champion and verdict["status"] in ("ok", "drift"), verdict
         assert judged.returncode == (3 if verdict["status"] == "drift" else 0), judged.stderr
+        # A training for machines, that must not promote: the champion stays whatever it wins.
+        trained = run(mlstack("train", "--trials", "1", "--no-promote", "--json"), env)
+        assert trained.returncode == 0, trained.stderr
+        challenger = json.loads(trained.stdout)
+        assert challenger["promoted"] is False and int(challenger["version"]) > int(champion)
+        assert json.loads(run(mlstack("model", "status", "--json"), env).stdout)["champion"] == champion
+
         # Every judged window is one point in the Evidently workspace, at the window's end.
         shown = run(mlstack("drift-history", "--json"), env)
         windows = json.loads(shown.stdout)["windows"]

@@ -3,11 +3,16 @@ read as people expect."""
 
 from __future__ import annotations
 
+import json
+import shutil
+from pathlib import Path
+
+import pytest
 from typer.testing import CliRunner
 
 from mlstack.cli import app
 from mlstack.cli.pretrain import overrides, render_run
-from tests.conftest import rendered
+from tests.conftest import PROJECT_ROOT, rendered
 
 runner = CliRunner()
 
@@ -49,3 +54,23 @@ def test_a_run_reads_from_corpus_to_registry(pretrain_result) -> None:
     assert "300 steps, resumed from step 150: 1,049,216 parameters" in text and "MFU 5.0%" in text
     assert "25% of 16 held-out function headers completed into parsing Python" in text
     assert "code_lm v2, kept the champion (1.420 bits/byte vs champion v1" in text
+
+
+@pytest.mark.usefixtures("prefect_harness")
+def test_prepare_prints_its_result_as_json(tmp_path: Path) -> None:
+    source = tmp_path / "src"
+    shutil.copytree(PROJECT_ROOT / "mlstack", source, ignore=shutil.ignore_patterns("__pycache__"))
+    result = runner.invoke(app, ["pretrain", "prepare", "--source", f"dir:{source}", "--json"])
+    assert result.exit_code == 0, result.output
+    parsed = json.loads(result.stdout.strip().splitlines()[-1])
+    assert parsed["documents_read"] >= len(
+        list(source.rglob("*.py"))
+    )  # other text files are read, then dropped
+    assert 0 < parsed["documents_kept"] <= parsed["documents_read"]
+    assert parsed["stages"][0] == {
+        "stage": "read",
+        "in": parsed["documents_read"],
+        "out": parsed["documents_read"],
+        "removed": 0,
+        "why": "",
+    }
