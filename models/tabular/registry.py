@@ -17,6 +17,7 @@ Safe under a kill, at any point:
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
@@ -183,7 +184,10 @@ def _change_champion(action: str, version: str, previous: str | None, reason: st
     client = _client()
     client.set_registered_model_tag(name, f"{HISTORY_PREFIX}{_now()}", json.dumps(event))
     client.set_registered_model_alias(name, CHAMPION, version)
-    chart_history(name)
+    try:
+        chart_history(name)
+    except Exception as exc:  # a picture of the history must never undo or hold up the change itself
+        logging.getLogger(__name__).warning("the champion history chart was not drawn: %s", exc)
 
 
 def chart_history(name: str = MODEL_NAME) -> str:
