@@ -296,6 +296,10 @@ def rag_evaluate_flow(params: RagEvalParams = RagEvalParams()) -> RagEvalResult:
     return result
 
 
+# How `rag ask` and the evaluation's answers are generated: the same, so the scores are the answers'.
+GENERATION: dict[str, Any] = {"temperature": 0.0, "max_tokens": 400}
+
+
 def _answerer(settings: Any, collection: str, embedder: Any) -> Any:
     """What the evaluation asks: a question to the answer `rag ask` would give, as plain values.
     A connection per call: MLflow's evaluation calls it from several threads."""
@@ -306,9 +310,7 @@ def _answerer(settings: Any, collection: str, embedder: Any) -> Any:
             coll = store.require_collection(conn, collection)
             vector = embedder.embed([question])[0]
             hits = retrieve.search(conn, coll, question, vector, settings.rag.k, "hybrid")
-        result = answering.answer(
-            question, hits, embedder, chat, settings.rag.min_similarity, temperature=0.0
-        )
+        result = answering.answer(question, hits, embedder, chat, settings.rag.min_similarity, **GENERATION)
         return {
             "answer": result.answer,
             "citations": [vars(c) for c in result.citations],
@@ -336,9 +338,8 @@ def rag_ask_flow(params: RagAskParams) -> RagAnswerResult:
     collection = params.collection or settings.rag.collection
     hits = retrieve_hits(params, collection)
     chat = None if params.extractive else defaults.capable_chat(settings, params.provider, params.model)
-    generation: dict[str, Any] = {"temperature": 0.0, "max_tokens": 400}
     result = answering.answer(
-        params.question, hits, defaults.embedder(settings), chat, settings.rag.min_similarity, **generation
+        params.question, hits, defaults.embedder(settings), chat, settings.rag.min_similarity, **GENERATION
     )
     if result.removed_citations:
         get_run_logger().warning(
