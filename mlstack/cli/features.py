@@ -55,17 +55,20 @@ def render_materialized(loaded_until: datetime) -> str:
 def _feast(command: str, host: str, port: int) -> None:
     """Run the feast CLI's `command` on the data dir in use, in place of this process."""
     import os
+    import sys
 
     from mlstack import features, processes
     from mlstack.settings import get_settings
 
     settings = get_settings()
-    if not (settings.home / "feast" / "registry.db").is_file():
-        raise fail(f"no Feast registry under {settings.home / 'feast'}: run `mlstack features apply` first")
+    registry = Path(features.store_config(settings.home)["registry"])
+    if not registry.is_file():
+        raise fail(f"no Feast registry at {registry}: run `mlstack features apply` first")
     yaml_path = features.store_yaml(settings)
     argv = [processes.console_script("feast"), "-c", str(features.repo_path()), "-f", str(yaml_path)]
     argv += [command, "--host", host, "--port", str(port)]
     console.print(f"feast {command} on http://{host}:{port} for {settings.home}", highlight=False)
+    sys.stdout.flush()  # exec replaces the process, buffers and all
     # The definitions resolve their sources from MLSTACK_HOME: the same data dir as the yaml's.
     os.execve(argv[0], argv, {**os.environ, "MLSTACK_HOME": str(settings.home)})
 
