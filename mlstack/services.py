@@ -102,8 +102,10 @@ def _postgres_row(settings: Settings) -> ServiceRow:
     )
     if pg.mode == "embedded":
         return ServiceRow(service="Postgres", mode="unset: embedded", status=f"{state} ({pg.target})")
+    # The row's own mark says "down": the status keeps only the reason.
+    status = state.removeprefix("down: ")
     return ServiceRow(
-        service="Postgres", mode=f"MLSTACK_PG_DSN: {pg.target}", status=state, ok=pg.state == "up"
+        service="Postgres", mode=f"MLSTACK_PG_DSN: {pg.target}", status=status, ok=pg.state == "up"
     )
 
 

@@ -83,13 +83,14 @@ def test_unreachable_dsn_names_host_and_variable(dsn: str, shown: str) -> None:
     assert info.value.__cause__ is None and info.value.__suppress_context__, "no chained traceback"
 
 
-def test_info_reports_a_down_postgres_without_failing(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_info_reports_a_down_postgres_and_exits_1(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("MLSTACK_PG_DSN", "postgresql://ml:s3cret@127.0.0.1:1/features")
     monkeypatch.setenv("MLSTACK_PG_CONNECT_TIMEOUT_S", "2")
     result = CliRunner().invoke(app, ["info"])
-    assert result.exit_code == 0, result.output
+    assert result.exit_code == 1, result.output  # a configured service that does not answer
     text = " ".join(result.output.replace("│", " ").split())  # rich wraps table cells
-    assert "down: cannot reach Postgres at" in text
+    assert "down cannot reach Postgres at" in text
+    assert "configured but not answering: Postgres" in text
     assert "127.0.0.1:1/features" in text
     assert "s3cret" not in result.output
 
