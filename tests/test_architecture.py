@@ -77,8 +77,8 @@ def test_the_length_check_counts_lines(tmp_path: Path) -> None:
 
 def test_every_test_module_mirrors_a_module_of_the_code() -> None:
     """tests/a/b/test_c.py tests a/b/c.py (or the package a/b/c/); a newcomer finds one from the other."""
-    # The house rules, dvc.yaml's pipeline, and the workflows and worker images.
-    project_wide = {"test_architecture.py", "test_dvc.py", "test_ci.py"}
+    # The house rules, dvc.yaml's pipeline, the workflows and worker images, and README.md's walk.
+    project_wide = {"test_architecture.py", "test_dvc.py", "test_ci.py", "test_readme.py"}
     orphans = []
     for test in sorted((PROJECT_ROOT / "tests").rglob("test_*.py")):
         relative = test.relative_to(PROJECT_ROOT / "tests")
