@@ -31,6 +31,8 @@ from monitoring.window import META_COLUMNS, PREDICTION
 CALENDAR = ["trip_request_features__is_weekend", "trip_request_features__hour_of_day"]
 SEASONAL = {*CALENDAR, "trip_request_features__weekday"}
 MONITORED = [c for c in MODEL_FEATURES if c not in SEASONAL] + [PREDICTION]
+# Tags that tell the window's error snapshot from the reference's, for the workspace.
+WINDOW_ERRORS, REFERENCE_ERRORS = "errors:window", "errors:reference"
 
 
 class WindowError(InputError):
@@ -353,16 +355,20 @@ def performance(
     t: Thresholds,
     timestamp: datetime | None = None,
     tags: list[str] | None = None,
-) -> tuple[Performance | None, Any]:
-    """Error on labelled rows against the reference's error; None until enough labels arrive."""
+) -> tuple[Performance | None, list[Any]]:
+    """Error on labelled rows against the reference's error; None until enough labels arrive.
+    The snapshots: Evidently's regression report of the window against the reference (tagged
+    `WINDOW_ERRORS`), then the reference's own MAE (tagged `REFERENCE_ERRORS`), so that a
+    dashboard draws the window's error against the line it is judged by."""
     from evidently import Report
+    from evidently.metrics import MAE
     from evidently.presets import RegressionPreset
     from sklearn.exceptions import UndefinedMetricWarning
     from sklearn.metrics import mean_absolute_error
 
     labelled = current[current[LABEL].notna() & current[PREDICTION].notna()]
     if len(labelled) < t.min_rows:
-        return None, None
+        return None, []
     ref = reference[reference[LABEL].notna()]
     result = Performance(
         labelled_rows=len(labelled),
@@ -374,10 +380,16 @@ def performance(
     with warnings.catch_warnings():
         # Evidently also scores tiny slices for its plots, where sklearn finds R² undefined.
         warnings.simplefilter("ignore", UndefinedMetricWarning)
-        snapshot = Report([RegressionPreset()], include_tests=False).run(
-            current_data=cur_ds, reference_data=ref_ds, timestamp=timestamp, tags=tags
+        window = Report([RegressionPreset()], include_tests=False).run(
+            current_data=cur_ds,
+            reference_data=ref_ds,
+            timestamp=timestamp,
+            tags=[*(tags or []), WINDOW_ERRORS],
         )
-    return result, snapshot
+        baseline = Report([MAE()], include_tests=False).run(
+            current_data=ref_ds, timestamp=timestamp, tags=[*(tags or []), REFERENCE_ERRORS]
+        )
+    return result, [window, baseline]
 
 
 def check(
@@ -397,7 +409,7 @@ def check(
     columns, share, dataset_drift, drift_snapshot = data_drift(
         matched, current, thresholds, timestamp=timestamp, tags=tags
     )
-    perf, perf_snapshot = performance(held_out, current, thresholds, timestamp, tags)
+    perf, perf_snapshots = performance(held_out, current, thresholds, timestamp, tags)
     result = DriftCheck(
         reference_rows=len(trained_on),
         current_rows=len(current),
@@ -407,15 +419,15 @@ def check(
         dataset_drift=dataset_drift,
         missing=missing_shifts(matched, current, thresholds.missing_share_increase),
         performance=perf,
-        snapshots=[s for s in (drift_snapshot, perf_snapshot) if s is not None],
+        snapshots=[drift_snapshot, *perf_snapshots],
     )
     if report_dir is not None:
         report_dir.mkdir(parents=True, exist_ok=True)
         result.reports["drift"] = report_dir / "drift.html"
         drift_snapshot.save_html(str(result.reports["drift"]))
-        if perf_snapshot is not None:
+        if perf_snapshots:
             result.reports["performance"] = report_dir / "performance.html"
-            perf_snapshot.save_html(str(result.reports["performance"]))
+            perf_snapshots[0].save_html(str(result.reports["performance"]))
         result.reports["summary"] = report_dir / "summary.json"
         write_json(result.summary().model_dump(mode="json"), result.reports["summary"])
     return result

@@ -16,6 +16,7 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from mlstack import locks
+from monitoring.drift import REFERENCE_ERRORS, WINDOW_ERRORS
 
 DASHBOARD_TAB = "Drift over time"
 
@@ -42,8 +43,13 @@ def dashboard_panels(columns: list[str]) -> list[Any]:
         ),
         line_plot_panel("Share of drifted columns per window", [share], size="half"),
         line_plot_panel(
-            "MAE of labelled predictions per window (seconds)",
-            [PanelMetric(legend="MAE", metric=_metric("MAE"), metric_labels={"value_type": "mean"})],
+            "MAE of labelled predictions per window, against the reference's (seconds)",
+            [
+                PanelMetric(
+                    legend=legend, metric=_metric("MAE"), metric_labels={"value_type": "mean"}, tags=[tag]
+                )
+                for legend, tag in (("window", WINDOW_ERRORS), ("reference", REFERENCE_ERRORS))
+            ],
             size="half",
         ),
         bar_plot_panel(
@@ -114,6 +120,9 @@ class WindowPoint(BaseModel):
     drifted_share: float | None = None
     rows: int | None = None
     mae: float | None = Field(default=None, description="Seconds, once labels have arrived.")
+    reference_mae: float | None = Field(
+        default=None, description="The reference's, which the window's is judged by."
+    )
     scores: dict[str, float] = Field(default_factory=dict, description="Each column's drift score.")
 
 
@@ -146,6 +155,8 @@ def history(path: Path, model: str) -> list[WindowPoint]:
                 point.drifted_share = float(result.share.value)
             elif kind == "RowCount":
                 point.rows = int(result.value)
+            elif kind == "MAE" and REFERENCE_ERRORS in run.tags:
+                point.reference_mae = float(result.mean.value)
             elif kind == "MAE":
                 point.mae = float(result.mean.value)
             elif kind == "ValueDrift":

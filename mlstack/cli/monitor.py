@@ -68,12 +68,20 @@ def render_history(result: History) -> RenderableType:
     if not result.windows:
         return Text("no monitored window yet: run `mlstack monitor` on a scored window first")
     table = Table(
-        "window end", "version", "drifted share", "rows", "MAE (s)", title=f"{result.model}: drift over time"
+        "window end",
+        "version",
+        "drifted share",
+        "rows",
+        "MAE (s)",
+        "reference MAE (s)",
+        title=f"{result.model}: drift over time",
     )
     for point in result.windows:
         share = "" if point.drifted_share is None else f"{point.drifted_share:.0%}"
-        mae = "" if point.mae is None else f"{point.mae:.1f}"
-        table.add_row(f"{point.end:%Y-%m-%d %H:%M}", f"v{point.version}", share, str(point.rows or ""), mae)
+        mae, ref = ("" if v is None else f"{v:.1f}" for v in (point.mae, point.reference_mae))
+        table.add_row(
+            f"{point.end:%Y-%m-%d %H:%M}", f"v{point.version}", share, str(point.rows or ""), mae, ref
+        )
     return table
 
 

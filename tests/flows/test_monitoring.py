@@ -87,7 +87,8 @@ def test_drift_window_alerts_emits_the_event_and_retrains(
     assert drift.reports["drift"].is_file() and drift.reports["performance"].is_file()
     # The window is a point in the Evidently workspace, at its end, with the check's numbers.
     (point,) = workspace.history(own_postgres.evidently_dir, "trip_duration")
-    assert len(result.snapshots) == 2 and point.end == WINDOW_END and point.version == "1"
+    assert len(result.snapshots) == 3 and point.end == WINDOW_END and point.version == "1"
+    assert point.reference_mae == pytest.approx(drift.performance.reference_mae)
     assert point.drifted_share == pytest.approx(drift.drifted_share, abs=1e-4)  # the summary rounds
     assert point.rows == drift.current_rows
 

@@ -19,7 +19,8 @@ def judge(world: World, path: Path, frame: pd.DataFrame, offset: int, start: dat
     end = start + timedelta(days=1)
     tags = workspace.window_tags("1", start, end)
     result = check(world.reference, day(frame, offset), Thresholds(), timestamp=end, tags=tags)
-    assert len(workspace.add_window(path, MODEL, tags, result.snapshots, MONITORED)) == 2  # drift, error
+    # The drift report, the window's regression report, and the reference's error to compare with.
+    assert len(workspace.add_window(path, MODEL, tags, result.snapshots, MONITORED)) == 3
     return result
 
 
@@ -38,6 +39,7 @@ def test_each_window_is_a_point_at_its_end_and_a_rerun_replaces_it(world: World,
         assert point.drifted_share == pytest.approx(result.drifted_share)
         assert point.rows == result.current_rows
         assert point.mae == pytest.approx(result.performance.current_mae)
+        assert point.reference_mae == pytest.approx(result.performance.reference_mae)
         assert point.scores == pytest.approx(result.scores)
         assert point.version == "1"
     assert points[2].drifted_share > points[0].drifted_share  # the drift shows as a jump
@@ -45,10 +47,14 @@ def test_each_window_is_a_point_at_its_end_and_a_rerun_replaces_it(world: World,
     ws = workspace.open_workspace(path)
     (project,) = ws.search_project(MODEL)
     titles = [panel.title for panel in ws.get_dashboard(project.id).panels]
-    for title in ("Share of drifted columns per window", "Rows per window", "MAE of labelled predictions"):
+    for title in (
+        "Share of drifted columns per window",
+        "Rows per window",
+        "MAE of labelled predictions per",
+    ):
         assert any(t.startswith(title) for t in titles), titles
 
     # A rerun of the first window replaces its snapshots: still one point per window.
     judge(world, path, world.baseline, 0, day0)
-    assert len(ws.list_runs(project.id)) == 6
+    assert len(ws.list_runs(project.id)) == 9
     assert [p.end for p in workspace.history(path, MODEL)] == [p.end for p in points]

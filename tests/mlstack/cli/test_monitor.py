@@ -45,3 +45,17 @@ def test_drift_history_on_a_fresh_data_dir_says_what_to_run() -> None:
     assert CliRunner().invoke(app, ["drift-history", "--json"]).stdout.strip() == (
         '{"model":"trip_duration","windows":[]}'
     )
+
+
+def test_drift_history_renders_a_row_per_window() -> None:
+    from datetime import UTC, datetime
+
+    from mlstack.cli.monitor import render_history
+    from monitoring.workspace import History, WindowPoint
+
+    point = WindowPoint(
+        window="window:x", version="2", end=datetime(2026, 9, 12, tzinfo=UTC), drifted_share=0.53, rows=2400
+    )
+    labelled = point.model_copy(update={"mae": 412.34, "reference_mae": 160.0})
+    text = rendered(render_history(History(model="trip_duration", windows=[point, labelled])))
+    assert "2026-09-12 00:00 v2 53% 2400" in text and "412.3 160.0" in text
