@@ -1,5 +1,5 @@
-"""`mlstack up`, `mlstack down` and `mlstack deploy`: the local Prefect server, MLflow UI and
-worker, and the deployments of prefect.yaml on them (or on any Prefect API)."""
+"""`mlstack up`, `mlstack down` and `mlstack deploy`: the local Prefect server, MLflow UI,
+Evidently UI and worker, and the deployments of prefect.yaml on them (or on any Prefect API)."""
 
 from __future__ import annotations
 
@@ -20,7 +20,8 @@ app = typer.Typer()
 @app.command()
 def up(as_json: bool = JSON) -> None:
     """Start, on loopback, a Prefect server (its database on Postgres), the MLflow UI on the
-    flows' tracking store, and a process worker for the `cpu` pool; state lives in the data dir.
+    flows' tracking store, the Evidently UI on the monitoring workspace (MLSTACK_EVIDENTLY_PORT,
+    8002), and a process worker for the `cpu` pool; state lives in the data dir.
 
     A second `up` reports what already runs. While they run, every `mlstack` command and the
     demo use this Prefect API (unless PREFECT_API_URL is set), so their runs show in its UI.
