@@ -39,19 +39,21 @@ def _shown(name: str, value: object) -> str:
     return str(value)
 
 
+def _source(variables: list[str]) -> str:
+    """The first of `variables` that is set, with the .env file it came from; else "default"."""
+    found = next((var for var in variables if var in os.environ), None)
+    if found is None:
+        return "default"
+    return f"{found} ({FROM_ENV_FILE[found]})" if found in FROM_ENV_FILE else found
+
+
 def setting_rows(settings: Settings) -> list[SettingRow]:
     """Every setting, section by section, with the variable it came from."""
-    home_var = "MLSTACK_HOME"
-    source = home_var if home_var in os.environ else "default"
-    if source in FROM_ENV_FILE:
-        source = f"{source} ({FROM_ENV_FILE[source]})"
-    rows = [SettingRow(section="", name="home", value=str(settings.home), source=source)]
+    rows = [SettingRow(section="", name="home", value=str(settings.home), source=_source(["MLSTACK_HOME"]))]
     for section, kind in Settings.sections().items():
         values = getattr(settings, section)
         for name in kind.model_fields:
-            source = next((var for var in kind.env_names(name) if var in os.environ), "default")
-            if source in FROM_ENV_FILE:
-                source = f"{source} ({FROM_ENV_FILE[source]})"
+            source = _source(kind.env_names(name))
             rows.append(
                 SettingRow(
                     section=section, name=name, value=_shown(name, getattr(values, name)), source=source
