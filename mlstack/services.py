@@ -36,7 +36,8 @@ def _shown(name: str, value: object) -> str:
         # Alert URLs: their tokens sit in the path, so apprise's privacy form, not a password mask.
         shown = (redact_url(v.get_secret_value()) if isinstance(v, SecretStr) else str(v) for v in value)
         return ", ".join(shown) or "(none)"
-    return str(value)
+    # A plain URL setting (OPENAI_BASE_URL, MLFLOW_TRACKING_URI) may carry user:password@.
+    return hide_password(value) if isinstance(value, str) and "://" in value else str(value)
 
 
 def _source(variables: list[str]) -> str:

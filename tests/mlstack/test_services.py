@@ -68,3 +68,14 @@ def test_configured_services_are_checked_and_one_that_does_not_answer_fails_the_
     assert rows["Prefect"]["ok"] is True
     assert "configured but not answering: MLflow" in stderr
     assert "sk-INFOCANARY" not in json.dumps(parsed) + stderr
+
+
+def test_a_password_inside_a_url_setting_is_masked_in_settings_and_services(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("OPENAI_BASE_URL", f"http://user:URLPWCANARY@127.0.0.1:{processes.free_port()}/v1")
+    code, parsed, stderr = info()
+    assert code == 1 and "configured but not answering: LLM" in stderr
+    shown = {row["name"]: row["value"] for row in parsed["settings"]}
+    assert shown["openai_base_url"].startswith("http://user:****@127.0.0.1:")
+    assert "URLPWCANARY" not in json.dumps(parsed) + stderr
