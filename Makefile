@@ -6,11 +6,11 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
-# The machine's pip config lists local indexes that lack most packages; pip warns per package.
+# pip warns once per package about a configured local index that does not exist; keep the rest.
 QUIET_PIP := { grep -v "is ignored: it is neither a file nor a directory" || true; }
 PIP_INSTALL = $(BIN)/python -m pip install -q --disable-pip-version-check -c constraints.txt
 
-.PHONY: demo test lint format repro lock clean-data help
+.PHONY: demo test test-fast lint format repro lock clean-data help
 .DEFAULT_GOAL := help
 
 help:  ## List the targets.
@@ -32,8 +32,15 @@ $(VENV)/.installed-dev: pyproject.toml constraints.txt | $(BIN)/python
 demo: $(VENV)/.installed-run  ## Install if needed, then run the end-to-end demo.
 	@$(BIN)/mlstack demo
 
-test: $(VENV)/.installed-dev  ## Install dev extras if needed, then run the test suite.
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+# One pytest worker per core; a file's tests stay on one worker (module fixtures, ordered stories),
+# and files go out in the order tests/conftest.py sorts them (slowest first), not xdist's own.
+TEST_WORKERS ?= auto
+
+test: $(VENV)/.installed-dev  ## Install dev extras if needed, then run the whole test suite.
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder $(PYTEST_ARGS)
+
+test-fast: $(VENV)/.installed-dev  ## The inner loop: every test that starts no service (-m "not slow").
+	$(BIN)/python -m pytest -m "not slow" $(PYTEST_ARGS)
 
 lint: $(VENV)/.installed-dev  ## Ruff lint and format check.
 	$(BIN)/ruff check .

@@ -18,6 +18,26 @@ for _var in ("MLSTACK_PG_DSN", "MLFLOW_TRACKING_URI", "MLSTACK_MAX_BAD_ROW_SHARE
 # The tests pick their LLM provider themselves; a developer's real key must never be used.
 for _var in [v for v in os.environ if v.startswith(("OPENAI_", "MLSTACK_LLM_", "MLSTACK_EMBEDDING_"))]:
     os.environ.pop(_var)
+# Under pytest-xdist each worker is one of the cores: torch, and the BLAS under numpy and
+# scikit-learn, take one thread each, in the worker and in every command it starts, instead of
+# every worker's libraries spinning a thread per core against one another.
+if int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")) > 1:
+    for _var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+        os.environ.setdefault(_var, "1")
+# No request of the suite leaves this machine: every HTTP client that honours the proxy variables
+# (requests under apprise and MLflow, httpx under Prefect and openai, urllib) is sent to a loopback
+# port where nothing listens, so a request to the outside world is refused at once, while loopback
+# bypasses it. The variables reach every command a test starts (tests/kill.py copies os.environ).
+NOWHERE = "http://127.0.0.1:9"
+LOOPBACK = "127.0.0.1,localhost,::1"
+for _var in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy"):
+    os.environ[_var] = NOWHERE
+for _var in ("NO_PROXY", "no_proxy"):
+    os.environ[_var] = LOOPBACK
+
+# Now, whichever tests are collected: its process-wide defaults (Prefect's database, results)
+# must point at the session's home, never at the home of whichever test first imports it.
+import mlstack.bootstrap  # noqa: E402, F401
 
 import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
@@ -55,11 +75,95 @@ def small(**changes: object) -> GeneratorConfig:
     return GeneratorConfig(**{**SMALL.model_dump(), **changes})
 
 
+# The fixtures that start a service (or build on one that does). A test that requests one is an
+# end-to-end test and must be marked slow, so that `-m "not slow"` starts none: checked at
+# collection (pytest_collection_modifyitems), and at run time by `no_services_unless_slow`.
+SERVICE_FIXTURES = frozenset(
+    {
+        "prefect_harness",
+        "pg_settings",
+        "rag_settings",
+        "trained_home",
+        "in_trained_home",
+        "own_trained_home",
+        "tiny_server",
+    }
+)
+
+
+def unmarked_service_users(items: list[pytest.Item]) -> list[str]:
+    """`nodeid: fixtures` for each item not marked slow that requests a service fixture."""
+    found = []
+    for item in items:
+        wanted = SERVICE_FIXTURES & set(getattr(item, "fixturenames", ()))
+        if wanted and item.get_closest_marker("slow") is None:
+            found.append(f"{item.nodeid}: {', '.join(sorted(wanted))}")
+    return found
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if unmarked := unmarked_service_users(items):
+        raise pytest.UsageError(
+            "these tests start services but are not marked slow (add @pytest.mark.slow, or"
+            " pytestmark = pytest.mark.slow for the module):\n  " + "\n  ".join(unmarked)
+        )
+    # Slowest files first, so that the last worker to finish is not left alone with a long one.
+    # .test_durations is pytest-split's record (refresh: pytest --store-durations); a file it
+    # does not know yet counts as slow when marked so.
+    durations = _recorded_durations(config.rootpath / ".test_durations")
+    per_file: dict[str, float] = {}
+    for item in items:
+        path = item.nodeid.split("::", 1)[0]
+        seconds = durations.get(item.nodeid, 30.0 if item.get_closest_marker("slow") else 0.1)
+        per_file[path] = per_file.get(path, 0.0) + seconds
+    # sorted() is stable: within a file the tests keep their written order.
+    items.sort(key=lambda item: -per_file[item.nodeid.split("::", 1)[0]])
+
+
+def _recorded_durations(path: Path) -> dict[str, float]:
+    import json
+
+    return json.loads(path.read_text()) if path.is_file() else {}
+
+
+@pytest.fixture(autouse=True)
+def no_services_unless_slow(
+    request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[None]:
+    """A test not marked slow that reaches a service anyway (an embedded Postgres, a model
+    server, a temporary or ephemeral Prefect API) fails at that call, naming what it started."""
+    if request.node.get_closest_marker("slow") is not None:
+        yield
+        return
+    from prefect.settings import PREFECT_SERVER_EPHEMERAL_ENABLED, temporary_settings
+
+    import mlstack.cli.render
+    import mlstack.llm.local_server
+    import mlstack.postgres
+
+    def refuse(what: str):
+        def refused(*args: object, **kwargs: object):
+            pytest.fail(f"{request.node.nodeid} starts {what}: mark it @pytest.mark.slow", pytrace=False)
+
+        return refused
+
+    # The server's start itself, so that refusals checked before it (an old data dir) stay fast.
+    monkeypatch.setattr(mlstack.postgres._package(), "get_server", refuse("the embedded Postgres"))
+    monkeypatch.setattr(mlstack.llm.local_server, "_start_server", refuse("a local model server"))
+    monkeypatch.setattr(mlstack.cli.render, "prefect_api", refuse("a Prefect API for a flow run"))
+    # A flow called with no API configured would start Prefect's own ephemeral server: refused.
+    with temporary_settings({PREFECT_SERVER_EPHEMERAL_ENABLED: False}):
+        yield
+
+
 @pytest.fixture(autouse=True)
 def mlstack_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """Each test gets its own data dir."""
     home = tmp_path / "mlstack-home"
     monkeypatch.setenv("MLSTACK_HOME", str(home))
+    # A flow run from the CLI in this process exports the API it found or started: keep it from
+    # reaching the next test (monkeypatch restores the variable's absence at teardown).
+    monkeypatch.delenv("PREFECT_API_URL", raising=False)
     # mlflow.set_tracking_uri exports MLFLOW_TRACKING_URI, which settings read as the user's
     # choice: drop what an earlier test left, or this test would write to that test's store.
     os.environ.pop("MLFLOW_TRACKING_URI", None)
@@ -194,10 +298,10 @@ def build_trained_home(home: Path) -> None:
     from models.tabular.train import features_of, train
 
     previous = os.environ["MLSTACK_HOME"]
+    previous_uri = os.environ.pop("MLFLOW_TRACKING_URI", None)
     os.environ["MLSTACK_HOME"] = str(home)
     # Session fixtures start before the per-test cleanup: drop a tracking URI an earlier test
     # exported, or this model would be registered in that test's store.
-    os.environ.pop("MLFLOW_TRACKING_URI", None)
     settings = Settings(home=home)
     try:
         write_tables(generate(small(days=6)), settings.raw_dir)
@@ -214,7 +318,73 @@ def build_trained_home(home: Path) -> None:
         test = result.splits.test
         registry.gate(version, features_of(test), test[LABEL], settings.tracking.promotion_margin)
     finally:
+        # tracking.setup exported this home's store: a test that requested the session's trained
+        # home would otherwise register its own models there, and every later test see them.
         os.environ["MLSTACK_HOME"] = previous
+        os.environ.pop("MLFLOW_TRACKING_URI", None)
+        if previous_uri is not None:
+            os.environ["MLFLOW_TRACKING_URI"] = previous_uri
+
+
+def copy_trained_home(source: Path, dest: Path) -> Path:
+    """A trained home of a test's own, copied from `source` in about a second instead of built in
+    about 40: the files, with each absolute path to `source` rewritten to `dest` where the stores
+    keep one (MLflow's SQLite store, Feast's registry and its config). The embedded Postgres is
+    not copied (a running server's files): the copy starts its own, empty, on first use."""
+    import sqlite3
+
+    from feast.protos.feast.core.Registry_pb2 import Registry
+    from google.protobuf import text_format
+
+    old, new = str(source), str(dest)
+    pg = Settings(home=source).pg_dir
+    shutil.copytree(source, dest, ignore=lambda folder, names: [n for n in names if Path(folder, n) == pg])
+    settings = Settings(home=dest)
+    with sqlite3.connect(settings.mlflow_dir / "mlflow.db") as db:
+        tables = [row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
+        for table in tables:
+            for column in db.execute(f"PRAGMA table_info('{table}')").fetchall():
+                if column[2].upper().startswith(("VARCHAR", "TEXT")):
+                    db.execute(
+                        f'UPDATE "{table}" SET "{column[1]}" = replace("{column[1]}", ?, ?)'
+                        f' WHERE instr("{column[1]}", ?) > 0',
+                        (old, new, old),
+                    )
+    config = dest / "feast" / "feature_store.yaml"
+    config.write_text(config.read_text().replace(old, new))
+    registry_path = dest / "feast" / "registry.db"
+    registry = Registry.FromString(registry_path.read_bytes())
+    text = text_format.MessageToString(registry).replace(old, new)
+    registry_path.write_bytes(text_format.Parse(text, Registry()).SerializeToString())
+    return dest
+
+
+@pytest.fixture
+def own_trained_home(
+    trained_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Settings]:
+    """A copy of the session's trained home that this test may change (train, promote, append),
+    as the data dir in use; its Postgres, if the test starts one, is stopped at the end."""
+    from mlstack import tracking
+    from mlstack.postgres import stop_embedded
+
+    home = copy_trained_home(trained_home, tmp_path / "trained")
+    monkeypatch.setenv("MLSTACK_HOME", str(home))
+    settings = Settings(home=home)
+    tracking.setup(settings)
+    forget_artifact_locations()
+    yield settings
+    forget_artifact_locations()
+    stop_embedded(settings.pg_dir)
+
+
+def forget_artifact_locations() -> None:
+    """MLflow caches each run's artifact store by run id alone, and a copied home has the same
+    run ids as its original: forget them when a test moves between the two, or one's artifacts
+    would land in the other's folder."""
+    from mlflow.tracking._tracking_service import utils
+
+    utils._artifact_repos_cache.clear()
 
 
 @pytest.fixture(scope="session")
@@ -236,6 +406,7 @@ def in_trained_home(trained_home: Path, monkeypatch: pytest.MonkeyPatch) -> Sett
     monkeypatch.setenv("MLSTACK_HOME", str(trained_home))
     settings = Settings(home=trained_home)
     tracking.setup(settings)
+    forget_artifact_locations()
     return settings
 
 

@@ -4,7 +4,10 @@ mirror the code, and the install works from any package index."""
 from __future__ import annotations
 
 import ast
+import os
 import re
+import subprocess
+import sys
 import tomllib
 from pathlib import Path
 
@@ -146,3 +149,73 @@ def test_every_flow_takes_one_parameters_model_and_prefect_builds_its_form() -> 
         results = [t for t in typing.get_args(returned) or [returned] if not issubclass(t, State)]
         assert len(results) == 1 and issubclass(results[0], BaseModel), flow.name
         assert results[0].__name__.endswith("Result"), flow.name
+
+
+FIXTURE_PROBE = """
+import pytest
+
+
+def test_unmarked_with_a_service_fixture(pg_settings):
+    pass
+
+
+@pytest.mark.slow
+def test_marked_with_a_service_fixture(pg_settings):
+    pass
+"""
+START_PROBE = """
+from mlstack import postgres
+
+
+def test_unmarked_that_starts_postgres_itself():
+    postgres.connect()
+"""
+
+
+def run_probe(tmp_path: Path, source: str, *args: str) -> subprocess.CompletedProcess[str]:
+    """pytest over one probe file outside tests/, with this suite's conftest as a plugin."""
+    probe = tmp_path / "test_probe.py"
+    probe.write_text(source)
+    command = [sys.executable, "-m", "pytest", "-p", "tests.conftest", "-p", "no:cacheprovider"]
+    command += ["-c", str(PROJECT_ROOT / "pyproject.toml"), "--rootdir", str(PROJECT_ROOT), *args, str(probe)]
+    env = {**os.environ, "PYTHONPATH": str(PROJECT_ROOT)}
+    return subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=180)
+
+
+def test_an_unmarked_test_that_requests_a_service_fixture_stops_the_collection(tmp_path: Path) -> None:
+    done = run_probe(tmp_path, FIXTURE_PROBE, "--collect-only", "-q")
+    shown = done.stdout + done.stderr
+    assert done.returncode == pytest.ExitCode.USAGE_ERROR, shown
+    refusal = shown[shown.index("are not marked slow") :]
+    assert "::test_unmarked_with_a_service_fixture: pg_settings" in refusal
+    assert "test_marked_with_a_service_fixture" not in refusal
+
+
+def test_an_unmarked_test_that_starts_a_service_anyway_fails_naming_it(tmp_path: Path) -> None:
+    done = run_probe(tmp_path, START_PROBE, "-q")
+    shown = done.stdout + done.stderr
+    assert done.returncode == pytest.ExitCode.TESTS_FAILED, shown
+    assert "test_unmarked_that_starts_postgres_itself starts the embedded Postgres: mark it" in shown
+
+
+def test_no_request_of_the_suite_leaves_the_machine() -> None:
+    """The conftest's proxy fence: an outside host is refused at once by the clients the stack
+    uses (httpx under Prefect and openai, requests under apprise and MLflow); loopback is not."""
+    import http.server
+    import threading
+
+    import httpx
+    import requests
+
+    # Both refusals come from the fence's loopback port, not from a name lookup of the host.
+    with pytest.raises(httpx.ConnectError, match="Connection refused"):
+        httpx.get("https://api.openai.com/v1/models", timeout=10)
+    with pytest.raises(requests.exceptions.ProxyError, match=r"127\.0\.0\.1:9"):
+        requests.get("https://hooks.slack.com/services/T/B/C", timeout=10)
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), http.server.SimpleHTTPRequestHandler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}/"
+        assert httpx.get(url, timeout=10).status_code == requests.get(url, timeout=10).status_code == 200
+    finally:
+        server.shutdown()

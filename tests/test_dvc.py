@@ -41,6 +41,8 @@ def dvc(cwd: Path, *args: str, env: dict[str, str]) -> subprocess.CompletedProce
 
 
 @pytest.mark.slow
+@pytest.mark.pipeline
+@pytest.mark.timeout(1200)
 def test_dvc_repro_builds_then_is_a_no_op(tmp_path: Path) -> None:
     repo = clone(tmp_path / "clone")
     params = yaml.safe_load((repo / "params.yaml").read_text())

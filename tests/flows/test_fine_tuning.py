@@ -148,6 +148,7 @@ def test_a_local_run_is_registered_gated_and_becomes_the_local_model(prefect_har
     assert local_model_dir(settings).name == "support_lm-v1"
 
 
+@pytest.mark.slow
 def test_an_unreadable_source_writes_nothing(prefect_harness, tmp_path: Path) -> None:
     from mlstack.finetune import FinetuneError
 

@@ -51,6 +51,7 @@ def _artifact(key: str, state) -> str:
     return found.data
 
 
+@pytest.mark.slow
 def test_a_question_is_answered_checked_and_recorded(prefect_harness, local_tiny: str) -> None:
     import mlflow
 
@@ -86,6 +87,7 @@ def test_a_question_is_answered_checked_and_recorded(prefect_harness, local_tiny
     assert QUESTION in shown and re.search(r"\| sentences +\|", shown) and result.prompt in shown
 
 
+@pytest.mark.slow
 def test_strict_fails_the_run_when_a_check_fails(prefect_harness, local_tiny: str) -> None:
     # A tiny random model cannot give two links: the checks fail, and strict turns that into a failure.
     params = PromptParams(question=QUESTION, strict=True, max_tokens=8)
@@ -94,6 +96,7 @@ def test_strict_fails_the_run_when_a_check_fails(prefect_harness, local_tiny: st
     assert "links, wanted 2" in state.message
 
 
+@pytest.mark.slow
 def test_a_batch_is_answered_with_bounded_concurrency(
     prefect_harness, local_tiny: str, tmp_path: Path
 ) -> None:
@@ -131,6 +134,7 @@ def test_a_batch_is_answered_with_bounded_concurrency(
     assert "What is a join?" in _artifact("prompt-engineering-batch", state)
 
 
+@pytest.mark.slow
 def test_a_bad_questions_file_fails_before_any_llm_call(prefect_harness, tmp_path: Path) -> None:
     questions = tmp_path / "questions.jsonl"
     questions.write_text('{"question": "ok"}\n{"question": ""}\n')

@@ -48,6 +48,7 @@ def test_embedded_postgres_starts_persists_and_is_shared(tmp_path: Path) -> None
         postgres.stop_embedded(settings.pg_dir)
 
 
+@pytest.mark.slow
 def test_vector_extension_is_created_and_usable(pg_settings: Settings) -> None:
     with postgres.connect(pg_settings) as conn:
         version = conn.execute("SELECT extversion FROM pg_extension WHERE extname = 'vector'").fetchone()
@@ -101,6 +102,7 @@ STEPS = [
 ]
 
 
+@pytest.mark.slow
 def test_each_domain_runs_its_own_steps_once_and_in_order(pg_settings: Settings) -> None:
     with postgres.connect(pg_settings) as conn:
         assert postgres.migrate(conn, "widgets", list(reversed(STEPS))) == [1, 2]
@@ -115,6 +117,7 @@ def test_each_domain_runs_its_own_steps_once_and_in_order(pg_settings: Settings)
         assert rows == [("gadgets", 1), ("widgets", 1), ("widgets", 2)]
 
 
+@pytest.mark.slow
 def test_a_failed_step_leaves_no_half_schema(pg_settings: Settings) -> None:
     broken = [
         postgres.Migration(1, "a table", "CREATE TABLE broken_widgets (id int PRIMARY KEY)"),
@@ -129,6 +132,7 @@ def test_a_failed_step_leaves_no_half_schema(pg_settings: Settings) -> None:
         )
 
 
+@pytest.mark.slow
 def test_a_ledger_from_before_domains_is_upgraded_without_rerunning_steps(tmp_path: Path) -> None:
     """Data dirs made before domains owned their schema recorded the trip-prediction steps
     without a domain; those steps must count as done, not run again."""
@@ -171,6 +175,7 @@ def test_a_data_dir_of_another_major_version_is_refused_untouched(tmp_path: Path
     assert postgres.status(settings).state.startswith("down: ")
 
 
+@pytest.mark.slow
 def test_the_embedded_server_has_pgvector_0_8_and_pg_trgm(pg_settings: Settings) -> None:
     with postgres.connect(pg_settings) as conn:
         major = conn.execute("SHOW server_version_num").fetchone()[0]

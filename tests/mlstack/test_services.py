@@ -39,6 +39,7 @@ def test_unset_services_are_shown_as_unset_and_nothing_is_checked(monkeypatch: p
     assert any(row["name"] == "drift_share" for row in parsed["settings"])
 
 
+@pytest.mark.slow
 @pytest.mark.usefixtures("prefect_harness")
 def test_configured_services_are_checked_and_one_that_does_not_answer_fails_the_command(
     rag_settings: Settings, tiny_server: tuple[str, str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path

@@ -5,8 +5,10 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pandas as pd
+import pytest
 
 
+@pytest.mark.slow
 def test_the_window_joins_batch_rows_online_requests_and_labels(in_trained_home) -> None:
     from fastapi.testclient import TestClient
 

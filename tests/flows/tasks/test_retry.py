@@ -29,6 +29,7 @@ def run_once(kind: str) -> str:
     return flaky(kind)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("kind", "tries"), [("connection", 3), ("duplicate", 1), ("input", 1)])
 def test_retries_only_transient_failures(prefect_harness, kind: str, tries: int) -> None:
     attempts.clear()

@@ -56,6 +56,7 @@ def test_a_run_reads_from_corpus_to_registry(pretrain_result) -> None:
     assert "code_lm v2, kept the champion (1.420 bits/byte vs champion v1" in text
 
 
+@pytest.mark.slow
 @pytest.mark.usefixtures("prefect_harness")
 def test_prepare_prints_its_result_as_json(tmp_path: Path) -> None:
     source = tmp_path / "src"

@@ -26,7 +26,8 @@ def test_help_explains_each_command() -> None:
     assert "github:OWNER/REPO" in refresh and "MLSTACK_GITHUB_TOKEN" in refresh
 
 
-def test_a_bad_source_is_refused_in_one_line_before_any_work() -> None:
+@pytest.mark.slow
+def test_a_bad_source_is_refused_in_one_line_before_any_work(prefect_harness) -> None:
     result = runner.invoke(
         app, ["rag", "refresh", "--source", "wiki:/x", "--no-evaluate"], terminal_width=200
     )
@@ -39,7 +40,10 @@ def test_a_bad_collection_name_exits_2() -> None:
     assert result.exit_code == 2 and "--collection" in result.output
 
 
-def test_search_ask_and_eval_speak_json(rag_settings: Settings, collection: str, tmp_path: Path) -> None:
+@pytest.mark.slow
+def test_search_ask_and_eval_speak_json(
+    prefect_harness, rag_settings: Settings, collection: str, tmp_path: Path
+) -> None:
     from tests.mlstack.rag.conftest import refresh_docs, write_docs
 
     folder = write_docs(
@@ -76,8 +80,9 @@ def test_search_ask_and_eval_speak_json(rag_settings: Settings, collection: str,
     assert last["answers"]["cites_expected_source/mean"] == 1.0  # the answer cites retry.md
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("content", ['{"question": "q"}', "nonsense"])
-def test_a_bad_questions_file_names_the_line(tmp_path: Path, content: str) -> None:
+def test_a_bad_questions_file_names_the_line(prefect_harness, tmp_path: Path, content: str) -> None:
     questions = tmp_path / "q.jsonl"
     questions.write_text(content + "\n")
     result = runner.invoke(app, ["rag", "eval", "--questions", str(questions)], terminal_width=300)

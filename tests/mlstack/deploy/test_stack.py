@@ -133,6 +133,7 @@ def test_an_up_killed_while_a_server_starts_leaves_it_on_record_for_down(tmp_pat
         postgres.stop_embedded(settings.pg_dir)
 
 
+@pytest.mark.slow
 def test_down_leaves_the_commands_postgres_running_unless_asked_and_never_loses_its_data() -> None:
     from typer.testing import CliRunner
 

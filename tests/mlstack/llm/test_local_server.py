@@ -49,6 +49,7 @@ def test_an_announcement_is_read_back_and_removed_only_by_its_writer(tmp_path: P
     assert not announcement.path.exists()
 
 
+@pytest.mark.slow
 def test_the_running_server_is_reused_here_and_by_another_process(
     tiny_server: tuple[str, str], tiny_lm: Path, llm_home: Path, tmp_path: Path
 ) -> None:
@@ -67,6 +68,7 @@ def test_the_running_server_is_reused_here_and_by_another_process(
     assert json.loads(found.stdout) == [*tiny_server, 0]
 
 
+@pytest.mark.slow
 def test_a_server_that_cannot_start_says_why(tiny_lm: Path, tmp_path: Path) -> None:
     broken = tmp_path / "broken-lm"
     shutil.copytree(tiny_lm, broken)  # a good tokenizer, then a config no transformers knows

@@ -27,6 +27,7 @@ def search(settings: Settings, name: str, query: str, **kwargs) -> list[retrieve
         return retrieve.search(conn, coll, query, local_embedder().embed([query])[0], **kwargs)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("mode", retrieve.MODES)
 def test_each_mode_finds_the_thread_that_answers(rag_settings: Settings, samples: str, mode: str) -> None:
     hits = search(rag_settings, samples, "retraining cooldown after a drift alert", k=3, mode=mode)
@@ -36,12 +37,14 @@ def test_each_mode_finds_the_thread_that_answers(rag_settings: Settings, samples
     assert all(-1 <= h.similarity <= 1 for h in hits)
 
 
+@pytest.mark.slow
 def test_full_text_needs_no_word_to_be_in_every_document(rag_settings: Settings, samples: str) -> None:
     # "apprise" is in one issue only; the other words are in none: an AND query would find nothing.
     hits = search(rag_settings, samples, "apprise zebra unicorn", k=5, mode="fulltext")
     assert [h.document_id for h in hits] == ["github:mlstack-org/mlstack#63"]
 
 
+@pytest.mark.slow
 def test_filters_by_source_kind_and_date(rag_settings: Settings, samples: str) -> None:
     query = "how do I switch the language model"
     only_slack = search(rag_settings, samples, query, k=10, filters=retrieve.Filters(kinds=("slack",)))
@@ -52,6 +55,7 @@ def test_filters_by_source_kind_and_date(rag_settings: Settings, samples: str) -
     assert all(window.since <= h.updated_at < window.until for h in dated)  # type: ignore[operator]
 
 
+@pytest.mark.slow
 def test_a_missing_collection_says_how_to_fill_it(rag_settings: Settings) -> None:
     from mlstack.rag import RAGError
 

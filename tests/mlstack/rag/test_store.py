@@ -36,6 +36,7 @@ def folder(tmp_path: Path) -> Path:
     )
 
 
+@pytest.mark.slow
 def test_an_unchanged_refresh_writes_nothing(rag_settings: Settings, collection: str, folder: Path) -> None:
     first = refresh_docs(rag_settings, collection, folder)
     assert first["added"] == 3 and first["embedded"] >= 3
@@ -57,6 +58,7 @@ def test_an_unchanged_refresh_writes_nothing(rag_settings: Settings, collection:
     assert before == after
 
 
+@pytest.mark.slow
 def test_an_edited_document_loses_its_old_chunks(
     rag_settings: Settings, collection: str, folder: Path
 ) -> None:
@@ -68,6 +70,7 @@ def test_an_edited_document_loses_its_old_chunks(
     assert any("backoff" in t for t in texts) and not any("retries" in t for t in texts)
 
 
+@pytest.mark.slow
 def test_a_deleted_document_loses_its_chunks(rag_settings: Settings, collection: str, folder: Path) -> None:
     refresh_docs(rag_settings, collection, folder)
     (folder / "c.txt").unlink()
@@ -75,6 +78,7 @@ def test_a_deleted_document_loses_its_chunks(rag_settings: Settings, collection:
     assert set(chunks(rag_settings, collection)) == {"docs:a.md", "docs:b.md"}
 
 
+@pytest.mark.slow
 def test_a_collection_refuses_another_embedding_model(rag_settings: Settings, collection: str) -> None:
     with store.connect(rag_settings) as conn:
         store.ensure_collection(conn, collection, ModelInfo("local", "all-MiniLM-L6-v2", 384))
@@ -82,6 +86,7 @@ def test_a_collection_refuses_another_embedding_model(rag_settings: Settings, co
             store.ensure_collection(conn, collection, ModelInfo("openai", "text-embedding-3-small", 1536))
 
 
+@pytest.mark.slow
 def test_each_collection_has_its_own_hnsw_index_and_search_uses_it(
     rag_settings: Settings, collection: str, folder: Path
 ) -> None:
@@ -105,6 +110,7 @@ def test_each_collection_has_its_own_hnsw_index_and_search_uses_it(
     assert coll.index.as_string(None).strip('"') in " ".join(row[0] for row in plan)
 
 
+@pytest.mark.slow
 def test_concurrent_refreshes_take_turns(rag_settings: Settings, collection: str, folder: Path) -> None:
     results: list[dict[str, int]] = []
     errors: list[BaseException] = []

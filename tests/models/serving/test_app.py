@@ -147,6 +147,7 @@ def test_real_uvicorn_on_loopback(in_trained_home: Settings) -> None:
         thread.join(timeout=30)
 
 
+@pytest.mark.slow
 def test_metrics_count_requests_errors_and_latency(client: TestClient) -> None:
     assert client.post("/predict", json=TRIP).status_code == 200
     assert client.post("/predict", json={"driver_id": "x"}).status_code == 422

@@ -124,6 +124,7 @@ def test_concurrent_writers_of_one_window_take_turns(in_trained_home: Settings, 
     assert set(on_disk["model_version"]) == {stored[0][1]}, "the file matches the table"
 
 
+@pytest.mark.slow
 def test_no_champion_is_a_clear_error(in_trained_home: Settings) -> None:
     with pytest.raises(registry.RegistryError, match="mlstack train"):
         load_champion("never_trained")

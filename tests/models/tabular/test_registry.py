@@ -133,6 +133,7 @@ def test_runs_a_killed_process_left_running_are_ended_by_the_next_setup(in_train
     assert client.search_runs([experiment], "attributes.status = 'RUNNING'") == []
 
 
+@pytest.mark.slow
 def test_an_unknown_version_is_a_clear_error(in_trained_home: Settings) -> None:
     with pytest.raises(registry.RegistryError, match="has no version 99"):
         registry.promote("99")

@@ -133,6 +133,7 @@ def test_gate_keeps_the_champion_against_a_worse_model_and_rollback_restores(
         registry.rollback(name)
 
 
+@pytest.mark.slow
 def test_unknown_model_has_no_champion(in_trained_home: Settings) -> None:
     assert registry.alias_version(registry.CHAMPION, "no_such_model") is None
 
