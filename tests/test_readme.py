@@ -35,9 +35,15 @@ def test_the_walk_is_found_and_is_the_loop() -> None:
 
 
 @pytest.mark.slow
-def test_the_readme_walk_runs_as_written(tmp_path: Path) -> None:
+@pytest.mark.timeout(1200)
+def test_the_readme_walk_runs_as_written(prefect_harness, tmp_path: Path) -> None:
+    from prefect.settings import PREFECT_API_URL
+
     home = tmp_path / "home"
-    env = command_env(home)
+    # One Prefect API for the whole walk, as `mlstack up` gives a user: the session's own. Left
+    # unset, each of its commands would start a temporary one (10-14 s each on 2 cores); the
+    # demo's test and tests/mlstack/cli/test_render.py keep that path covered.
+    env = command_env(home, PREFECT_API_URL=PREFECT_API_URL.value())
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"
     outputs = {}
     try:

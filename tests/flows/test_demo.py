@@ -1,33 +1,72 @@
-"""End to end: the demo flow runs the classic loop and the monitoring loop under a real Prefect server."""
+"""End to end: `mlstack demo` as a user runs it, once per test session, and two stories read from
+that one run.
+
+The demo runs as the CLI subprocess (its own temporary Prefect API, its own data dir) with canary
+secrets in every place settings read one from. The first test reads its result: the classic
+loop, the monitoring loop and the four AI patterns. The second reads where the secrets went:
+nowhere, neither to the output nor to any file of the data dir.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
+from subprocess import CompletedProcess
 
 import pytest
 
-from flows.demo import DemoParams, demo_flow
+from flows.demo import DemoResult
 from mlstack import postgres
 from mlstack.cli.root import render_demo
-from mlstack.settings import Settings, get_settings
+from mlstack.settings import Settings
 from tests.conftest import rendered
+from tests.kill import command_env, mlstack, run
+
+# Canary secrets in every place settings read one from; the demo alerts on drift to each URL.
+# The suite's proxy fence (tests/conftest.py) refuses the Slack and Telegram requests on loopback.
+CANARIES = {
+    "MLSTACK_ALERT_URLS": "slack://TOKACANARY1/TOKBCANARY2/TOKCCANARY3,"
+    "tgram://987654321:AAHCANARYTELEGRAM/12345,json://alerts:CANARYJSONPW@127.0.0.1:9/hook",
+    "OPENAI_API_KEY": "sk-CANARYOPENAIKEY",
+    "MLSTACK_LLM_PROVIDER": "local",  # the key is set, but nothing can reach OpenAI from here
+}
+SECRETS = ["TOKACANARY1", "TOKBCANARY2", "TOKCCANARY3", "AAHCANARYTELEGRAM", "CANARYJSONPW"]
+SECRETS += ["sk-CANARYOPENAIKEY"]
 
 
-@pytest.fixture
-def own_postgres(mlstack_home: Path) -> Iterator[Settings]:
-    """This test's data dir; its embedded Postgres is stopped even when an assertion fails."""
-    settings = get_settings()
-    yield settings
-    postgres.stop_embedded(settings.pg_dir)
+@dataclass
+class DemoRun:
+    home: Path
+    settings: Settings
+    demo: CompletedProcess[str]
+    info: CompletedProcess[str]
+    result: DemoResult
+    predictions: int  # rows in the trip_predictions table after the demo
+
+
+@pytest.fixture(scope="module")
+def demo_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DemoRun]:
+    home = tmp_path_factory.mktemp("demo") / "home"
+    settings = Settings(home=home)
+    env = command_env(home, **CANARIES)
+    steps = ("--days", "7", "--trials", "1", "--pretrain-steps", "10", "--finetune-steps", "10")
+    try:
+        demo = run(mlstack("demo", *steps, "--json"), env, timeout_s=1500)
+        assert demo.returncode == 0, demo.stderr[-3000:]
+        info = run(mlstack("info"), env)
+        result = DemoResult.model_validate_json(demo.stdout.strip().splitlines()[-1])
+        with postgres.connect(settings) as conn:
+            predictions = conn.execute("SELECT count(*) FROM trip_predictions").fetchone()[0]
+        yield DemoRun(home, settings, demo, info, result, predictions)
+    finally:  # the demo's commands leave the embedded Postgres up for the next: this run has none
+        postgres.stop_embedded(settings.pg_dir)
 
 
 @pytest.mark.slow
-def test_demo_runs_the_classic_loop_end_to_end(prefect_harness, own_postgres: Settings) -> None:
-    state = demo_flow(DemoParams(days=7, trials=1, pretrain_steps=10, finetune_steps=10), return_state=True)
-    assert state.is_completed(), state.message
-    result = state.result()
-
+@pytest.mark.timeout(1800)
+def test_demo_runs_the_classic_loop_end_to_end(demo_run: DemoRun) -> None:
+    result = demo_run.result
     assert set(result.data.validated) == {"trips", "driver_stats", "zone_stats"}
     assert result.features.views == ["driver_hourly", "zone_hourly"]
     assert result.training.promoted and result.training.version == "1"
@@ -35,8 +74,8 @@ def test_demo_runs_the_classic_loop_end_to_end(prefect_harness, own_postgres: Se
     online = result.online.response
     assert online.model_version == "1" and online.predicted_duration_s > 0 and online.fallback == []
     # The online step went through the serving app's own path, serving log included.
-    assert own_postgres.serving_log.read_text().count("\n") == 1
-    assert own_postgres.tracking_uri in result.where["MLflow UI"]
+    assert demo_run.settings.serving_log.read_text().count("\n") == 1
+    assert demo_run.settings.tracking_uri in result.where["MLflow UI"]
     assert Path(result.where["validation report"]).is_file()
     # RAG: the shipped samples and docs refreshed, and one question answered with citations.
     assert result.rag_refresh.documents >= 12 and all(c.skipped == 0 for c in result.rag_refresh.sources)
@@ -56,17 +95,36 @@ def test_demo_runs_the_classic_loop_end_to_end(prefect_harness, own_postgres: Se
     assert asked.note and "never taught to follow instructions" in asked.note
     assert asked.answer and asked.prompt == "prompts:/ask_in_context/1"
     assert {"sentences", "links", "links_well_formed", "passed"} <= set(asked.checks.model_dump())
-    with postgres.connect(own_postgres) as conn:
-        assert conn.execute("SELECT count(*) FROM trip_predictions").fetchone()[0] == (
-            result.batch_inference.rows + quiet.drift.current_rows + drifting.drift.current_rows
-        )
+    assert demo_run.predictions == (
+        result.batch_inference.rows + quiet.drift.current_rows + drifting.drift.current_rows
+    )
     # LoRA adapts the pretrained champion to the sample's Q&A, and the gate decides on it.
     tuned = result.fine_tuning
     assert tuned.ingest.pairs >= 25 and tuned.dataset.train > tuned.dataset.validation > 0
     assert tuned.train.base.endswith("code_lm-v1") and tuned.train.metrics["trainable_fraction"] < 0.1
     assert tuned.evaluate.version == "1" and tuned.evaluate.reason
-    # What `mlstack demo` prints, from this very result.
+    # What `mlstack demo` prints without --json, from this very result.
     story = rendered(render_demo(result), width=400)
     assert f"v1 test MAE {result.training.test_mae:.0f}s; champion" in story
     assert "drift on v1" in story and "retrained v2" in story
     assert f"{tuned.ingest.pairs} Q&A pairs in 4 monthly partitions" in story
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(1800)
+def test_no_secret_reaches_output_or_any_file_of_the_data_dir(demo_run: DemoRun) -> None:
+    """The whole demo and `info`, with canaries set: stdout, stderr and every file under the
+    data dir (the Prefect and MLflow databases and their WAL files among them) hold none."""
+    demo, info = demo_run.demo, demo_run.info
+    assert info.returncode == 0, info.stderr
+    shown = demo.stdout + demo.stderr + info.stdout + info.stderr
+    assert "alert to slack://T...1/T...2/T...3// failed" in shown, "the alerts were attempted"
+    assert "slack://T...1/T...2/T...3//" in info.stdout and "(set, hidden)" in info.stdout
+
+    leaks = [secret for secret in SECRETS if secret in shown]
+    files = [path for path in demo_run.home.rglob("*") if path.is_file()]
+    assert any(p.name == "prefect.db" for p in files) and any(p.name == "mlflow.db" for p in files)
+    for path in files:
+        content = path.read_bytes()
+        leaks += [f"{secret} in {path}" for secret in SECRETS if secret.encode() in content]
+    assert leaks == []

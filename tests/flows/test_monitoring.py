@@ -4,9 +4,7 @@ a model retrained, registered and gated; and windows that cannot be judged raise
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
-from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -15,14 +13,11 @@ from flows.batch_inference import BatchParams, batch_inference_flow
 from flows.data import DataParams, data_flow
 from flows.features import features_flow
 from flows.monitoring import MonitoringParams, monitoring_flow
-from flows.training import TrainingParams, training_flow
-from mlstack import postgres
-from mlstack.data.config import GeneratorConfig
 from mlstack.settings import Settings, get_settings
 from models.tabular import registry
 from monitoring import alerts, workspace
 from monitoring.events import DRIFT_DETECTED
-from tests.conftest import GOOD_PARAMS
+from tests.conftest import small
 
 WINDOW_START = datetime(2026, 9, 7, tzinfo=UTC)
 WINDOW_END = WINDOW_START + timedelta(days=3)
@@ -50,28 +45,21 @@ def _drift_events(since: datetime, timeout_s: float = 30.0) -> list:
             time.sleep(0.5)
 
 
-@pytest.fixture
-def own_postgres(mlstack_home: Path) -> Iterator[Settings]:
-    """This test's data dir; its embedded Postgres is stopped even when an assertion fails."""
-    settings = get_settings()
-    yield settings
-    postgres.stop_embedded(settings.pg_dir)
-
-
 def arriving(scenario: str, start: date, days: int, append: bool) -> DataParams:
-    return DataParams(window=GeneratorConfig(scenario=scenario, start=start, days=days), append=append)
+    """A window of the trained home's own size (tests.conftest.SMALL: its drivers, its volume)."""
+    return DataParams(window=small(scenario=scenario, start=start, days=days), append=append)
 
 
 @pytest.mark.slow
 def test_drift_window_alerts_emits_the_event_and_retrains(
-    prefect_harness, own_postgres: Settings, monkeypatch: pytest.MonkeyPatch
+    prefect_harness, own_trained_home: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """From a copy of the session's trained home: six normal days from 2026-09-01 and champion
+    v1 (the training flow itself runs in `mlstack train` in the demo's and the README walk's
+    tests)."""
     monkeypatch.setenv("MLSTACK_RETRAIN_ON_DRIFT", "true")
     monkeypatch.setenv("MLSTACK_ALERT_URLS", "json://127.0.0.1:9/down")  # nobody listens there
-    _completed(data_flow(arriving("baseline", date(2026, 9, 1), 6, append=False), return_state=True))
-    _completed(features_flow(return_state=True))
-    first = _completed(training_flow(TrainingParams(fixed_params=GOOD_PARAMS), return_state=True))
-    assert first.version == "1" and first.promoted
+    assert registry.status()["champion"] == "1"
 
     # Three days of the airport-shuttle scenario arrive, are scored in batch, then monitored.
     window = {"start": WINDOW_START, "end": WINDOW_END}
@@ -86,7 +74,7 @@ def test_drift_window_alerts_emits_the_event_and_retrains(
     assert "distance_km" in drift.drifted_columns
     assert drift.reports["drift"].is_file() and drift.reports["performance"].is_file()
     # The window is a point in the Evidently workspace, at its end, with the check's numbers.
-    (point,) = workspace.history(own_postgres.evidently_dir, "trip_duration")
+    (point,) = workspace.history(own_trained_home.evidently_dir, "trip_duration")
     assert len(result.snapshots) == 3 and point.end == WINDOW_END and point.version == "1"
     assert point.reference_mae == pytest.approx(drift.performance.reference_mae)
     assert point.drifted_share == pytest.approx(drift.drifted_share, abs=1e-4)  # the summary rounds
@@ -94,7 +82,7 @@ def test_drift_window_alerts_emits_the_event_and_retrains(
 
     # Alerts: the local sink got both the drift alert and the retraining decision; the dead
     # apprise target is reported as failed and did not stop anything.
-    drift_alert, retrain_alert = alerts.read_log(own_postgres)
+    drift_alert, retrain_alert = alerts.read_log(own_trained_home)
     assert drift_alert["kind"] == "drift" and drift_alert["version"] == "1"
     assert drift_alert["details"]["drifted_columns"] == drift.drifted_columns
     assert drift_alert["report"] == str(drift.reports["drift"])

@@ -4,12 +4,12 @@ temporary Prefect API, killed or fed bad input."""
 from __future__ import annotations
 
 import json
-import shutil
 import sqlite3
 from pathlib import Path
 
 import pytest
 
+from tests.conftest import copy_trained_home
 from tests.kill import command_env, kill_when, mlstack, output_has, run, start_together
 
 SERVER = "prefect.server.api.server:create_app"
@@ -17,10 +17,8 @@ SERVER = "prefect.server.api.server:create_app"
 
 @pytest.fixture(scope="module")
 def cli_home(trained_home: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The trained data dir, copied without its Postgres (a running server's files)."""
-    home = tmp_path_factory.mktemp("cli") / "home"
-    shutil.copytree(trained_home, home, ignore=shutil.ignore_patterns("pg", "*.log"))
-    return home
+    """A copy of the trained data dir that these commands may change (its paths its own)."""
+    return copy_trained_home(trained_home, tmp_path_factory.mktemp("cli") / "home")
 
 
 def corrupt_folder(folder: Path, extra_column_from: Path | None = None) -> Path:
@@ -99,5 +97,7 @@ def test_a_killed_train_leaves_a_registry_that_reads_back(cli_home: Path, tmp_pa
     assert _runs(database, "RUNNING") == set()
     assert left_running <= _runs(database, "KILLED")
     with sqlite3.connect(database) as db:
-        aliases = "SELECT version FROM registered_model_aliases WHERE alias = 'champion'"
+        aliases = (
+            "SELECT version FROM registered_model_aliases WHERE alias = 'champion' AND name = 'trip_duration'"
+        )
         assert db.execute(aliases).fetchall() == [(1,)], "the champion is untouched"

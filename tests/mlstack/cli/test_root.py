@@ -10,13 +10,11 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from mlstack import postgres
 from mlstack.cli import app
 from mlstack.cli.root import render_demo, render_info
 from mlstack.services import InfoResult, ServiceRow, SettingRow, setting_rows
 from mlstack.settings import Settings
 from tests.conftest import rendered
-from tests.kill import command_env, mlstack, run
 
 runner = CliRunner()
 
@@ -143,46 +141,3 @@ def test_a_result_prints_as_json_for_machines(demo_result, capsys: pytest.Captur
     assert parsed["training"]["version"] == "1" and parsed["online"]["response"]["model_version"] == "1"
     assert parsed["drift_window"]["monitoring"]["retraining"]["promoted"] is True
     assert datetime.fromisoformat(parsed["features"]["online_until"]).tzinfo == UTC
-
-
-# Canary secrets in every place settings read one from; the demo alerts on drift to each URL.
-CANARIES = {
-    "MLSTACK_ALERT_URLS": "slack://TOKACANARY1/TOKBCANARY2/TOKCCANARY3,"
-    "tgram://987654321:AAHCANARYTELEGRAM/12345,json://alerts:CANARYJSONPW@127.0.0.1:9/hook",
-    "OPENAI_API_KEY": "sk-CANARYOPENAIKEY",
-    "MLSTACK_LLM_PROVIDER": "local",  # the key is set, but nothing can reach OpenAI from here
-}
-SECRETS = ["TOKACANARY1", "TOKBCANARY2", "TOKCCANARY3", "AAHCANARYTELEGRAM", "CANARYJSONPW"]
-SECRETS += ["sk-CANARYOPENAIKEY"]
-
-
-@pytest.mark.slow
-def test_no_secret_reaches_output_or_any_file_of_the_data_dir(tmp_path: Path) -> None:
-    """The whole demo and `info`, with canaries set: stdout, stderr and every file under the
-    data dir (the Prefect and MLflow databases and their WAL files among them) hold none."""
-    home = tmp_path / "home"
-    env = command_env(home, **CANARIES)
-    try:
-        # Short training: this test is about where secrets go, and test_demo checks the training.
-        demo = run(
-            mlstack(
-                "demo", "--days", "7", "--trials", "1", "--pretrain-steps", "10", "--finetune-steps", "5"
-            ),
-            env,
-        )
-        info = run(mlstack("info"), env)
-    finally:  # the demo's commands leave the embedded Postgres up for the next: this test has none
-        postgres.stop_embedded(Settings(home=home).pg_dir)
-    assert demo.returncode == 0, demo.stderr[-3000:]
-    assert info.returncode == 0, info.stderr
-    shown = demo.stdout + demo.stderr + info.stdout + info.stderr
-    assert "alert to slack://T...1/T...2/T...3// failed" in shown, "the alerts were attempted"
-    assert "slack://T...1/T...2/T...3//" in info.stdout and "(set, hidden)" in info.stdout
-
-    leaks = [secret for secret in SECRETS if secret in shown]
-    files = [path for path in home.rglob("*") if path.is_file()]
-    assert any(p.name == "prefect.db" for p in files) and any(p.name == "mlflow.db" for p in files)
-    for path in files:
-        content = path.read_bytes()
-        leaks += [f"{secret} in {path}" for secret in SECRETS if secret.encode() in content]
-    assert leaks == []

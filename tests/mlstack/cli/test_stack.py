@@ -25,7 +25,7 @@ import pytest
 
 from mlstack import postgres, processes
 from mlstack.settings import Settings
-from tests.conftest import PROJECT_ROOT, build_trained_home
+from tests.conftest import PROJECT_ROOT, copy_trained_home
 from tests.kill import command_env, mlstack
 
 pytestmark = pytest.mark.slow
@@ -81,6 +81,17 @@ class Server:
         body = {"filter": {"event": {"name": [name]}, "occurred": {"since": "2000-01-01T00:00:00Z"}}}
         return self.post("events/filter", body)["events"]
 
+    def verdict_on(self, event_id: str) -> list[dict[str, Any]]:
+        """The automation's action events (executed or failed) that `event_id` triggered."""
+        names = ["prefect.automation.action.executed", "prefect.automation.action.failed"]
+        body = {"filter": {"event": {"name": names}, "occurred": {"since": "2000-01-01T00:00:00Z"}}}
+        triggered_by = f"prefect.event.{event_id}"
+        return [
+            event
+            for event in self.post("events/filter", body)["events"]
+            if any(r.get("prefect.resource.id") == triggered_by for r in event.get("related", []))
+        ]
+
 
 def _final(run: dict[str, Any]) -> dict[str, Any] | None:
     return run if run["state"]["type"] in ("COMPLETED", "FAILED", "CRASHED", "CANCELLED") else None
@@ -113,10 +124,11 @@ def git_source(tmp: Path) -> tuple[str, str]:
 
 
 @pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[dict[str, str], Server, dict]]:
+def stack(
+    trained_home: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[dict[str, str], Server, dict]]:
     tmp = tmp_path_factory.mktemp("stack")
-    home = tmp / "home"
-    build_trained_home(home)
+    home = copy_trained_home(trained_home, tmp / "home")
     repository, branch = git_source(tmp)
     env = command_env(
         home,
@@ -191,7 +203,14 @@ def test_drift_event_retrains_once_per_cooldown_with_the_payload(
     assert server.wait_final(run["id"])["state"]["type"] == "COMPLETED"
 
     server.emit("mlstack.model.trip_duration", {**payload, "version": "2"})  # inside the cooldown
-    time.sleep(15)
+    # No fixed sleep: a sentinel event on a resource of its own follows it through the same
+    # trigger, and its payload is malformed, so its action fails and says so in an event that
+    # names it as the triggering event. The server's trigger service takes events in order, so
+    # once the sentinel's verdict is in, the in-cooldown event has been judged too.
+    sentinel = server.emit(
+        f"mlstack.model.sentinel-{uuid.uuid4().hex[:8]}", {**payload, "version": "not a version"}
+    )
+    wait_for(lambda: server.verdict_on(sentinel), 60, "the sentinel's refused action")
     assert len(server.runs_of(retraining["id"])) == len(before) + 1
 
 
@@ -200,11 +219,12 @@ def test_a_malformed_payload_starts_no_run(stack: tuple[dict[str, str], Server, 
     retraining = server.deployment("retraining", "on-drift")
     before = len(server.runs_of(retraining["id"]))
     # Another model's resource: its own cooldown bucket, so only the guard can stop this one.
-    server.emit(
+    broken = server.emit(
         "mlstack.model.broken", {"model": "trip_duration", "version": "v1; drop", "window_end": "soon"}
     )
-    failed = wait_for(lambda: server.events("prefect.automation.action.failed"), 60, "the refused action")
-    assert "params" in json.dumps(failed[0]["payload"])
+    verdict = wait_for(lambda: server.verdict_on(broken), 60, "the refused action")
+    assert [event["event"] for event in verdict] == ["prefect.automation.action.failed"]
+    assert "params" in json.dumps(verdict[0]["payload"])
     assert len(server.runs_of(retraining["id"])) == before
 
 
