@@ -40,7 +40,13 @@ def test_refresh_counts_evaluates_and_an_unchanged_rerun_writes_nothing(
     assert first.documents == 12 and first.chunks >= 12
     evaluation = first.evaluation
     assert evaluation is not None and evaluation.count == 10
-    assert evaluation.metrics["hybrid"]["hit_at_5"] >= 0.8 and evaluation.metrics["vector"]["hit_at_5"] >= 0.8
+    # Twelve documents: a random ranking puts the answer first for one question in twelve (hit@1
+    # about 0.08, MRR@10 about 0.25) and in the top five for 0.42. Measured here: vector 0.9 /
+    # 1.0 / 0.93 and hybrid 0.8 / 1.0 / 0.86 (hit@1 / hit@5 / MRR@10); one question of slack.
+    for mode in ("vector", "hybrid"):
+        scores = evaluation.metrics[mode]
+        assert scores["hit_at_1"] >= 0.7 and scores["hit_at_5"] >= 0.9 and scores["mrr_at_10"] >= 0.8, mode
+    assert evaluation.metrics["fulltext"]["hit_at_5"] >= 0.8
     run = mlflow.get_run(evaluation.run_id)
     assert run.data.metrics["hybrid_hit_at_5"] == evaluation.metrics["hybrid"]["hit_at_5"]
     # The answers, scored by mlflow.genai.evaluate into the same run, one trace each.
@@ -69,6 +75,7 @@ def test_refresh_counts_evaluates_and_an_unchanged_rerun_writes_nothing(
     assert len(alerts) == 1 and collection in alerts[0]["title"]
 
 
+@pytest.mark.slow
 def test_an_answer_cites_its_sources(
     prefect_harness, rag_settings: Settings, collection: str, tmp_path: Path
 ) -> None:

@@ -37,6 +37,21 @@ def test_concurrent_writers_lose_no_update(tmp_path: Path, writers: int) -> None
     assert sorted(p.name for p in tmp_path.iterdir()) == ["counter"], "the lock lives beside the folder"
 
 
+def _count(trace: Path, line: str) -> int:
+    return trace.read_text().count(line) if trace.is_file() else 0
+
+
+def _add_one_traced(folder: Path, trace: Path) -> None:
+    """_add_one, with filelock's debug records of each attempt written to `trace`."""
+    import logging
+
+    handler = logging.FileHandler(trace)
+    logger = logging.getLogger("filelock")
+    logger.addHandler(handler)
+    logger.setLevel(logging.DEBUG)
+    _add_one(folder, 1)
+
+
 def _hold_then_die(folder: Path) -> None:
     with locks.file_lock(folder):
         (folder / "holding").touch()
@@ -52,13 +67,21 @@ def test_a_killed_holder_frees_the_lock_and_a_busy_one_says_so(tmp_path: Path) -
     with locks.file_lock(tmp_path, timeout_s=5):  # not held by the dead
         pass
 
-    sleeper = context.Process(target=_add_one, args=(tmp_path, 1))
+    trace = tmp_path / "waiter.log"
+    waiter = context.Process(target=_add_one_traced, args=(tmp_path, trace))
     with locks.file_lock(tmp_path):
-        sleeper.start()
-        time.sleep(1)
-        assert sleeper.is_alive(), "it waits for the lock"
-    sleeper.join(30)
-    assert sleeper.exitcode == 0
+        waiter.start()
+        # filelock's own record that the waiter tried this lock and was refused, twice: it is
+        # blocked in the lock and still waiting, not merely slow to get there or given up.
+        refused = f"not acquired on {locks.lock_path(tmp_path)}"
+        deadline = time.monotonic() + 30
+        while _count(trace, refused) < 2 and time.monotonic() < deadline:
+            assert waiter.is_alive(), "the waiter ended while the lock was held"
+            time.sleep(0.05)
+        assert _count(trace, refused) >= 2, trace.read_text() if trace.is_file() else "no attempt logged"
+        assert not (tmp_path / "counter").exists(), "it wrote while another process held the lock"
+    waiter.join(30)
+    assert waiter.exitcode == 0 and (tmp_path / "counter").read_text() == "1"
 
     def busy_elsewhere() -> None:
         with locks.file_lock(tmp_path, timeout_s=0.2):

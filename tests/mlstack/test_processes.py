@@ -20,16 +20,18 @@ import sys, threading, time
 from pathlib import Path
 from mlstack import processes
 
+services = []
+
 def start():
-    processes.start_service(
+    services.append(processes.start_service(
         [sys.executable, "-c", "import time; print('up', flush=True); time.sleep(600)"],
         Path(sys.argv[1]), ready=lambda: "up" in Path(sys.argv[1]).read_text(), timeout_s=60, what="sleeper",
-    )
+    ))
 
 worker = threading.Thread(target=start)
 worker.start()
 worker.join()
-print("started", flush=True)
+print("started", services[0].pid, flush=True)
 time.sleep(600 if sys.argv[2] == "work" else 0)
 """
 
@@ -48,10 +50,19 @@ def test_a_parent_that_exits_stops_its_service(tmp_path: Path) -> None:
         [sys.executable, "-c", PARENT, str(tmp_path / "service.log"), "exit"], capture_output=True, text=True
     )
     assert finished.returncode == 0, finished.stderr
-    time.sleep(1)
-    assert not [
-        p for p in psutil.process_iter(["cmdline"]) if "time.sleep(600)" in " ".join(p.info["cmdline"] or [])
-    ]
+    # This parent's own service, by the pid it printed: never another test's or another user's.
+    service = int(finished.stdout.split("started")[1].split()[0])
+    deadline = time.monotonic() + 30
+    while _alive(service) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not _alive(service), f"the service {service} outlived its parent"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.Error:
+        return False
 
 
 def test_a_service_that_never_comes_up_is_stopped_with_its_log(tmp_path: Path) -> None:

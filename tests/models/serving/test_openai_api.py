@@ -56,6 +56,7 @@ def reference(tiny_lm: Path):
     return greedy
 
 
+@pytest.mark.slow
 def test_models_are_listed_and_retrievable(client: OpenAI, model_id: str, tiny_lm: Path) -> None:
     cards = {m.id: m for m in client.models.list()}
     assert set(cards) == {model_id, LOCAL_EMBEDDING_MODEL}
@@ -63,6 +64,7 @@ def test_models_are_listed_and_retrievable(client: OpenAI, model_id: str, tiny_l
     assert client.models.retrieve(model_id).model_extra["root"] == str(tiny_lm.resolve())
 
 
+@pytest.mark.slow
 def test_greedy_chat_matches_transformers_generate(client: OpenAI, model_id: str, reference) -> None:
     response = client.chat.completions.create(model=model_id, messages=QUESTION, max_tokens=12, temperature=0)
     expected, prompt_tokens = reference(QUESTION, 12)
@@ -74,6 +76,7 @@ def test_greedy_chat_matches_transformers_generate(client: OpenAI, model_id: str
     assert choice.finish_reason == "length" and response.usage.completion_tokens == 12
 
 
+@pytest.mark.slow
 def test_seed_makes_sampling_reproducible(client: OpenAI, model_id: str) -> None:
     def sample(seed: int) -> str:
         return (
@@ -98,6 +101,7 @@ def _stop_in(text: str) -> str:
     return stop
 
 
+@pytest.mark.slow
 def test_top_p_and_stop(client: OpenAI, model_id: str, reference) -> None:
     greedy, _ = reference(QUESTION, 12)
     # A nucleus of almost no mass keeps only the most likely token: sampling becomes greedy.
@@ -112,6 +116,7 @@ def test_top_p_and_stop(client: OpenAI, model_id: str, reference) -> None:
     assert stopped.choices[0].finish_reason == "stop"
 
 
+@pytest.mark.slow
 def test_streaming_yields_the_same_text_and_usage(client: OpenAI, model_id: str) -> None:
     whole = client.chat.completions.create(model=model_id, **SAMPLED)
     sampled = whole.choices[0].message.content
@@ -130,6 +135,7 @@ def test_streaming_yields_the_same_text_and_usage(client: OpenAI, model_id: str)
         assert chunks[-1].choices == [] and chunks[-1].usage.prompt_tokens == whole.usage.prompt_tokens
 
 
+@pytest.mark.slow
 def test_embeddings_match_the_packaged_model(client: OpenAI) -> None:
     texts = ["How do I read a CSV file?", "Reading CSV files with pandas"]
     as_floats = client.embeddings.create(model=LOCAL_EMBEDDING_MODEL, input=texts, encoding_format="float")
@@ -158,6 +164,7 @@ def test_embeddings_match_the_packaged_model(client: OpenAI) -> None:
         ({"messages": [{"role": "tool", "content": "42", "tool_call_id": "call_1"}]}, "messages.0.role"),
     ],
 )
+@pytest.mark.slow
 def test_bad_chat_requests_get_openai_errors(
     client: OpenAI, model_id: str, request_body: dict, param: str
 ) -> None:
@@ -170,13 +177,17 @@ def test_bad_chat_requests_get_openai_errors(
     assert not error["message"].startswith(f"{param}: Value error")
 
 
-def test_plain_text_response_format_is_honoured(client: OpenAI, model_id: str) -> None:
+@pytest.mark.slow
+def test_plain_text_response_format_is_honoured(client: OpenAI, model_id: str, reference) -> None:
+    """{"type": "text"} is the default format: accepted, and the answer is the greedy text."""
     answer = client.chat.completions.create(
-        model=model_id, messages=QUESTION, max_tokens=4, response_format={"type": "text"}
+        model=model_id, messages=QUESTION, max_tokens=4, temperature=0, response_format={"type": "text"}
     )
-    assert answer.choices[0].message.content is not None
+    expected, _ = reference(QUESTION, 4)
+    assert answer.choices[0].message.content == expected and answer.usage.completion_tokens == 4
 
 
+@pytest.mark.slow
 def test_unknown_models_routes_and_broken_bodies(client: OpenAI, tiny_server: tuple[str, str]) -> None:
     with pytest.raises(openai.NotFoundError) as caught:
         client.chat.completions.create(model="gpt-4o", messages=QUESTION)
@@ -196,6 +207,7 @@ def test_unknown_models_routes_and_broken_bodies(client: OpenAI, tiny_server: tu
     assert missing.status_code == 404 and missing.json()["error"]["code"] == "unknown_url"
 
 
+@pytest.mark.slow
 def test_a_prompt_longer_than_the_context_is_refused(client: OpenAI, model_id: str) -> None:
     long = [{"role": "user", "content": "pandas " * 600}]  # the tiny model reads 512 tokens
     with pytest.raises(openai.BadRequestError) as caught:
@@ -203,6 +215,7 @@ def test_a_prompt_longer_than_the_context_is_refused(client: OpenAI, model_id: s
     assert caught.value.body["code"] == "context_length_exceeded"
 
 
+@pytest.mark.slow
 def test_langchain_chat_openai_talks_to_the_server(tiny_server: tuple[str, str], reference) -> None:
     from langchain_openai import ChatOpenAI
 
@@ -214,6 +227,7 @@ def test_langchain_chat_openai_talks_to_the_server(tiny_server: tuple[str, str],
     assert "".join(chunk.content for chunk in chat.stream("How do I read a CSV file?")) == expected
 
 
+@pytest.mark.slow
 def test_each_response_says_where_its_time_went(tiny_server: tuple[str, str]) -> None:
     base_url, model_id = tiny_server
     body = {"model": model_id, "messages": QUESTION, "max_tokens": 4, "temperature": 0}
@@ -228,6 +242,7 @@ def test_each_response_says_where_its_time_went(tiny_server: tuple[str, str]) ->
     assert models.headers["server-timing"].startswith("total;dur=")  # every route is timed
 
 
+@pytest.mark.slow
 def test_a_client_that_leaves_mid_stream_frees_the_model(client: OpenAI, model_id: str) -> None:
     stream = client.chat.completions.create(
         model=model_id, messages=QUESTION, max_tokens=400, temperature=1.0, seed=5, stream=True
@@ -241,6 +256,7 @@ def test_a_client_that_leaves_mid_stream_frees_the_model(client: OpenAI, model_i
     assert after.usage.completion_tokens == 3
 
 
+@pytest.mark.slow
 def test_metrics_count_chat_requests(client: OpenAI, model_id: str, tiny_server: tuple[str, str]) -> None:
     import httpx
 
