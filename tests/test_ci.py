@@ -64,3 +64,43 @@ def test_hadolint_fails_a_broken_dockerfile(tmp_path: Path) -> None:
     done = lint([tool("hadolint"), "--no-color", str(broken)], cwd=tmp_path)
     assert done.returncode == 1
     assert "DL3007" in done.stdout and "DL3003" in done.stdout
+
+
+def workflow(name: str) -> dict:
+    import yaml
+
+    parsed = yaml.safe_load((PROJECT_ROOT / ".github" / "workflows" / name).read_text())
+    parsed["on"] = parsed.pop(True, parsed.get("on"))  # YAML 1.1 reads the key `on` as true
+    return parsed
+
+
+def test_every_job_has_a_timeout_and_ci_splits_its_work() -> None:
+    for name in ("ci.yml", "cd.yml"):
+        jobs = workflow(name)["jobs"]
+        assert [job for job, body in jobs.items() if not body.get("timeout-minutes")] == [], name
+    ci = workflow("ci.yml")["jobs"]
+    assert {"lint", "fast", "end-to-end", "pipeline"} <= set(ci)
+    assert ci["end-to-end"]["strategy"]["matrix"]["shard"] == [1, 2]
+
+
+def test_the_venv_is_cached_on_the_files_that_decide_it() -> None:
+    import yaml
+
+    action = yaml.safe_load((PROJECT_ROOT / ".github" / "actions" / "setup" / "action.yml").read_text())
+    cache = next(step for step in action["runs"]["steps"] if step.get("uses", "").startswith("actions/cache"))
+    assert cache["with"]["path"] == ".venv"
+    assert "hashFiles('pyproject.toml', 'constraints.txt')" in cache["with"]["key"]
+    for name in ("ci.yml", "cd.yml"):
+        for job, body in workflow(name)["jobs"].items():
+            uses = [step.get("uses") for step in body["steps"]]
+            assert "./.github/actions/setup" in uses or "docker/build-push-action@v6" in uses, (name, job)
+
+
+def test_deploy_runs_only_after_ci_passed_on_that_commit() -> None:
+    cd = workflow("cd.yml")
+    assert cd["on"]["workflow_run"] == {"workflows": ["ci"], "types": ["completed"], "branches": ["main"]}
+    assert "branches" not in cd["on"].get("push", {}), "a push to main must not deploy before ci"
+    deploy = cd["jobs"]["deploy"]
+    assert "github.event.workflow_run.conclusion == 'success'" in deploy["if"]
+    checkout = deploy["steps"][0]
+    assert checkout["with"]["ref"] == "${{ github.event.workflow_run.head_sha }}"
