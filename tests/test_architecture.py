@@ -177,7 +177,11 @@ def run_probe(tmp_path: Path, source: str, *args: str) -> subprocess.CompletedPr
     probe = tmp_path / "test_probe.py"
     probe.write_text(source)
     command = [sys.executable, "-m", "pytest", "-p", "tests.conftest", "-p", "no:cacheprovider"]
-    command += ["-c", str(PROJECT_ROOT / "pyproject.toml"), "--rootdir", str(PROJECT_ROOT), *args, str(probe)]
+    command += ["-c", str(PROJECT_ROOT / "pyproject.toml"), "--rootdir", str(PROJECT_ROOT)]
+    # A temp root of its own: a new session in the shared /tmp/pytest-of-<user> would take group
+    # and other access off it (pytest's rule), and the embedded Postgres of this session, running
+    # as its own user, could no longer reach its data dir there.
+    command += ["--basetemp", str(tmp_path / "probe-tmp"), *args, str(probe)]
     env = {**os.environ, "PYTHONPATH": str(PROJECT_ROOT)}
     return subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=180)
 
@@ -210,7 +214,7 @@ def test_no_request_of_the_suite_leaves_the_machine() -> None:
     # Both refusals come from the fence's loopback port, not from a name lookup of the host.
     with pytest.raises(httpx.ConnectError, match="Connection refused"):
         httpx.get("https://api.openai.com/v1/models", timeout=10)
-    with pytest.raises(requests.exceptions.ProxyError, match=r"127\.0\.0\.1:9"):
+    with pytest.raises(requests.exceptions.ProxyError, match=r"host='127\.0\.0\.1', port=9"):
         requests.get("https://hooks.slack.com/services/T/B/C", timeout=10)
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), http.server.SimpleHTTPRequestHandler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
