@@ -390,10 +390,22 @@ def forget_artifact_locations() -> None:
 @pytest.fixture(scope="session")
 def trained_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """A data dir with six days of validated data, Feast applied and materialized, and a champion."""
+    from filelock import FileLock
+
     from mlstack.postgres import stop_embedded
 
-    home = tmp_path_factory.mktemp("trained")
-    build_trained_home(home)
+    # Built once per run (about 40 s) into a pristine folder no test touches, and copied into
+    # each xdist worker (about 1 s): the workers share the run's base temp folder.
+    base = tmp_path_factory.getbasetemp()
+    shared = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+    pristine = shared / "trained-pristine"
+    with FileLock(shared / "trained-pristine.lock"):
+        if not (pristine / ".built").is_file():
+            shutil.rmtree(pristine, ignore_errors=True)  # a build that died half-way
+            build_trained_home(pristine)
+            (pristine / ".built").touch()
+    home = copy_trained_home(pristine, tmp_path_factory.mktemp("trained") / "home")
+    forget_artifact_locations()  # this process may have built the pristine one
     yield home
     stop_embedded(Settings(home=home).pg_dir)
 

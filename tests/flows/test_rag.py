@@ -93,8 +93,11 @@ def test_an_answer_cites_its_sources(
 
 
 @pytest.mark.slow
-def test_a_refresh_killed_mid_run_is_finished_by_the_rerun(rag_settings: Settings, tmp_path: Path) -> None:
+def test_a_refresh_killed_mid_run_is_finished_by_the_rerun(
+    prefect_harness, rag_settings: Settings, tmp_path: Path
+) -> None:
     import pandas
+    from prefect.settings import PREFECT_API_URL
 
     corpus = tmp_path / "corpus"
     corpus.mkdir()
@@ -103,7 +106,14 @@ def test_a_refresh_killed_mid_run_is_finished_by_the_rerun(rag_settings: Setting
         if doc and len(doc) > 200:
             (corpus / f"{name}.md").write_text(f"# DataFrame.{name}\n\n{doc}\n")
     dsn = str(rag_settings.postgres.dsn.get_secret_value())  # type: ignore[union-attr]
-    env = command_env(tmp_path / "home", MLSTACK_PG_DSN=dsn, MLSTACK_RAG_BATCH_DOCUMENTS="2")
+    # The session's Prefect API: what is killed and checked here is the store, and a temporary
+    # API per command would only add its start (tests/mlstack/cli/test_render.py kills that path).
+    env = command_env(
+        tmp_path / "home",
+        MLSTACK_PG_DSN=dsn,
+        MLSTACK_RAG_BATCH_DOCUMENTS="2",
+        PREFECT_API_URL=PREFECT_API_URL.value(),
+    )
     argv = mlstack("rag", "refresh", "--source", f"docs:{corpus}", "--collection", "killed", "--no-evaluate")
 
     def documents() -> int:
