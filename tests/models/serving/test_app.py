@@ -5,6 +5,7 @@ from __future__ import annotations
 import socket
 import threading
 import time
+from pathlib import Path
 
 import httpx
 import pytest
@@ -40,6 +41,13 @@ def client(in_trained_home: Settings):
         yield test_client
 
 
+@pytest.fixture
+def bare_client(mlstack_home: Path) -> TestClient:
+    """The app without its lifespan (no champion loaded, no service): request validation runs
+    before any handler, so a refused body needs nothing more."""
+    return TestClient(create_app(Settings(home=mlstack_home)))
+
+
 @pytest.mark.slow
 def test_predict_returns_a_duration_and_the_champion_version(client: TestClient) -> None:
     assert client.get("/health").json() == {
@@ -66,20 +74,18 @@ def test_unknown_driver_gets_the_documented_fallback(client: TestClient) -> None
     )
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize(("payload", "field", "error"), MALFORMED)
 def test_malformed_input_is_a_422_naming_the_field(
-    client: TestClient, payload, field: str, error: str
+    bare_client: TestClient, payload, field: str, error: str
 ) -> None:
-    response = client.post("/predict", json=payload)
+    response = bare_client.post("/predict", json=payload)
     assert response.status_code == 422
     detail = response.json()["detail"]
     assert any(d["loc"][-1] == field and d["type"] == error for d in detail), detail
 
 
-@pytest.mark.slow
-def test_not_json_is_a_422(client: TestClient) -> None:
-    response = client.post("/predict", content=b"{nope", headers={"content-type": "application/json"})
+def test_not_json_is_a_422(bare_client: TestClient) -> None:
+    response = bare_client.post("/predict", content=b"{nope", headers={"content-type": "application/json"})
     assert response.status_code == 422
 
 
