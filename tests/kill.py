@@ -69,6 +69,14 @@ def _running(process: psutil.Process) -> bool:
         return False
 
 
+def alive(pid: int) -> bool:
+    """Whether `pid` runs, a zombie counting as gone."""
+    try:
+        return _running(psutil.Process(pid))
+    except psutil.Error:
+        return False
+
+
 def kill_when(
     argv: list[str],
     env: dict[str, str],

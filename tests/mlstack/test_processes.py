@@ -7,11 +7,10 @@ import sys
 import time
 from pathlib import Path
 
-import psutil
 import pytest
 
 from mlstack import processes
-from tests.kill import kill_when
+from tests.kill import alive, kill_when
 
 # A parent that starts a service (a sleeping Python) from a worker thread that then ends, the
 # case where a naive PR_SET_PDEATHSIG would fire early, and then works on.
@@ -53,16 +52,9 @@ def test_a_parent_that_exits_stops_its_service(tmp_path: Path) -> None:
     # This parent's own service, by the pid it printed: never another test's or another user's.
     service = int(finished.stdout.split("started")[1].split()[0])
     deadline = time.monotonic() + 30
-    while _alive(service) and time.monotonic() < deadline:
+    while alive(service) and time.monotonic() < deadline:
         time.sleep(0.1)
-    assert not _alive(service), f"the service {service} outlived its parent"
-
-
-def _alive(pid: int) -> bool:
-    try:
-        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
-    except psutil.Error:
-        return False
+    assert not alive(service), f"the service {service} outlived its parent"
 
 
 def test_a_service_that_never_comes_up_is_stopped_with_its_log(tmp_path: Path) -> None:

@@ -26,7 +26,7 @@ import pytest
 from mlstack import postgres, processes
 from mlstack.settings import Settings
 from tests.conftest import PROJECT_ROOT, copy_trained_home
-from tests.kill import command_env, mlstack
+from tests.kill import alive, command_env, mlstack
 
 pytestmark = pytest.mark.slow
 
@@ -233,7 +233,7 @@ def test_down_stops_exactly_what_up_started(stack: tuple[dict[str, str], Server,
     pids = {s["name"]: s["pid"] for s in started["services"] if s["state"] == "started"}
     stopped = {s["name"]: s["state"] for s in cli(env, "down")["services"]}
     assert all(stopped[name] == "stopped" for name in pids)
-    assert not [name for name, pid in pids.items() if psutil.pid_exists(pid) and _alive(pid)]
+    assert not [name for name, pid in pids.items() if psutil.pid_exists(pid) and alive(pid)]
     # Nothing answers any more, and a second down has nothing to stop.
     with pytest.raises(httpx.HTTPError):
         httpx.get(started["api_url"] + "/health", timeout=2)
@@ -244,10 +244,3 @@ def test_down_stops_exactly_what_up_started(stack: tuple[dict[str, str], Server,
     # A Postgres `up` started is stopped with the rest; one a command started stays (tests/mlstack/
     # deploy/test_stack.py covers that case and `down --postgres`).
     assert second["postgres"]["state"] == ("not running" if "postgres" in pids else "running")
-
-
-def _alive(pid: int) -> bool:
-    try:
-        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
-    except psutil.Error:
-        return False
