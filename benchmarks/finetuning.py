@@ -35,7 +35,7 @@ SYSTEM = "Answer the way this repository's maintainers do."
 
 
 def examples() -> dict[str, list[dict]]:
-    from mlstack.finetune import SAMPLE_DUMP, chat, pairs, split
+    from mlstack.fine_tuning import SAMPLE_DUMP, chat, pairs, split
     from mlstack.rag.sources import github
 
     found = pairs.extract(github.dump_threads(SAMPLE_DUMP).threads, 40).pairs

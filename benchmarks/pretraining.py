@@ -25,7 +25,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks._common import report
-from mlstack.corpus import clean, shards, sources
+from mlstack.pretraining import clean, shards, sources
 from mlstack.settings import get_settings
 
 

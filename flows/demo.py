@@ -47,7 +47,8 @@ from flows.rag import (
 from flows.training import TrainingParams, TrainingResult, training_flow
 from mlstack import progress, tracking
 from mlstack.data.config import GeneratorConfig, Scenario
-from mlstack.prompts import EXPERIMENT, PROMPT_NAME
+from mlstack.prompt_engineering import EXPERIMENT
+from mlstack.prompt_engineering.prompt import PROMPT_NAME
 from mlstack.settings import get_settings
 from models.serving.app import TripPrediction, TripPredictor, TripRequest
 

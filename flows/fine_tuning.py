@@ -39,7 +39,7 @@ from pydantic import BaseModel, Field
 
 from flows.tasks.runners import task_runner
 from mlstack import tracking
-from mlstack.finetune import FinetuneError, Layout, chat, pairs, review, source_location, split
+from mlstack.fine_tuning import FinetuneError, Layout, chat, pairs, review, source_location, split
 from mlstack.io import file_hash
 from mlstack.settings import FINETUNED_MODEL, Settings, get_settings
 
@@ -313,19 +313,16 @@ def _review(
 
 def _counter(backend: Backend, base: Path | None) -> chat.Counter:
     """The tokens of the model that will train: OpenAI's encoding, or the local base's tokenizer."""
+    from models.lm.lora import token_counter
+
     if backend == "openai":
-        return chat.tiktoken_counter() or chat.estimate_counter()
-    from transformers import AutoTokenizer
-
-    from models.lm.lora import chat_template
-
+        return token_counter(backend, None)
     try:
         found = _base_dir(base)
     except FinetuneError as exc:  # a dataset can be built before there is a model to train
         get_run_logger().warning("%s; counting tokens by estimate", exc)
-        return chat.estimate_counter()
-    tokenizer = AutoTokenizer.from_pretrained(found)
-    return chat.template_counter(tokenizer, chat_template(tokenizer), f"{found.name} tokenizer")
+        found = None
+    return token_counter(backend, found)
 
 
 def _base_dir(base: Path | None) -> Path:
@@ -512,7 +509,7 @@ def _train_local(params: TrainParams, train_file: Path, validation_file: Path, r
 
 
 def _train_openai(params: TrainParams, train_file: Path, validation_file: Path, run_id: str) -> TrainResult:
-    from mlstack.finetune import openai_jobs
+    from mlstack.fine_tuning import openai_jobs
     from mlstack.llm.providers import openai_endpoint
 
     settings = get_settings()
@@ -568,7 +565,7 @@ def _scorer(backend: Backend, examples: list[dict[str, Any]]) -> Any:
             return ChatScore(lora.rouge_l(lora.answers(model, tokenizer, examples), references), loss)
 
         return local
-    from mlstack.finetune import openai_jobs
+    from mlstack.fine_tuning import openai_jobs
     from mlstack.llm.providers import openai_endpoint
 
     endpoint = openai_endpoint(get_settings(), "openai")

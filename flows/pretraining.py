@@ -39,7 +39,7 @@ from pydantic import BaseModel, Field
 
 from flows.tasks.runners import task_runner
 from mlstack import tracking
-from mlstack.corpus import CorpusError, clean, shards, sources
+from mlstack.pretraining import CorpusError, clean, shards, sources
 from mlstack.settings import get_settings
 from models.lm.train import TrainResult
 

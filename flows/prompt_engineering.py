@@ -28,9 +28,14 @@ from prefect.cache_policies import NONE
 from prefect.states import Failed, State
 from pydantic import BaseModel, Field
 
-from mlstack import prompts, tracking
+from mlstack import tracking
 from mlstack.llm.providers import ChatProvider, resolve_chat
-from mlstack.prompts import EXPERIMENT, Answer, AskOptions
+from mlstack.prompt_engineering import EXPERIMENT
+from mlstack.prompt_engineering.ask import Answer, AskOptions, ask, ask_many
+from mlstack.prompt_engineering.checks import evaluate_traces
+from mlstack.prompt_engineering.prompt import load_prompt
+from mlstack.prompt_engineering.questions import read_questions, summarise, write_results
+from mlstack.prompt_engineering.report import answer_markdown, batch_markdown
 from mlstack.settings import get_settings
 
 
@@ -127,12 +132,10 @@ def ask_and_record(chat: ChatProvider, params: PromptParams) -> Answer:
     with mlflow.start_run(
         run_name=f"ask: {question[:60]}", tags={"pattern": EXPERIMENT, **tracking.owner_tags()}
     ) as run:
-        prompt = prompts.load_prompt(params.prompt_version)  # inside the run, so MLflow links the two
+        prompt = load_prompt(params.prompt_version)  # inside the run, so MLflow links the two
         mlflow.log_params({**_run_params(chat, prompt, params), "context": params.context})
         mlflow.log_text(question, "question.txt")
-        answer = prompts.ask(
-            chat, prompt, question, params.context, run_id=run.info.run_id, **params.generation()
-        )
+        answer = ask(chat, prompt, question, params.context, run_id=run.info.run_id, **params.generation())
         checks = answer.checks
         assert checks is not None  # ask() raises rather than return an unchecked answer
         mlflow.log_metrics(
@@ -145,7 +148,7 @@ def ask_and_record(chat: ChatProvider, params: PromptParams) -> Answer:
                 **{f"tokens_{k}": v for k, v in answer.usage.items()},
             }
         )
-        mlflow.log_text(prompts.answer_markdown(answer, chat.note), "answer.md")
+        mlflow.log_text(answer_markdown(answer, chat.note), "answer.md")
         mlflow.log_dict(answer.record(), "answer.json")
     get_run_logger().info("answered with prompt %s in MLflow run %s", prompt.uri, run.info.run_id)
     return answer
@@ -161,7 +164,7 @@ def prompt_engineering_flow(params: PromptParams) -> PromptResult | State:
     chat = connect(params.provider, params.model)
     answer = ask_and_record(chat, params)
     create_markdown_artifact(
-        prompts.answer_markdown(answer, chat.note),
+        answer_markdown(answer, chat.note),
         key="prompt-engineering-answer",
         description=params.question[:100],
     )
@@ -197,26 +200,22 @@ def ask_batch(
     with mlflow.start_run(
         run_name=f"ask batch: {output.stem}", tags={"pattern": EXPERIMENT, **tracking.owner_tags()}
     ) as run:
-        prompt = prompts.load_prompt(options.prompt_version)
+        prompt = load_prompt(options.prompt_version)
         mlflow.log_params(
             {**_run_params(chat, prompt, options), "questions": len(items), "concurrency": concurrency}
         )
 
         def ask_one(question: str, context: str) -> Answer:
-            return prompts.ask(
-                chat, prompt, question, context, run_id=run.info.run_id, **options.generation()
-            )
+            return ask(chat, prompt, question, context, run_id=run.info.run_id, **options.generation())
 
         with Progress(disable=not sys.stderr.isatty(), transient=True) as progress:
             bar = progress.add_task("asking", total=len(items))
-            answers = prompts.ask_many(
-                ask_one, items, concurrency, on_done=lambda _answer: progress.advance(bar)
-            )
-        summary = prompts.summarise(answers)
-        prompts.write_results(answers, output)
+            answers = ask_many(ask_one, items, concurrency, on_done=lambda _answer: progress.advance(bar))
+        summary = summarise(answers)
+        write_results(answers, output)
         mlflow.log_metrics({k: v for k, v in summary.items() if isinstance(v, int | float)})
         # The checks again, as MLflow's evaluation: per-trace verdicts, compared across prompts.
-        prompts.evaluate_traces(run.info.run_id)
+        evaluate_traces(run.info.run_id)
         mlflow.log_artifact(str(output))
         mlflow.log_dict(summary, "summary.json")
     logger.info(
@@ -238,13 +237,13 @@ def prompt_engineering_batch_flow(params: BatchPromptParams) -> BatchPromptResul
     """
     settings = get_settings()
     source = params.questions_file
-    items = prompts.read_questions(source, params.context)  # a bad file fails before any LLM call
+    items = read_questions(source, params.context)  # a bad file fails before any LLM call
     target = params.output or settings.reports_dir / "prompt_engineering" / f"{source.stem}.jsonl"
     chat = connect(params.provider, params.model)
     concurrency = params.concurrency or settings.llm.ask_concurrency
     answers, summary = ask_batch(chat, items, target, concurrency, params)
     create_markdown_artifact(
-        prompts.batch_markdown(answers, summary, target, chat.note),
+        batch_markdown(answers, summary, target, chat.note),
         key="prompt-engineering-batch",
         description=f"{summary['questions']} questions from {source.name}",
     )

@@ -103,4 +103,4 @@ def write_json(data: Any, path: Path) -> None:
 
 def write_text(text: str, path: Path) -> None:
     with atomic_file(path) as tmp:
-        tmp.write_text(text)
+        tmp.write_text(text, encoding="utf-8")

@@ -15,9 +15,21 @@ from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
-from mlstack.cli import ask, data, features, finetune, inference, model, monitor, pretrain, rag, serve, stack
-from mlstack.cli.ask import checks_line
-from mlstack.cli.monitor import retraining_line
+from mlstack.cli import (
+    batch_inference,
+    data,
+    deploy,
+    features,
+    fine_tuning,
+    monitoring,
+    pretraining,
+    prompt_engineering,
+    rag,
+    serving,
+    training,
+)
+from mlstack.cli.monitoring import retraining_line
+from mlstack.cli.prompt_engineering import checks_line
 from mlstack.cli.render import JSON, Boundary, build, console, fail, run_flow, show
 
 if TYPE_CHECKING:
@@ -58,9 +70,9 @@ def main(
 app.add_typer(data.app, name="data")
 app.add_typer(features.app, name="features")
 app.add_typer(rag.app, name="rag")
-app.add_typer(pretrain.app, name="pretrain")
-app.add_typer(finetune.app, name="finetune")
-for group in (model, inference, monitor, ask, serve, stack):
+app.add_typer(pretraining.app, name="pretrain")
+app.add_typer(fine_tuning.app, name="finetune")
+for group in (training, batch_inference, monitoring, prompt_engineering, serving, deploy):
     app.add_typer(group.app)
 
 

@@ -76,6 +76,22 @@ def chat_template(tokenizer: Any) -> str:
     return getattr(tokenizer, "chat_template", None) or DEFAULT_CHAT_TEMPLATE
 
 
+def token_counter(backend: str, base: Path | None) -> Any:
+    """The tokens of the model that will train, as `mlstack.fine_tuning.chat` counts them: OpenAI's
+    encoding for the openai backend, the base's own tokenizer and chat template for a local base,
+    and an estimate when there is neither. The CLI's `validate` and the dataset flow both ask here."""
+    from mlstack.fine_tuning import chat
+
+    if backend == "openai":
+        return chat.tiktoken_counter() or chat.estimate_counter()
+    if base is None:
+        return chat.estimate_counter()
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(base)
+    return chat.template_counter(tokenizer, chat_template(tokenizer), f"{base.name} tokenizer")
+
+
 def encode(tokenizer: Any, messages: list[dict[str, Any]], max_len: int) -> tuple[list[int], list[int]]:
     """Token ids and labels: the assistant turns' tokens labelled, everything else IGNORE."""
     template = chat_template(tokenizer)

@@ -125,7 +125,7 @@ class TokenData:
     """Training windows drawn from the shards by step; validation windows at fixed places."""
 
     def __init__(self, tokens_dir: Path, seq_len: int) -> None:
-        from mlstack.corpus.shards import VALIDATION, load_tokens
+        from mlstack.pretraining.shards import VALIDATION, load_tokens
 
         self.seq_len = seq_len
         self.train = [load_tokens(p) for p in sorted(tokens_dir.glob("train-*.bin"))]

@@ -19,7 +19,7 @@ from flows.fine_tuning import (
     fine_tuning_flow,
     ingest_flow,
 )
-from mlstack.finetune import SAMPLE_DUMP, chat
+from mlstack.fine_tuning import SAMPLE_DUMP, chat
 from mlstack.llm.local_server import follows_chat, local_model_dir
 from mlstack.settings import get_settings
 
@@ -150,7 +150,7 @@ def test_a_local_run_is_registered_gated_and_becomes_the_local_model(prefect_har
 
 @pytest.mark.slow
 def test_an_unreadable_source_writes_nothing(prefect_harness, tmp_path: Path) -> None:
-    from mlstack.finetune import FinetuneError
+    from mlstack.fine_tuning import FinetuneError
 
     dump = tmp_path / "broken.json"
     dump.write_text('{"issues": [')

@@ -18,8 +18,8 @@ from flows.pretraining import (
     pretraining_flow,
     tokenize_flow,
 )
-from mlstack.corpus import CorpusError
 from mlstack.llm.local_server import follows_chat, local_model_dir, model_note
+from mlstack.pretraining import CorpusError
 from mlstack.settings import get_settings
 
 SMALL = {

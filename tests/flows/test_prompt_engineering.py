@@ -16,7 +16,7 @@ from flows.prompt_engineering import (
     prompt_engineering_flow,
 )
 from mlstack import tracking
-from mlstack.prompts import EXPERIMENT
+from mlstack.prompt_engineering import EXPERIMENT
 from mlstack.settings import get_settings
 
 QUESTION = "How do I drop duplicate rows?"

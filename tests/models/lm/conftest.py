@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from mlstack.corpus import clean, shards, sources
+from mlstack.pretraining import clean, shards, sources
 from mlstack.settings import get_settings
 from models.lm.init import LMShape
 

@@ -46,7 +46,7 @@ def test_a_body_ends_at_the_first_line_that_is_not_indented() -> None:
 def test_a_trained_model_scores_better_than_its_untrained_start(
     token_corpus: TokenCorpus, tmp_path: Path
 ) -> None:
-    from mlstack.corpus import shards
+    from mlstack.pretraining import shards
 
     texts = [d.text for d in shards.read_shard(token_corpus.corpus / "validation.jsonl")]
     untrained = train(config(token_corpus, tmp_path / "zero", steps=1, lr=1e-9, eval_every=1))

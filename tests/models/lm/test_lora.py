@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from mlstack.finetune import SAMPLE_DUMP, chat, pairs, split
+from mlstack.fine_tuning import SAMPLE_DUMP, chat, pairs, split
 from mlstack.rag.sources import github
 from models.lm import lora
 
