@@ -21,12 +21,12 @@ from _common import console, prepared_home, report
 
 
 def plain(trials: int) -> None:
-    from mlstack import features, tracking
+    from mlstack import features, registry, tracking
     from mlstack.data import validation
     from mlstack.features import LABEL
     from mlstack.params import data_version, load_params
     from mlstack.settings import get_settings
-    from models.tabular import registry
+    from models.tabular import registry as tabular_registry
     from models.tabular.train import features_of, train
 
     settings = get_settings()
@@ -46,7 +46,7 @@ def plain(trials: int) -> None:
     )
     version = registry.register(result.model_uri, result.run_id)
     test = result.splits.test
-    registry.gate(version, features_of(test), test[LABEL], settings.tracking.promotion_margin)
+    tabular_registry.gate(version, features_of(test), test[LABEL], settings.tracking.promotion_margin)
 
 
 def main() -> None:

@@ -109,9 +109,9 @@ def main() -> None:
     parser.add_argument("--packages", default="click,httpx,jinja2,requests,rich,typer")
     args = parser.parse_args()
 
-    from models.lm.init import PRESETS
+    from models.lm.presets import PRESETS
     from models.lm.tokenizer import train_tokenizer
-    from models.lm.train import TRAIN_PRESETS, TrainConfig, train
+    from models.lm.train import TrainConfig, train
 
     settings = get_settings()
     docs = clean.clean(
@@ -121,14 +121,14 @@ def main() -> None:
     ).documents
     cores = os.cpu_count() or 1
     root = Path(tempfile.mkdtemp(prefix="mlstack-bench-pretrain-"))
-    shape = PRESETS[args.preset]
+    shape = PRESETS[args.preset].shape
     tokenizer = train_tokenizer((d.text for d in docs), shape.vocab_size)
     tokenizer.save_pretrained(root / "tokenizer")
     tokenizer_file = root / "tokenizer" / "tokenizer.json"
     one_rate, tokens = tokenize_rate(docs, tokenizer_file, root, 1)
     many_rate, _ = tokenize_rate(docs, tokenizer_file, root, cores)
 
-    preset = TRAIN_PRESETS[args.preset] | {
+    preset = PRESETS[args.preset].train | {
         "steps": args.steps,
         "eval_every": args.steps,
         "checkpoint_every": 10**9,

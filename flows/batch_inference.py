@@ -19,11 +19,10 @@ from pydantic import BaseModel, Field
 
 from flows.tasks.retry import transient_only
 from flows.tasks.runners import task_runner
-from mlstack import features, tracking
+from mlstack import features, registry, tracking
 from mlstack.data import validation
 from mlstack.settings import MODEL_NAME, get_settings
 from mlstack.timewindow import TimeWindow
-from models.tabular import registry
 from models.tabular.predict import load_version, partitions, score, window_trips, write_predictions
 
 

@@ -18,7 +18,6 @@ from prefect.cache_policies import NONE
 from pydantic import BaseModel, Field
 
 from mlstack import features
-from mlstack.data import validation
 from mlstack.settings import get_settings
 
 
@@ -36,18 +35,15 @@ class FeaturesResult(BaseModel):
 
 @task(name="build-feature-tables", cache_policy=NONE)
 def build_tables(validated_dir: Path) -> dict[str, Path]:
-    tables = features.build_feature_tables(validation.read_validated(validated_dir))
-    paths = features.write_feature_tables(tables)
-    for name, df in tables.items():
-        get_run_logger().info("%s: %d rows -> %s", name, len(df), paths[name])
+    paths = features.build_from_validated(validated_dir)
+    for name, path in paths.items():
+        get_run_logger().info("%s -> %s", name, path)
     return paths
 
 
 @task(name="feast-apply", cache_policy=NONE)
 def apply_definitions() -> list[str]:
-    store = features.feature_store()
-    features.apply(store)
-    return sorted(view.name for view in store.list_feature_views())
+    return features.apply_repo(features.feature_store())
 
 
 @task(name="feast-materialize", cache_policy=NONE)

@@ -28,10 +28,10 @@ from prefect.states import Failed, State
 from pydantic import BaseModel, Field
 
 from flows.retraining import RetrainingParams, RetrainingResult, retraining_flow
-from mlstack import tracking
+from mlstack import registry, tracking
 from mlstack.settings import MODEL_NAME, Settings, get_settings
 from mlstack.timewindow import TimeWindow
-from models.tabular import registry
+from models.tabular import registry as tabular_registry
 from monitoring import alerts, events, workspace
 from monitoring.alerts import Delivery
 from monitoring.drift import (
@@ -72,7 +72,7 @@ class MonitoringResult(BaseModel):
 
 @task(name="load-reference", cache_policy=NONE)
 def load_reference(version: str) -> pd.DataFrame:
-    return registry.reference(version)
+    return tabular_registry.reference(version)
 
 
 @task(name="load-window", cache_policy=NONE)

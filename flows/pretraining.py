@@ -28,26 +28,29 @@ import os
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any
 
 import mlstack.bootstrap  # noqa: F401  (before prefect: sets its environment defaults)
 
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NONE
-from pydantic import BaseModel, Field
+from pydantic import AfterValidator, BaseModel, Field
 
 from flows.tasks.runners import task_runner
 from mlstack import tracking
 from mlstack.pretraining import CorpusError, clean, shards, sources
 from mlstack.settings import get_settings
+from models.lm.presets import PRESETS, PresetName, check_overrides
 from models.lm.train import TrainResult
 
 EXPERIMENT = "pretraining"
-Preset = Literal["tiny", "small"]
 PRESET = Field(
     default=None, description="tiny (CPU, minutes) or small (124M, a GPU). Default: MLSTACK_PRETRAIN_PRESET."
 )
+# Checked when the parameters are: a key the presets do not know is refused, naming it, whether it
+# came from the CLI, the UI's form or a deployment's parameters.
+Overrides = Annotated[dict[str, Any], AfterValidator(check_overrides)]
 RUN = Field(
     default=None,
     pattern=r"^[A-Za-z0-9_.-]+$",
@@ -61,7 +64,7 @@ class PrepareParams(BaseModel):
         description="dir:FOLDER, git:REPO_FOLDER, packages[:NAME,NAME] or github:OWNER/REPO[@REF]."
         " Empty: the preset's default (installed packages' sources).",
     )
-    preset: Preset | None = PRESET
+    preset: PresetName | None = PRESET
 
 
 class PrepareResult(BaseModel):
@@ -74,7 +77,7 @@ class PrepareResult(BaseModel):
 
 
 class TokenizeParams(BaseModel):
-    preset: Preset | None = PRESET
+    preset: PresetName | None = PRESET
     tokenizer: Path | None = Field(
         default=None,
         description="Reuse this Hugging Face directory's tokenizer (a model to start from)."
@@ -99,7 +102,7 @@ class TokenizeResult(BaseModel):
 
 
 class TrainParams(BaseModel):
-    preset: Preset | None = PRESET
+    preset: PresetName | None = PRESET
     run: str | None = RUN
     init: str = Field(
         default="random", description="random, from:DIR, upscale:DIR or downscale:DIR (see models.lm.init)."
@@ -109,7 +112,7 @@ class TrainParams(BaseModel):
         description="The tokenizer the shards were made with. Default: the corpus's, or init's DIR.",
     )
     resume: bool = Field(default=False, description="Continue the run from its last checkpoint.")
-    overrides: dict[str, Any] = Field(
+    overrides: Overrides = Field(
         default_factory=dict,
         description="Preset values to change: steps, micro_batch, accumulation, seq_len, lr, warmup,"
         " eval_every, checkpoint_every, compile, device, dtype, and shape fields layers, hidden_size,"
@@ -126,7 +129,7 @@ class TrainFlowResult(TrainResult):
 
 
 class EvaluateParams(BaseModel):
-    preset: Preset | None = PRESET
+    preset: PresetName | None = PRESET
     run: str | None = RUN
     register: bool = Field(default=True, description="Register in MLflow and gate against the champion.")
 
@@ -146,11 +149,11 @@ class EvaluateResult(BaseModel):
 
 class PretrainParams(BaseModel):
     sources: list[str] = Field(default_factory=list, description="As in pretrain-prepare.")
-    preset: Preset | None = PRESET
+    preset: PresetName | None = PRESET
     run: str | None = RUN
     init: str = Field(default="random", description="As in pretrain-train.")
     resume: bool = False
-    overrides: dict[str, Any] = Field(default_factory=dict, description="As in pretrain-train.")
+    overrides: Overrides = Field(default_factory=dict, description="As in pretrain-train.")
     nproc: int | None = Field(default=None, ge=1)
 
 
@@ -182,7 +185,7 @@ def prepare_flow(params: PrepareParams = PrepareParams()) -> PrepareResult:
     """Read, clean, check and shard the corpus."""
     settings = get_settings()
     preset = _preset(params.preset)
-    specs = params.sources or sources.DEFAULT_SOURCES[preset]
+    specs = params.sources or list(PRESETS[preset].sources)
     parsed = [str(sources.parse_spec(s)) for s in specs]  # a bad --source fails before any read
     documents = [doc for spec in parsed for doc in read_corpus(spec)]
     cleaned = clean.clean(documents)
@@ -230,11 +233,11 @@ def _train_tokenizer(layout: shards.Layout, vocab_size: int) -> Path:
 @flow(name="pretrain-tokenize", log_prints=False, task_runner=task_runner())
 def tokenize_flow(params: TokenizeParams = TokenizeParams()) -> TokenizeResult:
     """Train (or reuse) the tokenizer, then tokenize the shards concurrently."""
-    from models.lm.init import PRESETS
-
     layout = _layout()
     corpus = layout.shards()
-    tokenizer_dir = params.tokenizer or _train_tokenizer(layout, PRESETS[_preset(params.preset)].vocab_size)
+    tokenizer_dir = params.tokenizer or _train_tokenizer(
+        layout, PRESETS[_preset(params.preset)].shape.vocab_size
+    )
     tokenizer_file = tokenizer_dir / "tokenizer.json"
     if not tokenizer_file.is_file():
         raise CorpusError(f"{tokenizer_dir} has no tokenizer.json (a fast Hugging Face tokenizer)")
@@ -259,21 +262,16 @@ def tokenize_flow(params: TokenizeParams = TokenizeParams()) -> TokenizeResult:
 
 def train_config(params: TrainParams) -> Any:
     """The TrainConfig for these parameters: preset, then overrides, then where things are."""
-    from dataclasses import asdict
-
-    from models.lm.init import PRESETS, LMShape, parse_init
-    from models.lm.train import TRAIN_PRESETS, TrainConfig
+    from models.lm.init import parse_init
+    from models.lm.presets import resolve
+    from models.lm.train import TrainConfig
 
     settings = get_settings()
     preset = _preset(params.preset)
     layout = _layout()
-    shape_fields = set(LMShape.__dataclass_fields__)
-    shape = LMShape(
-        **(asdict(PRESETS[preset]) | {k: v for k, v in params.overrides.items() if k in shape_fields})
-    )
+    shape, values = resolve(preset, params.overrides)
     _, init_dir = parse_init(params.init)
     tokenizer_dir = params.tokenizer or init_dir or layout.tokenizer
-    values = TRAIN_PRESETS[preset] | {k: v for k, v in params.overrides.items() if k not in shape_fields}
     return TrainConfig(
         run_dir=layout.run(params.run or preset),
         tokens_dir=layout.tokens(tokenizer_dir),

@@ -306,7 +306,7 @@ def _answerer(settings: Any, collection: str, embedder: Any) -> Any:
     chat = defaults.capable_chat(settings)
 
     def answer_one(question: str) -> dict[str, Any]:
-        hits = _search(settings, embedder, collection, question, settings.rag.k, "hybrid")
+        hits = retrieve.find(settings, embedder, collection, question, settings.rag.k)
         result = answering.answer(question, hits, embedder, chat, settings.rag.min_similarity, **GENERATION)
         return {
             "answer": result.answer,
@@ -318,20 +318,11 @@ def _answerer(settings: Any, collection: str, embedder: Any) -> Any:
     return answer_one
 
 
-def _search(
-    settings: Any, embedder: Any, collection: str, question: str, k: int, mode: str
-) -> list[retrieve.Hit]:
-    with store.connect(settings) as conn:
-        coll = store.require_collection(conn, collection)
-        vector = embedder.embed([question])[0]
-        return retrieve.search(conn, coll, question, vector, k, mode)
-
-
 @task(name="retrieve", cache_policy=NONE)
 def retrieve_hits(params: RagAskParams, collection: str) -> list[retrieve.Hit]:
     settings = get_settings()
     k = params.k or settings.rag.k
-    return _search(settings, defaults.embedder(settings), collection, params.question, k, params.mode)
+    return retrieve.find(settings, defaults.embedder(settings), collection, params.question, k, params.mode)
 
 
 @flow(name="rag-ask", log_prints=False)

@@ -22,13 +22,12 @@ from prefect.states import Failed, State
 from pydantic import BaseModel, Field
 
 from flows.tasks.tabular import register_and_gate, settle_killed_runs, training_set, tune_and_train
-from mlstack import tracking
+from mlstack import registry, tracking
 from mlstack.data import validation
 from mlstack.features import LABEL
 from mlstack.params import data_version, load_params
 from mlstack.settings import MODEL_NAME, get_settings
 from mlstack.timewindow import utc
-from models.tabular import registry
 from models.tabular.train import Splits, params_from_run, split_at
 from monitoring import alerts
 from monitoring.alerts import Delivery

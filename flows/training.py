@@ -20,10 +20,10 @@ from prefect.artifacts import create_markdown_artifact
 from pydantic import BaseModel, Field
 
 from flows.tasks.tabular import register_and_gate, settle_killed_runs, training_set, tune_and_train
+from mlstack import registry
 from mlstack.data import validation
 from mlstack.params import data_version, load_params
 from mlstack.settings import MODEL_NAME, get_settings
-from models.tabular import registry
 from models.tabular.train import TrainedModel
 
 

@@ -230,6 +230,31 @@ def apply(store: FeatureStore) -> None:
         store.apply(definitions())
 
 
+def build_from_validated(validated_dir: Path, export_dir: Path | None = None) -> dict[str, Path]:
+    """The offline feature tables from validated data, written where the store reads them (and,
+    for DVC, also copied to `export_dir`); returns where each table landed."""
+    from mlstack.data import validation
+
+    tables = build_feature_tables(validation.read_validated(validated_dir))
+    paths = write_feature_tables(tables)
+    for name, df in tables.items() if export_dir else ():
+        write_parquet(df, export_dir / f"{name}.parquet")
+    return paths
+
+
+def apply_repo(store: FeatureStore) -> list[str]:
+    """Register feature_repo's definitions; returns the feature views now applied."""
+    apply(store)
+    return sorted(view.name for view in store.list_feature_views())
+
+
+def build_and_apply(validated_dir: Path, export_dir: Path | None = None) -> tuple[dict[str, Path], list[str]]:
+    """The features flow's first two steps in one call (`mlstack features apply`, DVC's stage):
+    the offline tables, then the definitions; materializing stays a step of its own."""
+    paths = build_from_validated(validated_dir, export_dir)
+    return paths, apply_repo(feature_store())
+
+
 def materialize(store: FeatureStore, end: datetime, start: datetime | None = None) -> None:
     """Load the online store with values up to `end`, carrying on from where the last run stopped.
 

@@ -17,7 +17,7 @@ from mlstack.secrets import redact_url, scrub, url_secrets
 from mlstack.settings import MODEL_NAME, Settings
 
 if TYPE_CHECKING:
-    from models.tabular.registry import GateDecision
+    from mlstack.registry import GateDecision
     from monitoring.drift import DriftSummary
 
 

@@ -13,10 +13,10 @@ from datetime import datetime
 import pandas as pd
 
 from mlstack import postgres
+from mlstack.data import predictions as prediction_tables
 from mlstack.features import LABEL, MODEL_FEATURES
 from mlstack.settings import Settings
 from mlstack.timewindow import utc
-from models.tabular import schema
 
 PREDICTION = "prediction"  # the name the reference snapshot gives the model's output
 META_COLUMNS = ["trip_id", "requested_at", "model_version", "source"]
@@ -26,7 +26,7 @@ def batch_window(settings: Settings, start: datetime, end: datetime) -> pd.DataF
     """Batch predictions requested in [start, end), with their inputs."""
     columns = ["trip_id", "requested_at", "model_version", *MODEL_FEATURES, "predicted_duration_s"]
     with postgres.connect(settings) as conn:
-        schema.migrate(conn)
+        prediction_tables.migrate(conn)
         cursor = conn.execute(
             f"SELECT {', '.join(columns)} FROM trip_predictions"
             " WHERE requested_at >= %s AND requested_at < %s ORDER BY requested_at",

@@ -291,10 +291,10 @@ def build_trained_home(home: Path) -> None:
 
     Built from the building blocks directly: the flows' own tests cover the Prefect layer.
     """
-    from mlstack import features, tracking
+    from mlstack import features, registry, tracking
     from mlstack.data.validation import validate_paths, write_validated
     from mlstack.features import LABEL
-    from models.tabular import registry
+    from models.tabular import registry as tabular_registry
     from models.tabular.train import features_of, train
 
     previous = os.environ["MLSTACK_HOME"]
@@ -316,7 +316,7 @@ def build_trained_home(home: Path) -> None:
         result = train(frame, TRAIN_SPACE, n_trials=0, seed=1, fixed_params=GOOD_PARAMS)
         version = registry.register(result.model_uri, result.run_id)
         test = result.splits.test
-        registry.gate(version, features_of(test), test[LABEL], settings.tracking.promotion_margin)
+        tabular_registry.gate(version, features_of(test), test[LABEL], settings.tracking.promotion_margin)
     finally:
         # tracking.setup exported this home's store: a test that requested the session's trained
         # home would otherwise register its own models there, and every later test see them.

@@ -11,9 +11,9 @@ import pandas as pd
 from prefect import get_run_logger, task
 from prefect.cache_policies import NONE
 
-from mlstack import features, tracking
+from mlstack import features, registry, tracking
 from mlstack.features import LABEL
-from models.tabular import registry
+from models.tabular import registry as tabular_registry
 from models.tabular.train import TrainedModel, features_of, train
 
 
@@ -67,6 +67,6 @@ def tune_and_train(
 def register_and_gate(result: TrainedModel, margin: float, promote: bool = True) -> registry.GateDecision:
     version = registry.register(result.model_uri, result.run_id)
     test = result.splits.test
-    decision = registry.gate(version, features_of(test), test[LABEL], margin, promote_on_win=promote)
+    decision = tabular_registry.gate(version, features_of(test), test[LABEL], margin, promote_on_win=promote)
     get_run_logger().info(decision.summary())
     return decision

@@ -21,22 +21,14 @@ def apply_command(
 ) -> None:
     """Build the offline feature tables from validated data and register the Feast definitions."""
     from mlstack import features
-    from mlstack.data import validation
-    from mlstack.io import write_parquet
     from mlstack.settings import get_settings
 
-    folder = validated or get_settings().validated_dir
-    tables = features.build_feature_tables(validation.read_validated(folder))
-    paths = features.write_feature_tables(tables)
-    if export:
-        for name, df in tables.items():
-            write_parquet(df, export / f"{name}.parquet")
-    features.apply(features.feature_store())
-    console.print(render_applied(len(features.definitions()), paths), highlight=False)
+    paths, views = features.build_and_apply(validated or get_settings().validated_dir, export)
+    console.print(render_applied(views, paths), highlight=False)
 
 
-def render_applied(objects: int, tables: dict[str, Path]) -> str:
-    return f"applied {objects} Feast objects; offline tables: {', '.join(map(str, tables.values()))}"
+def render_applied(views: list[str], tables: dict[str, Path]) -> str:
+    return f"applied feature views {', '.join(views)}; offline tables: {', '.join(map(str, tables.values()))}"
 
 
 @app.command("materialize")

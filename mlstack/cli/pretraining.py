@@ -65,10 +65,12 @@ SET = typer.Option(
     " layers, hidden_size, heads, context (for upscale/downscale, layers is the target depth).",
 )
 
+SET_FIELD = {"overrides": "set"}  # the parameters model's field that --set fills
+
 
 def overrides(pairs: list[str], steps: int | None) -> dict[str, Any]:
-    """`--set` pairs as a dict, checked against the known keys; values are read as JSON where
-    they parse (numbers, true)."""
+    """`--set` pairs as a dict; values are read as JSON where they parse (numbers, true). The
+    keys are checked by the parameters model, as they are for a run from the UI or a deployment."""
     import json
 
     values: dict[str, Any] = {}
@@ -81,20 +83,7 @@ def overrides(pairs: list[str], steps: int | None) -> dict[str, Any]:
         except json.JSONDecodeError:
             values[key.strip()] = raw
     values |= {"steps": steps} if steps is not None else {}
-    _check_keys(values)
     return values
-
-
-def _check_keys(values: dict[str, Any]) -> None:
-    from dataclasses import fields
-
-    from models.lm.init import LMShape
-    from models.lm.train import TrainConfig
-
-    fixed = {"run_dir", "tokens_dir", "tokenizer_dir", "init", "shape", "resume", "mlflow_run_id"}
-    known = ({f.name for f in fields(LMShape)} | set(TrainConfig.model_fields)) - fixed
-    if unknown := sorted(set(values) - known):
-        raise fail(f"--set {', '.join(unknown)}: not a preset value; known: {', '.join(sorted(known))}")
 
 
 @app.command("prepare")
@@ -145,7 +134,14 @@ def train_command(
 
     values = overrides(set_, steps)
     params = build(
-        TrainParams, preset=preset, run=run, init=init, resume=resume, overrides=values, nproc=nproc
+        TrainParams,
+        SET_FIELD,
+        preset=preset,
+        run=run,
+        init=init,
+        resume=resume,
+        overrides=values,
+        nproc=nproc,
     )
     show(run_flow(train_flow, params), render_train, as_json)
 
@@ -169,6 +165,7 @@ def run_command(
     values = overrides(set_, steps)
     params = build(
         PretrainParams,
+        SET_FIELD,
         sources=source,
         preset=preset,
         run=run,

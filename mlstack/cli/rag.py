@@ -100,18 +100,14 @@ def search_command(
     as_json: bool = JSON,
 ) -> None:
     """Search a collection; each hit is a document with its best chunk."""
-    from mlstack.rag import defaults, retrieve, store
+    from mlstack.rag import defaults, retrieve
     from mlstack.settings import get_settings
 
     settings = get_settings()
-    name = collection or settings.rag.collection
     filters = retrieve.Filters(tuple(k.value for k in kind), since, until)
+    name = collection or settings.rag.collection
     embedder = defaults.embedder(settings)
-    with store.connect(settings) as conn:
-        coll = store.require_collection(conn, name)
-        hits = retrieve.search(
-            conn, coll, question, embedder.embed([question])[0], k or settings.rag.k, mode.value, filters
-        )
+    hits = retrieve.find(settings, embedder, name, question, k or settings.rag.k, mode.value, filters)
     if as_json:
         print(
             json.dumps(

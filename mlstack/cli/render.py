@@ -56,19 +56,23 @@ def option(kind: type[BaseModel], name: str, /, *flags: str, **kwargs: Any) -> A
     return typer.Option(default, *flags, help=field.description, **kwargs)
 
 
-def build(kind: type[Model], /, **values: Any) -> Model:
+def build(kind: type[Model], renamed: dict[str, str] | None = None, /, **values: Any) -> Model:
     """The parameters model from the options given (any names, `model` among them); a value the
-    model refuses exits 2 with one line naming the option and the rule, as a usage error does."""
+    model refuses exits 2 with one line naming the option and the rule, as a usage error does.
+    `renamed` maps a field to the option that sets it where the two names differ."""
     try:
         return kind(**values)
     except ValidationError as exc:
-        problems = "; ".join(_problem(error) for error in exc.errors())
+        problems = "; ".join(_problem(error, renamed or {}) for error in exc.errors())
         raise fail(problems, code=2) from None
 
 
-def _problem(error: Any) -> str:
+def _problem(error: Any, renamed: dict[str, str]) -> str:
     message = error["msg"].removeprefix("Value error, ")
-    where = "-".join(str(part) for part in error["loc"]).replace("_", "-")
+    loc = [str(part) for part in error["loc"]]
+    if loc:
+        loc[0] = renamed.get(loc[0], loc[0])
+    where = "-".join(loc[:1]).replace("_", "-")  # the option; a dict's key is in the message
     return f"--{where}: {message}" if where else message
 
 

@@ -83,21 +83,13 @@ def evaluate(
     ),
 ) -> None:
     """Score a model on the held-out test window (split by time, as in training)."""
-    from mlstack import features
-    from mlstack.data import validation
     from mlstack.params import load_params
     from mlstack.settings import get_settings
-    from models.tabular.evaluate import load_model_folder, write_evaluation
-    from models.tabular.train import features_of, split_by_time
+    from models.tabular.evaluate import evaluate_folder
 
-    settings = get_settings()
-    loaded = load_model_folder(model)  # before the slow part: a wrong path fails at once
-    trips = validation.read_validated(validated or settings.validated_dir)["trips"]
-    frame = features.historical_features(features.feature_store(settings), trips)
-    test = split_by_time(frame, **load_params()["train"]["split"]).test
-    predicted = loaded.predict(features_of(test))
-    scores = write_evaluation(test[features.LABEL], predicted, test["requested_at"], out, plots)
-    console.print(render_evaluation(scores, len(test)))
+    split = load_params()["train"]["split"]
+    scores, rows = evaluate_folder(model, validated or get_settings().validated_dir, out, plots, split)
+    console.print(render_evaluation(scores, rows))
 
 
 def render_evaluation(scores: Metrics, rows: int) -> str:
@@ -109,8 +101,7 @@ def status_command(as_json: bool = JSON) -> None:
     """Champion, challenger, every version's gate result, and which version served when."""
     from mlflow.exceptions import MlflowException
 
-    from mlstack import tracking
-    from models.tabular import registry
+    from mlstack import registry, tracking
 
     tracking.setup()
     registry.settle()  # a version whose run was killed before the gate reads as abandoned
@@ -141,8 +132,7 @@ def render_status(status: dict[str, Any]) -> RenderableType:
 @model_app.command("promote")
 def promote_command(version: str = typer.Argument(..., help="Registry version to make champion.")) -> None:
     """Make a version the champion by hand (recorded in the registry's history)."""
-    from mlstack import tracking
-    from models.tabular import registry
+    from mlstack import registry, tracking
 
     tracking.setup()
     previous = registry.promote(version, reason="manual promote")
@@ -152,8 +142,7 @@ def promote_command(version: str = typer.Argument(..., help="Registry version to
 @model_app.command("rollback")
 def rollback_command() -> None:
     """Restore the champion that the current one replaced."""
-    from mlstack import tracking
-    from models.tabular import registry
+    from mlstack import registry, tracking
 
     tracking.setup()
     restored, demoted = registry.rollback()

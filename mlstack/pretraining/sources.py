@@ -203,11 +203,3 @@ def read(
     if spec.kind == "packages":
         return read_packages(spec.location, max_bytes)
     return read_github(spec.location, settings, max_bytes, http_client)
-
-
-# Pure-Python packages every install of mlstack has: about 4 MB of real, varied code, which the
-# tiny preset reads in seconds. The small preset reads every installed package.
-DEFAULT_SOURCES = {
-    "tiny": ["packages:click,httpx,jinja2,requests,rich,typer"],
-    "small": ["packages"],
-}

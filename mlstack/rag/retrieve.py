@@ -16,6 +16,7 @@ from typing import Any, Literal
 import numpy as np
 from psycopg import sql
 
+from mlstack.rag import store
 from mlstack.rag.store import Collection
 
 Mode = Literal["vector", "fulltext", "hybrid"]
@@ -161,6 +162,22 @@ def search(
 ) -> list[Hit]:
     parts = ("vector", "fulltext") if mode == "hybrid" else (mode,)
     return search_modes(conn, coll, query, vector, k, parts, filters)[mode]
+
+
+def find(
+    settings: Any,
+    embedder: Any,
+    collection: str,
+    question: str,
+    k: int,
+    mode: Mode = "hybrid",
+    filters: Filters | None = None,
+) -> list[Hit]:
+    """The one retrieval path of `rag search`, `rag ask` and the evaluation: the question embedded,
+    the collection searched on a connection of its own (the evaluation calls from many threads)."""
+    with store.connect(settings) as conn:
+        coll = store.require_collection(conn, collection)
+        return search(conn, coll, question, embedder.embed([question])[0], k, mode, filters)
 
 
 def search_modes(

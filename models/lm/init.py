@@ -62,15 +62,6 @@ class LMShape:
         return config
 
 
-# tiny: minutes on a laptop CPU (the tests and the demo). small: GPT-2 small's size, for a GPU.
-PRESETS: dict[str, LMShape] = {
-    "tiny": LMShape(vocab_size=2048, hidden_size=128, layers=4, heads=4, context=256),
-    "small": LMShape(
-        vocab_size=32768, hidden_size=768, layers=12, heads=12, context=1024, intermediate_size=2560
-    ),
-}
-
-
 def parse_init(init: str) -> tuple[str, Path | None]:
     mode, _, location = init.partition(":")
     if mode not in INIT_MODES or (mode == "random") != (not location):

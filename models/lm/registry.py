@@ -4,7 +4,7 @@ alias for the one that reads held-out code best.
 A version's source is its run's `model` artifact: a Hugging Face directory. The gate scores the
 challenger and the champion on the same validation text, in bits per byte (fair across
 tokenizers), and promotes only a strictly better challenger, through the registry's one
-promotion path (`models.tabular.registry.promote`: history first, alias second, under the lock).
+promotion path (`mlstack.registry.promote`: history first, alias second, under the lock).
 
 The champion is also copied under home/models/pretrained/vN, with a pointer file, champion.json,
 that the local LLM provider reads (`mlstack.llm.local_server.local_model_dir`): no process
@@ -16,26 +16,19 @@ from __future__ import annotations
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from mlstack.io import write_json
+from mlstack.registry import CHAMPION, alias_version, client, ensure_registered, promote
 from mlstack.settings import FINETUNED_MODEL, PRETRAINED_MODEL, Settings
 from models.lm import evaluate
-from models.tabular.registry import CHAMPION, alias_version, ensure_registered, promote
-
-
-def _client() -> Any:
-    from mlflow import MlflowClient
-
-    return MlflowClient()
 
 
 def register(run_id: str, artifact_uri: str, metrics: dict[str, float], validation_sha256: str) -> str:
-    client = _client()
-    ensure_registered(PRETRAINED_MODEL, "A small Python code model pretrained by the pretraining flow.")
+    api = client()
+    ensure_registered(PRETRAINED_MODEL)
     tags = {f"val.{k}": str(v) for k, v in metrics.items()} | {"validation.sha256": validation_sha256}
     return str(
-        client.create_model_version(PRETRAINED_MODEL, source=artifact_uri, run_id=run_id, tags=tags).version
+        api.create_model_version(PRETRAINED_MODEL, source=artifact_uri, run_id=run_id, tags=tags).version
     )
 
 
@@ -59,7 +52,7 @@ def champion_dir(settings: Settings, version: str, name: str = PRETRAINED_MODEL)
         return local
     import mlflow
 
-    source = _client().get_model_version(name, version).source
+    source = client().get_model_version(name, version).source
     return Path(mlflow.artifacts.download_artifacts(source))
 
 
@@ -77,7 +70,7 @@ def gate(
             f"{bits_per_byte:.3f} bits/byte vs champion v{champion} {theirs:.3f} on the same validation text"
         )
         decision = Decision(version, champion, bits_per_byte, theirs, wins, reason)
-    _client().set_model_version_tag(PRETRAINED_MODEL, version, "gate.reason", decision.reason)
+    client().set_model_version_tag(PRETRAINED_MODEL, version, "gate.reason", decision.reason)
     if decision.promoted:
         # Alias first: a kill before the copy leaves the local provider on the previous
         # champion, a model that works, until the next promotion installs one.
@@ -123,11 +116,9 @@ class ChatScore:
 
 
 def register_finetuned(run_id: str, source: str, tags: dict[str, str]) -> str:
-    ensure_registered(
-        FINETUNED_MODEL, "Answers repository questions in the maintainers' tone (fine-tuning flow)."
-    )
+    ensure_registered(FINETUNED_MODEL)
     return str(
-        _client().create_model_version(FINETUNED_MODEL, source=source, run_id=run_id, tags=tags).version
+        client().create_model_version(FINETUNED_MODEL, source=source, run_id=run_id, tags=tags).version
     )
 
 
@@ -136,7 +127,7 @@ def finetuned_champion() -> tuple[str, dict[str, str]] | None:
     version = alias_version(CHAMPION, FINETUNED_MODEL)
     if version is None:
         return None
-    return version, dict(_client().get_model_version(FINETUNED_MODEL, version).tags)
+    return version, dict(client().get_model_version(FINETUNED_MODEL, version).tags)
 
 
 @dataclass(frozen=True)
@@ -164,7 +155,7 @@ def gate_finetuned(
             True,
             f"{score} beats {against}" if current else f"{score} beats {against}; no champion yet",
         )
-    _client().set_model_version_tag(FINETUNED_MODEL, version, "gate.reason", reason)
+    client().set_model_version_tag(FINETUNED_MODEL, version, "gate.reason", reason)
     if promoted:
         promote(version, reason=f"gate: {reason}", name=FINETUNED_MODEL)
     return ChatDecision(version, current, promoted, reason)

@@ -73,32 +73,6 @@ class TrainConfig(BaseModel):
     peak_flops: float | None = Field(default=None, description="Per device; None: looked up or estimated.")
 
 
-# Training presets beside the model shapes of models.lm.init.PRESETS; options override them.
-TRAIN_PRESETS: dict[str, dict[str, Any]] = {
-    "tiny": {
-        "steps": 300,
-        "micro_batch": 16,
-        "seq_len": 256,
-        "lr": 3e-3,
-        "warmup": 30,
-        "eval_every": 100,
-        "checkpoint_every": 50,
-    },
-    "small": {
-        "steps": 5000,
-        "micro_batch": 16,
-        "accumulation": 4,
-        "seq_len": 1024,
-        "lr": 6e-4,
-        "warmup": 200,
-        "eval_every": 500,
-        "eval_batches": 8,
-        "checkpoint_every": 500,
-        "compile": True,
-    },
-}
-
-
 class TrainResult(BaseModel):
     steps: int
     resumed_from: int | None

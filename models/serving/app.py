@@ -25,11 +25,11 @@ import pandas as pd
 from fastapi import FastAPI, HTTPException
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
-from mlstack import features, tracking
+from mlstack import features, registry, tracking
 from mlstack.data.generator import N_ZONES
 from mlstack.settings import MODEL_NAME, Settings, get_settings
 from models.serving.metrics import instrument
-from models.tabular import registry
+from models.tabular import registry as tabular_registry
 from models.tabular.compiled import compile_model
 
 FALLBACK_GROUPS = {
@@ -93,7 +93,7 @@ class ChampionHolder:
             return False
         # Load and compile outside the lock; swap inside it. Compiled trees answer small batches
         # several times faster than sklearn's tree-by-tree loop, with the same numbers.
-        model = compile_model(registry.load(version, self.name))
+        model = compile_model(tabular_registry.load(version, self.name))
         with self._lock:
             self.model, self.version = model, version
         return True

@@ -1,10 +1,9 @@
-"""Regression metrics and the plots people look at: feature importance, predicted vs actual,
-and which version served as champion when."""
+"""Regression metrics, the evaluate stage (`mlstack evaluate`, DVC's `evaluate`), and the plots
+people look at: feature importance and predicted vs actual."""
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -127,24 +126,19 @@ def write_evaluation(
     return scores
 
 
-def champion_history_figure(stints: list[dict[str, Any]], maes: dict[str, float], now: datetime):
-    """Which version served when, one bar per stint, labelled with the version's gate MAE."""
-    import matplotlib.dates as mdates
+def evaluate_folder(
+    model_dir: Path, validated_dir: Path, metrics_path: Path, plots_dir: Path, split: dict[str, float]
+) -> tuple[Metrics, int]:
+    """Score an exported model folder on the held-out test window of the validated data, split by
+    time as training split it, and write the stage's outputs; returns the scores and the rows."""
+    from mlstack import features
+    from mlstack.data import validation
+    from models.tabular.train import features_of, split_by_time
 
-    plt = _pyplot()
-    versions = sorted({s["version"] for s in stints}, key=int)
-    fig, ax = plt.subplots(figsize=(9, 1.2 + 0.5 * len(versions)))
-    for stint in stints:
-        start = datetime.fromisoformat(stint["from"].replace("Z", "+00:00"))
-        end = datetime.fromisoformat(stint["until"].replace("Z", "+00:00")) if stint["until"] else now
-        row = versions.index(stint["version"])
-        colour = "tab:red" if stint["how"] == "rollback" else "tab:blue"
-        ax.barh(row, mdates.date2num(end) - mdates.date2num(start), left=mdates.date2num(start), color=colour)
-    labels = [f"v{v}" + (f" (MAE {maes[v]:.0f}s)" if v in maes else "") for v in versions]
-    ax.set_yticks(range(len(versions)), labels)
-    ax.xaxis_date()
-    ax.set_title("Champion history (blue: promoted, red: restored by rollback)")
-    fig.autofmt_xdate()
-    fig.tight_layout()
-    plt.close(fig)
-    return fig
+    loaded = load_model_folder(model_dir)  # before the slow part: a wrong path fails at once
+    trips = validation.read_validated(validated_dir)["trips"]
+    frame = features.historical_features(features.feature_store(), trips)
+    test = split_by_time(frame, **split).test
+    predicted = loaded.predict(features_of(test))
+    scores = write_evaluation(test[features.LABEL], predicted, test["requested_at"], metrics_path, plots_dir)
+    return scores, len(test)

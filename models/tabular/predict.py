@@ -12,13 +12,14 @@ from pathlib import Path
 
 import pandas as pd
 
-from mlstack import locks, postgres
+from mlstack import locks, postgres, registry
+from mlstack.data import predictions as prediction_tables
 from mlstack.errors import InputError
 from mlstack.features import MODEL_FEATURES, historical_features
 from mlstack.io import write_parquet
 from mlstack.settings import MODEL_NAME, Settings
 from mlstack.timewindow import TimeWindow, utc
-from models.tabular import registry, schema
+from models.tabular.registry import load
 from models.tabular.train import features_of
 
 # The model's inputs travel with each prediction: drift monitoring reads them back.
@@ -41,7 +42,7 @@ def load_champion(name: str = MODEL_NAME) -> Champion:
 def load_version(version: str, name: str = MODEL_NAME) -> Champion:
     """One registry version, as the champion it was when a run resolved the alias: every
     partition of a window is scored by the same version, even if the alias moves meanwhile."""
-    return Champion(registry.load(version, name), version)
+    return Champion(load(version, name), version)
 
 
 def partitions(trips: pd.DataFrame, freq: str = "D") -> list[pd.DataFrame]:
@@ -104,11 +105,11 @@ def write_predictions(predictions: pd.DataFrame, start: datetime, end: datetime,
     """
     path = window_path(settings, start, end)
     with postgres.connect(settings) as conn:
-        schema.migrate(conn)
+        prediction_tables.migrate(conn)
         with conn.transaction():
             # Without it, a second writer of the window COPYs between our DELETE and COMMIT and
             # fails on the primary key; with it, writers take turns and the last one's rows stand.
-            locks.table_lock(conn, schema.DOMAIN)
+            locks.table_lock(conn, prediction_tables.DOMAIN)
             conn.execute(
                 "DELETE FROM trip_predictions WHERE requested_at >= %s AND requested_at < %s", (start, end)
             )

@@ -18,7 +18,7 @@ import pytest
 
 from flows.demo import DemoResult
 from mlstack import postgres
-from mlstack.cli.root import render_demo
+from mlstack.cli.demo import render_demo
 from mlstack.settings import Settings
 from tests.conftest import rendered
 from tests.kill import command_env, mlstack, run

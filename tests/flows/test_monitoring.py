@@ -13,8 +13,8 @@ from flows.batch_inference import BatchParams, batch_inference_flow
 from flows.data import DataParams, data_flow
 from flows.features import features_flow
 from flows.monitoring import MonitoringParams, monitoring_flow
+from mlstack import registry
 from mlstack.settings import Settings, get_settings
-from models.tabular import registry
 from monitoring import alerts, workspace
 from monitoring.events import DRIFT_DETECTED
 from tests.conftest import small

@@ -17,6 +17,7 @@ from flows.pretraining import (
     prepare_flow,
     pretraining_flow,
     tokenize_flow,
+    train_flow,
 )
 from mlstack.llm.local_server import follows_chat, local_model_dir, model_note
 from mlstack.pretraining import CorpusError
@@ -35,6 +36,19 @@ SMALL = {
     "lr": 1e-2,
     "warmup": 2,
 }
+
+
+@pytest.mark.parametrize("flow", [train_flow, pretraining_flow], ids=["pretrain-train", "pretrain-run"])
+def test_an_unknown_override_in_a_deployment_runs_parameters_is_refused_naming_the_key(flow) -> None:
+    """A run from a deployment or the UI's form reaches the flow as JSON parameters, and Prefect's
+    engine checks them with `validate_parameters` before the flow starts (a failed run, no work):
+    the same check, by the parameters model, that refuses the CLI's --set."""
+    from prefect.exceptions import ParameterTypeError
+
+    with pytest.raises(ParameterTypeError, match=r"depth: not a preset value; known: .*layers"):
+        flow.validate_parameters({"params": {"overrides": {"depth": 3, "steps": 5}}})
+    checked = flow.validate_parameters({"params": {"overrides": {"layers": 3, "steps": 5}}})
+    assert checked["params"].overrides == {"layers": 3, "steps": 5}
 
 
 @pytest.mark.slow

@@ -136,7 +136,7 @@ def test_a_failed_step_leaves_no_half_schema(pg_settings: Settings) -> None:
 def test_a_ledger_from_before_domains_is_upgraded_without_rerunning_steps(tmp_path: Path) -> None:
     """Data dirs made before domains owned their schema recorded the trip-prediction steps
     without a domain; those steps must count as done, not run again."""
-    from models.tabular import schema
+    from mlstack.data import predictions
 
     settings = Settings(home=tmp_path / "old")
     try:
@@ -145,15 +145,15 @@ def test_a_ledger_from_before_domains_is_upgraded_without_rerunning_steps(tmp_pa
                 "CREATE TABLE schema_migrations (version int PRIMARY KEY, description text NOT NULL,"
                 " applied_at timestamptz NOT NULL DEFAULT now())"
             )
-            for step in schema.MIGRATIONS:
+            for step in predictions.MIGRATIONS:
                 conn.execute(step.sql)
                 conn.execute(
                     "INSERT INTO schema_migrations (version, description) VALUES (%s, %s)",
                     (step.version, step.description),
                 )
-            assert schema.migrate(conn) == []  # CREATE TABLE again would have failed
+            assert predictions.migrate(conn) == []  # CREATE TABLE again would have failed
             domains = conn.execute("SELECT DISTINCT domain FROM schema_migrations").fetchall()
-            assert domains == [(schema.DOMAIN,)]
+            assert domains == [(predictions.DOMAIN,)]
             assert postgres.migrate(conn, "other", [postgres.Migration(1, "noop", "SELECT 1")]) == [1]
     finally:
         postgres.stop_embedded(settings.pg_dir)

@@ -11,8 +11,8 @@ from typing import ClassVar
 
 import pytest
 
+from mlstack.registry import GateDecision
 from mlstack.settings import Settings
-from models.tabular.registry import GateDecision
 from monitoring import alerts
 from monitoring.drift import DriftSummary
 

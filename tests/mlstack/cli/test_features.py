@@ -20,8 +20,9 @@ def test_apply_and_materialize_render() -> None:
         "driver_hourly": Path("/d/driver_hourly.parquet"),
         "zone_hourly": Path("/d/zone_hourly.parquet"),
     }
-    assert render_applied(9, tables) == (
-        "applied 9 Feast objects; offline tables: /d/driver_hourly.parquet, /d/zone_hourly.parquet"
+    assert render_applied(["driver_hourly", "zone_hourly"], tables) == (
+        "applied feature views driver_hourly, zone_hourly; offline tables: /d/driver_hourly.parquet,"
+        " /d/zone_hourly.parquet"
     )
     at = datetime(2026, 9, 15, 0, 0, 1, tzinfo=UTC)
     assert render_materialized(at) == "online store loaded up to 2026-09-15 00:00:01+00:00"

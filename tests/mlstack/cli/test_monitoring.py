@@ -1,8 +1,8 @@
-"""`mlstack monitor` and `retrain`: each outcome renders."""
+"""`mlstack monitor` and `drift-history`: each outcome renders."""
 
 from __future__ import annotations
 
-from mlstack.cli.monitoring import render_monitoring, retraining_line
+from mlstack.cli.monitoring import render_monitoring
 from tests.conftest import rendered
 
 
@@ -26,13 +26,6 @@ def test_quiet_skipped_and_failed_retraining_render(quiet_window, drifting_windo
     assert rendered(render_monitoring(skipped)) == "window skipped: 0 rows"
     failed = drifting_window.model_copy(update={"retraining": None, "retraining_failed": "no champion"})
     assert rendered(render_monitoring(failed)).endswith("retraining failed: no champion")
-
-
-def test_retraining_renders(retraining_result) -> None:
-    kept = retraining_result.model_copy(update={"promoted": False, "champion_mae": None, "reason": "r"})
-    assert retraining_line(kept).endswith(
-        "vs champion v1 n/a on 2026-09-19 00:00 to 2026-09-20 00:00: champion kept (r)"
-    )
 
 
 def test_drift_history_on_a_fresh_data_dir_says_what_to_run() -> None:

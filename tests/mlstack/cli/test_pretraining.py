@@ -32,7 +32,7 @@ def test_a_malformed_or_unknown_set_is_refused_before_any_work() -> None:
     assert bad.exit_code == 1 and "--set 'layers': expected KEY=VALUE" in " ".join(bad.output.split())
     unknown = runner.invoke(app, ["pretrain", "run", "--set", "depth=3"], terminal_width=300)
     text = " ".join(unknown.output.split())
-    assert unknown.exit_code == 1 and "--set depth: not a preset value; known:" in text and "layers" in text
+    assert unknown.exit_code == 2 and "--set: depth: not a preset value; known:" in text and "layers" in text
 
 
 def test_every_step_is_a_command_with_help() -> None:

@@ -36,11 +36,12 @@ def test_the_stand_in_loads_with_transformers(tmp_path: Path) -> None:
 
 
 def test_the_presets_have_their_documented_sizes() -> None:
-    from models.lm.init import PRESETS, build_model, count_parameters
+    from models.lm.init import build_model, count_parameters
+    from models.lm.presets import PRESETS
 
-    tiny = build_model("random", PRESETS["tiny"], 2048, {}, seed=0)
+    tiny = build_model("random", PRESETS["tiny"].shape, 2048, {}, seed=0)
     assert 1.0e6 < count_parameters(tiny) < 1.1e6
-    small = build_model("random", PRESETS["small"], 32768, {}, seed=0)
+    small = build_model("random", PRESETS["small"].shape, 32768, {}, seed=0)
     assert 123e6 < count_parameters(small) < 126e6  # GPT-2 small's 124M
     assert small.config._attn_implementation == "sdpa"
 

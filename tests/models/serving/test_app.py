@@ -12,10 +12,9 @@ import pytest
 import uvicorn
 from fastapi.testclient import TestClient
 
-from mlstack import tracking
+from mlstack import registry, tracking
 from mlstack.settings import MODEL_NAME, Settings
 from models.serving.app import create_app
-from models.tabular import registry
 
 TRIP = {
     "driver_id": 5,
@@ -107,7 +106,7 @@ def test_requests_are_logged_with_their_features(client: TestClient, in_trained_
 def test_server_follows_the_champion_alias_without_restart(in_trained_home: Settings, monkeypatch) -> None:
     name = f"{MODEL_NAME}_reload_test"
     champion = registry.alias_version(registry.CHAMPION)
-    source = registry._client().get_model_version(MODEL_NAME, champion)
+    source = registry.client().get_model_version(MODEL_NAME, champion)
     first = registry.register(source.source, source.run_id, name)
     second = registry.register(source.source, source.run_id, name)
     registry.promote(first, name=name)

@@ -10,11 +10,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from mlstack import features, postgres
+from mlstack import features, postgres, registry
 from mlstack.data import validation
 from mlstack.errors import InputError
 from mlstack.settings import Settings
-from models.tabular import registry
 from models.tabular.predict import load_champion, score, window_path, window_trips, write_predictions
 
 START, END = datetime(2026, 9, 5, tzinfo=UTC), datetime(2026, 9, 6, tzinfo=UTC)

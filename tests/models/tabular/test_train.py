@@ -10,11 +10,11 @@ import pandas as pd
 import pytest
 from mlflow import MlflowClient
 
-from mlstack import features
+from mlstack import features, registry
 from mlstack.data import validation
 from mlstack.features import LABEL, MODEL_FEATURES
 from mlstack.settings import MODEL_NAME, Settings
-from models.tabular import registry
+from models.tabular import registry as tabular_registry
 from models.tabular.train import features_of, params_from_run, split_by_time, train
 from tests.conftest import GOOD_PARAMS, TRAIN_SPACE
 
@@ -90,12 +90,12 @@ def test_gate_keeps_the_champion_against_a_worse_model_and_rollback_restores(
     holdout_x, holdout_y = features_of(good.splits.test), good.splits.test[LABEL]
 
     v_good = registry.register(good.model_uri, good.run_id, name)
-    first = registry.gate(v_good, holdout_x, holdout_y, margin=0.01, name=name)
+    first = tabular_registry.gate(v_good, holdout_x, holdout_y, margin=0.01, name=name)
     assert first.promoted and first.reason == "no champion yet"
 
     v_worse = registry.register(worse.model_uri, worse.run_id, name)
     assert registry.alias_version(registry.CHALLENGER, name) == v_worse
-    second = registry.gate(v_worse, holdout_x, holdout_y, margin=0.01, name=name)
+    second = tabular_registry.gate(v_worse, holdout_x, holdout_y, margin=0.01, name=name)
     assert not second.promoted
     assert second.challenger_mae > second.champion_mae
     assert registry.alias_version(registry.CHAMPION, name) == v_good
@@ -124,7 +124,7 @@ def test_gate_keeps_the_champion_against_a_worse_model_and_rollback_restores(
     # Without promotion on a win (the DVC stage), a better model stays challenger, and says so.
     v_again = registry.register(good.model_uri, good.run_id, name)
     registry.promote(v_worse, reason="to beat", name=name)
-    kept = registry.gate(v_again, holdout_x, holdout_y, margin=0.01, name=name, promote_on_win=False)
+    kept = tabular_registry.gate(v_again, holdout_x, holdout_y, margin=0.01, name=name, promote_on_win=False)
     assert not kept.promoted and kept.passed and f"mlstack model promote {v_again}" in kept.reason
     assert registry.alias_version(registry.CHAMPION, name) == v_worse
     assert MlflowClient().get_model_version(name, v_again).tags["gate.decision"] == "passed"

@@ -9,9 +9,8 @@ import uuid
 
 import pytest
 
-from mlstack import tracking
+from mlstack import registry, tracking
 from mlstack.settings import Settings
-from models.tabular import registry
 
 # Runs in a child with the test's data dir. `kill_at` names the MLflow client call at which the
 # child SIGKILLs itself, `when` says whether before or after that call's write lands.
@@ -19,7 +18,7 @@ CHILD = """
 import os, signal, sys
 from mlflow import MlflowClient
 from mlstack import tracking
-from models.tabular import registry
+from mlstack import registry
 
 action, kill_at, when, model = sys.argv[1:5]
 real = getattr(MlflowClient, kill_at)
