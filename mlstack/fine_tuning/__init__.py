@@ -1,7 +1,7 @@
 """Fine-tuning's building blocks: GitHub Q&A pairs, a stable split, chat JSONL in OpenAI's
 format and its validator, the human review's decisions, and OpenAI fine-tuning jobs.
 
-No Prefect here: `flows/fine_tuning.py` composes these, and the tests call them directly.
+No Prefect here: `flows/fine_tuning/` composes these, and the tests call them directly.
 """
 
 from __future__ import annotations
