@@ -104,11 +104,11 @@ def main() -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
     env |= {
         "MLSTACK_HOME": str(tmp / "home"),
-        "MLSTACK_PREFECT_PORT": str(processes.free_port()),
-        "MLSTACK_MLFLOW_PORT": str(processes.free_port()),
-        "MLSTACK_RETRAIN_COOLDOWN_S": "0",  # every event retrains: each round measures one
-        "MLSTACK_GIT_REPOSITORY": repository,
-        "MLSTACK_GIT_BRANCH": branch,
+        "MLSTACK_ORCHESTRATION_PREFECT_PORT": str(processes.free_port()),
+        "MLSTACK_ORCHESTRATION_MLFLOW_PORT": str(processes.free_port()),
+        "MLSTACK_MONITORING_RETRAIN_COOLDOWN_S": "0",  # every event retrains: each round measures one
+        "MLSTACK_ORCHESTRATION_GIT_REPOSITORY": repository,
+        "MLSTACK_ORCHESTRATION_GIT_BRANCH": branch,
     }
     console.print("plain `prefect server start` (SQLite) ...")
     plain_s = plain_prefect_start(tmp)
@@ -120,7 +120,7 @@ def main() -> None:
     direct_s: list[float] = []
     try:
         mlstack(env, "deploy")
-        api = Api(f"http://127.0.0.1:{env['MLSTACK_PREFECT_PORT']}/api")
+        api = Api(f"http://127.0.0.1:{env['MLSTACK_ORCHESTRATION_PREFECT_PORT']}/api")
         deployment = api.http.get("deployments/name/retraining/on-drift").json()
         known = {run["id"] for run in api.runs(deployment["id"])}
         for round_ in range(args.rounds):

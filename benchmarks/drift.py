@@ -4,7 +4,7 @@ Both judge the same 20 numeric columns of a synthetic reference and current wind
 current one shifted in 5 columns) at 10k, 100k and 1M rows each. mlstack's side is
 `monitoring.drift.data_drift`: Evidently's DataDriftPreset with per-column verdicts, the share
 of drifted columns and the HTML-ready snapshot; above 100k rows a side it judges a fixed-seed
-uniform sample of 100k (MLSTACK_DRIFT_SAMPLE_ROWS; `--no-sample` measures every row). The
+uniform sample of 100k (MLSTACK_MONITORING_DRIFT_SAMPLE_ROWS; `--no-sample` measures every row). The
 baseline computes a two-sample KS test and a 10-bin PSI per column and nothing else. The last
 line is JSON; targets: rows_100k_s <= 30 and scaling_1m_over_100k <= 12 (about linear).
 
@@ -72,7 +72,9 @@ def main() -> None:
         "--sizes", type=int, nargs="+", default=[10_000, 100_000, 1_000_000], help="rows per side"
     )
     parser.add_argument(
-        "--no-sample", action="store_true", help="judge every row (MLSTACK_DRIFT_SAMPLE_ROWS unset)"
+        "--no-sample",
+        action="store_true",
+        help="judge every row (MLSTACK_MONITORING_DRIFT_SAMPLE_ROWS unset)",
     )
     args = parser.parse_args()
     warnings.filterwarnings("ignore")

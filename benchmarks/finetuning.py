@@ -36,7 +36,7 @@ SYSTEM = "Answer the way this repository's maintainers do."
 
 def examples() -> dict[str, list[dict]]:
     from mlstack.fine_tuning import SAMPLE_DUMP, chat, pairs, split
-    from mlstack.rag.sources import github
+    from mlstack.sources import github
 
     found = pairs.extract(github.dump_threads(SAMPLE_DUMP).threads, 40).pairs
     return {side: [chat.example(p, SYSTEM) for p in ps] for side, ps in split.split(found, 0.2).items()}

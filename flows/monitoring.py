@@ -6,7 +6,7 @@ as HTML, logs them to the champion's MLflow run, links them from a Prefect artif
 window's snapshots to the Evidently workspace (a dashboard across windows). When
 something is wrong it alerts (apprise plus a local JSON-lines sink), emits the Prefect event
 `mlstack.drift.detected` for deployment triggers, and with `retrain` (or the setting
-`MLSTACK_RETRAIN_ON_DRIFT`) runs the retraining flow as a subflow, except under a deployment,
+`MLSTACK_MONITORING_RETRAIN_ON_DRIFT`) runs the retraining flow as a subflow, except under a deployment,
 where prefect.yaml's trigger on that event runs the retraining deployment instead.
 """
 
@@ -50,7 +50,7 @@ from monitoring.window import read_window
 
 class MonitoringParams(TimeWindow):
     retrain: bool | None = Field(
-        default=None, description="Retrain when drift is found. Default: MLSTACK_RETRAIN_ON_DRIFT."
+        default=None, description="Retrain when drift is found. Default: MLSTACK_MONITORING_RETRAIN_ON_DRIFT."
     )
 
 
@@ -132,7 +132,7 @@ def window_folder(version: str, start: datetime, end: datetime) -> str:
 def retrains_here(
     asked: bool | None, settings: Settings, log: logging.Logger | logging.LoggerAdapter
 ) -> bool:
-    """Whether drift runs the retraining subflow: as asked (default: MLSTACK_RETRAIN_ON_DRIFT),
+    """Whether drift runs the retraining subflow: as asked (default: MLSTACK_MONITORING_RETRAIN_ON_DRIFT),
     except under a deployment, where prefect.yaml's trigger on the drift event starts the
     retraining deployment, with its concurrency limit and cooldown; a subflow would train twice."""
     retrain = settings.monitoring.retrain_on_drift if asked is None else asked

@@ -49,7 +49,7 @@ class BatchPromptParams(AskOptions):
     )
     output: Path | None = Field(default=None, description="Results as JSON lines. Default: under reports/.")
     concurrency: int | None = Field(
-        default=None, ge=1, le=32, description="Questions in flight. Default: MLSTACK_ASK_CONCURRENCY."
+        default=None, ge=1, le=32, description="Questions in flight. Default: MLSTACK_LLM_ASK_CONCURRENCY."
     )
 
 

@@ -58,7 +58,7 @@ class RetrainingParams(BaseModel):
         default=None,
         ge=0,
         description="Optuna trials from the champion's params; 0 reuses them."
-        " Default: MLSTACK_RETRAIN_TRIALS.",
+        " Default: MLSTACK_MONITORING_RETRAIN_TRIALS.",
     )
     reason: str = Field(default="manual", description="Why retraining runs; the alert repeats it.")
     validated_dir: Path | None = Field(

@@ -14,12 +14,11 @@ from __future__ import annotations
 import os
 from functools import cached_property
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-PROJECT_NAME = "mlstack"
 MODEL_NAME = "trip_duration"
 PRETRAINED_MODEL = "code_lm"  # the pretraining flow's registered model
 FINETUNED_MODEL = "support_lm"  # the fine-tuning flow's registered model
@@ -73,26 +72,50 @@ def load_env_file() -> Path | None:
     return path
 
 
-def _env(*names: str) -> AliasChoices:
-    """The environment variables a field is read from, first one first."""
-    return AliasChoices(*names)
-
-
 class Section(BaseSettings):
-    """One concern's settings, read from the environment when the section is built."""
+    """One concern's settings, read from the environment when the section is built.
+
+    Every field is read from its section's prefix and its name (MLSTACK_RAG_K). `legacy_prefix`
+    and `aliases` name what else still sets it, after that name: the variable a field had before
+    its section took a prefix of its own (MLSTACK_DRIFT_SHARE), and the names other tools give
+    the same thing (OPENAI_API_KEY, MLFLOW_TRACKING_URI, GITHUB_TOKEN).
+    """
 
     model_config = SettingsConfigDict(env_prefix="MLSTACK_", extra="ignore", populate_by_name=True)
+    legacy_prefix: ClassVar[str | None] = None
+    aliases: ClassVar[dict[str, tuple[str, ...]]] = {}
 
     @classmethod
     def env_names(cls, name: str) -> list[str]:
         """The variables that set field `name`, in the order they are looked up."""
-        alias = cls.model_fields[name].validation_alias
-        if isinstance(alias, AliasChoices):
-            return [str(choice) for choice in alias.choices]
-        return [f"{cls.model_config['env_prefix']}{name}".upper()]
+        names = [f"{cls.model_config['env_prefix']}{name}".upper(), *cls.aliases.get(name, ())]
+        if cls.legacy_prefix:
+            names.append(f"{cls.legacy_prefix}{name}".upper())
+        return list(dict.fromkeys(names))
+
+    @model_validator(mode="before")
+    @classmethod
+    def _read_older_names(cls, data: Any) -> Any:
+        """A field its own variable (or an override) left unset takes the first older name set."""
+        if not isinstance(data, dict):
+            return data
+        filled = dict(data)
+        for name in cls.model_fields:
+            if name in filled:
+                continue
+            for variable in cls.env_names(name)[1:]:
+                if (value := os.environ.get(variable)) is not None:
+                    filled[name] = value
+                    break
+        return filled
 
 
 class DataSettings(Section):
+    """What validation lets through."""
+
+    model_config = SettingsConfigDict(env_prefix="MLSTACK_DATA_")
+    legacy_prefix = "MLSTACK_"
+
     max_bad_row_share: float = Field(
         default=0.01,
         ge=0.0,
@@ -117,9 +140,12 @@ class PostgresSettings(Section):
 class TrackingSettings(Section):
     """Where MLflow tracks runs and models, and how the registry gate promotes."""
 
+    model_config = SettingsConfigDict(env_prefix="MLSTACK_TRACKING_")
+    legacy_prefix = "MLSTACK_"
+    aliases = {"mlflow_tracking_uri": ("MLSTACK_MLFLOW_TRACKING_URI", "MLFLOW_TRACKING_URI")}
+
     mlflow_tracking_uri: str | None = Field(
         default=None,
-        validation_alias=_env("MLSTACK_MLFLOW_TRACKING_URI", "MLFLOW_TRACKING_URI"),
         description="MLflow tracking URI. Unset: SQLite under home/mlflow.",
     )
     promotion_margin: float = Field(
@@ -142,6 +168,9 @@ class ServingSettings(Section):
 
 class MonitoringSettings(Section):
     """What counts as drift, where alerts go, and whether drift retrains by itself."""
+
+    model_config = SettingsConfigDict(env_prefix="MLSTACK_MONITORING_")
+    legacy_prefix = "MLSTACK_"
 
     drift_share: float = Field(
         default=0.3,
@@ -212,6 +241,13 @@ class LLMSettings(Section):
     models. With the defaults, OPENAI_BASE_URL or OPENAI_API_KEY alone switches."""
 
     model_config = SettingsConfigDict(env_prefix="MLSTACK_LLM_")
+    aliases = {
+        "embedding_provider": ("MLSTACK_EMBEDDING_PROVIDER",),
+        "embedding_model": ("MLSTACK_EMBEDDING_MODEL",),
+        "openai_api_key": ("MLSTACK_OPENAI_API_KEY", "OPENAI_API_KEY"),
+        "openai_base_url": ("MLSTACK_OPENAI_BASE_URL", "OPENAI_BASE_URL"),
+        "ask_concurrency": ("MLSTACK_ASK_CONCURRENCY",),
+    }
 
     provider: Literal["auto", "openai", "openai-compatible", "local"] = Field(
         default="auto",
@@ -238,30 +274,25 @@ class LLMSettings(Section):
     )
     embedding_provider: Literal["local", "openai"] = Field(
         default="local",
-        validation_alias=_env("MLSTACK_EMBEDDING_PROVIDER"),
         description="local: the packaged all-MiniLM-L6-v2, offline. openai: the embeddings API of"
         " OpenAI or of OPENAI_BASE_URL.",
     )
     embedding_model: str | None = Field(
         default=None,
-        validation_alias=_env("MLSTACK_EMBEDDING_MODEL"),
         description="Embedding model for the openai provider. Unset: text-embedding-3-small.",
     )
     openai_api_key: SecretStr | None = Field(
         default=None,
-        validation_alias=_env("MLSTACK_OPENAI_API_KEY", "OPENAI_API_KEY"),
         description="OpenAI (or compatible server) API key.",
     )
     openai_base_url: str | None = Field(
         default=None,
-        validation_alias=_env("MLSTACK_OPENAI_BASE_URL", "OPENAI_BASE_URL"),
         description="Base URL of an OpenAI-compatible server (vLLM, Ollama, LM Studio, TGI).",
     )
     ask_concurrency: int = Field(
         default=4,
         ge=1,
         le=32,
-        validation_alias=_env("MLSTACK_ASK_CONCURRENCY"),
         description="Questions in flight at once in a batch of `mlstack ask`.",
     )
 
@@ -278,6 +309,9 @@ class LLMSettings(Section):
 class OrchestrationSettings(Section):
     """Where `mlstack up` serves Prefect and the MLflow UI, the GPU pool's size, and where
     mapped tasks run."""
+
+    model_config = SettingsConfigDict(env_prefix="MLSTACK_ORCHESTRATION_")
+    legacy_prefix = "MLSTACK_"
 
     prefect_port: int = Field(default=4200, ge=1, le=65535, description="Port of the Prefect server.")
     mlflow_port: int = Field(default=5000, ge=1, le=65535, description="Port of the MLflow UI.")
@@ -346,24 +380,35 @@ class RAGSettings(Section):
         le=1.0,
         description="A refresh that lowers hybrid hit@5 by more than this is flagged and alerted.",
     )
+
+
+class SourcesSettings(Section):
+    """How the external systems are reached: tokens, API roots, and how long a rate limit is
+    waited out. RAG, pretraining and fine-tuning read them through `mlstack.sources`."""
+
+    model_config = SettingsConfigDict(env_prefix="MLSTACK_SOURCES_")
+    aliases = {
+        "github_token": ("MLSTACK_GITHUB_TOKEN", "GITHUB_TOKEN"),
+        "github_api_url": ("MLSTACK_GITHUB_API_URL",),
+        "slack_token": ("MLSTACK_SLACK_TOKEN", "SLACK_BOT_TOKEN"),
+        "slack_api_url": ("MLSTACK_SLACK_API_URL",),
+        "rate_limit_wait_s": ("MLSTACK_RAG_RATE_LIMIT_WAIT_S",),
+    }
+
     github_token: SecretStr | None = Field(
         default=None,
-        validation_alias=_env("MLSTACK_GITHUB_TOKEN", "GITHUB_TOKEN"),
         description="GitHub token for `github:owner/repo` sources. Secret.",
     )
     github_api_url: str = Field(
         default="https://api.github.com",
-        validation_alias=_env("MLSTACK_GITHUB_API_URL"),
         description="GitHub REST API root (GitHub Enterprise: https://HOST/api/v3).",
     )
     slack_token: SecretStr | None = Field(
         default=None,
-        validation_alias=_env("MLSTACK_SLACK_TOKEN", "SLACK_BOT_TOKEN"),
         description="Slack bot token for `slack:CHANNEL_ID` sources (the Web API). Secret.",
     )
     slack_api_url: str = Field(
         default="https://slack.com/api",
-        validation_alias=_env("MLSTACK_SLACK_API_URL"),
         description="Slack Web API root.",
     )
     rate_limit_wait_s: float = Field(
@@ -489,6 +534,7 @@ class Settings(BaseSettings):
     llm: LLMSettings = _section(LLMSettings)
     orchestration: OrchestrationSettings = _section(OrchestrationSettings)
     rag: RAGSettings = _section(RAGSettings)
+    sources: SourcesSettings = _section(SourcesSettings)
     pretrain: PretrainSettings = _section(PretrainSettings)
     finetune: FinetuneSettings = _section(FinetuneSettings)
 
@@ -610,10 +656,6 @@ class Settings(BaseSettings):
         return self.home / "worker"
 
     @property
-    def rag_reports_dir(self) -> Path:
-        return self.reports_dir / "rag"
-
-    @property
     def pg_dir(self) -> Path:
         return self.home / "pg"
 
@@ -635,10 +677,6 @@ class Settings(BaseSettings):
     def prefect_api_url(self) -> str | None:
         """Prefect owns this variable; we only report it."""
         return os.environ.get("PREFECT_API_URL") or None
-
-    def ensure_dirs(self) -> None:
-        for path in (self.home, self.data_dir, self.reports_dir):
-            path.mkdir(parents=True, exist_ok=True)
 
 
 def get_settings(**overrides: object) -> Settings:

@@ -1,7 +1,7 @@
 """Alerts: one message, sent to every apprise URL in settings and to a local JSON-lines sink.
 
 apprise knows Slack, email, Teams, PagerDuty, plain JSON webhooks and a hundred more, so one
-setting (`MLSTACK_ALERT_URLS`) points alerts anywhere. The JSON-lines sink under the data dir is
+setting (`MLSTACK_MONITORING_ALERT_URLS`) points alerts anywhere. The JSON-lines sink under the data dir is
 on by default, so the demo's alerts can be read without any service. A target that fails is
 reported in the result; it never stops the caller, which still records its decision.
 """

@@ -50,7 +50,8 @@ class WindowTooSmall(WindowError):
             else ""
         )
         return cls(
-            f"the window holds {rows} prediction(s), fewer than MLSTACK_MIN_WINDOW_ROWS={min_rows};"
+            f"the window holds {rows} prediction(s), fewer than"
+            f" MLSTACK_MONITORING_MIN_WINDOW_ROWS={min_rows};"
             f" score it first (`mlstack predict-batch`) or widen it{others}"
         )
 

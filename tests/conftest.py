@@ -13,7 +13,7 @@ from pathlib import Path
 # Before anything imports mlstack.bootstrap (which reads it), so no test writes into the checkout.
 SESSION_HOME = Path(tempfile.mkdtemp(prefix="mlstack-tests-"))
 os.environ["MLSTACK_HOME"] = str(SESSION_HOME)
-for _var in ("MLSTACK_PG_DSN", "MLFLOW_TRACKING_URI", "MLSTACK_MAX_BAD_ROW_SHARE", "PREFECT_API_URL"):
+for _var in ("MLSTACK_PG_DSN", "MLFLOW_TRACKING_URI", "MLSTACK_DATA_MAX_BAD_ROW_SHARE", "PREFECT_API_URL"):
     os.environ.pop(_var, None)
 # The tests pick their LLM provider themselves; a developer's real key must never be used.
 for _var in [v for v in os.environ if v.startswith(("OPENAI_", "MLSTACK_LLM_", "MLSTACK_EMBEDDING_"))]:

@@ -34,7 +34,7 @@ class IngestResult(BaseModel):
 
 @task(name="read-issues", retries=2, retry_delay_seconds=10, cache_policy=NONE)
 def read_issues(location: str) -> Any:
-    from mlstack.rag.sources import github
+    from mlstack.sources import github
 
     read = github.threads(location, get_settings())
     get_run_logger().info("%s: %d issues, %d records skipped", location, len(read.threads), len(read.skipped))

@@ -1,6 +1,7 @@
 """Where a flow's mapped tasks run: threads in the flow's process (the default), or Dask, on a
-local cluster or on an existing scheduler (MLSTACK_TASK_RUNNER, MLSTACK_DASK_ADDRESS). A mapped
-task runs on either unchanged: `task.map(parts)` is the same call."""
+local cluster or on an existing scheduler (MLSTACK_ORCHESTRATION_TASK_RUNNER,
+MLSTACK_ORCHESTRATION_DASK_ADDRESS). A mapped task runs on either unchanged: `task.map(parts)` is
+the same call."""
 
 from __future__ import annotations
 

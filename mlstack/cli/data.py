@@ -96,7 +96,7 @@ def validate_command(
         None,
         min=0.0,
         max=1.0,
-        help="Share of bad rows allowed per table. Default: MLSTACK_MAX_BAD_ROW_SHARE.",
+        help="Share of bad rows allowed per table. Default: MLSTACK_DATA_MAX_BAD_ROW_SHARE.",
     ),
     table: str | None = typer.Option(
         None, help="Contract to apply to every file. Default: from each file name (trips, ...)."

@@ -20,7 +20,7 @@ app = typer.Typer()
 @app.command()
 def up(as_json: bool = JSON) -> None:
     """Start, on loopback, a Prefect server (its database on Postgres), the MLflow UI on the
-    flows' tracking store, the Evidently UI on the monitoring workspace (MLSTACK_EVIDENTLY_PORT,
+    flows' tracking store, the Evidently UI on the monitoring workspace (MLSTACK_ORCHESTRATION_EVIDENTLY_PORT,
     8002), and a process worker for the `cpu` pool; state lives in the data dir.
 
     A second `up` reports what already runs. While they run, every `mlstack` command and the

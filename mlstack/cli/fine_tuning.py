@@ -35,8 +35,8 @@ SOURCE = typer.Option(
     None,
     "--source",
     "-s",
-    help="github:OWNER/REPO (MLSTACK_GITHUB_TOKEN) or github:DUMP.json, a dump in the REST API's shape."
-    " Default: MLSTACK_FINETUNE_SOURCE, else the shipped sample.",
+    help="github:OWNER/REPO (MLSTACK_SOURCES_GITHUB_TOKEN) or github:DUMP.json, a dump in the REST"
+    " API's shape. Default: MLSTACK_FINETUNE_SOURCE, else the shipped sample.",
 )
 BACKEND = typer.Option(
     None, help="local (LoRA on a local model) or openai. Default: MLSTACK_FINETUNE_BACKEND."

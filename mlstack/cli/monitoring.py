@@ -28,7 +28,7 @@ def monitor(
     window_start: datetime = typer.Option(..., formats=WINDOW_FORMATS, help="Window start (UTC)."),
     window_end: datetime = typer.Option(..., formats=WINDOW_FORMATS, help="Window end (UTC), exclusive."),
     retrain: bool | None = typer.Option(
-        None, "--retrain/--no-retrain", help="Retrain on drift. Default: MLSTACK_RETRAIN_ON_DRIFT."
+        None, "--retrain/--no-retrain", help="Retrain on drift. Default: MLSTACK_MONITORING_RETRAIN_ON_DRIFT."
     ),
     exit_code: bool = typer.Option(
         False, "--exit-code", help=f"Exit {DRIFT_EXIT} when drift is found, as `git diff --exit-code` does."
@@ -36,7 +36,7 @@ def monitor(
     as_json: bool = JSON,
 ) -> None:
     """Check a window of batch and online predictions for drift against the champion's training
-    data; on drift, alert (MLSTACK_ALERT_URLS and the data dir's alerts.jsonl), emit the Prefect
+    data; on drift, alert (MLSTACK_MONITORING_ALERT_URLS and the data dir's alerts.jsonl), emit the Prefect
     event mlstack.drift.detected, and optionally retrain. Exits 0 with or without drift (with
     --exit-code, 3 on drift), and 1 when the window cannot be judged (its columns differ from the
     reference). A window too small to judge is skipped, with exit 0."""

@@ -45,7 +45,7 @@ SOURCE = typer.Option(
     "--source",
     "-s",
     help="Repeatable: dir:FOLDER, git:REPO_FOLDER, packages[:NAME,NAME] or github:OWNER/REPO[@REF]"
-    " (MLSTACK_GITHUB_TOKEN). None: the preset's installed packages.",
+    " (MLSTACK_SOURCES_GITHUB_TOKEN). None: the preset's installed packages.",
 )
 INIT = typer.Option(
     "random", help="random, from:DIR (any local Hugging Face causal LM), upscale:DIR or downscale:DIR."

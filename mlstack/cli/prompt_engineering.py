@@ -36,7 +36,7 @@ def ask(
     ),
     output: Path | None = typer.Option(None, help="Batch results (JSON lines). Default: under reports/."),
     concurrency: int | None = typer.Option(
-        None, help="Batch questions in flight. Default: MLSTACK_ASK_CONCURRENCY."
+        None, help="Batch questions in flight. Default: MLSTACK_LLM_ASK_CONCURRENCY."
     ),
     provider: Provider | None = option(AskOptions, "provider"),
     model: str | None = option(AskOptions, "model"),

@@ -56,7 +56,7 @@ def refresh_command(
     """Bring a collection up to date: add, change and delete what the sources did, nothing more.
 
     Rerun it any time: an unchanged source writes nothing, and a refresh that was killed
-    finishes the job. Tokens for the APIs: MLSTACK_GITHUB_TOKEN, MLSTACK_SLACK_TOKEN.
+    finishes the job. Tokens for the APIs: MLSTACK_SOURCES_GITHUB_TOKEN, MLSTACK_SOURCES_SLACK_TOKEN.
     """
     from flows.rag import RagRefreshParams, rag_refresh_flow
 

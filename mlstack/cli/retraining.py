@@ -33,12 +33,14 @@ def retrain(
         None, formats=WINDOW_FORMATS, help="Train on labelled trips before this instant. Default: all."
     ),
     trials: int | None = typer.Option(
-        None, help="Optuna trials from the champion's params; 0 reuses them. Default: MLSTACK_RETRAIN_TRIALS."
+        None,
+        help="Optuna trials from the champion's params; 0 reuses them."
+        " Default: MLSTACK_MONITORING_RETRAIN_TRIALS.",
     ),
     as_json: bool = JSON,
 ) -> None:
     """Retrain with the champion's recipe, gate the result on the newest labelled hours
-    (MLSTACK_RETRAIN_HOLDOUT_HOURS), promote or keep the champion, and alert with the decision."""
+    (MLSTACK_MONITORING_RETRAIN_HOLDOUT_HOURS), promote or keep the champion, and alert with the decision."""
     from datetime import UTC
 
     from flows.retraining import RetrainingParams, retraining_flow

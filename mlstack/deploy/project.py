@@ -235,11 +235,12 @@ def git_branch(root: Path) -> str:
     except (OSError, subprocess.CalledProcessError):
         raise InputError(
             f"{root} is not a git checkout: deployments clone their code from git; set"
-            " MLSTACK_GIT_REPOSITORY and MLSTACK_GIT_BRANCH"
+            " MLSTACK_ORCHESTRATION_GIT_REPOSITORY and MLSTACK_ORCHESTRATION_GIT_BRANCH"
         ) from None
     if branch == "HEAD":
         raise InputError(
-            f"{root} is on a detached HEAD: set MLSTACK_GIT_BRANCH to the branch deployments clone"
+            f"{root} is on a detached HEAD: set MLSTACK_ORCHESTRATION_GIT_BRANCH to the branch"
+            " deployments clone"
         )
     return branch
 

@@ -260,7 +260,7 @@ def _ensure(settings: Settings, make: Callable[[], Spec], name: str) -> ServiceL
         return ServiceLine(name=name, state="running", url=record.url, pid=record.pid, log=record.log)
     spec = make()
     if spec.port is not None and not _port_free(spec.port):
-        variable = f"MLSTACK_{name.upper()}_PORT"
+        variable = f"MLSTACK_ORCHESTRATION_{name.upper()}_PORT"
         raise Busy(
             f"port {spec.port} on {HOST} is taken by another program, so the {name} service cannot"
             f" start: stop that program, or set {variable} to a free port"

@@ -24,7 +24,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from mlstack.io import write_text
-from mlstack.rag.sources.github import repository_of
+from mlstack.sources.github import repository_of
 
 MAINTAINERS = frozenset({"OWNER", "MEMBER", "COLLABORATOR"})
 

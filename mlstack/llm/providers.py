@@ -44,11 +44,11 @@ class ModelInfo:
 
 def _hint(status: int, endpoint: Endpoint) -> str:
     if status == 401:
-        return "Check OPENAI_API_KEY (or MLSTACK_OPENAI_API_KEY)."
+        return "Check OPENAI_API_KEY (or MLSTACK_LLM_OPENAI_API_KEY)."
     if status == 404:
         return "Check the model name (MLSTACK_LLM_MODEL) and the base URL."
     if status == 429:
-        return "Rate limited: lower MLSTACK_ASK_CONCURRENCY, or raise MLSTACK_LLM_MAX_RETRIES."
+        return "Rate limited: lower MLSTACK_LLM_ASK_CONCURRENCY, or raise MLSTACK_LLM_MAX_RETRIES."
     if status >= 500:
         return f"The server at {endpoint.base_url} failed; try again later, or look at its log."
     return "Fix the request as the message says."

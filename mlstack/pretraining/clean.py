@@ -56,10 +56,6 @@ class Stage:
     documents_out: int
     removed: Counter[str] = field(default_factory=Counter)
 
-    @property
-    def removed_share(self) -> float:
-        return 1 - self.documents_out / self.documents_in if self.documents_in else 0.0
-
 
 @dataclass
 class Cleaned:

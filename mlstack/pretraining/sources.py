@@ -4,7 +4,7 @@
 - `git:PATH`: the files a local git repository tracks (`git ls-files`), as checked out;
 - `packages` or `packages:NAME,NAME`: the Python sources of the installed distributions (all of
   them, or the named ones): a large, real corpus already on the machine;
-- `github:OWNER/REPO[@REF]`: the repository's archive from the GitHub API (MLSTACK_GITHUB_TOKEN).
+- `github:OWNER/REPO[@REF]`: the repository's archive from the GitHub API (MLSTACK_SOURCES_GITHUB_TOKEN).
 
 The license hint is the distribution's declared license, or the first license file at the root
 of a folder, repository or archive, matched against common licenses.
@@ -159,16 +159,16 @@ def read_github(
     location: str, settings: Settings, max_bytes: int, http_client: httpx.Client | None = None
 ) -> Iterator[Document]:
     """The repository's tarball (`GET /repos/{owner}/{repo}/tarball/{ref}`), read in memory."""
-    from mlstack.rag.sources import http
+    from mlstack.sources import http
 
     repo, _, ref = location.partition("@")
-    token = settings.rag.github_token
+    token = settings.sources.github_token
     headers = {"Accept": "application/vnd.github+json", "X-GitHub-Api-Version": "2022-11-28"}
     if token is not None:
         headers["Authorization"] = f"Bearer {token.get_secret_value()}"
-    url = f"{settings.rag.github_api_url.rstrip('/')}/repos/{repo}/tarball/{ref}".rstrip("/")
+    url = f"{settings.sources.github_api_url.rstrip('/')}/repos/{repo}/tarball/{ref}".rstrip("/")
     with http.client(http_client, headers) as client:
-        response = http.get(client, url, None, settings.rag.rate_limit_wait_s)
+        response = http.get(client, url, None, settings.sources.rate_limit_wait_s)
     try:
         texts = _tar_texts(response.content, max_bytes)
     except tarfile.TarError as exc:

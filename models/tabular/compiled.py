@@ -15,18 +15,6 @@ import numpy as np
 import pandas as pd
 from sklearn.ensemble import HistGradientBoostingRegressor
 
-_FIELDS = (
-    "feature_idx",
-    "num_threshold",
-    "left",
-    "right",
-    "is_leaf",
-    "value",
-    "missing_go_to_left",
-    "is_categorical",
-    "bitset_idx",
-)
-
 
 class CompiledTrees:
     """Drop-in `predict` for a fitted single-output HistGradientBoostingRegressor."""

@@ -28,8 +28,8 @@ def test_the_mapped_partitions_run_on_a_dask_cluster_and_match_threads(
     threads = _completed(batch_inference_flow(BatchParams(**WINDOW), return_state=True))
     on_threads = pd.read_parquet(threads.parquet).sort_values("trip_id", ignore_index=True)
     with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
-        monkeypatch.setenv("MLSTACK_TASK_RUNNER", "dask")
-        monkeypatch.setenv("MLSTACK_DASK_ADDRESS", cluster.scheduler_address)
+        monkeypatch.setenv("MLSTACK_ORCHESTRATION_TASK_RUNNER", "dask")
+        monkeypatch.setenv("MLSTACK_ORCHESTRATION_DASK_ADDRESS", cluster.scheduler_address)
         on_dask_flow = batch_inference_flow.with_options(task_runner=task_runner(get_settings()))
         dask = _completed(on_dask_flow(BatchParams(**WINDOW), return_state=True))
         scored_there = cluster.scheduler.task_prefixes.get("score_partition")
@@ -45,9 +45,9 @@ def test_the_runner_follows_the_setting(monkeypatch: pytest.MonkeyPatch) -> None
     from prefect_dask import DaskTaskRunner
 
     assert isinstance(task_runner(get_settings()), ThreadPoolTaskRunner)
-    monkeypatch.setenv("MLSTACK_TASK_RUNNER", "dask")
-    monkeypatch.setenv("MLSTACK_DASK_WORKERS", "3")
+    monkeypatch.setenv("MLSTACK_ORCHESTRATION_TASK_RUNNER", "dask")
+    monkeypatch.setenv("MLSTACK_ORCHESTRATION_DASK_WORKERS", "3")
     local = task_runner(get_settings())
     assert isinstance(local, DaskTaskRunner) and local.cluster_kwargs["n_workers"] == 3
-    monkeypatch.setenv("MLSTACK_DASK_ADDRESS", "tcp://10.0.0.1:8786")
+    monkeypatch.setenv("MLSTACK_ORCHESTRATION_DASK_ADDRESS", "tcp://10.0.0.1:8786")
     assert task_runner(get_settings()).address == "tcp://10.0.0.1:8786"

@@ -26,7 +26,7 @@ from tests.kill import command_env, mlstack, run
 # Canary secrets in every place settings read one from; the demo alerts on drift to each URL.
 # The suite's proxy fence (tests/conftest.py) refuses the Slack and Telegram requests on loopback.
 CANARIES = {
-    "MLSTACK_ALERT_URLS": "slack://TOKACANARY1/TOKBCANARY2/TOKCCANARY3,"
+    "MLSTACK_MONITORING_ALERT_URLS": "slack://TOKACANARY1/TOKBCANARY2/TOKCCANARY3,"
     "tgram://987654321:AAHCANARYTELEGRAM/12345,json://alerts:CANARYJSONPW@127.0.0.1:9/hook",
     "OPENAI_API_KEY": "sk-CANARYOPENAIKEY",
     "MLSTACK_LLM_PROVIDER": "local",  # the key is set, but nothing can reach OpenAI from here

@@ -57,8 +57,8 @@ def test_drift_window_alerts_emits_the_event_and_retrains(
     """From a copy of the session's trained home: six normal days from 2026-09-01 and champion
     v1 (the training flow itself runs in `mlstack train` in the demo's and the README walk's
     tests)."""
-    monkeypatch.setenv("MLSTACK_RETRAIN_ON_DRIFT", "true")
-    monkeypatch.setenv("MLSTACK_ALERT_URLS", "json://127.0.0.1:9/down")  # nobody listens there
+    monkeypatch.setenv("MLSTACK_MONITORING_RETRAIN_ON_DRIFT", "true")
+    monkeypatch.setenv("MLSTACK_MONITORING_ALERT_URLS", "json://127.0.0.1:9/down")  # nobody listens there
     assert registry.status()["champion"] == "1"
 
     # Three days of the airport-shuttle scenario arrive, are scored in batch, then monitored.
@@ -134,7 +134,7 @@ def test_under_a_deployment_drift_leaves_retraining_to_the_trigger(monkeypatch: 
     from flows.monitoring import retrains_here
 
     log = logging.getLogger("test")
-    monkeypatch.setenv("MLSTACK_RETRAIN_ON_DRIFT", "true")
+    monkeypatch.setenv("MLSTACK_MONITORING_RETRAIN_ON_DRIFT", "true")
     assert retrains_here(None, get_settings(), log) is True
     assert retrains_here(False, get_settings(), log) is False
     # Prefect's runtime reads these variables in place of a real deployment run's context.

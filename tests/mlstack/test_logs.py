@@ -12,7 +12,7 @@ from mlstack.errors import InputError
 
 @pytest.fixture
 def records(monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> pytest.LogCaptureFixture:
-    monkeypatch.setenv("MLSTACK_ALERT_URLS", "slack://TOKACANARY/TOKBCANARY/TOKCCANARY")
+    monkeypatch.setenv("MLSTACK_MONITORING_ALERT_URLS", "slack://TOKACANARY/TOKBCANARY/TOKCCANARY")
     monkeypatch.setenv("OPENAI_API_KEY", "sk-CANARYOPENAI")
     logs.install()
     caplog.set_level(logging.INFO)

@@ -26,7 +26,7 @@ def by_service(parsed: dict) -> dict[str, dict]:
 
 
 def test_unset_services_are_shown_as_unset_and_nothing_is_checked(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("MLSTACK_ALERT_URLS", "slack://TOKACANARY1/TOKBCANARY2/TOKCCANARY3")
+    monkeypatch.setenv("MLSTACK_MONITORING_ALERT_URLS", "slack://TOKACANARY1/TOKBCANARY2/TOKCCANARY3")
     code, parsed, _ = info()
     assert "CANARY" not in json.dumps(parsed)  # alert URLs keep their tokens in the path
     assert {r["name"]: r["value"] for r in parsed["settings"]}["alert_urls"] == "slack://T...1/T...2/T...3//"

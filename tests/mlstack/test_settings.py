@@ -87,49 +87,54 @@ def test_a_section_overridden_in_part_still_reads_the_rest_from_the_environment(
 DOCUMENTED = {
     "MLSTACK_PG_DSN": ("postgres", "dsn", "postgresql://u@h:1/d", SecretStr("postgresql://u@h:1/d")),
     "MLSTACK_PG_CONNECT_TIMEOUT_S": ("postgres", "connect_timeout_s", "9", 9),
-    "MLSTACK_MLFLOW_TRACKING_URI": ("tracking", "mlflow_tracking_uri", "http://m:1", "http://m:1"),
-    "MLSTACK_PROMOTION_MARGIN": ("tracking", "promotion_margin", "0.05", 0.05),
-    "MLSTACK_MAX_BAD_ROW_SHARE": ("data", "max_bad_row_share", "0.02", 0.02),
+    "MLSTACK_TRACKING_MLFLOW_TRACKING_URI": ("tracking", "mlflow_tracking_uri", "http://m:1", "http://m:1"),
+    "MLSTACK_TRACKING_PROMOTION_MARGIN": ("tracking", "promotion_margin", "0.05", 0.05),
+    "MLSTACK_DATA_MAX_BAD_ROW_SHARE": ("data", "max_bad_row_share", "0.02", 0.02),
     "MLSTACK_SERVING_RELOAD_S": ("serving", "reload_s", "2", 2.0),
-    "MLSTACK_DRIFT_SHARE": ("monitoring", "drift_share", "0.4", 0.4),
-    "MLSTACK_DRIFT_METHOD": ("monitoring", "drift_method", "psi", "psi"),
-    "MLSTACK_DRIFT_THRESHOLD": ("monitoring", "drift_threshold", "0.2", 0.2),
-    "MLSTACK_PERFORMANCE_TOLERANCE": ("monitoring", "performance_tolerance", "0.5", 0.5),
-    "MLSTACK_MISSING_SHARE_INCREASE": ("monitoring", "missing_share_increase", "0.2", 0.2),
-    "MLSTACK_MIN_WINDOW_ROWS": ("monitoring", "min_window_rows", "50", 50),
-    "MLSTACK_DRIFT_SAMPLE_ROWS": ("monitoring", "drift_sample_rows", "5000", 5000),
-    "MLSTACK_ALERT_URLS": (
+    "MLSTACK_MONITORING_DRIFT_SHARE": ("monitoring", "drift_share", "0.4", 0.4),
+    "MLSTACK_MONITORING_DRIFT_METHOD": ("monitoring", "drift_method", "psi", "psi"),
+    "MLSTACK_MONITORING_DRIFT_THRESHOLD": ("monitoring", "drift_threshold", "0.2", 0.2),
+    "MLSTACK_MONITORING_PERFORMANCE_TOLERANCE": ("monitoring", "performance_tolerance", "0.5", 0.5),
+    "MLSTACK_MONITORING_MISSING_SHARE_INCREASE": ("monitoring", "missing_share_increase", "0.2", 0.2),
+    "MLSTACK_MONITORING_MIN_WINDOW_ROWS": ("monitoring", "min_window_rows", "50", 50),
+    "MLSTACK_MONITORING_DRIFT_SAMPLE_ROWS": ("monitoring", "drift_sample_rows", "5000", 5000),
+    "MLSTACK_MONITORING_ALERT_URLS": (
         "monitoring",
         "alert_urls",
         "json://a, mailto://b",
         [SecretStr("json://a"), SecretStr("mailto://b")],
     ),
-    "MLSTACK_ALERT_LOG": ("monitoring", "alert_log", "false", False),
-    "MLSTACK_RETRAIN_ON_DRIFT": ("monitoring", "retrain_on_drift", "true", True),
-    "MLSTACK_RETRAIN_TRIALS": ("monitoring", "retrain_trials", "3", 3),
-    "MLSTACK_RETRAIN_COOLDOWN_S": ("monitoring", "retrain_cooldown_s", "60", 60.0),
-    "MLSTACK_PREFECT_PORT": ("orchestration", "prefect_port", "4300", 4300),
-    "MLSTACK_EVIDENTLY_PORT": ("orchestration", "evidently_port", "8102", 8102),
-    "MLSTACK_MLFLOW_PORT": ("orchestration", "mlflow_port", "5100", 5100),
-    "MLSTACK_UP_TIMEOUT_S": ("orchestration", "up_timeout_s", "30", 30.0),
-    "MLSTACK_GPU_COUNT": ("orchestration", "gpu_count", "4", 4),
-    "MLSTACK_TASK_RUNNER": ("orchestration", "task_runner", "dask", "dask"),
-    "MLSTACK_DASK_ADDRESS": ("orchestration", "dask_address", "tcp://d:8786", "tcp://d:8786"),
-    "MLSTACK_DASK_WORKERS": ("orchestration", "dask_workers", "2", 2),
-    "MLSTACK_GIT_REPOSITORY": ("orchestration", "git_repository", "https://g/r.git", "https://g/r.git"),
-    "MLSTACK_GIT_BRANCH": ("orchestration", "git_branch", "main", "main"),
-    "MLSTACK_RETRAIN_HOLDOUT_HOURS": ("monitoring", "retrain_holdout_hours", "12", 12.0),
+    "MLSTACK_MONITORING_ALERT_LOG": ("monitoring", "alert_log", "false", False),
+    "MLSTACK_MONITORING_RETRAIN_ON_DRIFT": ("monitoring", "retrain_on_drift", "true", True),
+    "MLSTACK_MONITORING_RETRAIN_TRIALS": ("monitoring", "retrain_trials", "3", 3),
+    "MLSTACK_MONITORING_RETRAIN_COOLDOWN_S": ("monitoring", "retrain_cooldown_s", "60", 60.0),
+    "MLSTACK_ORCHESTRATION_PREFECT_PORT": ("orchestration", "prefect_port", "4300", 4300),
+    "MLSTACK_ORCHESTRATION_EVIDENTLY_PORT": ("orchestration", "evidently_port", "8102", 8102),
+    "MLSTACK_ORCHESTRATION_MLFLOW_PORT": ("orchestration", "mlflow_port", "5100", 5100),
+    "MLSTACK_ORCHESTRATION_UP_TIMEOUT_S": ("orchestration", "up_timeout_s", "30", 30.0),
+    "MLSTACK_ORCHESTRATION_GPU_COUNT": ("orchestration", "gpu_count", "4", 4),
+    "MLSTACK_ORCHESTRATION_TASK_RUNNER": ("orchestration", "task_runner", "dask", "dask"),
+    "MLSTACK_ORCHESTRATION_DASK_ADDRESS": ("orchestration", "dask_address", "tcp://d:8786", "tcp://d:8786"),
+    "MLSTACK_ORCHESTRATION_DASK_WORKERS": ("orchestration", "dask_workers", "2", 2),
+    "MLSTACK_ORCHESTRATION_GIT_REPOSITORY": (
+        "orchestration",
+        "git_repository",
+        "https://g/r.git",
+        "https://g/r.git",
+    ),
+    "MLSTACK_ORCHESTRATION_GIT_BRANCH": ("orchestration", "git_branch", "main", "main"),
+    "MLSTACK_MONITORING_RETRAIN_HOLDOUT_HOURS": ("monitoring", "retrain_holdout_hours", "12", 12.0),
     "MLSTACK_LLM_PROVIDER": ("llm", "provider", "local", "local"),
     "MLSTACK_LLM_MODEL": ("llm", "model", "m", "m"),
     "MLSTACK_LLM_LOCAL_MODEL": ("llm", "local_model", "/m", Path("/m")),
     "MLSTACK_LLM_TIMEOUT_S": ("llm", "timeout_s", "5", 5.0),
     "MLSTACK_LLM_MAX_RETRIES": ("llm", "max_retries", "1", 1),
     "MLSTACK_LLM_SERVER_START_TIMEOUT_S": ("llm", "server_start_timeout_s", "30", 30.0),
-    "MLSTACK_EMBEDDING_PROVIDER": ("llm", "embedding_provider", "openai", "openai"),
-    "MLSTACK_EMBEDDING_MODEL": ("llm", "embedding_model", "e", "e"),
+    "MLSTACK_LLM_EMBEDDING_PROVIDER": ("llm", "embedding_provider", "openai", "openai"),
+    "MLSTACK_LLM_EMBEDDING_MODEL": ("llm", "embedding_model", "e", "e"),
     "OPENAI_API_KEY": ("llm", "openai_api_key", "sk-test", SecretStr("sk-test")),
     "OPENAI_BASE_URL": ("llm", "openai_base_url", "http://o:1/v1", "http://o:1/v1"),
-    "MLSTACK_ASK_CONCURRENCY": ("llm", "ask_concurrency", "8", 8),
+    "MLSTACK_LLM_ASK_CONCURRENCY": ("llm", "ask_concurrency", "8", 8),
     "MLSTACK_RAG_COLLECTION": ("rag", "collection", "handbook", "handbook"),
     "MLSTACK_RAG_CHUNK_SIZE": ("rag", "chunk_size", "800", 800),
     "MLSTACK_RAG_CHUNK_OVERLAP": ("rag", "chunk_overlap", "50", 50),
@@ -137,11 +142,16 @@ DOCUMENTED = {
     "MLSTACK_RAG_K": ("rag", "k", "8", 8),
     "MLSTACK_RAG_MIN_SIMILARITY": ("rag", "min_similarity", "0.4", 0.4),
     "MLSTACK_RAG_EVAL_MAX_DROP": ("rag", "eval_max_drop", "0.1", 0.1),
-    "MLSTACK_GITHUB_TOKEN": ("rag", "github_token", "ghp_x", SecretStr("ghp_x")),
-    "MLSTACK_GITHUB_API_URL": ("rag", "github_api_url", "https://ghe/api/v3", "https://ghe/api/v3"),
-    "MLSTACK_SLACK_TOKEN": ("rag", "slack_token", "xoxb-1", SecretStr("xoxb-1")),
-    "MLSTACK_SLACK_API_URL": ("rag", "slack_api_url", "https://s/api", "https://s/api"),
-    "MLSTACK_RAG_RATE_LIMIT_WAIT_S": ("rag", "rate_limit_wait_s", "5", 5.0),
+    "MLSTACK_SOURCES_GITHUB_TOKEN": ("sources", "github_token", "ghp_x", SecretStr("ghp_x")),
+    "MLSTACK_SOURCES_GITHUB_API_URL": (
+        "sources",
+        "github_api_url",
+        "https://ghe/api/v3",
+        "https://ghe/api/v3",
+    ),
+    "MLSTACK_SOURCES_SLACK_TOKEN": ("sources", "slack_token", "xoxb-1", SecretStr("xoxb-1")),
+    "MLSTACK_SOURCES_SLACK_API_URL": ("sources", "slack_api_url", "https://s/api", "https://s/api"),
+    "MLSTACK_SOURCES_RATE_LIMIT_WAIT_S": ("sources", "rate_limit_wait_s", "5", 5.0),
     "MLSTACK_PRETRAIN_PRESET": ("pretrain", "preset", "small", "small"),
     "MLSTACK_PRETRAIN_SHARDS": ("pretrain", "shards", "4", 4),
     "MLSTACK_PRETRAIN_VALIDATION_SHARE": ("pretrain", "validation_share", "0.1", 0.1),
@@ -183,12 +193,53 @@ def test_every_documented_variable_lands_in_its_section(
     assert variable in Settings.sections()[section].env_names(name)
 
 
-def test_the_readme_documents_exactly_the_variables_settings_read() -> None:
-    readme = (PROJECT_ROOT / "README.md").read_text()
+def test_the_settings_page_documents_every_variable_by_its_own_name() -> None:
+    page = (PROJECT_ROOT / "docs" / "settings.md").read_text()
     for title, section in Settings.sections().items():
         for name in section.model_fields:
-            assert any(f"`{var}`" in readme for var in section.env_names(name)), (title, name)
-    assert "`OPENAI_API_KEY`" in readme
+            assert f"`{section.env_names(name)[0]}`" in page, (title, name)
+    assert "`OPENAI_API_KEY`" in page
+
+
+def test_each_section_has_a_prefix_of_its_own_and_every_variable_follows_it() -> None:
+    prefixes = {title: kind.model_config["env_prefix"] for title, kind in Settings.sections().items()}
+    assert len(set(prefixes.values())) == len(prefixes), prefixes
+    for title, kind in Settings.sections().items():
+        assert prefixes[title].startswith("MLSTACK_") and prefixes[title] != "MLSTACK_", title
+        for name in kind.model_fields:
+            assert kind.env_names(name)[0] == f"{prefixes[title]}{name}".upper()
+
+
+OLDER_NAMES = sorted(
+    (variable, title, name)
+    for title, kind in Settings.sections().items()
+    for name in kind.model_fields
+    for variable in kind.env_names(name)[1:]
+)
+
+
+@pytest.mark.parametrize(("variable", "section", "name"), OLDER_NAMES)
+def test_an_older_name_still_sets_its_setting(
+    monkeypatch: pytest.MonkeyPatch, variable: str, section: str, name: str
+) -> None:
+    canonical = next(v for v, (s, n, _, _) in DOCUMENTED.items() if (s, n) == (section, name))
+    _, _, raw, expected = DOCUMENTED[canonical]
+    for other in Settings.sections()[section].env_names(name):
+        monkeypatch.delenv(other, raising=False)
+    monkeypatch.setenv(variable, raw)
+    assert getattr(getattr(get_settings(), section), name) == expected
+
+
+def test_the_sections_own_name_wins_over_an_older_one(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MLSTACK_DRIFT_SHARE", "0.4")
+    monkeypatch.setenv("MLSTACK_MONITORING_DRIFT_SHARE", "0.2")
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-theirs")
+    monkeypatch.setenv("MLSTACK_LLM_OPENAI_API_KEY", "sk-ours")
+    settings = get_settings()
+    assert settings.monitoring.drift_share == 0.2
+    assert settings.llm.openai_api_key.get_secret_value() == "sk-ours"
+    # An override given in code fills the field; the older names fill only what is left.
+    assert get_settings(monitoring={"min_window_rows": 9}).monitoring.drift_share == 0.2
 
 
 def test_a_dotenv_file_fills_the_gaps_the_environment_leaves(tmp_path: Path) -> None:

@@ -68,7 +68,7 @@ def test_the_local_sink_can_be_switched_off(mlstack_home: Path) -> None:
 
 
 def test_alert_urls_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("MLSTACK_ALERT_URLS", "slack://a/b/c, mailto://u:p@example.com")
+    monkeypatch.setenv("MLSTACK_MONITORING_ALERT_URLS", "slack://a/b/c, mailto://u:p@example.com")
     urls = Settings().monitoring.alert_urls
     assert [url.get_secret_value() for url in urls] == ["slack://a/b/c", "mailto://u:p@example.com"]
     assert "slack://a/b/c" not in repr(urls), "a secret, shown as stars"

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from mlstack.errors import InputError
+from mlstack.sources import Skipped
 
 Kind = Literal["docs", "slack", "github"]
 KINDS: tuple[str, ...] = ("docs", "slack", "github")
@@ -52,17 +53,6 @@ class Document:
     def hash(self) -> str:
         """Changes whenever anything a reader or a search sees changes."""
         return content_hash(self.title, self.url or "", self.path or "", self.author or "", *self.units)
-
-
-@dataclass(frozen=True)
-class Skipped:
-    """A record a source could not read: where it is and why."""
-
-    where: str  # file, and record within it
-    reason: str
-
-    def __str__(self) -> str:
-        return f"{self.where}: {self.reason}"
 
 
 @dataclass

@@ -20,7 +20,8 @@ from pathlib import Path
 from typing import Any
 
 from mlstack.rag.sources import Document, Skipped, SourceRead
-from mlstack.rag.sources import http as api
+from mlstack.sources import http as api
+from mlstack.sources import slack as slack_api
 
 DROPPED = {"channel_join", "channel_leave", "group_join", "group_leave"}
 _MENTION = re.compile(r"<@([A-Z0-9]+)(?:\|([^>]+))?>")
@@ -173,51 +174,16 @@ def read_export(folder: Path, source: str) -> SourceRead:
 def read_api(
     channel_id: str, source: str, settings: Any, cursor: str | None = None, http_client: Any = None
 ) -> SourceRead:
-    """conversations.history (and .replies for threads) of one channel since `cursor` (a ts),
-    with cursor pagination and Retry-After. Incremental: it deletes nothing."""
-    from mlstack.rag import RAGError
-
-    token = settings.rag.slack_token
-    if token is None:
-        raise RAGError(f"--source {source} reads the Slack Web API: set MLSTACK_SLACK_TOKEN (a bot token)")
+    """One channel's threads since `cursor` (a ts), read by `mlstack.sources.slack`.
+    Incremental: it deletes nothing."""
     result = SourceRead(source, complete=False, cursor=cursor)
-    root = settings.rag.slack_api_url.rstrip("/")
-    wait = settings.rag.rate_limit_wait_s
-    http = api.client(http_client, {"Authorization": f"Bearer {token.get_secret_value()}"})
-
-    def pages(method: str, params: dict[str, Any]) -> Iterable[dict[str, Any]]:
-        page_cursor = None
-        while True:
-            body = api.get(
-                http, f"{root}/{method}", {**params, "cursor": page_cursor} if page_cursor else params, wait
-            ).json()
-            if not body.get("ok"):
-                raise RAGError(
-                    f"Slack {method} failed: {body.get('error')}."
-                    " Check the token's scopes and the channel id."
-                )
-            yield body
-            page_cursor = (body.get("response_metadata") or {}).get("next_cursor")
-            if not page_cursor:
-                return
-
     try:
-        users = user_names(u for body in pages("users.list", {"limit": 200}) for u in body.get("members", []))
-        info = next(iter(pages("conversations.info", {"channel": channel_id})))["channel"]
-        messages: list[dict[str, Any]] = []
-        params = {"channel": channel_id, "limit": 200, **({"oldest": cursor} if cursor else {})}
-        for body in pages("conversations.history", params):
-            for message in body.get("messages", []):
-                messages.append(message)
-                if message.get("reply_count"):
-                    replies = pages("conversations.replies", {"channel": channel_id, "ts": message["ts"]})
-                    messages.extend(
-                        r for b in replies for r in b.get("messages", []) if r["ts"] != message["ts"]
-                    )
+        channel = slack_api.channel_history(channel_id, settings, cursor, http_client, source)
     except api.RateLimited as exc:
         result.stopped = str(exc)
         return result  # nothing of this read is kept: the cursor stays where it was
-    result.documents = threads(messages, channel_id, info.get("name", channel_id), users, {})
-    if messages:
-        result.cursor = max((m["ts"] for m in messages), key=float)
+    users = user_names(channel.users)
+    result.documents = threads(channel.messages, channel_id, channel.name, users, {})
+    if channel.messages:
+        result.cursor = max((m["ts"] for m in channel.messages), key=float)
     return result

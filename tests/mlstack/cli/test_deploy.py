@@ -132,12 +132,12 @@ def stack(
     repository, branch = git_source(tmp)
     env = command_env(
         home,
-        MLSTACK_PREFECT_PORT=str(processes.free_port()),
-        MLSTACK_MLFLOW_PORT=str(processes.free_port()),
-        MLSTACK_EVIDENTLY_PORT=str(processes.free_port()),
-        MLSTACK_RETRAIN_COOLDOWN_S=str(COOLDOWN_S),
-        MLSTACK_GIT_REPOSITORY=repository,
-        MLSTACK_GIT_BRANCH=branch,
+        MLSTACK_ORCHESTRATION_PREFECT_PORT=str(processes.free_port()),
+        MLSTACK_ORCHESTRATION_MLFLOW_PORT=str(processes.free_port()),
+        MLSTACK_ORCHESTRATION_EVIDENTLY_PORT=str(processes.free_port()),
+        MLSTACK_MONITORING_RETRAIN_COOLDOWN_S=str(COOLDOWN_S),
+        MLSTACK_ORCHESTRATION_GIT_REPOSITORY=repository,
+        MLSTACK_ORCHESTRATION_GIT_BRANCH=branch,
     )
     started = cli(env, "up")
     try:
@@ -155,7 +155,7 @@ def test_up_starts_each_service_once_on_loopback(stack: tuple[dict[str, str], Se
     assert services["prefect"]["url"].startswith("http://127.0.0.1:")
     assert httpx.get(services["mlflow"]["url"] + "/health").status_code == 200
     # The Evidently UI serves the data dir's workspace, on the port its setting names.
-    assert services["evidently"]["url"] == f"http://127.0.0.1:{env['MLSTACK_EVIDENTLY_PORT']}"
+    assert services["evidently"]["url"] == f"http://127.0.0.1:{env['MLSTACK_ORCHESTRATION_EVIDENTLY_PORT']}"
     assert httpx.get(services["evidently"]["url"] + "/api/projects").json() == []
     # The server keeps its state in the embedded Postgres, not in SQLite.
     settings = Settings(home=Path(env["MLSTACK_HOME"]))

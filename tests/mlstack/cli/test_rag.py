@@ -23,7 +23,7 @@ def test_help_explains_each_command() -> None:
     for command in ("refresh", "search", "ask", "eval", "drop"):
         assert command in text
     refresh = " ".join(runner.invoke(app, ["rag", "refresh", "--help"], terminal_width=200).output.split())
-    assert "github:OWNER/REPO" in refresh and "MLSTACK_GITHUB_TOKEN" in refresh
+    assert "github:OWNER/REPO" in refresh and "MLSTACK_SOURCES_GITHUB_TOKEN" in refresh
 
 
 @pytest.mark.slow

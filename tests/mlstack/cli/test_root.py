@@ -65,12 +65,16 @@ def test_python_dash_m_runs_the_same_command() -> None:
 def test_info_shows_each_section_and_where_each_value_came_from(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    monkeypatch.setenv("MLSTACK_DRIFT_SHARE", "0.4")
+    monkeypatch.setenv("MLSTACK_MONITORING_DRIFT_SHARE", "0.4")
     monkeypatch.setenv("OPENAI_API_KEY", "sk-secret-value")
     rows = setting_rows(Settings(home=tmp_path))
     assert {row.section for row in rows} >= {"data", "postgres", "tracking", "serving", "monitoring", "llm"}
     drift = next(r for r in rows if r.name == "drift_share")
-    assert (drift.section, drift.value, drift.source) == ("monitoring", "0.4", "MLSTACK_DRIFT_SHARE")
+    assert (drift.section, drift.value, drift.source) == (
+        "monitoring",
+        "0.4",
+        "MLSTACK_MONITORING_DRIFT_SHARE",
+    )
     key = next(r for r in rows if r.name == "openai_api_key")
     assert key.source == "OPENAI_API_KEY" and "sk-secret" not in key.value
     services = [
@@ -78,7 +82,7 @@ def test_info_shows_each_section_and_where_each_value_came_from(
         ServiceRow(service="MLflow", mode="MLFLOW_TRACKING_URI: http://h:5000", status="no answer", ok=False),
     ]
     text = rendered(render_info(InfoResult(settings=rows, services=services)))
-    assert "monitoring drift_share 0.4 MLSTACK_DRIFT_SHARE" in text
+    assert "monitoring drift_share 0.4 MLSTACK_MONITORING_DRIFT_SHARE" in text
     assert "Postgres unset: embedded stopped (starts on first use)" in text
     assert "MLflow MLFLOW_TRACKING_URI: http://h:5000 down no answer" in text
     assert "sk-secret" not in text

@@ -126,9 +126,9 @@ def test_threshold_comes_from_settings(
 ) -> None:
     trips_path = raw_dir / "trips.parquet"
     write_parquet(spoil_rows("duration_s", np.nan, 0.05)(pd.read_parquet(trips_path)), trips_path)
-    monkeypatch.setenv("MLSTACK_MAX_BAD_ROW_SHARE", "0.2")
+    monkeypatch.setenv("MLSTACK_DATA_MAX_BAD_ROW_SHARE", "0.2")
     assert run_validate(str(raw_dir), "--report-dir", str(tmp_path)).exit_code == 0
-    monkeypatch.setenv("MLSTACK_MAX_BAD_ROW_SHARE", "0.01")
+    monkeypatch.setenv("MLSTACK_DATA_MAX_BAD_ROW_SHARE", "0.01")
     assert run_validate(str(raw_dir), "--report-dir", str(tmp_path)).exit_code == 1
 
 

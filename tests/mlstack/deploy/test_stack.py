@@ -74,8 +74,8 @@ def test_a_taken_port_is_named_with_the_setting_to_change(monkeypatch: pytest.Mo
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
-        monkeypatch.setenv("MLSTACK_MLFLOW_PORT", str(taken.getsockname()[1]))
-        with pytest.raises(Busy, match="MLSTACK_MLFLOW_PORT"):
+        monkeypatch.setenv("MLSTACK_ORCHESTRATION_MLFLOW_PORT", str(taken.getsockname()[1]))
+        with pytest.raises(Busy, match="MLSTACK_ORCHESTRATION_MLFLOW_PORT"):
             stack._ensure(get_settings(), lambda: stack.mlflow_spec(get_settings()), "mlflow")
 
 
@@ -113,9 +113,9 @@ def test_an_up_killed_while_a_server_starts_leaves_it_on_record_for_down(tmp_pat
     home = tmp_path / "home"
     env = command_env(
         home,
-        MLSTACK_PREFECT_PORT=str(processes.free_port()),
-        MLSTACK_MLFLOW_PORT=str(processes.free_port()),
-        MLSTACK_EVIDENTLY_PORT=str(processes.free_port()),
+        MLSTACK_ORCHESTRATION_PREFECT_PORT=str(processes.free_port()),
+        MLSTACK_ORCHESTRATION_MLFLOW_PORT=str(processes.free_port()),
+        MLSTACK_ORCHESTRATION_EVIDENTLY_PORT=str(processes.free_port()),
     )
     settings = Settings(home=home)
     try:

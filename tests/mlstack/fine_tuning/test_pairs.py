@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from mlstack.fine_tuning import SAMPLE_DUMP, pairs
-from mlstack.rag.sources import github
+from mlstack.sources import github
 from tests.mlstack.fine_tuning.conftest import comment, issue, pair
 
 LONG = "Set MLSTACK_PG_DSN to your server; the embedded one starts only when it is unset."

@@ -42,7 +42,7 @@ def test_after_the_last_retry_the_error_names_endpoint_and_status(waits: list[fl
         chat(fake.endpoint(max_retries=2)).complete(ASK)
     message = str(caught.value)
     assert "POST https://api.openai.com/v1/chat/completions answered HTTP 429 after 2 retries" in message
-    assert "Rate limit reached for gpt-4o-mini" in message and "MLSTACK_ASK_CONCURRENCY" in message
+    assert "Rate limit reached for gpt-4o-mini" in message and "MLSTACK_LLM_ASK_CONCURRENCY" in message
     assert len(fake.requests) == 3 and waits == [1.0, 1.0]
 
 

@@ -58,7 +58,7 @@ def _tarball(files: dict[str, str]) -> bytes:
 
 
 def test_a_github_repository_comes_from_its_archive_with_the_token(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("MLSTACK_GITHUB_TOKEN", "ghp_secret")
+    monkeypatch.setenv("MLSTACK_SOURCES_GITHUB_TOKEN", "ghp_secret")
     seen: list[httpx.Request] = []
 
     def handler(request: httpx.Request) -> httpx.Response:

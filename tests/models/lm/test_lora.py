@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from mlstack.fine_tuning import SAMPLE_DUMP, chat, pairs, split
-from mlstack.rag.sources import github
+from mlstack.sources import github
 from models.lm import lora
 
 SYSTEM = "Answer like a maintainer."

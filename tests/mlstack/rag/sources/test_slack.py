@@ -11,6 +11,7 @@ import pytest
 from mlstack.rag.sources import slack
 from mlstack.settings import get_settings
 from tests.mlstack.rag.conftest import day
+from tests.mlstack.sources.fakes import FakeSlack
 
 
 def test_the_shipped_export_reads_into_threads(slack_export: Path) -> None:
@@ -69,58 +70,10 @@ def test_deleted_messages_and_replies_in_later_day_files(slack_export: Path) -> 
     assert "slack:C0MLS0001:1789466400.000100" not in by_id
 
 
-class FakeSlack:
-    """Slack's Web API as it documents itself: ok/error bodies, next_cursor, 429 + Retry-After."""
-
-    def __init__(self, limited: int = 0, retry_after: str = "0") -> None:
-        self.limited = limited
-        self.retry_after = retry_after
-        self.calls: list[str] = []
-
-    def __call__(self, request: httpx.Request) -> httpx.Response:
-        method = request.url.path.rsplit("/", 1)[-1]
-        self.calls.append(method)
-        assert request.headers["authorization"] == "Bearer xoxb-test"
-        if self.limited:
-            self.limited -= 1
-            return httpx.Response(429, headers={"Retry-After": self.retry_after}, json={"ok": False})
-        cursor = request.url.params.get("cursor")
-        if method == "users.list":
-            return httpx.Response(200, json={"ok": True, "members": [{"id": "U1", "name": "ana"}]})
-        if method == "conversations.info":
-            return httpx.Response(200, json={"ok": True, "channel": {"id": "C1", "name": "help"}})
-        if method == "conversations.history":
-            if cursor is None:
-                messages = [{"type": "message", "user": "U1", "text": "first", "ts": "100.1"}]
-                return httpx.Response(
-                    200, json={"ok": True, "messages": messages, "response_metadata": {"next_cursor": "p2"}}
-                )
-            messages = [
-                {
-                    "type": "message",
-                    "user": "U1",
-                    "text": "q?",
-                    "ts": "200.1",
-                    "thread_ts": "200.1",
-                    "reply_count": 1,
-                }
-            ]
-            return httpx.Response(
-                200, json={"ok": True, "messages": messages, "response_metadata": {"next_cursor": ""}}
-            )
-        if method == "conversations.replies":
-            messages = [
-                {"type": "message", "user": "U1", "text": "q?", "ts": "200.1", "thread_ts": "200.1"},
-                {"type": "message", "user": "U1", "text": "answer", "ts": "201.1", "thread_ts": "200.1"},
-            ]
-            return httpx.Response(200, json={"ok": True, "messages": messages})
-        return httpx.Response(200, json={"ok": False, "error": "unknown_method"})
-
-
 @pytest.fixture
 def slack_settings(monkeypatch: pytest.MonkeyPatch):
-    monkeypatch.setenv("MLSTACK_SLACK_TOKEN", "xoxb-test")
-    monkeypatch.setenv("MLSTACK_RAG_RATE_LIMIT_WAIT_S", "1")
+    monkeypatch.setenv("MLSTACK_SOURCES_SLACK_TOKEN", "xoxb-test")
+    monkeypatch.setenv("MLSTACK_SOURCES_RATE_LIMIT_WAIT_S", "1")
     return get_settings()
 
 
@@ -151,7 +104,7 @@ def test_the_web_api_waits_out_a_short_retry_after_and_stops_on_a_long_one(slack
 
 
 def test_the_web_api_needs_a_token() -> None:
-    from mlstack.rag import RAGError
+    from mlstack.sources import SourceError
 
-    with pytest.raises(RAGError, match="MLSTACK_SLACK_TOKEN"):
+    with pytest.raises(SourceError, match="MLSTACK_SOURCES_SLACK_TOKEN"):
         slack.read_api("C1", "slack:C1", get_settings(), None, None)

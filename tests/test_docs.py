@@ -1,10 +1,14 @@
-"""The README's command walk runs as written: each command, read from README.md, in a shell of
-its own on a fresh data dir, and then the machine-readable forms of the commands it used."""
+"""The docs hold: every relative link in README.md and docs/ leads to a file, every `mlstack`
+command they show is one `--help` knows (with its options), and the classic loop's walk in
+docs/classic-ml.md runs as written: each command in a shell of its own on a fresh data dir, and
+then the machine-readable forms of the commands it used."""
 
 from __future__ import annotations
 
 import json
 import os
+import re
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -16,6 +20,11 @@ from mlstack.settings import Settings, project_root
 from tests.kill import command_env, mlstack, run
 
 MARKER = "<!-- walk:"
+WALK = project_root() / "docs" / "classic-ml.md"
+PAGES = [project_root() / "README.md", *sorted((project_root() / "docs").glob("*.md"))]
+LINK = re.compile(r"\]\(([^)\s]+)\)")
+FENCE = re.compile(r"```(?:bash|sh|console)?\n(.*?)```", re.S)
+INLINE = re.compile(r"`(mlstack [^`]+)`")
 
 
 def walk_commands(readme: str) -> list[str]:
@@ -26,8 +35,89 @@ def walk_commands(readme: str) -> list[str]:
     return [c for c in commands if not c.startswith("source ")]
 
 
+def broken_links(page: Path) -> list[str]:
+    """Relative links of a page whose file does not exist (anchors and web addresses left out)."""
+    found = []
+    for target in LINK.findall(page.read_text()):
+        if re.match(r"^[a-z][a-z0-9+.-]*:", target) or target.startswith("#"):
+            continue
+        path = (page.parent / target.split("#", 1)[0]).resolve()
+        if not path.exists():
+            found.append(f"{page.name}: {target}")
+    return found
+
+
+def test_every_relative_link_leads_to_a_file() -> None:
+    assert [link for page in PAGES for link in broken_links(page)] == []
+
+
+def test_the_link_check_sees_a_broken_link(tmp_path: Path) -> None:
+    page = tmp_path / "page.md"
+    (tmp_path / "there.md").write_text("x")
+    page.write_text("[ok](there.md) [web](https://x.org/a) [gone](docs/gone.md#part) [anchor](#top)")
+    assert broken_links(page) == ["page.md: docs/gone.md#part"]
+
+
+def documented_commands(text: str) -> list[str]:
+    """Every `mlstack ...` command in the text's shell blocks and inline code."""
+    lines = [line for block in FENCE.findall(text) for line in block.splitlines()]
+    lines += INLINE.findall(text)
+    commands = []
+    for line in lines:
+        line = re.split(r"\s#\s", line, maxsplit=1)[0]
+        for part in re.split(r"&&|\|\||;|\|", line):
+            part = part.strip()
+            if part.startswith("mlstack ") or part == "mlstack":
+                commands.append(part)
+    return commands
+
+
+def unknown_to_help(command: str) -> str | None:
+    """Why `--help` would not know the command (a subcommand or an option it lacks), or None."""
+    import typer
+
+    from mlstack.cli import app
+
+    current = typer.main.get_command(app)
+    words = shlex.split(command)[1:]
+    # A group lists commands (Typer builds on its own copy of click, so no isinstance check).
+    while hasattr(current, "list_commands") and words and not words[0].startswith("-"):
+        found = current.get_command(typer.Context(current), words[0])
+        if found is None:
+            return f"{command}: no command {words[0]!r}"
+        current, words = found, words[1:]
+    known = {"--help"} | {opt for param in current.params for opt in (*param.opts, *param.secondary_opts)}
+    for word in words:
+        flag = word.split("=", 1)[0]
+        if flag.startswith("-") and flag not in known:
+            return f"{command}: no option {flag}"
+    return None
+
+
+def test_every_documented_command_is_one_help_knows() -> None:
+    commands = [c for page in PAGES for c in documented_commands(page.read_text())]
+    assert len(commands) > 50
+    assert [why for c in commands if (why := unknown_to_help(c))] == []
+
+
+def test_the_command_check_sees_an_unknown_command_and_option() -> None:
+    text = "```bash\nmlstack train --trials 2 --bogus  # comment\nmlstack nope && mlstack rag ask q\n```"
+    assert documented_commands(text + " and `mlstack model status`") == [
+        "mlstack train --trials 2 --bogus",
+        "mlstack nope",
+        "mlstack rag ask q",
+        "mlstack model status",
+    ]
+    assert (
+        unknown_to_help("mlstack train --trials 2 --bogus")
+        == "mlstack train --trials 2 --bogus: no option --bogus"
+    )
+    assert unknown_to_help("mlstack nope") == "mlstack nope: no command 'nope'"
+    assert unknown_to_help("mlstack train --no-promote --json") is None
+
+
 def test_the_walk_is_found_and_is_the_loop() -> None:
-    commands = walk_commands((project_root() / "README.md").read_text())
+    commands = walk_commands(WALK.read_text())
     joined = "\n".join(commands)
     for step in ("data flow", "features apply", "features materialize", "train", "predict-batch", "monitor"):
         assert f"mlstack {step}" in joined, step
@@ -47,7 +137,7 @@ def test_the_readme_walk_runs_as_written(prefect_harness, tmp_path: Path) -> Non
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"
     outputs = {}
     try:
-        for command in walk_commands((project_root() / "README.md").read_text()):
+        for command in walk_commands(WALK.read_text()):
             done = subprocess.run(
                 ["bash", "-c", command], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=900
             )

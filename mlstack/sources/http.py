@@ -1,5 +1,5 @@
-"""What the API sources share: one httpx client, and rate limits waited out or turned into a
-clean stop that the next refresh resumes from."""
+"""What the API clients share: one httpx client, and rate limits waited out or turned into a
+clean stop that the next read resumes from."""
 
 from __future__ import annotations
 
@@ -10,10 +10,10 @@ from typing import Any
 
 import httpx
 
-from mlstack.rag import RAGError
+from mlstack.sources import SourceError
 
 
-class RateLimited(RAGError):
+class RateLimited(SourceError):
     """The API asks for a longer pause than the settings allow: stop here, resume next time."""
 
     def __init__(self, url: str, wait_s: float) -> None:
@@ -64,14 +64,14 @@ def get(
         try:
             response = http.get(url, params=params)
         except httpx.HTTPError as exc:
-            raise RAGError(
+            raise SourceError(
                 f"cannot reach {httpx.URL(url).copy_with(query=None)}: {exc}. Check the network, or"
-                " the API root setting (MLSTACK_GITHUB_API_URL, MLSTACK_SLACK_API_URL)."
+                " the API root setting (MLSTACK_SOURCES_GITHUB_API_URL, MLSTACK_SOURCES_SLACK_API_URL)."
             ) from None
         wait = wait_of(response)
         if wait is None:
             if response.status_code >= 400:
-                raise RAGError(
+                raise SourceError(
                     f"GET {response.request.url.copy_with(query=None)} answered {response.status_code}:"
                     f" {response.text[:200]}. Check the token and the name in --source."
                 )

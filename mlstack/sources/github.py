@@ -1,0 +1,146 @@
+"""GitHub: issues with their comments, and pull requests, from the REST API or from a JSON dump.
+
+The API read follows `Link`-header pagination, asks only for what changed `since` the last run
+(sorted by update time, oldest first, so the cursor is simply the last update time read), and
+waits out a rate limit (403/429 with `x-ratelimit-reset` or `retry-after`) up to the settings'
+limit; past it, it stops cleanly with its cursor and the next refresh resumes from there.
+
+The dump is the API's own shape, for offline use: `{"issues": [...], "comments": [...]}`, the
+objects of `GET /repos/{owner}/{repo}/issues` and `.../issues/comments`.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from mlstack.sources import Skipped, SourceError
+from mlstack.sources import http as api
+
+REQUIRED = ("number", "title", "html_url", "updated_at")
+
+
+def when(value: str | None) -> datetime | None:
+    """An API time (ISO 8601, `Z` for UTC) as an aware datetime."""
+    return datetime.fromisoformat(value.replace("Z", "+00:00")) if value else None
+
+
+def problem(issue: Any) -> str | None:
+    """Why an issue record cannot be read, or None."""
+    if not isinstance(issue, dict):
+        return "not a JSON object"
+    missing = [key for key in REQUIRED if not issue.get(key)]
+    if missing:
+        return f"missing {', '.join(missing)}"
+    if not isinstance(issue["number"], int):
+        return f"number {issue['number']!r} is not an integer"
+    try:
+        when(issue["updated_at"])
+    except (AttributeError, ValueError):
+        return f"updated_at {issue['updated_at']!r} is not an ISO time"
+    return None
+
+
+def repository_of(issue: dict[str, Any]) -> str:
+    """`owner/repo` of an issue, from its repository_url or its html_url."""
+    url = issue.get("repository_url") or issue["html_url"]
+    parts = url.rstrip("/").split("/")
+    return "/".join(parts[-2:]) if issue.get("repository_url") else "/".join(parts[-4:-2])
+
+
+@dataclass
+class Threads:
+    """Issues with their comments, in the API's own shape, and what could not be read."""
+
+    threads: list[tuple[dict[str, Any], list[dict[str, Any]]]] = field(default_factory=list)
+    skipped: list[Skipped] = field(default_factory=list)
+    complete: bool = True
+    cursor: str | None = None
+    stopped: str | None = None
+
+
+def dump_threads(path: Path) -> Threads:
+    """The issues of a JSON dump, each with its comments."""
+    result = Threads()
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        result.skipped.append(Skipped(str(path), f"unreadable JSON ({exc})"))
+        result.complete = False
+        return result
+    if not isinstance(data, dict) or not isinstance(data.get("issues"), list):
+        result.skipped.append(Skipped(str(path), 'expected {"issues": [...], "comments": [...]}'))
+        result.complete = False
+        return result
+    comments: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for index, comment in enumerate(data.get("comments") or []):
+        if not isinstance(comment, dict) or not comment.get("issue_url"):
+            result.skipped.append(Skipped(f"{path} comments[{index}]", "missing issue_url"))
+            continue
+        comments[comment["issue_url"]].append(comment)
+    for index, issue in enumerate(data["issues"]):
+        if reason := problem(issue):
+            result.skipped.append(Skipped(f"{path} issues[{index}]", reason))
+            continue
+        result.threads.append((issue, comments.get(issue.get("url", ""), [])))
+    return result
+
+
+def api_threads(
+    repository: str, settings: Any, cursor: str | None = None, http_client: Any = None, source: str = ""
+) -> Threads:
+    """The issues of `owner/repo` updated since `cursor`, each with its comments."""
+    if repository.count("/") != 1:
+        raise SourceError(f"--source {source or repository}: expected github:OWNER/REPO or github:DUMP.json")
+    headers = {"Accept": "application/vnd.github+json", "X-GitHub-Api-Version": "2022-11-28"}
+    if settings.sources.github_token is not None:
+        headers["Authorization"] = f"Bearer {settings.sources.github_token.get_secret_value()}"
+    http = api.client(http_client, headers)
+    wait = settings.sources.rate_limit_wait_s
+    root = settings.sources.github_api_url.rstrip("/")
+    result = Threads(complete=False, cursor=cursor)
+    params: dict[str, Any] | None = {"state": "all", "sort": "updated", "direction": "asc", "per_page": 100}
+    if cursor:
+        params["since"] = cursor  # type: ignore[index]
+    url: str | None = f"{root}/repos/{repository}/issues"
+    try:
+        while url:
+            response = api.get(http, url, params, wait)
+            params = None  # the next link carries them
+            for index, issue in enumerate(response.json()):
+                if reason := problem(issue):
+                    result.skipped.append(Skipped(f"{response.url} [{index}]", reason))
+                    continue
+                comments_url = (
+                    issue.get("comments_url")
+                    or f"{root}/repos/{repository}/issues/{issue['number']}/comments"
+                )
+                comments = _comments(http, comments_url, wait) if issue.get("comments") else []
+                result.threads.append((issue, comments))
+                result.cursor = issue["updated_at"]
+            url = response.links.get("next", {}).get("url")
+    except api.RateLimited as exc:
+        result.stopped = f"{exc}; the next refresh resumes from {result.cursor or 'the start'}"
+    return result
+
+
+def _comments(http: Any, url: str | None, wait: float) -> list[dict[str, Any]]:
+    comments: list[dict[str, Any]] = []
+    params: dict[str, Any] | None = {"per_page": 100}
+    while url:
+        response = api.get(http, url, params, wait)
+        params = None
+        comments.extend(c for c in response.json() if isinstance(c, dict))
+        url = response.links.get("next", {}).get("url")
+    return comments
+
+
+def threads(location: str, settings: Any, cursor: str | None = None, http_client: Any = None) -> Threads:
+    """A dump file's threads, or `owner/repo`'s from the API."""
+    if Path(location).is_file():
+        return dump_threads(Path(location))
+    return api_threads(location, settings, cursor, http_client, f"github:{location}")

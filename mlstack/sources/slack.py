@@ -1,0 +1,62 @@
+"""Slack's Web API: one channel's history, thread replies and the workspace's users, with cursor
+pagination and rate limits waited out (`mlstack.sources.http`)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from mlstack.sources import SourceError
+from mlstack.sources import http as api
+
+
+@dataclass
+class ChannelHistory:
+    name: str
+    messages: list[dict[str, Any]]  # parents and replies, as the API gives them
+    users: list[dict[str, Any]]
+
+
+def channel_history(
+    channel_id: str, settings: Any, cursor: str | None = None, http_client: Any = None, source: str = ""
+) -> ChannelHistory:
+    """conversations.history (and .replies for threads) of one channel since `cursor` (a ts),
+    with users.list and conversations.info; raises `http.RateLimited` past the settings' wait."""
+    token = settings.sources.slack_token
+    if token is None:
+        raise SourceError(
+            f"--source {source or 'slack:' + channel_id} reads the Slack Web API: set"
+            " MLSTACK_SOURCES_SLACK_TOKEN (a bot token)"
+        )
+    root = settings.sources.slack_api_url.rstrip("/")
+    wait = settings.sources.rate_limit_wait_s
+    http = api.client(http_client, {"Authorization": f"Bearer {token.get_secret_value()}"})
+
+    def pages(method: str, params: dict[str, Any]) -> Iterable[dict[str, Any]]:
+        page_cursor = None
+        while True:
+            body = api.get(
+                http, f"{root}/{method}", {**params, "cursor": page_cursor} if page_cursor else params, wait
+            ).json()
+            if not body.get("ok"):
+                raise SourceError(
+                    f"Slack {method} failed: {body.get('error')}."
+                    " Check the token's scopes and the channel id."
+                )
+            yield body
+            page_cursor = (body.get("response_metadata") or {}).get("next_cursor")
+            if not page_cursor:
+                return
+
+    users = [u for body in pages("users.list", {"limit": 200}) for u in body.get("members", [])]
+    info = next(iter(pages("conversations.info", {"channel": channel_id})))["channel"]
+    messages: list[dict[str, Any]] = []
+    params = {"channel": channel_id, "limit": 200, **({"oldest": cursor} if cursor else {})}
+    for body in pages("conversations.history", params):
+        for message in body.get("messages", []):
+            messages.append(message)
+            if message.get("reply_count"):
+                replies = pages("conversations.replies", {"channel": channel_id, "ts": message["ts"]})
+                messages.extend(r for b in replies for r in b.get("messages", []) if r["ts"] != message["ts"])
+    return ChannelHistory(info.get("name", channel_id), messages, users)

@@ -1,0 +1,120 @@
+"""GitHub's REST API and Slack's Web API as fake transports for the real httpx client, shaped as
+their documentation describes them (Link pagination, `since`, rate-limit headers; ok/error
+bodies, next_cursor, 429 with Retry-After)."""
+
+from __future__ import annotations
+
+import time
+
+import httpx
+
+API = "https://api.github.com"
+
+
+def issue(n: int, updated: str, comments: int = 0, pr: bool = False) -> dict:
+    item = {
+        "url": f"{API}/repos/o/r/issues/{n}",
+        "repository_url": f"{API}/repos/o/r",
+        "comments_url": f"{API}/repos/o/r/issues/{n}/comments",
+        "html_url": f"https://github.com/o/r/issues/{n}",
+        "number": n,
+        "title": f"Issue {n}",
+        "user": {"login": "ana"},
+        "state": "open",
+        "labels": [{"name": "bug"}],
+        "comments": comments,
+        "created_at": "2026-09-01T00:00:00Z",
+        "updated_at": updated,
+        "body": f"body {n}",
+    }
+    if pr:
+        item["pull_request"] = {"url": f"{API}/repos/o/r/pulls/{n}"}
+    return item
+
+
+class FakeGitHub:
+    """Two pages of issues (Link: rel="next"), one issue's comments, and optional rate limits."""
+
+    def __init__(self, limit_on: str | None = None, reset_in: float = 0.0) -> None:
+        self.limit_on = limit_on
+        self.reset_in = reset_in
+        self.requests: list[httpx.Request] = []
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        self.requests.append(request)
+        path = request.url.path
+        if self.limit_on and self.limit_on in str(request.url):
+            self.limit_on = None if self.reset_in < 5 else self.limit_on
+            reset = str(int(time.time() + self.reset_in))
+            return httpx.Response(
+                403,
+                headers={"x-ratelimit-remaining": "0", "x-ratelimit-reset": reset},
+                json={"message": "API rate limit exceeded"},
+            )
+        if path == "/repos/o/r/issues" and request.url.params.get("page") != "2":
+            link = (
+                f'<{API}/repos/o/r/issues?page=2&per_page=100>; rel="next",'
+                f' <{API}/repos/o/r/issues?page=2>; rel="last"'
+            )
+            return httpx.Response(
+                200,
+                headers={"Link": link},
+                json=[issue(1, "2026-09-02T00:00:00Z", comments=2), {"title": "broken"}],
+            )
+        if path == "/repos/o/r/issues":
+            return httpx.Response(200, json=[issue(2, "2026-09-03T00:00:00Z", pr=True)])
+        if path == "/repos/o/r/issues/1/comments":
+            comments = [
+                {"user": {"login": "kofi"}, "body": "second", "created_at": "2026-09-02T02:00:00Z"},
+                {"user": {"login": "lena"}, "body": "first", "created_at": "2026-09-02T01:00:00Z"},
+            ]
+            return httpx.Response(200, json=comments)
+        return httpx.Response(404, json={"message": "Not Found"})
+
+
+class FakeSlack:
+    """Slack's Web API as it documents itself: ok/error bodies, next_cursor, 429 + Retry-After."""
+
+    def __init__(self, limited: int = 0, retry_after: str = "0") -> None:
+        self.limited = limited
+        self.retry_after = retry_after
+        self.calls: list[str] = []
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        method = request.url.path.rsplit("/", 1)[-1]
+        self.calls.append(method)
+        assert request.headers["authorization"] == "Bearer xoxb-test"
+        if self.limited:
+            self.limited -= 1
+            return httpx.Response(429, headers={"Retry-After": self.retry_after}, json={"ok": False})
+        cursor = request.url.params.get("cursor")
+        if method == "users.list":
+            return httpx.Response(200, json={"ok": True, "members": [{"id": "U1", "name": "ana"}]})
+        if method == "conversations.info":
+            return httpx.Response(200, json={"ok": True, "channel": {"id": "C1", "name": "help"}})
+        if method == "conversations.history":
+            if cursor is None:
+                messages = [{"type": "message", "user": "U1", "text": "first", "ts": "100.1"}]
+                return httpx.Response(
+                    200, json={"ok": True, "messages": messages, "response_metadata": {"next_cursor": "p2"}}
+                )
+            messages = [
+                {
+                    "type": "message",
+                    "user": "U1",
+                    "text": "q?",
+                    "ts": "200.1",
+                    "thread_ts": "200.1",
+                    "reply_count": 1,
+                }
+            ]
+            return httpx.Response(
+                200, json={"ok": True, "messages": messages, "response_metadata": {"next_cursor": ""}}
+            )
+        if method == "conversations.replies":
+            messages = [
+                {"type": "message", "user": "U1", "text": "q?", "ts": "200.1", "thread_ts": "200.1"},
+                {"type": "message", "user": "U1", "text": "answer", "ts": "201.1", "thread_ts": "200.1"},
+            ]
+            return httpx.Response(200, json={"ok": True, "messages": messages})
+        return httpx.Response(200, json={"ok": False, "error": "unknown_method"})
