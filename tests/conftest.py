@@ -137,7 +137,7 @@ def no_services_unless_slow(
         return
     from prefect.settings import PREFECT_SERVER_EPHEMERAL_ENABLED, temporary_settings
 
-    import mlstack.cli.render
+    import mlstack.deploy.api
     import mlstack.llm.local_server
     import mlstack.postgres
 
@@ -150,7 +150,7 @@ def no_services_unless_slow(
     # The server's start itself, so that refusals checked before it (an old data dir) stay fast.
     monkeypatch.setattr(mlstack.postgres._package(), "get_server", refuse("the embedded Postgres"))
     monkeypatch.setattr(mlstack.llm.local_server, "_start_server", refuse("a local model server"))
-    monkeypatch.setattr(mlstack.cli.render, "prefect_api", refuse("a Prefect API for a flow run"))
+    monkeypatch.setattr(mlstack.deploy.api, "ensure_api", refuse("a Prefect API for a flow run"))
     # A flow called with no API configured would start Prefect's own ephemeral server: refused.
     with temporary_settings({PREFECT_SERVER_EPHEMERAL_ENABLED: False}):
         yield

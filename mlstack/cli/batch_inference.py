@@ -7,7 +7,9 @@ from typing import TYPE_CHECKING
 
 import typer
 
-from mlstack.cli.render import JSON, build, run_flow, show
+from mlstack.cli.options import build
+from mlstack.cli.render import JSON, show
+from mlstack.cli.running import run_flow
 
 if TYPE_CHECKING:
     from flows.batch_inference import BatchResult

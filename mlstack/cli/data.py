@@ -11,7 +11,9 @@ import typer
 from rich.console import Group, RenderableType
 from rich.table import Table
 
-from mlstack.cli.render import JSON, build, console, err, fail, option, run_flow, show
+from mlstack.cli.options import build, option
+from mlstack.cli.render import JSON, console, err, fail, show
+from mlstack.cli.running import run_flow
 from mlstack.data.config import SCENARIOS, GeneratorConfig
 
 if TYPE_CHECKING:

@@ -8,9 +8,11 @@ import typer
 from rich.console import Group, RenderableType
 from rich.table import Table
 
+from mlstack.cli.options import build
 from mlstack.cli.prompt_engineering import checks_line
-from mlstack.cli.render import JSON, build, run_flow, show
+from mlstack.cli.render import JSON, show
 from mlstack.cli.retraining import retraining_line
+from mlstack.cli.running import run_flow
 
 if TYPE_CHECKING:
     from flows.demo import DemoResult, LiveWindowResult

@@ -12,7 +12,9 @@ from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
-from mlstack.cli.render import JSON, build, console, err, fail, run_flow, show
+from mlstack.cli.options import build
+from mlstack.cli.render import JSON, console, err, fail, show
+from mlstack.cli.running import run_flow
 
 if TYPE_CHECKING:
     from flows.fine_tuning import DatasetResult, EvaluateResult, FineTuningResult, IngestResult, TrainResult

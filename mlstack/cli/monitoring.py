@@ -11,8 +11,10 @@ from rich.table import Table
 from rich.text import Text
 
 from mlstack.cli.batch_inference import WINDOW_FORMATS
-from mlstack.cli.render import JSON, build, run_flow, show
+from mlstack.cli.options import build
+from mlstack.cli.render import JSON, show
 from mlstack.cli.retraining import retraining_line
+from mlstack.cli.running import run_flow
 
 if TYPE_CHECKING:
     from flows.monitoring import MonitoringResult

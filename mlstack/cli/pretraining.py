@@ -11,7 +11,9 @@ from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
-from mlstack.cli.render import JSON, build, fail, run_flow, show
+from mlstack.cli.options import build
+from mlstack.cli.render import JSON, fail, show
+from mlstack.cli.running import run_flow
 
 if TYPE_CHECKING:
     from flows.pretraining import (

@@ -11,7 +11,9 @@ from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
-from mlstack.cli.render import JSON, build, err, fail, option, run_flow, show
+from mlstack.cli.options import build, option
+from mlstack.cli.render import JSON, err, fail, show
+from mlstack.cli.running import run_flow
 from mlstack.prompt_engineering.ask import AskOptions
 
 if TYPE_CHECKING:

@@ -8,7 +8,9 @@ from typing import TYPE_CHECKING
 import typer
 
 from mlstack.cli.batch_inference import WINDOW_FORMATS
-from mlstack.cli.render import JSON, build, run_flow, show
+from mlstack.cli.options import build
+from mlstack.cli.render import JSON, show
+from mlstack.cli.running import run_flow
 
 if TYPE_CHECKING:
     from flows.retraining import RetrainingResult

@@ -30,7 +30,8 @@ from mlstack.cli import (
     serving,
     training,
 )
-from mlstack.cli.render import JSON, Boundary, console, fail, show
+from mlstack.cli.render import JSON, console, fail, show
+from mlstack.cli.running import Boundary
 
 if TYPE_CHECKING:
     from mlstack.services import InfoResult

@@ -10,7 +10,9 @@ import typer
 from rich.console import Group, RenderableType
 from rich.table import Table
 
-from mlstack.cli.render import JSON, build, console, fail, run_flow, show
+from mlstack.cli.options import build
+from mlstack.cli.render import JSON, console, fail, show
+from mlstack.cli.running import run_flow
 
 if TYPE_CHECKING:
     from flows.training import TrainingResult

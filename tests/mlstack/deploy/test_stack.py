@@ -79,32 +79,6 @@ def test_a_taken_port_is_named_with_the_setting_to_change(monkeypatch: pytest.Mo
             stack._ensure(get_settings(), lambda: stack.mlflow_spec(get_settings()), "mlflow")
 
 
-def test_commands_use_the_server_of_up_while_it_runs(tmp_path) -> None:
-    """The record of a live `up` server points every command at it (here, a stand-in process)."""
-    from tests.kill import command_env
-
-    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"], start_new_session=True)
-    try:
-        write("prefect", child.pid, processes.stamp_of(child.pid))
-        env = command_env(get_settings().home)
-        script = (
-            "import os; from mlstack.cli.render import prefect_api;"
-            " prefect_api(); print(os.environ['PREFECT_API_URL'])"
-        )
-        shown = subprocess.run(
-            [sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=60
-        )
-        assert shown.stdout.strip() == "http://127.0.0.1:1/api", shown.stderr[-2000:]
-        # A user's own PREFECT_API_URL still wins.
-        env["PREFECT_API_URL"] = "http://elsewhere:4200/api"
-        shown = subprocess.run(
-            [sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=60
-        )
-        assert shown.stdout.strip() == "http://elsewhere:4200/api"
-    finally:
-        child.kill()
-
-
 @pytest.mark.slow
 def test_an_up_killed_while_a_server_starts_leaves_it_on_record_for_down(tmp_path) -> None:
     from mlstack.settings import Settings

@@ -1,0 +1,47 @@
+"""The error boundary and running a flow: a known failure (`mlstack.errors.MlstackError`) raised
+anywhere under a command, in a flow's task included, ends the command with its one line on
+stderr and exit 1. Anything else is a bug and keeps its traceback."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import typer
+from typer.core import TyperGroup
+
+from mlstack.cli.render import err, fail
+
+if TYPE_CHECKING:
+    from prefect import Flow
+
+
+class Boundary(TyperGroup):
+    """The root command group: it turns a known failure into one line and exit 1."""
+
+    def invoke(self, ctx: Any) -> Any:
+        from mlstack.errors import MlstackError
+
+        try:
+            return super().invoke(ctx)
+        except MlstackError as exc:
+            raise fail(str(exc)) from None
+
+
+def run_flow(flow: Flow[..., Any], *args: Any) -> Any:
+    """Call the flow and return its result. A known failure inside it reaches the boundary; any
+    other failed run exits 1 with the state's one-line message (Prefect has logged the rest)."""
+    from mlstack.deploy import api
+    from mlstack.errors import MlstackError
+
+    api.ensure_api()
+    state = flow(*args, return_state=True)
+    if not state.is_completed():
+        try:
+            state.result()
+        except MlstackError:
+            raise
+        except BaseException:  # the state's message says it in one line; the log has the rest
+            pass
+        err.print(f"[bold red]{flow.name} flow {state.name.lower()}:[/] {state.message}", highlight=False)
+        raise typer.Exit(1)
+    return state.result()
