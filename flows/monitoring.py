@@ -76,12 +76,12 @@ def load_reference(version: str) -> pd.DataFrame:
 
 
 @task(name="load-window", cache_policy=NONE)
-def load_window(start: datetime, end: datetime) -> pd.DataFrame:
-    window = read_window(get_settings(), start, end)
+def load_window(bounds: TimeWindow) -> pd.DataFrame:
+    window = read_window(get_settings(), bounds)
     get_run_logger().info(
         "window %s to %s: %d predictions (%d batch, %d online), %d labelled",
-        start,
-        end,
+        bounds.start,
+        bounds.end,
         len(window),
         int((window["source"] == "batch").sum()),
         int((window["source"] == "online").sum()),
@@ -147,7 +147,8 @@ def monitoring_flow(params: MonitoringParams) -> MonitoringResult | State:
     """Check [start, end) for drift; alert, emit the event and optionally retrain when found."""
     settings = get_settings()
     log = get_run_logger()
-    start, end = params.start, params.end
+    bounds = TimeWindow(start=params.start, end=params.end)  # UTC, non-empty: checked once, here
+    start, end = bounds.start, bounds.end
     retrain = retrains_here(params.retrain, settings, log)
     tracking.setup(settings)
     version = registry.alias_version(registry.CHAMPION)
@@ -155,9 +156,7 @@ def monitoring_flow(params: MonitoringParams) -> MonitoringResult | State:
         return Failed(message=f"{MODEL_NAME} has no champion to monitor: run `mlstack train` first")
     outcome = MonitoringResult(status="skipped", version=version, start=start, end=end)
     try:
-        window, by_others = champion_window(
-            load_window(start, end), version, settings.monitoring.min_window_rows
-        )
+        window, by_others = champion_window(load_window(bounds), version, settings.monitoring.min_window_rows)
     except WindowTooSmall as exc:  # a quiet window is not a failed run
         log.warning("window skipped: %s", exc)
         return outcome.model_copy(update={"skipped_because": str(exc)})

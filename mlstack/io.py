@@ -61,6 +61,34 @@ def atomic_file(path: Path) -> Iterator[Path]:
 
 
 @contextmanager
+def atomic_dir(path: Path, replace: bool = True) -> Iterator[Path]:
+    """Yield an empty folder beside `path`; if the block succeeds it becomes `path`, whole: a
+    model directory is never seen half written. What was at `path` is replaced, or with
+    `replace` off kept (another writer got there first, and theirs is as good). A killed
+    writer's folder is swept by the next write beside it."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sweep(path.parent)
+    tmp = path.parent / _temp_name(f".{path.name}", TEMP_SUFFIX)
+    tmp.mkdir()
+    try:
+        yield tmp
+        if not path.exists():
+            try:
+                os.replace(tmp, path)
+            except OSError:  # a folder appeared there meanwhile: another writer's
+                if replace:
+                    raise
+        elif replace:
+            # A folder cannot replace a non-empty one in one rename: the old one steps aside first.
+            old = path.parent / _temp_name(f".{path.name}", TEMP_SUFFIX)
+            os.replace(path, old)
+            os.replace(tmp, path)
+            shutil.rmtree(old, ignore_errors=True)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+@contextmanager
 def staged_dir(path: Path) -> Iterator[Path]:
     """Yield an empty staging folder; on success its files move into `path`, each atomically.
 

@@ -1,5 +1,8 @@
 """The current window: what the model saw and said in [start, end), from batch and online inference.
 
+A window arrives as a `TimeWindow`: in UTC and never empty, checked once where it was made
+(options, a deployment's parameters), not again here.
+
 Batch predictions come from Postgres (`trip_predictions`, inputs beside each prediction); online
 ones from the serving log. Labels are joined from validated trips once they have arrived, so a
 window can be judged on drift at once and on error later.
@@ -8,7 +11,6 @@ window can be judged on drift at once and on error later.
 from __future__ import annotations
 
 import json
-from datetime import datetime
 
 import pandas as pd
 
@@ -16,13 +18,13 @@ from mlstack import postgres
 from mlstack.data import predictions as prediction_tables
 from mlstack.features import LABEL, MODEL_FEATURES
 from mlstack.settings import Settings
-from mlstack.timewindow import utc
+from mlstack.timewindow import TimeWindow
 
 PREDICTION = "prediction"  # the name the reference snapshot gives the model's output
 META_COLUMNS = ["trip_id", "requested_at", "model_version", "source"]
 
 
-def batch_window(settings: Settings, start: datetime, end: datetime) -> pd.DataFrame:
+def batch_window(settings: Settings, window: TimeWindow) -> pd.DataFrame:
     """Batch predictions requested in [start, end), with their inputs."""
     columns = ["trip_id", "requested_at", "model_version", *MODEL_FEATURES, "predicted_duration_s"]
     with postgres.connect(settings) as conn:
@@ -30,7 +32,7 @@ def batch_window(settings: Settings, start: datetime, end: datetime) -> pd.DataF
         cursor = conn.execute(
             f"SELECT {', '.join(columns)} FROM trip_predictions"
             " WHERE requested_at >= %s AND requested_at < %s ORDER BY requested_at",
-            (utc(start).to_pydatetime(), utc(end).to_pydatetime()),
+            (window.start, window.end),
         )
         rows = cursor.fetchall()
     frame = pd.DataFrame(rows, columns=columns)
@@ -39,12 +41,12 @@ def batch_window(settings: Settings, start: datetime, end: datetime) -> pd.DataF
     return frame.rename(columns={"predicted_duration_s": PREDICTION}).assign(source="batch")
 
 
-def online_window(settings: Settings, start: datetime, end: datetime) -> pd.DataFrame:
+def online_window(settings: Settings, window: TimeWindow) -> pd.DataFrame:
     """Online predictions requested in [start, end), read from the serving log."""
     path = settings.serving_log
     records = []
     if path.is_file():
-        lo, hi = utc(start), utc(end)
+        lo, hi = pd.Timestamp(window.start), pd.Timestamp(window.end)
         with path.open() as handle:
             for line in handle:
                 record = json.loads(line)
@@ -67,14 +69,12 @@ def with_labels(window: pd.DataFrame, trips: pd.DataFrame | None) -> pd.DataFram
     return window.assign(**{LABEL: window["trip_id"].map(labels).astype("float64")})
 
 
-def read_window(settings: Settings, start: datetime, end: datetime) -> pd.DataFrame:
-    """Every prediction requested in [start, end), batch and online, labelled where possible."""
-    if utc(end) <= utc(start):
-        raise ValueError(f"empty window: end {end} is not after start {start}")
-    sources = (batch_window(settings, start, end), online_window(settings, start, end))
+def read_window(settings: Settings, window: TimeWindow) -> pd.DataFrame:
+    """Every prediction requested in the window, batch and online, labelled where possible."""
+    sources = (batch_window(settings, window), online_window(settings, window))
     # Empty frames are left out of the concat (pandas deprecates typing from them), but an
     # empty window still keeps its columns.
-    window = pd.concat([s for s in sources if len(s)] or sources[:1], ignore_index=True)
+    predictions = pd.concat([s for s in sources if len(s)] or sources[:1], ignore_index=True)
     trips_path = settings.validated_dir / "trips.parquet"
     trips = pd.read_parquet(trips_path, columns=["trip_id", LABEL]) if trips_path.is_file() else None
-    return with_labels(window, trips)
+    return with_labels(predictions, trips)

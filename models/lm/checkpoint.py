@@ -7,13 +7,14 @@ checkpoint as the latest. The newest `keep` files stay; older ones go once a new
 
 from __future__ import annotations
 
-import os
 import random
 import re
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from mlstack.io import atomic_file
 
 NAME = re.compile(r"^step-(\d{8})\.pt$")
 
@@ -56,11 +57,9 @@ def restore_rng(states: dict[str, Any]) -> None:
 def save(folder: Path, step: int, state: dict[str, Any], keep: int = 2) -> Path:
     import torch
 
-    folder.mkdir(parents=True, exist_ok=True)
     final = path_of(folder, step)
-    tmp = folder / f".{final.name}.{os.getpid()}.tmp"
-    torch.save({**state, "step": step, "rng": rng_states()}, tmp)
-    os.replace(tmp, final)
+    with atomic_file(final) as tmp:
+        torch.save({**state, "step": step, "rng": rng_states()}, tmp)
     for old in checkpoints(folder)[:-keep]:
         old.unlink(missing_ok=True)
     return final

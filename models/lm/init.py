@@ -22,13 +22,12 @@ card beside the weights says it is untrained, and readers check it
 from __future__ import annotations
 
 import json
-import os
-import shutil
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from mlstack.errors import InputError
+from mlstack.io import atomic_dir
 from mlstack.llm.local_server import MODEL_CARD
 from models.lm.tokenizer import project_corpus, train_tokenizer
 
@@ -143,18 +142,12 @@ def init_model(out_dir: Path, shape: LMShape = LMShape(), seed: int = 0) -> Path
     model = build_model("random", replace(shape, vocab_size=len(tokenizer)), len(tokenizer), special, seed)
     if out_dir.exists():
         raise FileExistsError(f"{out_dir} exists: remove it to initialise a new model there")
-    # Write beside the target and rename, so a crash never leaves a half-saved model behind.
-    tmp = out_dir.with_name(f".{out_dir.name}.{os.getpid()}.tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    try:
+    # If another process got there first, theirs is as good: ours is dropped.
+    with atomic_dir(out_dir, replace=False) as tmp:
         model.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
         card = {"trained": False, "chat": False, "seed": seed, **asdict(shape)}
         (tmp / MODEL_CARD).write_text(json.dumps(card, indent=2))
-        tmp.rename(out_dir)  # fails if another process got there first: theirs is as good
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
     return out_dir
 
 

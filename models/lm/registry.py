@@ -17,7 +17,7 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from mlstack.io import write_json
+from mlstack.io import atomic_dir, write_json
 from mlstack.registry import CHAMPION, alias_version, client, ensure_registered, promote
 from mlstack.settings import FINETUNED_MODEL, PRETRAINED_MODEL, Settings
 from models.lm import evaluate
@@ -79,20 +79,26 @@ def gate(
     return decision
 
 
+def _install(model_dir: Path, folder: Path, name: str, version: str, pointer: Path) -> Path:
+    """Copy a champion to folder/<name>-v<version>, whole, and point `pointer` at it (written
+    whole too): the local provider reads the pointer, never MLflow."""
+    target = folder / f"{name}-v{version}"
+    if not target.is_dir() or not any(target.iterdir()):
+        with atomic_dir(target) as tmp:
+            shutil.copytree(model_dir, tmp, dirs_exist_ok=True)
+    write_json({"model": name, "version": version, "path": str(target)}, pointer)
+    return target
+
+
 def install(settings: Settings, version: str, model_dir: Path) -> Path:
-    """Copy the model to home/models/pretrained/vN and point champion.json at it (written whole)."""
-    target = settings.pretrained_models_dir / f"{PRETRAINED_MODEL}-v{version}"
-    if not (target / "config.json").is_file():
-        tmp = target.with_name(f".{target.name}.tmp")
-        shutil.rmtree(tmp, ignore_errors=True)
-        shutil.copytree(model_dir, tmp)
-        shutil.rmtree(target, ignore_errors=True)
-        tmp.rename(target)
-    write_json(
-        {"model": PRETRAINED_MODEL, "version": version, "path": str(target)},
+    """The pretraining champion under home/models/pretrained, and champion.json pointing at it."""
+    return _install(
+        model_dir,
+        settings.pretrained_models_dir,
+        PRETRAINED_MODEL,
+        version,
         settings.pretrained_champion_file,
     )
-    return target
 
 
 # The fine-tuning flow's model: a version per fine-tuned model, local (an adapter or a merged
@@ -162,14 +168,6 @@ def gate_finetuned(
 
 
 def install_finetuned(settings: Settings, version: str, model_dir: Path) -> Path:
-    """Copy a local fine-tuned model (adapter or merged) and point the finetuned champion file at it."""
-    target = settings.finetuned_models_dir / f"{FINETUNED_MODEL}-v{version}"
-    if not target.is_dir():
-        tmp = target.with_name(f".{target.name}.tmp")
-        shutil.rmtree(tmp, ignore_errors=True)
-        shutil.copytree(model_dir, tmp)
-        tmp.rename(target)
-    write_json(
-        {"model": FINETUNED_MODEL, "version": version, "path": str(target)}, settings.finetuned_champion_file
-    )
-    return target
+    """A local fine-tuned champion (adapter or merged) under home/models/finetuned, and its pointer."""
+    pointer = settings.finetuned_champion_file
+    return _install(model_dir, settings.finetuned_models_dir, FINETUNED_MODEL, version, pointer)

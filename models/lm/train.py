@@ -28,6 +28,7 @@ from pydantic import BaseModel, Field
 
 from mlstack import progress
 from mlstack.errors import InputError, NotReady
+from mlstack.io import atomic_dir
 from models.lm import checkpoint
 from models.lm.init import LMShape, build_model, count_parameters
 
@@ -403,26 +404,19 @@ def train(config: TrainConfig) -> TrainResult:
 
 def save_model(model: Any, tokenizer: Any, out: Path, card: dict[str, Any]) -> None:
     """A Hugging Face directory (config, safetensors, tokenizer, our model card), swapped in whole."""
-    import shutil
-
     import transformers
 
     from mlstack.llm.local_server import MODEL_CARD
 
     transformers.logging.disable_progress_bar()
-    tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    model.save_pretrained(tmp, safe_serialization=True)
-    tokenizer.save_pretrained(tmp)
-    # A base model: it continues code, it was never taught to follow a chat (see local_server).
-    (tmp / MODEL_CARD).write_text(
-        json.dumps(
-            {"trained": True, "chat": False, "kind": "pretrained", **card}, indent=2
-        )  # card may override
-    )
-    if out.exists():
-        shutil.rmtree(out)
-    os.replace(tmp, out)
+    with atomic_dir(out) as tmp:
+        model.save_pretrained(tmp, safe_serialization=True)
+        tokenizer.save_pretrained(tmp)
+        # A base model: it continues code, it was never taught to follow a chat (see local_server).
+        # The card may override these.
+        (tmp / MODEL_CARD).write_text(
+            json.dumps({"trained": True, "chat": False, "kind": "pretrained", **card}, indent=2)
+        )
 
 
 def main(argv: list[str] | None = None) -> None:

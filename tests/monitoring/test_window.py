@@ -14,6 +14,7 @@ def test_the_window_joins_batch_rows_online_requests_and_labels(in_trained_home)
 
     from mlstack import features
     from mlstack.data import validation
+    from mlstack.timewindow import TimeWindow
     from models.serving.app import create_app
     from models.tabular.predict import load_champion, score, window_trips, write_predictions
     from monitoring.window import read_window
@@ -23,7 +24,7 @@ def test_the_window_joins_batch_rows_online_requests_and_labels(in_trained_home)
     trips = validation.read_validated(settings.validated_dir)["trips"]
     batch = score(features.feature_store(settings), window_trips(trips, start, end), load_champion())
     write_predictions(batch, start, end, settings)
-    before = read_window(settings, start, end)
+    before = read_window(settings, TimeWindow(start=start, end=end))
     request = {"driver_id": 3, "pickup_zone": 4, "dropoff_zone": 9, "distance_km": 5.0}
     with TestClient(create_app()) as client:
         for minute in range(3):
@@ -32,7 +33,7 @@ def test_the_window_joins_batch_rows_online_requests_and_labels(in_trained_home)
         outside = (end + timedelta(hours=1)).isoformat()
         assert client.post("/predict", json={**request, "requested_at": outside}).status_code == 200
 
-    window = read_window(settings, start, end)
+    window = read_window(settings, TimeWindow(start=start, end=end))
     counts = window["source"].value_counts().to_dict()
     assert counts["batch"] == len(batch) and counts["online"] == (before["source"] == "online").sum() + 3
     labelled = window[window["source"] == "batch"].set_index("trip_id")
