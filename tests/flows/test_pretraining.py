@@ -52,6 +52,37 @@ def test_an_unknown_override_in_a_deployment_runs_parameters_is_refused_naming_t
 
 
 @pytest.mark.slow
+def test_a_deployment_run_with_an_unknown_override_fails_before_any_work(prefect_harness) -> None:
+    """As a worker runs a deployment's flow run: the run's stored JSON parameters, through
+    Prefect's engine. The server takes them (the schema allows any key in `overrides`); the
+    engine's check of the parameters model fails the run, naming the key, before any step."""
+    from prefect import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+    from prefect.flow_engine import run_flow
+    from prefect.utilities.callables import parameter_schema
+
+    with get_client(sync_client=True) as client:
+        deployment_id = client.create_deployment(
+            client.create_flow(train_flow),
+            "override-check",
+            entrypoint="flows.pretraining.train:train_flow",
+            parameter_openapi_schema=parameter_schema(train_flow.fn).model_dump(),
+            enforce_parameter_schema=True,
+        )
+        run = client.create_flow_run_from_deployment(
+            deployment_id, parameters={"params": {"overrides": {"depth": 3, "steps": 5}}}
+        )
+        state = run_flow(train_flow, flow_run=run, parameters=run.parameters, return_type="state")
+        message = str(state.message)
+        assert state.is_failed() and message.startswith("Validation of flow parameters failed"), message
+        assert "depth: not a preset value" in message, message
+        stored = client.read_flow_run(run.id)
+        assert stored.state is not None and stored.state.is_failed()
+        ran = client.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[run.id])))
+        assert ran == []
+
+
+@pytest.mark.slow
 def test_raw_code_becomes_the_local_model(prefect_harness, mlstack_home: Path, monkeypatch) -> None:
     monkeypatch.setenv("MLSTACK_PRETRAIN_SHARDS", "2")
     result = pretraining_flow(PretrainParams(sources=["packages:click,jinja2"], overrides=SMALL))
