@@ -136,6 +136,9 @@ class RagAnswerResult(BaseModel):
     best_similarity: float | None
     removed_citations: int = Field(description="Citation numbers the model gave that point at no source.")
     model: str | None = None
+    note: str | None = Field(
+        default=None, description="Why the answer is not what was asked for: a model that reads too little."
+    )
 
 
 @task(name="read-source", retries=2, retry_delay_seconds=5, cache_policy=NONE)
@@ -335,6 +338,8 @@ def rag_ask_flow(params: RagAskParams) -> RagAnswerResult:
     result = answering.answer(
         params.question, hits, defaults.embedder(settings), chat, settings.rag.min_similarity, **GENERATION
     )
+    if result.note:
+        get_run_logger().warning(result.note)
     if result.removed_citations:
         get_run_logger().warning(
             "removed %d citation numbers that point at no source", result.removed_citations
@@ -347,13 +352,15 @@ def rag_ask_flow(params: RagAskParams) -> RagAnswerResult:
         best_similarity=result.best_similarity,
         removed_citations=result.removed_citations,
         model=chat.model if chat else None,
+        note=result.note,
     )
     create_markdown_artifact(answer_markdown(shown), key="rag-answer", description=params.question[:100])
     return shown
 
 
 def answer_markdown(result: RagAnswerResult) -> str:
-    lines = [f"**{result.question}**", "", result.answer, ""]
+    noted = [f"> {result.note}", ""] if result.note else []
+    lines = [f"**{result.question}**", "", *noted, result.answer, ""]
     for c in result.citations:
         where = c.url or c.path or c.document_id
         lines.append(f"{c.n}. [{c.title}]({where})" if c.url else f"{c.n}. {c.title} ({where})")

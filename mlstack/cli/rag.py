@@ -173,6 +173,7 @@ def ask_command(
                     "citations": [c.model_dump() for c in result.citations],
                     "mode": result.mode,
                     "removed_citations": result.removed_citations,
+                    "note": result.note,
                 }
             )
         )
@@ -182,6 +183,8 @@ def ask_command(
 
 def render_answer(result: RagAnswerResult) -> RenderableType:
     lines: list[RenderableType] = [Text(result.answer), Text("")]
+    if result.note:
+        lines.insert(0, Text(f"note: {result.note}", style="yellow"))
     for c in result.citations:
         lines.append(Text(f"[{c.n}] {c.title} - {c.url or c.path or c.document_id}"))
     return Group(*lines)

@@ -21,3 +21,8 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 class LLMError(MlstackError):
     """An LLM or embedding request failed for good: says where, why, and what to do next."""
+
+
+class ContextTooLong(LLMError):
+    """The prompt is longer than the model reads (OpenAI's `context_length_exceeded`, which our
+    local server answers too): a caller may send less and ask again."""

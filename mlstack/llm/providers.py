@@ -24,7 +24,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-from mlstack.llm import LLMError
+from mlstack.llm import ContextTooLong, LLMError
 from mlstack.llm.local_server import follows_chat, local_model_dir, local_server, model_note
 from mlstack.settings import Settings, get_settings
 
@@ -92,7 +92,8 @@ class Endpoint:
             status = exc.status_code
             retried = self.max_retries if status in RETRIED_STATUSES or status >= 500 else 0
             after = f" after {retried} retries" if retried else ""
-            raise LLMError(
+            kind = ContextTooLong if getattr(exc, "code", None) == "context_length_exceeded" else LLMError
+            raise kind(
                 f"{exc.request.method} {exc.request.url} answered HTTP {status}{after}: "
                 f"{_error_message(exc)}. {_hint(status, self)}"
             ) from exc

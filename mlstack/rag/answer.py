@@ -9,6 +9,10 @@ removed and counted. With the untrained local stand-in (or on request) the answe
 extractive: the sentences closest in meaning to the question, quoted with their numbers, and
 the answer says so. When even the best chunk is far from the question, the answer says it does
 not know.
+
+A model that reads fewer tokens than the prompt holds (the demo's 256-token local model, say)
+is asked again with half the passages, the best ones kept, down to one; if even one does not
+fit, the answer is extractive and says why.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from mlstack.llm import ContextTooLong
 from mlstack.rag.retrieve import Hit
 
 SYSTEM = (
@@ -52,6 +57,7 @@ class Answer:
     best_similarity: float | None
     removed_citations: int = 0
     hits: list[Hit] = field(default_factory=list)
+    note: str | None = None  # why the answer is not what was asked for (a model too short)
 
 
 def source_block(n: int, hit: Hit) -> str:
@@ -136,6 +142,18 @@ def answer(
     if chat is None:
         text, used = extractive(question, hits, embedder)
         return Answer(question, text, citations(hits, used), "extractive", best, 0, hits)
-    result = chat.complete(messages(question, hits), **generation)
-    text, used, removed = keep_valid_citations(result.text, len(hits))
-    return Answer(question, text, citations(hits, used), "generated", best, removed, hits)
+    shown = hits
+    while True:
+        try:
+            result = chat.complete(messages(question, shown), **generation)
+            break
+        except ContextTooLong as exc:
+            if len(shown) > 1:  # hits come best first: keep the better half
+                shown = shown[: len(shown) // 2]
+                continue
+            text, used = extractive(question, hits, embedder)
+            note = f"{chat.model} reads too few tokens for even one passage ({exc}); quoted instead"
+            return Answer(question, text, citations(hits, used), "extractive", best, 0, hits, note)
+    text, used, removed = keep_valid_citations(result.text, len(shown))
+    note = None if shown is hits else f"{chat.model} read the best {len(shown)} of {len(hits)} passages"
+    return Answer(question, text, citations(shown, used), "generated", best, removed, shown, note)

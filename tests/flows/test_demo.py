@@ -41,6 +41,7 @@ class DemoRun:
     settings: Settings
     demo: CompletedProcess[str]
     info: CompletedProcess[str]
+    asked: CompletedProcess[str]  # `mlstack rag ask` after the demo, as docs/rag.md shows it
     result: DemoResult
     predictions: int  # rows in the trip_predictions table after the demo
 
@@ -55,10 +56,11 @@ def demo_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DemoRun]:
         demo = run(mlstack("demo", *steps, "--json"), env, timeout_s=1500)
         assert demo.returncode == 0, demo.stderr[-3000:]
         info = run(mlstack("info"), env)
+        asked = run(mlstack("rag", "ask", "Why did a second drift alert not retrain?", "--json"), env)
         result = DemoResult.model_validate_json(demo.stdout.strip().splitlines()[-1])
         with postgres.connect(settings) as conn:
             predictions = conn.execute("SELECT count(*) FROM trip_predictions").fetchone()[0]
-        yield DemoRun(home, settings, demo, info, result, predictions)
+        yield DemoRun(home, settings, demo, info, asked, result, predictions)
     finally:  # the demo's commands leave the embedded Postgres up for the next: this run has none
         postgres.stop_embedded(settings.pg_dir)
 
@@ -108,6 +110,22 @@ def test_demo_runs_the_classic_loop_end_to_end(demo_run: DemoRun) -> None:
     assert f"v1 test MAE {result.training.test_mae:.0f}s; champion" in story
     assert "drift on v1" in story and "retrained v2" in story
     assert f"{tuned.ingest.pairs} Q&A pairs in 4 monthly partitions" in story
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(1800)
+def test_a_question_asked_after_the_demo_gets_a_cited_answer(demo_run: DemoRun) -> None:
+    """After the demo the local model is the fine-tuned one, which reads 256 tokens: fewer than
+    the RAG prompt with all its passages. The answer fits the passages to it, or quotes them and
+    says why; either way it cites its sources and the command succeeds."""
+    import json
+
+    asked = demo_run.asked
+    assert asked.returncode == 0, asked.stderr[-3000:]
+    answer = json.loads(asked.stdout.strip().splitlines()[-1])
+    assert answer["citations"] and answer["mode"] in ("generated", "extractive"), answer
+    if demo_run.result.fine_tuning.evaluate.promoted:  # the 256-token chat model answers
+        assert answer["note"] and "support_lm-v1" in answer["note"], answer
 
 
 @pytest.mark.slow

@@ -68,3 +68,50 @@ def test_far_from_everything_the_answer_says_it_does_not_know() -> None:
     )
     assert result.mode == "unknown" and result.answer.startswith("I don't know") and not result.citations
     assert answer.answer("anything", [], local_embedder(), None, 0.3).mode == "unknown"
+
+
+TOO_LONG = {
+    "error": {
+        "message": "This model's maximum context length is 256 tokens. However, your messages"
+        " resulted in 1390 tokens.",
+        "type": "invalid_request_error",
+        "param": "messages",
+        "code": "context_length_exceeded",
+    }
+}
+FOUR = [hit(n, f"Retries back off exponentially, source {n}. The cap is {n} minutes.") for n in (1, 2, 3, 4)]
+
+
+def test_a_model_that_reads_too_little_is_asked_again_with_the_best_passages() -> None:
+    fake = FakeOpenAI([(400, TOO_LONG, {}), (400, TOO_LONG, {}), (200, completion("Back off [1]."), {})])
+    chat = ChatProvider(fake.endpoint(), "support_lm-v1")
+    result = answer.answer("How do retries work?", FOUR, local_embedder(), chat, 0.3)
+    sent = [json.loads(r.content)["messages"][1]["content"].count("<source ") for r in fake.requests]
+    assert sent == [4, 2, 1]
+    assert result.mode == "generated" and result.answer == "Back off [1]." and len(result.hits) == 1
+    assert result.note == "support_lm-v1 read the best 1 of 4 passages"
+    assert [c.n for c in result.citations] == [1]
+
+
+def test_when_not_even_one_passage_fits_the_answer_is_quoted_and_says_why() -> None:
+    fake = FakeOpenAI([(400, TOO_LONG, {})])
+    chat = ChatProvider(fake.endpoint(), "support_lm-v1")
+    result = answer.answer("How do retries work?", FOUR, local_embedder(), chat, 0.3)
+    assert len(fake.requests) == 3 and result.mode == "extractive"
+    assert result.answer.startswith(answer.EXTRACTIVE_NOTE) and result.citations
+    assert result.note.startswith("support_lm-v1 reads too few tokens for even one passage")
+    assert "maximum context length is 256 tokens" in result.note
+
+
+def test_any_other_refusal_is_not_taken_for_a_short_model() -> None:
+    import pytest
+
+    from mlstack.llm import ContextTooLong, LLMError
+
+    refused = {
+        "error": {"message": "Invalid model", "type": "invalid_request_error", "code": "model_not_found"}
+    }
+    chat = ChatProvider(FakeOpenAI([(400, refused, {})]).endpoint(), "nope")
+    with pytest.raises(LLMError, match="Invalid model") as caught:
+        answer.answer("How do retries work?", FOUR, local_embedder(), chat, 0.3)
+    assert not isinstance(caught.value, ContextTooLong)
