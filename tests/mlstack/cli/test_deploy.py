@@ -15,7 +15,7 @@ import subprocess
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -138,6 +138,8 @@ def stack(
         MLSTACK_MONITORING_RETRAIN_COOLDOWN_S=str(COOLDOWN_S),
         MLSTACK_ORCHESTRATION_GIT_REPOSITORY=repository,
         MLSTACK_ORCHESTRATION_GIT_BRANCH=branch,
+        # The scheduler's loop every 2 s instead of 60: a schedule's runs appear within the test.
+        PREFECT_SERVER_SERVICES_SCHEDULER_LOOP_SECONDS="2",
     )
     started = cli(env, "up")
     try:
@@ -183,6 +185,29 @@ def test_deploy_applies_every_deployment_and_the_worker_runs_one(
     with postgres.connect(settings) as conn:
         scored = conn.execute("SELECT count(*) FROM trip_predictions").fetchone()[0]
     assert scored > 0
+
+
+def test_a_deployed_cron_schedule_creates_runs_on_the_server(
+    stack: tuple[dict[str, str], Server, dict],
+) -> None:
+    """The server's scheduler turns prefect.yaml's active hourly schedule into scheduled runs.
+    With SQLAlchemy 2.1 it failed every loop (`Can't evaluate bulk DML statement`) and created
+    none, while manual runs and triggers still worked: constraints.txt pins 2.0."""
+    env, server, _ = stack
+    cli(env, "deploy", "--pool", "gpu=cpu")  # idempotent: the same deployments as the test above
+    materialize = server.deployment("features", "materialize")
+    assert [s["schedule"]["cron"] for s in materialize["schedules"] if s["active"]] == ["5 * * * *"]
+    try:
+        runs = wait_for(
+            lambda: [r for r in server.runs_of(materialize["id"]) if r["state"]["type"] == "SCHEDULED"],
+            90,
+            "a scheduled run of features/materialize",
+        )
+        starts = sorted(datetime.fromisoformat(r["expected_start_time"]) for r in runs)
+        assert all((at.minute, at.second) == (5, 0) for at in starts), starts
+        assert starts[0] > datetime.now(UTC) - timedelta(minutes=1)
+    finally:  # no scheduled features run may start under the other tests of this module
+        server.http.patch(f"deployments/{materialize['id']}", json={"paused": True}).raise_for_status()
 
 
 def test_drift_event_retrains_once_per_cooldown_with_the_payload(
