@@ -80,3 +80,45 @@ def test_feast_serve_answers_from_the_data_dir_in_use(in_trained_home: Settings,
     assert (in_trained_home.home / "feast" / "feature_store.yaml").read_text().count(
         str(in_trained_home.home)
     ) == 2
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("command", "path"), [("ui", "/health"), ("serve", "/health")])
+def test_feasts_ui_and_server_start_on_the_data_dir_and_answer(
+    own_trained_home: Settings, tmp_path: Path, command: str, path: str
+) -> None:
+    """`features ui` needs Feast's registry server, hence grpcio (`feast[grpcio]`): without it the
+    command died at once with `No module named 'grpc'`."""
+    import subprocess
+    import time
+
+    import httpx
+
+    from mlstack import processes
+    from tests.kill import command_env, mlstack
+
+    port = processes.free_port()
+    log = tmp_path / f"feast-{command}.log"
+    with log.open("w") as out:
+        server = subprocess.Popen(
+            mlstack("features", command, "--port", str(port)),
+            env=command_env(own_trained_home.home),
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    try:
+        deadline, answer = time.monotonic() + 120, None
+        while time.monotonic() < deadline and server.poll() is None:
+            try:
+                answer = httpx.get(f"http://127.0.0.1:{port}{path}", timeout=5)
+                break
+            except httpx.TransportError:
+                time.sleep(0.5)
+        assert answer is not None and answer.status_code == 200, log.read_text()[-3000:]
+        assert f"feast {command} on http://127.0.0.1:{port}" in log.read_text()
+        if command == "ui":  # the UI's page itself, over the data dir's registry
+            assert "<html" in httpx.get(f"http://127.0.0.1:{port}/", timeout=10).text.lower()
+    finally:
+        server.kill()
+        server.wait(timeout=30)
