@@ -40,5 +40,5 @@ def _problem(error: Any, renamed: dict[str, str]) -> str:
     loc = [str(part) for part in error["loc"]]
     if loc:
         loc[0] = renamed.get(loc[0], loc[0])
-    where = "-".join(loc[:1]).replace("_", "-")  # the option; a dict's key is in the message
+    where = "-".join(loc).replace("_", "-")
     return f"--{where}: {message}" if where else message
