@@ -147,8 +147,7 @@ def monitoring_flow(params: MonitoringParams) -> MonitoringResult | State:
     """Check [start, end) for drift; alert, emit the event and optionally retrain when found."""
     settings = get_settings()
     log = get_run_logger()
-    bounds = TimeWindow(start=params.start, end=params.end)  # UTC, non-empty: checked once, here
-    start, end = bounds.start, bounds.end
+    start, end = params.start, params.end  # a TimeWindow: UTC and non-empty already
     retrain = retrains_here(params.retrain, settings, log)
     tracking.setup(settings)
     version = registry.alias_version(registry.CHAMPION)
@@ -156,7 +155,7 @@ def monitoring_flow(params: MonitoringParams) -> MonitoringResult | State:
         return Failed(message=f"{MODEL_NAME} has no champion to monitor: run `mlstack train` first")
     outcome = MonitoringResult(status="skipped", version=version, start=start, end=end)
     try:
-        window, by_others = champion_window(load_window(bounds), version, settings.monitoring.min_window_rows)
+        window, by_others = champion_window(load_window(params), version, settings.monitoring.min_window_rows)
     except WindowTooSmall as exc:  # a quiet window is not a failed run
         log.warning("window skipped: %s", exc)
         return outcome.model_copy(update={"skipped_because": str(exc)})

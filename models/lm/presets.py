@@ -81,9 +81,9 @@ def override_keys() -> set[str]:
 
 def check_overrides(overrides: dict[str, Any]) -> dict[str, Any]:
     """The overrides, or ValueError naming each unknown key and the known ones."""
-    if unknown := sorted(set(overrides) - override_keys()):
-        known = ", ".join(sorted(override_keys()))
-        raise ValueError(f"{', '.join(unknown)}: not a preset value; known: {known}")
+    known = override_keys()
+    if unknown := sorted(set(overrides) - known):
+        raise ValueError(f"{', '.join(unknown)}: not a preset value; known: {', '.join(sorted(known))}")
     return overrides
 
 
