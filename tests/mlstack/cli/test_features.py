@@ -89,10 +89,13 @@ def test_feasts_ui_and_server_start_on_the_data_dir_and_answer(
 ) -> None:
     """`features ui` needs Feast's registry server, hence grpcio (`feast[grpcio]`): without it the
     command died at once with `No module named 'grpc'`."""
+    import os
+    import signal
     import subprocess
     import time
 
     import httpx
+    import psutil
 
     from mlstack import processes
     from tests.kill import command_env, mlstack
@@ -119,6 +122,7 @@ def test_feasts_ui_and_server_start_on_the_data_dir_and_answer(
         assert f"feast {command} on http://127.0.0.1:{port}" in log.read_text()
         if command == "ui":  # the UI's page itself, over the data dir's registry
             assert "<html" in httpx.get(f"http://127.0.0.1:{port}/", timeout=10).text.lower()
-    finally:
-        server.kill()
+    finally:  # the whole session: `feast serve` answers from a worker process of its own
+        os.killpg(server.pid, signal.SIGKILL)
         server.wait(timeout=30)
+    assert not [p for p in psutil.process_iter(["cmdline"]) if str(port) in " ".join(p.info["cmdline"] or [])]
