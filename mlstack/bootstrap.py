@@ -32,8 +32,14 @@ def apply() -> None:
         # else a run writes. A Prefect profile or PREFECT_API_URL still takes precedence.
         "PREFECT_SERVER_DATABASE_CONNECTION_URL": f"sqlite+aiosqlite:///{prefect_dir / 'prefect.db'}",
         "PREFECT_RESULTS_LOCAL_STORAGE_PATH": str(prefect_dir / "storage"),
-        # Offline by default: telemetry would only log a failed DNS lookup on every start.
+        # Offline by default: with no network nothing is tried. Telemetry (Prefect's server and
+        # SDK, MLflow's, Evidently's: all honour DO_NOT_TRACK) would only log a failed lookup,
+        # and MLflow fetches its model-price catalog from github.com, three tries of about 7 s,
+        # for every traced LLM call.
         "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+        "DO_NOT_TRACK": "1",
+        "MLFLOW_DISABLE_TELEMETRY": "true",
+        "MLFLOW_MODEL_CATALOG_URI": "",
         # A cold ephemeral server migrates a fresh SQLite database: slow on a 2-core runner.
         "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "120",
         # MLflow draws a tqdm bar for every artifact download, even a single small file.

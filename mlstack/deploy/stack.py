@@ -116,6 +116,39 @@ def running_api_url(settings: Settings) -> str | None:
     return record.url if record else None
 
 
+def environment(settings: Settings) -> dict[str, str]:
+    """The variables that point the plain `prefect` and `mlflow` commands (and a shell's scripts)
+    where `mlstack` points: the data dir, the Prefect API its commands use (the user's own
+    PREFECT_API_URL, else `up`'s server), and `up`'s MLflow server (else the tracking store
+    itself, which the `mlflow` command reads directly)."""
+    variables = {"MLSTACK_HOME": str(settings.home)}
+    if url := os.environ.get("PREFECT_API_URL") or running_api_url(settings):
+        variables["PREFECT_API_URL"] = url
+    mlflow, _ = live_record(settings, "mlflow")
+    variables["MLFLOW_TRACKING_URI"] = mlflow.url if mlflow and mlflow.url else settings.tracking_uri
+    return variables
+
+
+def uis(settings: Settings) -> dict[str, str]:
+    """Each UI: its address while it runs, else how to open it."""
+    ports = settings.orchestration
+    api = os.environ.get("PREFECT_API_URL") or running_api_url(settings)
+    found = {
+        "Prefect UI": api.removesuffix("/api")
+        if api
+        else f"mlstack up, then http://{HOST}:{ports.prefect_port}"
+    }
+    for name, title, port in (
+        ("mlflow", "MLflow UI", ports.mlflow_port),
+        ("evidently", "Evidently UI", ports.evidently_port),
+    ):
+        record, _ = live_record(settings, name)
+        found[title] = record.url if record and record.url else f"mlstack up, then http://{HOST}:{port}"
+    if settings.tracking_uri.startswith(("http://", "https://")):  # the user's server is the UI
+        found["MLflow UI"] = settings.tracking_uri
+    return found
+
+
 def _write(settings: Settings, record: Record) -> None:
     with atomic_file(record_path(settings, record.name)) as tmp:
         tmp.write_text(record.model_dump_json(indent=2))
@@ -213,7 +246,7 @@ def evidently_spec(settings: Settings) -> Spec:
     settings.evidently_dir.mkdir(parents=True, exist_ok=True)
     argv = [processes.console_script("evidently"), "ui", "--workspace", str(settings.evidently_dir)]
     argv += ["--host", HOST, "--port", str(port)]
-    env = {**_base_env(settings), "DO_NOT_TRACK": "1"}  # its usage telemetry would only fail offline
+    env = _base_env(settings)  # with bootstrap's DO_NOT_TRACK: its telemetry would only fail offline
     return Spec("evidently", argv, url, lambda: processes.answers(f"{url}/api/projects"), env, port=port)
 
 
