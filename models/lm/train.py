@@ -250,7 +250,7 @@ class Log:
         self.path = config.run_dir / "metrics.jsonl"
         self.main = main
         self.run_id = config.mlflow_run_id
-        self.bar: progress.Bar | None = None
+        self.bar: progress.Bar | progress.LogBar | None = None
         if not main:
             return
         # A resumed run continues the curve: what the killed run logged past its checkpoint goes.

@@ -1,4 +1,4 @@
-"""Progress bars: none off a terminal; nested bars share the one live display rich allows."""
+"""Progress bars: log lines off a terminal; nested bars share the one live display rich allows."""
 
 from __future__ import annotations
 
@@ -10,8 +10,22 @@ from rich.console import Console
 from mlstack import progress
 
 
-def test_no_bar_off_a_terminal() -> None:
-    assert progress.open_bar("demo", 3) is None  # pytest's stderr is not a terminal
+def test_off_a_terminal_a_bar_logs_its_step_note_and_time_left(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    clock = iter([100.0, 110.0, 160.0, 160.0, 200.0, 200.0])  # opened, each update, each line
+    monkeypatch.setattr(progress.time, "monotonic", lambda: next(clock))
+    monkeypatch.setattr(progress, "LOG_EVERY_S", 30.0)
+    bar = progress.open_bar("pretraining", 300, completed=100)  # pytest's stderr is not a terminal
+    assert isinstance(bar, progress.LogBar)
+    with caplog.at_level("INFO", logger="mlstack"):
+        bar.update(completed=110, note="loss 4.000")  # 10 s after the start: too soon for a line
+        bar.update(completed=150, note="loss 3.500")  # 60 s: 50 steps in 60 s, 150 to go
+        bar.advance(note="loss 3.400")  # 40 s after the last line: another one
+    assert [r.getMessage() for r in caplog.records] == [
+        "pretraining: 150/300, loss 3.500, 1m00s spent, about 3m00s left",
+        "pretraining: 151/300, loss 3.400, 1m40s spent, about 4m52s left",
+    ]
 
 
 def test_a_bar_opened_inside_another_joins_its_display(monkeypatch: pytest.MonkeyPatch) -> None:
