@@ -4,6 +4,8 @@ holds the error boundary and runs flows."""
 
 from __future__ import annotations
 
+import os
+import sys
 from collections.abc import Callable
 from typing import TypeVar
 
@@ -12,8 +14,18 @@ from pydantic import BaseModel
 from rich.console import Console, RenderableType
 from rich.text import Text
 
-console = Console()
-err = Console(stderr=True)
+
+def _console(stderr: bool = False) -> Console:
+    # Off a terminal (a pipe, a log file, CI) nothing limits a line, but rich assumes 80 columns
+    # and folds the paths and URLs people copy from the output; COLUMNS still sets a width.
+    stream = sys.stderr if stderr else sys.stdout
+    wide = stream.isatty() or "COLUMNS" in os.environ
+    return Console(stderr=stderr, width=None if wide else OFF_TERMINAL_WIDTH)
+
+
+OFF_TERMINAL_WIDTH = 400
+console = _console()
+err = _console(stderr=True)
 
 Model = TypeVar("Model", bound=BaseModel)
 

@@ -28,3 +28,16 @@ def test_a_string_is_printed_as_text_not_markup(capsys: pytest.CaptureFixture) -
 def test_fail_prints_one_line_and_returns_the_exit(capsys: pytest.CaptureFixture) -> None:
     done = fail("no such file: /x", code=2)
     assert done.exit_code == 2 and capsys.readouterr().err.strip() == "error: no such file: /x"
+
+
+def test_off_a_terminal_a_long_path_stays_on_one_line() -> None:
+    """A pipe or a log file has no width: rich's 80 columns folded the paths people copy."""
+    import os
+    import subprocess
+    import sys
+
+    path = "/data/" + "/".join(f"folder-{n}" for n in range(20)) + "/validation.html"
+    code = f"from mlstack.cli.render import console; console.print({path!r})"
+    env = {k: v for k, v in os.environ.items() if k != "COLUMNS"}
+    printed = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert len(path) > 200 and printed.stdout == path + "\n"
