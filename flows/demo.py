@@ -19,8 +19,11 @@ GitHub sample, then scores it against its base and shows the gate's decision.
 
 from __future__ import annotations
 
+import os
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import mlstack.bootstrap  # noqa: F401  (before prefect: sets its environment defaults)
@@ -45,8 +48,10 @@ from flows.rag import (
     rag_refresh_flow,
 )
 from flows.training import TrainingParams, TrainingResult, training_flow
-from mlstack import progress, tracking
+from mlstack import progress
 from mlstack.data.config import GeneratorConfig, Scenario
+from mlstack.deploy import stack
+from mlstack.io import atomic_file
 from mlstack.prompt_engineering import EXPERIMENT
 from mlstack.prompt_engineering.prompt import PROMPT_NAME
 from mlstack.settings import get_settings
@@ -100,6 +105,7 @@ class DemoResult(BaseModel):
     rag: RagAnswerResult
     fine_tuning: FineTuningResult
     where: dict[str, str] = Field(description="What to open next, and where it lives.")
+    stage_seconds: dict[str, float] = Field(default_factory=dict, description="Each stage's wall time.")
 
 
 def online_prediction(at: datetime) -> OnlineResult:
@@ -112,25 +118,110 @@ def online_prediction(at: datetime) -> OnlineResult:
     return OnlineResult(request=request, response=response)
 
 
-def _run_all(stages: list[tuple[str, Callable[[], State]]], label: str) -> dict[str, Any] | State:
-    """Each stage's result by name; the first state that did not complete, if one did not. On a
-    terminal a bar counts the stages, with the stages' own bars (pretraining's steps) beneath."""
+def _run_all(
+    stages: list[tuple[str, Callable[[], State]]], label: str, seconds: dict[str, float] | None = None
+) -> dict[str, Any] | State:
+    """Each stage's result by name; the first state that did not complete, if one did not. A bar
+    counts the stages (a log line every so often off a terminal), with the stages' own bars
+    (pretraining's steps) beneath; `seconds` gets each stage's wall time."""
     results: dict[str, Any] = {}
-    bar = progress.open_bar(label, len(stages))
+    bar = progress.open_bar(label, len(stages), eta=False)  # stages last seconds to minutes
     try:
         for name, run in stages:
-            if bar is not None:
-                bar.update(note=name)
+            bar.update(note=f"now {name}")
+            started = time.monotonic()
             state = run()
+            if seconds is not None:
+                seconds[name] = round(time.monotonic() - started, 1)
             if not state.is_completed():
                 return state
             results[name] = state.result()
-            if bar is not None:
-                bar.advance()
+            bar.advance()
     finally:
-        if bar is not None:
-            bar.close()
+        bar.close()
     return results
+
+
+# Each stage's seconds in `mlstack demo` with its defaults on a 2-core, 23 GB machine (the CI
+# runner's size), measured on 2026-12-03 with `mlstack demo --json` (its stage_seconds): what the
+# demo expects before a run of its own in this data dir has timed them on this machine.
+REFERENCE_CORES = 2
+REFERENCE_S: dict[str, float] = {
+    "data": 3,
+    "features": 11,
+    "training": 30,
+    "batch_inference": 2,
+    "online": 1,
+    "baseline_window": 14,
+    "drift_window": 24,
+    "pretraining": 186,
+    "prompt_engineering": 10,
+    "rag_refresh": 16,
+    "rag": 1,
+    "fine_tuning": 28,
+}
+SCALED_BY_STEPS = {"pretraining": "pretrain_steps", "fine_tuning": "finetune_steps"}
+
+
+def timings_file() -> Path:
+    return get_settings().home / "demo" / "timings.json"
+
+
+def expected_seconds(params: DemoParams) -> tuple[dict[str, float], str]:
+    """How long each stage should take here, and where that comes from: the last demo in this
+    data dir (its stages timed on this machine), else the reference run; the two training stages
+    scale with their steps."""
+    import json
+
+    measured, source = (
+        REFERENCE_S,
+        f"a reference run on {REFERENCE_CORES} cores (this machine has {os.cpu_count()})",
+    )
+    basis = DemoParams()
+    try:
+        last = json.loads(timings_file().read_text())
+        measured, basis = last["stage_seconds"], DemoParams.model_validate(last["params"])
+        source = f"the last demo in this data dir ({last['finished']})"
+    except (OSError, ValueError, KeyError):
+        pass
+    expected = dict(measured)
+    for stage, field in SCALED_BY_STEPS.items():
+        before, now = _steps(basis, field), _steps(params, field)
+        if stage in expected and before and now:
+            expected[stage] = round(expected[stage] * now / before, 1)
+    return expected, source
+
+
+def _steps(params: DemoParams, field: str) -> int | None:
+    value = getattr(params, field)
+    if value is None and field == "pretrain_steps":
+        from models.lm.presets import PRESETS
+
+        return PRESETS["tiny"].train["steps"]
+    return value
+
+
+def _plan(params: DemoParams) -> None:
+    expected, source = expected_seconds(params)
+    stages = ", ".join(f"{name} {progress.duration(s)}" for name, s in expected.items())
+    get_run_logger().info(
+        "expected on this machine, from %s: %s; about %s in all",
+        source,
+        stages,
+        progress.duration(sum(expected.values())),
+    )
+
+
+def _record(params: DemoParams, seconds: dict[str, float]) -> None:
+    import json
+
+    with atomic_file(timings_file()) as tmp:
+        finished = datetime.now(UTC).isoformat(timespec="seconds")
+        tmp.write_text(
+            json.dumps(
+                {"params": params.model_dump(mode="json"), "stage_seconds": seconds, "finished": finished}
+            )
+        )
 
 
 @flow(name="demo")
@@ -174,10 +265,13 @@ def demo_flow(params: DemoParams = DemoParams()) -> DemoResult | State:
             ),
         ),
     ]
-    results = _run_all(stages, "demo")
+    _plan(params)
+    seconds: dict[str, float] = {}
+    results = _run_all(stages, "demo", seconds)
     if isinstance(results, State):
         return results
-    return DemoResult(**results, where=where_to_look())
+    _record(params, seconds)
+    return DemoResult(**results, where=where_to_look(), stage_seconds=seconds)
 
 
 def _online(at: datetime) -> State:
@@ -218,16 +312,16 @@ def live_window(params: LiveWindowParams) -> LiveWindowResult | State:
 def where_to_look() -> dict[str, str]:
     settings = get_settings()
     validation = settings.validation_reports_dir
+    ui = stack.uis(settings)
     return {
-        "MLflow UI": tracking.ui_command(settings),
-        "Prefect UI": "prefect server start  (then rerun with PREFECT_API_URL=http://127.0.0.1:4200/api)",
+        "Prefect UI": f"{ui['Prefect UI']}  (this run and each stage's subflow)",
+        "MLflow UI": f"{ui['MLflow UI']}  (experiments, the model registry, prompts)",
         "validation report": str(validation / "validation.html"),
         "quarantined rows": str(validation / "trips.quarantine.parquet"),
         "validated data": str(settings.validated_dir),
         "batch predictions": f"{settings.data_dir / 'predictions'} and Postgres table trip_predictions",
         "drift reports": str(settings.monitoring_reports_dir),
-        "drift over time": f"mlstack up, then the Evidently UI (workspace {settings.evidently_dir});"
-        " mlstack drift-history",
+        "drift over time": f"{ui['Evidently UI']}  (the Evidently UI); mlstack drift-history",
         "feature store": "mlstack features ui  (Feast's UI on this data dir)",
         "alerts": str(settings.alerts_log),
         "serving": "mlstack serve  (OpenAPI docs at http://127.0.0.1:8000/docs)",
@@ -236,8 +330,6 @@ def where_to_look() -> dict[str, str]:
         "fine-tuned chat model": f"{settings.finetuned_champion_file}, mlstack finetune --help",
         "local LLM endpoint": "mlstack serve-llm  (the fine-tuned champion, else the pretrained one)",
         "model registry": "mlstack model status",
+        "plain prefect and mlflow commands": 'eval "$(mlstack env)"  (points them at these servers)',
+        "stop the servers": "mlstack down",
     }
-
-
-if __name__ == "__main__":
-    demo_flow()

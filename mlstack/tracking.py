@@ -48,9 +48,20 @@ def setup(settings: Settings | None = None, experiment: str = EXPERIMENT) -> str
     return uri
 
 
-def ui_command(settings: Settings | None = None) -> str:
+def artifact_url(run_id: str, path: str, settings: Settings | None = None) -> str:
+    """Where a browser shows a run's artifact: the MLflow UI's page for it (an HTML report renders
+    there). The UI is the tracking server itself, else `mlstack up`'s on its port."""
+    from mlflow import MlflowClient
+
     settings = settings or get_settings()
-    return f"mlflow ui --backend-store-uri {settings.tracking_uri} --port 5000"
+    uri = settings.tracking_uri
+    base = (
+        uri
+        if uri.startswith(("http://", "https://"))
+        else f"http://127.0.0.1:{settings.orchestration.mlflow_port}"
+    )
+    experiment = MlflowClient().get_run(run_id).info.experiment_id
+    return f"{base.rstrip('/')}/#/experiments/{experiment}/runs/{run_id}/artifactPath/{path}"
 
 
 def owner_tags() -> dict[str, str]:

@@ -7,10 +7,11 @@ from typing import TYPE_CHECKING
 import typer
 from rich.console import Group, RenderableType
 from rich.table import Table
+from rich.text import Text
 
 from mlstack.cli.options import build
 from mlstack.cli.prompt_engineering import checks_line
-from mlstack.cli.render import JSON, show
+from mlstack.cli.render import JSON, err, show
 from mlstack.cli.retraining import retraining_line
 from mlstack.cli.running import run_flow
 
@@ -31,16 +32,34 @@ def demo(
     finetune_steps: int | None = typer.Option(
         None, help="LoRA steps of the fine-tuning stage. Default: the demo's (a minute on a CPU)."
     ),
+    start_stack: bool = typer.Option(
+        True,
+        "--up/--no-up",
+        help="Start `mlstack up`'s services first (or use those running) and leave them running, so"
+        " the runs stay in the Prefect UI and every link printed opens after the demo; `mlstack down`"
+        " stops them. --no-up runs on a temporary Prefect API that ends with the demo.",
+    ),
     as_json: bool = JSON,
 ) -> None:
     """Run the classic ML loop end to end on embedded services, then two live windows (normal,
     then drifting) through monitoring and retraining; pretrain a tiny code model that becomes the
     local model; ask it a question; refresh and ask RAG; fine-tune it with LoRA on the sample's
-    GitHub Q&A and show the gate's decision; and say where to look."""
+    GitHub Q&A and show the gate's decision; and say where to look.
+
+    With PREFECT_API_URL set, the runs go to that API and no Prefect server is started."""
+    import os
+
     from flows.demo import DemoParams, demo_flow
 
     tuning = {"finetune_steps": finetune_steps} if finetune_steps else {}
     params = build(DemoParams, days=days, trials=trials, pretrain_steps=pretrain_steps, **tuning)
+    # After the options are checked: a refused one starts nothing.
+    if start_stack and not os.environ.get("PREFECT_API_URL"):
+        from mlstack.cli.deploy import render_stack
+        from mlstack.deploy import stack
+        from mlstack.settings import get_settings
+
+        err.print(Text(render_stack(stack.up(get_settings()))), highlight=False)
     show(run_flow(demo_flow, params), render_demo, as_json)
 
 

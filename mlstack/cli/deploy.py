@@ -3,6 +3,7 @@ Evidently UI and worker, and the deployments of prefect.yaml on them (or on any 
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -55,6 +56,31 @@ def down(
 
 
 @app.command()
+def env(as_json: bool = JSON) -> None:
+    """Print `export` lines that point the plain `prefect` and `mlflow` commands where `mlstack`
+    points: `eval "$(mlstack env)"`, then `prefect flow-run ls` or `mlflow experiments search`.
+
+    PREFECT_API_URL is your own when set, else `mlstack up`'s server while it runs (else left
+    out: start one with `mlstack up`); MLFLOW_TRACKING_URI is `up`'s MLflow server, else the
+    tracking store itself. With --json, the same variables as one object.
+    """
+    import shlex
+
+    from mlstack.cli.render import err
+    from mlstack.deploy import stack
+    from mlstack.settings import get_settings
+
+    variables = stack.environment(get_settings())
+    if as_json:
+        print(json.dumps(variables))
+        return
+    for name, value in variables.items():
+        print(f"export {name}={shlex.quote(value)}")
+    if "PREFECT_API_URL" not in variables:
+        err.print("# no Prefect server runs for this data dir: `mlstack up` starts one", highlight=False)
+
+
+@app.command()
 def deploy(
     file: Path | None = typer.Option(None, "--file", help="The Prefect project file. Default: prefect.yaml."),
     pool: list[str] = typer.Option(
@@ -99,10 +125,17 @@ def render_stack(result: StackResult) -> str:
     if result.api_url:
         ui = result.api_url.removesuffix("/api")
         lines.append(f"the Prefect UI is {ui}; `mlstack deploy` applies prefect.yaml to it")
+        lines.append('eval "$(mlstack env)" points the plain `prefect` and `mlflow` commands at them')
     return "\n".join(lines)
 
 
 def render_deploy(result: DeployResult) -> str:
     created = f"created work pools: {', '.join(result.pools_created)}\n" if result.pools_created else ""
     listed = "\n".join(f"  {name}" for name in result.deployments)
-    return f"{created}applied {len(result.deployments)} deployments to {result.api_url}:\n{listed}"
+    waiting = "".join(
+        f"\nno worker polls the {pool} pool, so the UI shows it 'Not Ready' and the runs of its"
+        f" {len(names)} deployments wait: start `prefect worker start --pool {pool}` where its"
+        f" machines are, or deploy again with --pool {pool}=cpu to run them on this one"
+        for pool, names in result.unpolled.items()
+    )
+    return f"{created}applied {len(result.deployments)} deployments to {result.api_url}:\n{listed}{waiting}"

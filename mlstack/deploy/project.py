@@ -48,7 +48,13 @@ class Pool:
 
 POOLS = (
     Pool(CPU := "cpu", "process", "Everything light: data, features, training, inference, monitoring."),
-    Pool(GPU := "gpu", "kubernetes", "Pretraining and local fine-tuning: one NVIDIA GPU per run."),
+    Pool(
+        GPU := "gpu",
+        "kubernetes",
+        "Pretraining and local fine-tuning: one NVIDIA GPU per run. 'Not Ready' until a worker polls"
+        " it: `prefect worker start --pool gpu` where the GPUs are (a Kubernetes cluster); on a"
+        " machine without one, `mlstack deploy --pool gpu=cpu` runs these on the cpu pool instead.",
+    ),
 )
 
 
@@ -64,6 +70,11 @@ class DeployResult(BaseModel):
     pools_created: list[str]
     deployments: list[str] = Field(description="flow-name/deployment-name of each one applied.")
     log: str
+    unpolled: dict[str, list[str]] = Field(
+        default_factory=dict,
+        description="Each pool no worker polls (the UI shows it 'Not Ready'), with its deployments:"
+        " their runs wait until a worker starts on it.",
+    )
 
 
 def load(path: Path) -> dict[str, Any]:
@@ -203,10 +214,10 @@ def ensure_pools(api_url: str, settings: Settings) -> list[str]:
             limit = gpus if pool.name == GPU else None
             answer = client.get(f"work_pools/{pool.name}")
             if answer.status_code == 200:
-                if answer.json().get("concurrency_limit") != limit:
-                    client.patch(
-                        f"work_pools/{pool.name}", json={"concurrency_limit": limit}
-                    ).raise_for_status()
+                found = answer.json()
+                wanted = {"concurrency_limit": limit, "description": pool.description}
+                if any(found.get(key) != value for key, value in wanted.items()):
+                    client.patch(f"work_pools/{pool.name}", json=wanted).raise_for_status()
                 continue
             body: dict[str, Any] = {
                 "name": pool.name,
@@ -294,4 +305,21 @@ def deploy(
         raise MlstackError(f"prefect deploy failed (exit {done.returncode}); its log is {log}:\n{tail}")
     flows = {ref.entrypoint: ref.name for ref in flows_in(root)}
     names = [f"{flows[entry['entrypoint']]}/{entry['name']}" for entry in doc["deployments"]]
-    return DeployResult(api_url=api_url, pools_created=created, deployments=names, log=str(log))
+    pools = [entry.get("work_pool", {}).get("name") for entry in doc["deployments"]]
+    unpolled = {
+        pool: [name for name, used in zip(names, pools, strict=True) if used == pool]
+        for pool in sorted({p for p in pools if p} - ready_pools(api_url))
+    }
+    return DeployResult(
+        api_url=api_url, pools_created=created, deployments=names, log=str(log), unpolled=unpolled
+    )
+
+
+def ready_pools(api_url: str) -> set[str]:
+    """The pools a worker polls: Prefect's READY."""
+    import httpx
+
+    with httpx.Client(base_url=api_url.rstrip("/") + "/", headers=_headers(), timeout=30) as client:
+        answer = client.post("work_pools/filter", json={})
+        answer.raise_for_status()
+        return {pool["name"] for pool in answer.json() if pool.get("status") == "READY"}

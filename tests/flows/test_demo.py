@@ -1,26 +1,35 @@
 """End to end: `mlstack demo` as a user runs it, once per test session, and two stories read from
 that one run.
 
-The demo runs as the CLI subprocess (its own temporary Prefect API, its own data dir) with canary
-secrets in every place settings read one from. The first test reads its result: the classic
-loop, the monitoring loop and the four AI patterns. The second reads where the secrets went:
-nowhere, neither to the output nor to any file of the data dir.
+The demo runs as the CLI subprocess (its own data dir, `mlstack up`'s services on free ports,
+which it starts and leaves running) with canary secrets in every place settings read one from,
+behind a proxy that notes and refuses every request bound off this machine. The first test reads
+its result: the classic loop, the monitoring loop and the four AI patterns. Others read what is
+true after it ended (its runs in the Prefect UI it printed), what it tried to reach (nothing but
+the alert hooks it was given), and where the secrets went: nowhere, neither to the output nor to
+any file of the data dir.
 """
 
 from __future__ import annotations
 
+import json
+import os
+import re
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from subprocess import CompletedProcess
 
+import httpx
 import pytest
 
-from flows.demo import DemoResult
-from mlstack import postgres
+from flows.demo import REFERENCE_S, DemoResult
+from mlstack import postgres, processes
 from mlstack.cli.demo import render_demo
 from mlstack.settings import Settings
 from tests.conftest import rendered
+from tests.fence import Fence
 from tests.kill import command_env, mlstack, run
 
 # Canary secrets in every place settings read one from; the demo alerts on drift to each URL.
@@ -35,34 +44,49 @@ SECRETS = ["TOKACANARY1", "TOKBCANARY2", "TOKCCANARY3", "AAHCANARYTELEGRAM", "CA
 SECRETS += ["sk-CANARYOPENAIKEY"]
 
 
+# The hosts the demo may try: the alert hooks above. Anything else is a download or telemetry.
+ALERT_HOSTS = {"hooks.slack.com", "api.telegram.org"}
+PORTS = ("PREFECT", "MLFLOW", "EVIDENTLY")
+
+
 @dataclass
 class DemoRun:
     home: Path
     settings: Settings
+    env: dict[str, str]
     demo: CompletedProcess[str]
     info: CompletedProcess[str]
     asked: CompletedProcess[str]  # `mlstack rag ask` after the demo, as docs/rag.md shows it
     result: DemoResult
     predictions: int  # rows in the trip_predictions table after the demo
+    tried: set[str]  # the hosts off this machine that the demo and the commands after it tried
+    plain: CompletedProcess[str]  # `eval "$(mlstack env)"; prefect flow-run ls`, after the demo
 
 
 @pytest.fixture(scope="module")
 def demo_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DemoRun]:
     home = tmp_path_factory.mktemp("demo") / "home"
     settings = Settings(home=home)
-    env = command_env(home, **CANARIES)
+    ports = {f"MLSTACK_ORCHESTRATION_{name}_PORT": str(processes.free_port()) for name in PORTS}
     steps = ("--days", "7", "--trials", "1", "--pretrain-steps", "10", "--finetune-steps", "10")
-    try:
-        demo = run(mlstack("demo", *steps, "--json"), env, timeout_s=1500)
-        assert demo.returncode == 0, demo.stderr[-3000:]
-        info = run(mlstack("info"), env)
-        asked = run(mlstack("rag", "ask", "Why did a second drift alert not retrain?", "--json"), env)
-        result = DemoResult.model_validate_json(demo.stdout.strip().splitlines()[-1])
-        with postgres.connect(settings) as conn:
-            predictions = conn.execute("SELECT count(*) FROM trip_predictions").fetchone()[0]
-        yield DemoRun(home, settings, demo, info, asked, result, predictions)
-    finally:  # the demo's commands leave the embedded Postgres up for the next: this run has none
-        postgres.stop_embedded(settings.pg_dir)
+    with Fence() as fence:
+        env = command_env(home, **CANARIES, **ports, **fence.env)
+        try:
+            demo = run(mlstack("demo", *steps, "--json"), env, timeout_s=1500)
+            assert demo.returncode == 0, demo.stderr[-3000:]
+            info = run(mlstack("info"), env)
+            asked = run(mlstack("rag", "ask", "Why did a second drift alert not retrain?", "--json"), env)
+            result = DemoResult.model_validate_json(demo.stdout.strip().splitlines()[-1])
+            with postgres.connect(settings) as conn:
+                predictions = conn.execute("SELECT count(*) FROM trip_predictions").fetchone()[0]
+            exported = run(mlstack("env"), env).stdout
+            path = f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"
+            shell = f"{exported}\nprefect flow-run ls --flow-name demo --state-type COMPLETED"
+            plain = run(["bash", "-c", shell], {**env, "PATH": path})
+            yield DemoRun(home, settings, env, demo, info, asked, result, predictions, fence.hosts, plain)
+        finally:  # the demo leaves `up`'s services and the embedded Postgres running: stop them
+            run(mlstack("down", "--postgres"), env)
+            postgres.stop_embedded(settings.pg_dir)
 
 
 @pytest.mark.slow
@@ -77,7 +101,6 @@ def test_demo_runs_the_classic_loop_end_to_end(demo_run: DemoRun) -> None:
     assert online.model_version == "1" and online.predicted_duration_s > 0 and online.fallback == []
     # The online step went through the serving app's own path, serving log included.
     assert demo_run.settings.serving_log.read_text().count("\n") == 1
-    assert demo_run.settings.tracking_uri in result.where["MLflow UI"]
     assert Path(result.where["validation report"]).is_file()
     # RAG: the shipped samples and docs refreshed, and one question answered with citations.
     assert result.rag_refresh.documents >= 12 and all(c.skipped == 0 for c in result.rag_refresh.sources)
@@ -141,8 +164,59 @@ def test_no_secret_reaches_output_or_any_file_of_the_data_dir(demo_run: DemoRun)
 
     leaks = [secret for secret in SECRETS if secret in shown]
     files = [path for path in demo_run.home.rglob("*") if path.is_file()]
-    assert any(p.name == "prefect.db" for p in files) and any(p.name == "mlflow.db" for p in files)
+    assert any(p.name == "mlflow.db" for p in files)
+    assert any(p.is_relative_to(demo_run.settings.pg_dir) for p in files)  # Prefect's database too
     for path in files:
         content = path.read_bytes()
         leaks += [f"{secret} in {path}" for secret in SECRETS if secret.encode() in content]
     assert leaks == []
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(1800)
+def test_after_the_demo_its_runs_and_links_are_in_the_ui_it_printed(demo_run: DemoRun) -> None:
+    """The demo ran on `mlstack up`'s server and left it running: each "View at" link it logged
+    is a run that server still serves, the table's UIs answer, and the plain `prefect` command
+    (after `mlstack env`) lists the demo's run."""
+    ui = f"http://127.0.0.1:{demo_run.env['MLSTACK_ORCHESTRATION_PREFECT_PORT']}"
+    links = re.findall(r"View at (\S+)/runs/flow-run/([0-9a-f-]{36})", demo_run.demo.stderr)
+    assert len(links) > 20 and {base for base, _ in links} == {ui}
+    for _, run_id in links[:3] + links[-3:]:
+        assert httpx.get(f"{ui}/api/flow_runs/{run_id}").json()["state"]["type"] == "COMPLETED"
+    where = demo_run.result.where
+    assert where["Prefect UI"].startswith(ui)
+    mlflow = where["MLflow UI"].split()[0]
+    assert mlflow == f"http://127.0.0.1:{demo_run.env['MLSTACK_ORCHESTRATION_MLFLOW_PORT']}"
+    assert httpx.get(f"{mlflow}/health").status_code == 200
+    assert httpx.get(f"{where['drift over time'].split()[0]}/api/projects").status_code == 200
+    assert demo_run.plain.returncode == 0, demo_run.plain.stderr[-2000:]
+    assert "demo" in demo_run.plain.stdout and "COMPLETED" in demo_run.plain.stdout
+    # It said up front how long each stage should take, and timed them for the next run's say.
+    assert "expected on this machine, from a reference run on 2 cores" in demo_run.demo.stderr
+    assert set(demo_run.result.stage_seconds) == set(REFERENCE_S)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(1800)
+def test_nothing_is_tried_off_this_machine_but_the_alert_hooks(demo_run: DemoRun) -> None:
+    """No download and no telemetry: MLflow fetched its price catalog from github.com and sent
+    telemetry, three tries each per LLM command, before bootstrap turned both off."""
+    assert demo_run.tried == ALERT_HOSTS
+
+
+def test_the_stage_estimates_scale_with_steps_and_prefer_this_machine_s_last_run() -> None:
+    from flows.demo import DemoParams, expected_seconds, timings_file
+
+    expected, source = expected_seconds(DemoParams(pretrain_steps=30, finetune_steps=120))
+    assert source.startswith("a reference run on 2 cores")
+    assert expected["pretraining"] == REFERENCE_S["pretraining"] * 30 / 300
+    assert (
+        expected["fine_tuning"] == REFERENCE_S["fine_tuning"] * 2 and expected["data"] == REFERENCE_S["data"]
+    )
+    last = {"data": 7.0, "pretraining": 40.0, "fine_tuning": 10.0}
+    record = {"params": {"pretrain_steps": 20, "finetune_steps": 10}, "stage_seconds": last}
+    timings_file().parent.mkdir(parents=True)
+    timings_file().write_text(json.dumps({**record, "finished": "2026-12-03T18:00:00+00:00"}))
+    expected, source = expected_seconds(DemoParams(pretrain_steps=10))
+    assert source == "the last demo in this data dir (2026-12-03T18:00:00+00:00)"
+    assert expected == {"data": 7.0, "pretraining": 20.0, "fine_tuning": 60.0}

@@ -11,7 +11,9 @@ the tests run in the order of the story.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -172,7 +174,14 @@ def test_deploy_applies_every_deployment_and_the_worker_runs_one(
     stack: tuple[dict[str, str], Server, dict],
 ) -> None:
     env, server, _ = stack
+    # As filed: the gpu pool's deployments wait for a worker no laptop runs, and the result says so.
+    as_filed = cli(env, "deploy")
+    assert (
+        set(as_filed["unpolled"]) == {"gpu"}
+        and "pretrain-train/pretrain-train" in as_filed["unpolled"]["gpu"]
+    )
     result = cli(env, "deploy", "--pool", "gpu=cpu")
+    assert result["unpolled"] == {}
     assert len(result["deployments"]) == len(server.post("deployments/filter"))
     pools = {pool["name"]: pool for pool in server.post("work_pools/filter")}
     assert pools["cpu"]["type"] == "process"
@@ -185,6 +194,28 @@ def test_deploy_applies_every_deployment_and_the_worker_runs_one(
     with postgres.connect(settings) as conn:
         scored = conn.execute("SELECT count(*) FROM trip_predictions").fetchone()[0]
     assert scored > 0
+
+
+def test_mlstack_env_points_the_plain_prefect_and_mlflow_commands_at_up_s_servers(
+    stack: tuple[dict[str, str], Server, dict],
+) -> None:
+    """`eval "$(mlstack env)"` in a shell, then the plain `prefect` and `mlflow` commands: without
+    it, `prefect deployment ls` starts a server of its own on an empty database."""
+    env, server, started = stack
+    cli(env, "deploy", "--pool", "gpu=cpu")
+    exported = subprocess.run(mlstack("env"), env=env, capture_output=True, text=True, check=True).stdout
+    shell = f"{exported}\nprefect deployment ls\nmlflow experiments search"
+    bin_dir = Path(sys.executable).parent
+    plain = {k: v for k, v in env.items() if not k.startswith("MLSTACK_")}  # what a new shell has
+    plain["PATH"] = f"{bin_dir}{os.pathsep}{plain.get('PATH', '')}"
+    shown = subprocess.run(["bash", "-c", shell], env=plain, capture_output=True, text=True, timeout=120)
+    assert shown.returncode == 0, shown.stderr[-2000:]
+    assert "training/train" in shown.stdout and "batch-inference/score-daily" in shown.stdout
+    assert "trip_duration" in shown.stdout.split("batch-inference/score-daily")[-1]  # an MLflow experiment
+    variables = cli(env, "env")
+    services = {s["name"]: s for s in started["services"]}
+    assert variables["PREFECT_API_URL"] == server.api
+    assert variables["MLFLOW_TRACKING_URI"] == services["mlflow"]["url"]
 
 
 def test_a_deployed_cron_schedule_creates_runs_on_the_server(

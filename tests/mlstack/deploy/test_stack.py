@@ -136,3 +136,31 @@ def test_down_leaves_the_commands_postgres_running_unless_asked_and_never_loses_
             assert conn.execute("SELECT n FROM kept").fetchall() == [(42,)]
     finally:
         postgres.stop_embedded(settings.pg_dir)
+
+
+def test_env_and_the_uis_follow_what_runs(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Nothing up: the tracking store itself, no Prefect API, and how to start each UI. With
+    `up`'s records live: their addresses. A user's own PREFECT_API_URL wins over `up`'s."""
+    settings = get_settings()
+    monkeypatch.delenv("PREFECT_API_URL", raising=False)
+    assert stack.environment(settings) == {
+        "MLSTACK_HOME": str(settings.home),
+        "MLFLOW_TRACKING_URI": settings.tracking_uri,
+    }
+    assert stack.uis(settings)["Prefect UI"] == "mlstack up, then http://127.0.0.1:4200"
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"], start_new_session=True)
+    try:
+        for name, url in (("prefect", "http://127.0.0.1:1/api"), ("mlflow", "http://127.0.0.1:2")):
+            record = stack.Record(name=name, pid=child.pid, stamp=processes.stamp_of(child.pid), url=url)
+            stack.record_path(settings, name).parent.mkdir(parents=True, exist_ok=True)
+            stack.record_path(settings, name).write_text(record.model_dump_json())
+        assert stack.environment(settings)["PREFECT_API_URL"] == "http://127.0.0.1:1/api"
+        assert stack.environment(settings)["MLFLOW_TRACKING_URI"] == "http://127.0.0.1:2"
+        ui = stack.uis(settings)
+        assert (ui["Prefect UI"], ui["MLflow UI"]) == ("http://127.0.0.1:1", "http://127.0.0.1:2")
+        assert ui["Evidently UI"] == "mlstack up, then http://127.0.0.1:8002"
+        monkeypatch.setenv("PREFECT_API_URL", "https://prefect.example.com/api")
+        assert stack.uis(settings)["Prefect UI"] == "https://prefect.example.com"
+        assert stack.environment(settings)["PREFECT_API_URL"] == "https://prefect.example.com/api"
+    finally:
+        child.kill()
