@@ -116,12 +116,17 @@ def record_window(result: DriftCheck, settings: Settings, tags: list[str]) -> li
 
 
 @task(name="log-reports", cache_policy=NONE)
-def log_reports(result: DriftCheck, version: str, folder: str) -> None:
+def log_reports(result: DriftCheck, version: str, folder: str) -> dict[str, str]:
+    """The reports into the MLflow run that trained the version; returns where a browser opens
+    each (a `file://` link from the Prefect UI opens nowhere)."""
     from mlflow import MlflowClient
 
     run_id = registry.run_of(version)
-    for path in result.reports.values():
+    links = {}
+    for name, path in result.reports.items():
         MlflowClient().log_artifact(run_id, str(path), artifact_path=f"monitoring/{folder}")
+        links[name] = tracking.artifact_url(run_id, f"monitoring/{folder}/{path.name}")
+    return links
 
 
 def window_folder(version: str, start: datetime, end: datetime) -> str:
@@ -167,12 +172,12 @@ def monitoring_flow(params: MonitoringParams) -> MonitoringResult | State:
         result = run_checks(load_reference(version), window, settings, folder, tags, end)
     except WindowError as exc:
         return Failed(message=str(exc))
-    log_reports(result, version, folder)
+    links = log_reports(result, version, folder)
     snapshots = record_window(result, settings, tags)
     summary = result.summary()
     create_markdown_artifact(
         key="drift-report",
-        markdown=summary_markdown(result, MODEL_NAME, version, start, end),
+        markdown=summary_markdown(result, MODEL_NAME, version, start, end, links),
         description=f"{MODEL_NAME} v{version}: {'drift' if result.alert else 'no drift'}",
     )
     outcome = outcome.model_copy(

@@ -33,6 +33,9 @@ SEASONAL = {*CALENDAR, "trip_request_features__weekday"}
 MONITORED = [c for c in MODEL_FEATURES if c not in SEASONAL] + [PREDICTION]
 # Tags that tell the window's error snapshot from the reference's, for the workspace.
 WINDOW_ERRORS, REFERENCE_ERRORS = "errors:window", "errors:reference"
+# The window's MAE comes from RegressionPreset (with its error distribution); the reference's MAE
+# is computed without one, which gives it labels of its own on the dashboard.
+WINDOW_MAE_LABELS, REFERENCE_MAE_LABELS = {"error_distr": True}, {"error_distr": False}
 
 
 class WindowError(InputError):
@@ -387,7 +390,10 @@ def performance(
             timestamp=timestamp,
             tags=[*(tags or []), WINDOW_ERRORS],
         )
-        baseline = Report([MAE()], include_tests=False).run(
+        # Its own metric labels, not only its tag: Evidently's dashboard gives each point to the
+        # first series whose metric and labels match and only then checks that series' tags, so
+        # a reference MAE labelled like the window's was dropped from the panel.
+        baseline = Report([MAE(**REFERENCE_MAE_LABELS)], include_tests=False).run(
             current_data=ref_ds, timestamp=timestamp, tags=[*(tags or []), REFERENCE_ERRORS]
         )
     return result, [window, baseline]
@@ -434,8 +440,11 @@ def check(
     return result
 
 
-def summary_markdown(result: DriftCheck, model: str, version: str, start: datetime, end: datetime) -> str:
-    """The check as a person reads it in the Prefect UI: verdict, findings, the columns, links."""
+def summary_markdown(
+    result: DriftCheck, model: str, version: str, start: datetime, end: datetime, links: dict[str, str]
+) -> str:
+    """The check as a person reads it in the Prefect UI: verdict, findings, the columns, and each
+    report as a link a browser opens (`links`, by report name) beside its path on disk."""
     summary = result.summary()
     verdict = "**drift detected**" if summary.alert else "no drift"
     perf = summary.performance
@@ -452,7 +461,10 @@ def summary_markdown(result: DriftCheck, model: str, version: str, start: dateti
         ],
         columns=["column", "method", "score", "threshold", "drifted"],
     )
-    reports = "\n".join(f"- {name}: [{path.name}](file://{path})" for name, path in summary.reports.items())
+    reports = "\n".join(
+        f"- {name}: [{path.name}]({links[name]})" + f" (`{path}`)" if name in links else f"- {name}: `{path}`"
+        for name, path in summary.reports.items()
+    )
     reasons = "\n".join(f"- {r}" for r in summary.reasons) or "- none"
     return (
         f"## {model} v{version}, {start:%Y-%m-%d %H:%M} to {end:%Y-%m-%d %H:%M}: {verdict}\n\n"

@@ -3,6 +3,7 @@ a model retrained, registered and gated; and windows that cannot be judged raise
 
 from __future__ import annotations
 
+import re
 import time
 from datetime import UTC, date, datetime, timedelta
 
@@ -113,6 +114,30 @@ def test_drift_window_alerts_emits_the_event_and_retrains(
 
     logged = MlflowClient().list_artifacts(registry.run_of("1"), "monitoring/v1")
     assert logged, "monitoring reports were not logged to the champion's run"
+    # ...and the Prefect UI's report links to each one's page in the MLflow UI, not to a file://
+    # a browser will not open from a web page.
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+
+    with get_client(sync_client=True) as client:
+        [report] = client.read_artifacts(
+            artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=["drift-report"]))
+        )
+    links = re.findall(
+        r"\]\((http://127\.0\.0\.1:\d+/#/experiments/\d+/runs/(\w+)/artifactPath/([^)]+))\)", report.data
+    )
+    assert {path.rsplit("/", 1)[-1] for _, _, path in links} == {
+        "drift.html",
+        "performance.html",
+        "summary.json",
+    }
+    stored = {
+        f.path
+        for folder in MlflowClient().list_artifacts(registry.run_of("1"), "monitoring/v1")
+        for f in MlflowClient().list_artifacts(registry.run_of("1"), folder.path)
+    }
+    assert all(run == registry.run_of("1") and path in stored for _, run, path in links), (links, stored)
+    assert "file://" not in report.data
 
     # A bad promotion is one command away from undone.
     assert registry.rollback() == ("1", "2")

@@ -133,10 +133,11 @@ def test_the_summary_reads_as_markdown(world: World, tmp_path: Path) -> None:
     from datetime import UTC, datetime
 
     result = check(world.reference, day(world.covariate, 0), Thresholds(), report_dir=tmp_path)
-    text = summary_markdown(
-        result, "trip_duration", "1", datetime(2026, 9, 15, tzinfo=UTC), datetime(2026, 9, 16, tzinfo=UTC)
-    )
+    window = datetime(2026, 9, 15, tzinfo=UTC), datetime(2026, 9, 16, tzinfo=UTC)
+    drift_page = "http://127.0.0.1:5000/#/experiments/1/runs/abc/artifactPath/monitoring/v1/drift.html"
+    text = summary_markdown(result, "trip_duration", "1", *window, {"drift": drift_page})
     assert text.startswith("## trip_duration v1, 2026-09-15 00:00 to 2026-09-16 00:00: **drift detected**")
     rows = [line for line in text.splitlines() if line.startswith("| distance_km")]
     assert len(rows) == 1 and rows[0].rstrip("| ").endswith("yes")
-    assert f"[drift.html](file://{tmp_path / 'drift.html'})" in text
+    assert f"- drift: [drift.html]({drift_page}) (`{tmp_path / 'drift.html'}`)" in text
+    assert "file://" not in text and f"- summary: `{tmp_path / 'summary.json'}`" in text
