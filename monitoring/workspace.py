@@ -16,7 +16,7 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from mlstack import locks
-from monitoring.drift import REFERENCE_ERRORS, WINDOW_ERRORS
+from monitoring.drift import REFERENCE_ERRORS, REFERENCE_MAE_LABELS, WINDOW_ERRORS, WINDOW_MAE_LABELS
 
 DASHBOARD_TAB = "Drift over time"
 
@@ -46,9 +46,15 @@ def dashboard_panels(columns: list[str]) -> list[Any]:
             "MAE of labelled predictions per window, against the reference's (seconds)",
             [
                 PanelMetric(
-                    legend=legend, metric=_metric("MAE"), metric_labels={"value_type": "mean"}, tags=[tag]
+                    legend=legend,
+                    metric=_metric("MAE"),
+                    metric_labels={"value_type": "mean", **{k: str(v) for k, v in labels.items()}},
+                    tags=[tag],
                 )
-                for legend, tag in (("window", WINDOW_ERRORS), ("reference", REFERENCE_ERRORS))
+                for legend, tag, labels in (
+                    ("window", WINDOW_ERRORS, WINDOW_MAE_LABELS),
+                    ("reference", REFERENCE_ERRORS, REFERENCE_MAE_LABELS),
+                )
             ],
             size="half",
         ),

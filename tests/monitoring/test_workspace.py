@@ -54,7 +54,38 @@ def test_each_window_is_a_point_at_its_end_and_a_rerun_replaces_it(world: World,
     ):
         assert any(t.startswith(title) for t in titles), titles
 
+    # Each panel draws what it names, read as Evidently's UI reads it: the MAE panel a line for
+    # the windows and one for the reference (Evidently dropped the second until its labels
+    # differed), the drift panel one point per window.
+    panels = {panel.title: plotted(path, project.id, panel) for panel in ws.get_dashboard(project.id).panels}
+    mae = next(series for title, series in panels.items() if title.startswith("MAE of labelled"))
+    assert mae["window"] == pytest.approx([r.performance.current_mae for r in results])
+    assert mae["reference"] == pytest.approx([r.performance.reference_mae for r in results])
+    assert len(panels["Share of drifted columns per window"]["drifted share"]) == len(windows)
+
     # A rerun of the first window replaces its snapshots: still one point per window.
     judge(world, path, world.baseline, 0, day0)
     assert len(ws.list_runs(project.id)) == 9
     assert [p.end for p in workspace.history(path, MODEL)] == [p.end for p in points]
+
+
+def plotted(path: Path, project_id: object, panel: object) -> dict[str, list[float]]:
+    """A panel's series by legend, from the query the Evidently UI sends for it."""
+    import asyncio
+
+    from evidently.ui.service.base import SeriesFilter
+    from evidently.ui.service.storage.common import NoopAuthManager
+    from evidently.ui.service.storage.local import create_local_project_manager
+    from evidently.ui.service.type_aliases import ZERO_UUID
+
+    metrics = panel.values  # type: ignore[attr-defined]
+    filters = [
+        SeriesFilter(tags=m.tags, metadata=m.metadata, metric=m.metric, metric_labels=m.metric_labels)
+        for m in metrics
+    ]
+    manager = create_local_project_manager(str(path), False, NoopAuthManager())
+    answer = asyncio.run(manager.get_data_series(ZERO_UUID, project_id, filters, None, None))
+    found: dict[str, list[float]] = {m.legend: [] for m in metrics}
+    for series in answer.series:
+        found[metrics[series.filter_index].legend] += [v for v in series.values if v is not None]
+    return found
