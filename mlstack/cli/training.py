@@ -99,8 +99,16 @@ def render_evaluation(scores: Metrics, rows: int) -> str:
 
 
 @model_app.command("status")
-def status_command(as_json: bool = JSON) -> None:
-    """Champion, challenger, every version's gate result, and which version served when."""
+def status_command(
+    rescore: bool = typer.Option(
+        True,
+        help="Also score every version on the newest validated data's test window (a few seconds):"
+        " each gate MAE was measured on the window of its own day, so only these compare.",
+    ),
+    as_json: bool = JSON,
+) -> None:
+    """Champion, challenger, every version's gate result, its MAE on the newest window, and which
+    version served when."""
     from mlflow.exceptions import MlflowException
 
     from mlstack import registry, tracking
@@ -113,17 +121,44 @@ def status_command(as_json: bool = JSON) -> None:
         status = {"versions": []}
     if not status["versions"]:
         raise fail("no registered model yet. Run `mlstack train` first.")
+    status["newest_window"] = _newest_window([v["version"] for v in status["versions"]]) if rescore else None
     if as_json:
         print(json.dumps(status))
         return
     console.print(render_status(status))
 
 
+def _newest_window(versions: list[str]) -> dict[str, Any] | None:
+    from dataclasses import asdict
+
+    from mlstack.params import load_params
+    from mlstack.settings import get_settings
+    from models.tabular.evaluate import score_on_newest_window
+
+    validated = get_settings().validated_dir
+    if not validated.is_dir():  # trained elsewhere, or the data dir was cleaned: nothing to score on
+        return None
+    split = load_params()["train"]["split"]
+    return asdict(score_on_newest_window(versions, validated, split))
+
+
 def render_status(status: dict[str, Any]) -> RenderableType:
-    versions = Table("version", "alias", "created", "gate", "test MAE (s)", title="trip_duration")
+    window = status.get("newest_window")
+    newest = f"MAE {window['start'][:10]} to {window['end'][:10]} (s)" if window else None
+    columns = ["version", "alias", "created", "gate", "MAE at its gate (s)", *([newest] if newest else [])]
+    versions = Table(*columns, title="trip_duration")
     for v in status["versions"]:
         alias = ", ".join(a for a in ("champion", "challenger") if status[a] == v["version"])
-        versions.add_row(v["version"], alias, v["created"], v["gate"], v["mae"])
+        row = [v["version"], alias, v["created"], v["gate"], v["mae"]]
+        if window:
+            mae = window["mae"].get(v["version"])
+            row.append("-" if mae is None else f"{mae:.1f}")
+        versions.add_row(*row)
+    if window:
+        versions.caption = (
+            f"each gate MAE is on the test window of its own day; the last column scores every"
+            f" version on the newest one ({window['rows']:,} trips)"
+        )
     served = Table("version", "from", "until", "how", title="Served as champion")
     for stint in status["served"]:
         until = stint["until"][:19] if stint["until"] else "now"

@@ -142,3 +142,43 @@ def evaluate_folder(
     predicted = loaded.predict(features_of(test))
     scores = write_evaluation(test[features.LABEL], predicted, test["requested_at"], metrics_path, plots_dir)
     return scores, len(test)
+
+
+@dataclass(frozen=True)
+class NewestWindow:
+    """Every version's MAE on one window: the test window of the newest validated data."""
+
+    start: str
+    end: str
+    rows: int
+    mae: dict[str, float | None]  # None: the version has no model to load (a killed run's)
+
+
+def score_on_newest_window(versions: list[str], validated_dir: Path, split: dict[str, float]) -> NewestWindow:
+    """Score each registered version on the held-out window of the newest validated data, split by
+    time as training splits it. Each version's gate MAE was measured on the window of its own
+    day: only this puts them side by side."""
+    from mlflow.exceptions import MlflowException
+
+    from mlstack import features
+    from mlstack.data import validation
+    from models.tabular.registry import load
+    from models.tabular.train import features_of, split_by_time
+
+    trips = validation.read_validated(validated_dir)["trips"]
+    test = split_by_time(features.historical_features(features.feature_store(), trips), **split).test
+    x, actual = features_of(test), test[features.LABEL]
+    mae: dict[str, float | None] = {}
+    for version in versions:
+        try:
+            model = load(version)
+        except (MlflowException, OSError):
+            mae[version] = None
+            continue
+        mae[version] = metrics(actual, model.predict(x)).mae
+    return NewestWindow(
+        start=test["requested_at"].min().isoformat(timespec="seconds"),
+        end=test["requested_at"].max().isoformat(timespec="seconds"),
+        rows=len(test),
+        mae=mae,
+    )

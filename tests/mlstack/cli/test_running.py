@@ -94,6 +94,10 @@ def test_a_killed_train_leaves_a_registry_that_reads_back(cli_home: Path, tmp_pa
     assert "champion" in status.stdout
     as_json = run(mlstack("model", "status", "--json"), env)
     assert json.loads(as_json.stdout)["champion"] == "1", as_json.stderr
+    # Every version on one window: the champion scored; a killed run's version, with no model, not.
+    newest = json.loads(as_json.stdout)["newest_window"]
+    assert newest["rows"] > 0 and newest["mae"]["1"] > 0
+    assert all(mae is None for version, mae in newest["mae"].items() if version != "1")
     assert _runs(database, "RUNNING") == set()
     assert left_running <= _runs(database, "KILLED")
     with sqlite3.connect(database) as db:

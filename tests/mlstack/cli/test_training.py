@@ -44,6 +44,12 @@ def test_registry_status_renders() -> None:
     }
     text = rendered(render_status(status))
     assert "2 champion, challenger 2026-11-21T11:00:00+00:00 promoted 280.0" in text
+    newest = {"start": "2026-09-12T00:00:00", "end": "2026-09-14T23:59:00", "rows": 4000}
+    window = rendered(render_status({**status, "newest_window": {**newest, "mae": {"1": 340.5, "2": None}}}))
+    assert "MAE 2026-09-12 to 2026-09-14 (s)" in window
+    assert "1 2026-11-21T10:00:00+00:00 promoted 301.2 340.5" in window
+    assert "2 champion, challenger 2026-11-21T11:00:00+00:00 promoted 280.0 -" in window
+    assert "the last column scores every version on the newest one (4,000 trips)" in window
     assert "1 2026-11-21T10:00:05 2026-11-21T11:00:05 promote" in text
     assert "2 2026-11-21T11:00:05 now promote" in text
 
