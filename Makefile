@@ -6,8 +6,6 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
-# pip warns once per package about a configured local index that does not exist; keep the rest.
-QUIET_PIP := { grep -v "is ignored: it is neither a file nor a directory" || true; }
 PIP_INSTALL = $(BIN)/python -m pip install -q --disable-pip-version-check -c constraints.txt
 
 .PHONY: demo test test-fast lint format repro lock clean-data help
@@ -21,12 +19,12 @@ $(BIN)/python:
 
 $(VENV)/.installed-run: pyproject.toml constraints.txt | $(BIN)/python
 	@echo "installing mlstack into $(VENV) (first time: a few minutes)"
-	@$(PIP_INSTALL) -e . 2>&1 | $(QUIET_PIP)
+	@$(PIP_INSTALL) -e .
 	@touch $@
 
 $(VENV)/.installed-dev: pyproject.toml constraints.txt | $(BIN)/python
 	@echo "installing mlstack with dev extras into $(VENV) (first time: a few minutes)"
-	@$(PIP_INSTALL) -e '.[dev]' 2>&1 | $(QUIET_PIP)
+	@$(PIP_INSTALL) -e '.[dev]'
 	@touch $@ $(VENV)/.installed-run
 
 demo: $(VENV)/.installed-run  ## Install if needed, then run the end-to-end demo.
@@ -57,7 +55,7 @@ repro: $(VENV)/.installed-run  ## Rebuild the DVC pipeline (dvc repro) with the 
 
 lock: $(BIN)/python  ## Re-resolve pyproject.toml from scratch and rewrite constraints.txt.
 	rm -rf $(VENV)-lock && $(PYTHON) -m venv $(VENV)-lock
-	$(VENV)-lock/bin/pip install -q -e '.[dev]' 2>&1 | $(QUIET_PIP)
+	$(VENV)-lock/bin/pip install -q -e '.[dev]'
 	{ head -2 constraints.txt; $(VENV)-lock/bin/pip freeze --exclude-editable | grep -v '^-e'; } > constraints.txt.new
 	mv constraints.txt.new constraints.txt && rm -rf $(VENV)-lock
 
