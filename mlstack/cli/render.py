@@ -12,6 +12,7 @@ from typing import TypeVar
 import typer
 from pydantic import BaseModel
 from rich.console import Console, RenderableType
+from rich.markup import escape
 from rich.text import Text
 
 
@@ -34,7 +35,8 @@ JSON = typer.Option(False, "--json", help="Print the result as one JSON object, 
 
 def fail(message: str, code: int = 1) -> typer.Exit:
     """Print one red line to stderr; raise the returned Exit to stop with `code`."""
-    err.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    # The message is text: `pip install -e '.[llm]'` or a path with brackets is not markup.
+    err.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
     return typer.Exit(code)
 
 

@@ -28,6 +28,8 @@ def test_a_string_is_printed_as_text_not_markup(capsys: pytest.CaptureFixture) -
 def test_fail_prints_one_line_and_returns_the_exit(capsys: pytest.CaptureFixture) -> None:
     done = fail("no such file: /x", code=2)
     assert done.exit_code == 2 and capsys.readouterr().err.strip() == "error: no such file: /x"
+    fail("run `pip install -e '.[llm]'` for /data/[2026]/x")  # brackets are text, not markup
+    assert capsys.readouterr().err.strip() == "error: run `pip install -e '.[llm]'` for /data/[2026]/x"
 
 
 def test_off_a_terminal_a_long_path_stays_on_one_line() -> None:
