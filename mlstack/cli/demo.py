@@ -53,7 +53,10 @@ def demo(
 
     tuning = {"finetune_steps": finetune_steps} if finetune_steps else {}
     params = build(DemoParams, days=days, trials=trials, pretrain_steps=pretrain_steps, **tuning)
-    # After the options are checked: a refused one starts nothing.
+    # After the options are checked, and before anything starts: a refused one starts nothing.
+    from mlstack import extras
+
+    extras.require("llm")  # pretraining, RAG and fine-tuning are stages of the demo
     if start_stack and not os.environ.get("PREFECT_API_URL"):
         from mlstack.cli.deploy import render_stack
         from mlstack.deploy import stack

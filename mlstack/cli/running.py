@@ -1,6 +1,7 @@
 """The error boundary and running a flow: a known failure (`mlstack.errors.MlstackError`) raised
 anywhere under a command, in a flow's task included, ends the command with its one line on
-stderr and exit 1. Anything else is a bug and keeps its traceback."""
+stderr and exit 1, as does a module of an extra that is not installed (`mlstack.extras`).
+Anything else is a bug and keeps its traceback."""
 
 from __future__ import annotations
 
@@ -19,17 +20,23 @@ class Boundary(TyperGroup):
     """The root command group: it turns a known failure into one line and exit 1."""
 
     def invoke(self, ctx: Any) -> Any:
+        from mlstack import extras
         from mlstack.errors import MlstackError
 
         try:
             return super().invoke(ctx)
         except MlstackError as exc:
             raise fail(str(exc)) from None
+        except ModuleNotFoundError as exc:
+            if (line := extras.missing(exc)) is None:
+                raise
+            raise fail(line) from None
 
 
 def run_flow(flow: Flow[..., Any], *args: Any) -> Any:
     """Call the flow and return its result. A known failure inside it reaches the boundary; any
     other failed run exits 1 with the state's one-line message (Prefect has logged the rest)."""
+    from mlstack import extras
     from mlstack.deploy import api
     from mlstack.errors import MlstackError
 
@@ -40,6 +47,9 @@ def run_flow(flow: Flow[..., Any], *args: Any) -> Any:
             state.result()
         except MlstackError:
             raise
+        except ModuleNotFoundError as exc:
+            if extras.missing(exc):  # the boundary says which extra to install
+                raise
         except BaseException:  # the state's message says it in one line; the log has the rest
             pass
         err.print(f"[bold red]{flow.name} flow {state.name.lower()}:[/] {state.message}", highlight=False)
