@@ -27,7 +27,11 @@ app.add_typer(model_app, name="model")
 def train(
     trials: int | None = typer.Option(None, help="Optuna trials. Default: train.n_trials in params.yaml."),
     out: Path | None = typer.Option(None, help="Also export the trained MLflow model folder here (DVC)."),
-    metrics: Path | None = typer.Option(None, help="Also write the run's metrics here as JSON (DVC)."),
+    metrics: Path | None = typer.Option(
+        None,
+        help="Also write the model's scores (validation and test MAE) here as JSON (DVC): nothing of"
+        " the registry's, so the same data and params write the same file.",
+    ),
     validated: Path | None = typer.Option(
         None, help="Validated data folder. Default: validated/ in the data dir."
     ),
@@ -57,7 +61,7 @@ def train(
     if metrics:
         from mlstack.io import write_json
 
-        write_json(result.model_dump(mode="json", exclude={"params"}), metrics)
+        write_json({"val_mae": result.val_mae, "test_mae": result.test_mae}, metrics)
     show(result, render_training, as_json)
 
 
