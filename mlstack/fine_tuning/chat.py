@@ -181,7 +181,7 @@ def _check_message(message: Any, where: Callable[[str, str], Finding]) -> list[F
     if unknown:
         found.append(where("unknown_key", f"message keys {unknown} are not in OpenAI's format"))
     role = message.get("role")
-    if role not in ROLES:
+    if not isinstance(role, str) or role not in ROLES:  # an object or a list is not hashable
         found.append(where("role", f"role {role!r} is not one of {sorted(ROLES)}"))
     content = message.get("content")
     calls = message.get("tool_calls") or message.get("function_call")

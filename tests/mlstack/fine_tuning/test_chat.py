@@ -41,6 +41,9 @@ BAD_LINES = [
         messages(GOOD["messages"][0], {"role": "user", "content": "q", "mood": "x"}, GOOD["messages"][2]),
     ),
     ("role", messages(GOOD["messages"][0], {"role": "human", "content": "q"}, GOOD["messages"][2])),
+    # An object or an array where the role goes: a TypeError (unhashable) that stopped validation.
+    ("role", messages(GOOD["messages"][0], {"role": {"name": "user"}, "content": "q"}, GOOD["messages"][2])),
+    ("role", messages(GOOD["messages"][0], {"role": ["user"], "content": "q"}, GOOD["messages"][2])),
     ("content", messages(GOOD["messages"][0], {"role": "user"}, GOOD["messages"][2])),
     ("content", messages(GOOD["messages"][0], {"role": "user", "content": "  "}, GOOD["messages"][2])),
     (
