@@ -105,7 +105,7 @@ class RagRefreshResult(BaseModel):
 
 
 class RagAskParams(BaseModel):
-    question: str = Field(min_length=1, description="The question.")
+    question: str = Field(min_length=1, pattern=r"\S", description="The question, in words.")
     collection: str | None = COLLECTION
     k: int | None = Field(
         default=None, ge=1, le=20, description="Sources to retrieve. Default: MLSTACK_RAG_K."

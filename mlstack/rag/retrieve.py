@@ -16,6 +16,7 @@ from typing import Any, Literal
 import numpy as np
 from psycopg import sql
 
+from mlstack.errors import InputError
 from mlstack.rag import store
 from mlstack.rag.store import Collection
 
@@ -175,6 +176,8 @@ def find(
 ) -> list[Hit]:
     """The one retrieval path of `rag search`, `rag ask` and the evaluation: the question embedded,
     the collection searched on a connection of its own (the evaluation calls from many threads)."""
+    if not question.strip():  # no words: the ranking would be arbitrary, not an answer
+        raise InputError("the question is empty: ask in words, as in `mlstack rag search 'drift alert'`")
     with store.connect(settings) as conn:
         coll = store.require_collection(conn, collection)
         return search(conn, coll, question, embedder.embed([question])[0], k, mode, filters)

@@ -35,6 +35,15 @@ def test_a_bad_source_is_refused_in_one_line_before_any_work(prefect_harness) ->
     assert "expected KIND:LOCATION with KIND one of docs, slack, github" in " ".join(result.output.split())
 
 
+@pytest.mark.parametrize("question", ["", "   "])
+def test_an_empty_question_is_refused_in_one_line(question: str) -> None:
+    """No words, no search: it returned five arbitrary documents. Refused before Postgres."""
+    searched = runner.invoke(app, ["rag", "search", question], terminal_width=200)
+    assert searched.exit_code == 1 and "error: the question is empty" in searched.output
+    asked = runner.invoke(app, ["rag", "ask", question], terminal_width=200)
+    assert asked.exit_code == 2 and "question" in asked.output
+
+
 def test_a_bad_collection_name_exits_2() -> None:
     result = runner.invoke(app, ["rag", "ask", "why?", "--collection", "Bad Name"], terminal_width=200)
     assert result.exit_code == 2 and "--collection" in result.output
