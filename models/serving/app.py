@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import json
+import math
 import threading
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
@@ -22,7 +23,10 @@ from typing import Annotated, Any
 
 import numpy as np
 import pandas as pd
-from fastapi import FastAPI, HTTPException
+from fastapi import FastAPI, HTTPException, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from mlstack import features, registry, tracking
@@ -57,10 +61,16 @@ class TripRequest(BaseModel):
         },
     )
 
-    driver_id: Annotated[int, Field(ge=1, description="Driver id; unknown ids get the fallback.")]
+    # Bounded by Feast's Int64 entity key: 1e30 passed as an int and failed the lookup of the
+    # whole micro-batch it joined.
+    driver_id: Annotated[
+        int, Field(ge=1, le=2**63 - 1, description="Driver id; unknown ids get the fallback.")
+    ]
     pickup_zone: Annotated[int, Field(ge=1, le=N_ZONES, description=f"Zone id, 1 to {N_ZONES}.")]
     dropoff_zone: Annotated[int, Field(ge=1, le=N_ZONES, description=f"Zone id, 1 to {N_ZONES}.")]
-    distance_km: Annotated[float, Field(gt=0, le=300, description="Planned route length.")]
+    distance_km: Annotated[
+        float, Field(gt=0, le=300, allow_inf_nan=False, description="Planned route length.")
+    ]
     passenger_count: Annotated[int | None, Field(default=None, ge=1, le=8)] = None
     requested_at: AwareDatetime = Field(
         default_factory=lambda: datetime.now(UTC),
@@ -219,14 +229,33 @@ class MicroBatcher:
                 batch.append(self.queue.get_nowait())
             try:
                 results = self.work([request for request, _ in batch])
-            except Exception as exc:  # every caller in the batch gets the same error
-                for _, future in batch:
-                    if not future.done():
-                        future.set_exception(exc)
+            except Exception as exc:
+                if len(batch) == 1:
+                    _settle(batch[0][1], exc=exc)
+                    continue
+                # One request's failure is not its neighbours': each goes again on its own, so
+                # only the request that fails alone gets an error (and only its own).
+                for request, future in batch:
+                    try:
+                        [result] = self.work([request])
+                    except Exception as alone:
+                        _settle(future, exc=alone)
+                    else:
+                        _settle(future, result=result)
                 continue
             for (_, future), result in zip(batch, results, strict=True):
-                if not future.done():  # the client may have gone away
-                    future.set_result(result)
+                _settle(future, result=result)
+
+
+def _settle(
+    future: asyncio.Future[TripPrediction], result: TripPrediction | None = None, exc: Exception | None = None
+) -> None:
+    if future.done():  # the client went away
+        return
+    if exc is not None:
+        future.set_exception(exc)
+    else:
+        future.set_result(result)  # type: ignore[arg-type]
 
 
 class TripPredictor:
@@ -288,6 +317,12 @@ def create_app(settings: Settings | None = None, model_name: str = MODEL_NAME) -
     app = FastAPI(title="mlstack trip duration", version="1", description=__doc__, lifespan=lifespan)
     instrument(app)
 
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        # FastAPI's own handler echoes each input, and a NaN or an infinity is not JSON: the
+        # refusal itself failed with a 500.
+        return JSONResponse(status_code=422, content={"detail": _json_safe(jsonable_encoder(exc.errors()))})
+
     @app.get("/health")
     def health() -> dict[str, Any]:
         """Liveness and what is being served."""
@@ -303,3 +338,14 @@ def create_app(settings: Settings | None = None, model_name: str = MODEL_NAME) -
         return await batcher.submit(request)
 
     return app
+
+
+def _json_safe(value: Any) -> Any:
+    """The value with every NaN and infinity written as text, so that it can be sent as JSON."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if isinstance(value, dict):
+        return {key: _json_safe(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_json_safe(item) for item in value]
+    return value

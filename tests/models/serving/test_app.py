@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import socket
 import threading
 import time
@@ -31,6 +32,9 @@ MALFORMED = [
     ({**TRIP, "pickup_zone": 99}, "pickup_zone", "less_than_equal"),
     ({**TRIP, "requested_at": "2026-09-06T12:00:00"}, "requested_at", "timezone_aware"),
     ({**TRIP, "surge": 2.0}, "surge", "extra_forbidden"),
+    # Past Feast's Int64 key: it failed the lookup of every request batched with it (503s).
+    ({**TRIP, "driver_id": 10**30}, "driver_id", "less_than_equal"),
+    ({**TRIP, "distance_km": float("nan")}, "distance_km", "finite_number"),  # was a 500
 ]
 
 
@@ -77,10 +81,44 @@ def test_unknown_driver_gets_the_documented_fallback(client: TestClient) -> None
 def test_malformed_input_is_a_422_naming_the_field(
     bare_client: TestClient, payload, field: str, error: str
 ) -> None:
-    response = bare_client.post("/predict", json=payload)
+    body = json.dumps(payload)  # as a client may send it: NaN included
+    response = bare_client.post("/predict", content=body, headers={"content-type": "application/json"})
     assert response.status_code == 422
     detail = response.json()["detail"]
     assert any(d["loc"][-1] == field and d["type"] == error for d in detail), detail
+
+
+def test_a_failing_request_fails_alone_not_its_batch() -> None:
+    """The work fails for any batch holding the bad request, as Feast's lookup did: the good
+    requests that queued beside it still get their own answers, the bad one its own error."""
+    import asyncio
+
+    from models.serving.app import MicroBatcher, TripPrediction, TripRequest
+
+    calls: list[int] = []
+
+    def work(requests: list[TripRequest]) -> list[TripPrediction]:
+        calls.append(len(requests))
+        if any(r.driver_id == 666 for r in requests):
+            raise RuntimeError("lookup failed for driver 666")
+        return [
+            TripPrediction(predicted_duration_s=r.driver_id, model_version="1", fallback=[]) for r in requests
+        ]
+
+    async def scenario() -> list[object]:
+        batcher = MicroBatcher(work)
+        runner = asyncio.create_task(batcher.run())
+        ids = [1, 2, 666, 4]
+        answers = await asyncio.gather(
+            *(batcher.submit(TripRequest(**{**TRIP, "driver_id": i})) for i in ids), return_exceptions=True
+        )
+        runner.cancel()
+        return answers
+
+    answers = asyncio.run(scenario())
+    assert [a.predicted_duration_s for a in answers if isinstance(a, TripPrediction)] == [1, 2, 4]
+    assert [str(a) for a in answers if isinstance(a, Exception)] == ["lookup failed for driver 666"]
+    assert calls[0] == 4, "the four were one batch first"
 
 
 def test_not_json_is_a_422(bare_client: TestClient) -> None:
