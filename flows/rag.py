@@ -30,6 +30,7 @@ from prefect.cache_policies import NONE
 from prefect.futures import as_completed
 from pydantic import BaseModel, Field
 
+from flows.tasks.retry import transient_only
 from flows.tasks.runners import task_runner
 from mlstack import tracking
 from mlstack.rag import answer as answering
@@ -141,7 +142,9 @@ class RagAnswerResult(BaseModel):
     )
 
 
-@task(name="read-source", retries=2, retry_delay_seconds=5, cache_policy=NONE)
+@task(
+    name="read-source", retries=2, retry_delay_seconds=5, retry_condition_fn=transient_only, cache_policy=NONE
+)
 def read_source(spec: str, collection: str) -> SourceRead:
     settings = get_settings()
     parsed = sources.parse_spec(spec)
@@ -157,7 +160,13 @@ def read_source(spec: str, collection: str) -> SourceRead:
     return read
 
 
-@task(name="ingest-batch", retries=1, retry_delay_seconds=2, cache_policy=NONE)
+@task(
+    name="ingest-batch",
+    retries=1,
+    retry_delay_seconds=2,
+    retry_condition_fn=transient_only,
+    cache_policy=NONE,
+)
 def ingest_batch(collection: str, source: str, documents: list[Document]) -> dict[str, int]:
     settings = get_settings()
     embedder = defaults.embedder(settings)

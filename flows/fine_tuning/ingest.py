@@ -13,6 +13,7 @@ from prefect.cache_policies import NONE
 from pydantic import BaseModel, Field
 
 from flows.fine_tuning.shared import SOURCE, layout_of
+from flows.tasks.retry import transient_only
 from flows.tasks.runners import task_runner
 from mlstack.fine_tuning import FinetuneError, pairs
 from mlstack.settings import get_settings
@@ -32,7 +33,13 @@ class IngestResult(BaseModel):
     partitions_dir: Path
 
 
-@task(name="read-issues", retries=2, retry_delay_seconds=10, cache_policy=NONE)
+@task(
+    name="read-issues",
+    retries=2,
+    retry_delay_seconds=10,
+    retry_condition_fn=transient_only,
+    cache_policy=NONE,
+)
 def read_issues(location: str) -> Any:
     from mlstack.sources import github
 

@@ -13,6 +13,7 @@ from prefect.cache_policies import NONE
 from pydantic import BaseModel, Field
 
 from flows.pretraining.shared import PRESET, layout_of, preset_of
+from flows.tasks.retry import transient_only
 from mlstack.pretraining import clean, shards, sources
 from mlstack.settings import get_settings
 from models.lm.presets import PRESETS, PresetName
@@ -36,7 +37,9 @@ class PrepareResult(BaseModel):
     corpus_dir: Path
 
 
-@task(name="read-corpus", retries=2, retry_delay_seconds=5, cache_policy=NONE)
+@task(
+    name="read-corpus", retries=2, retry_delay_seconds=5, retry_condition_fn=transient_only, cache_policy=NONE
+)
 def read_corpus(spec: str) -> list[Any]:
     settings = get_settings()
     docs = list(sources.read(sources.parse_spec(spec), settings, settings.pretrain.max_file_bytes))

@@ -17,6 +17,13 @@ class SourceError(MlstackError):
     """An external system cannot be read; the message says what to check."""
 
 
+class SourceUnavailable(SourceError):
+    """Unreachable, or a 5xx: a later try may succeed, so the task's retries take it (a 401 or a
+    404 is a SourceError, and fails at once)."""
+
+    transient = True
+
+
 @dataclass(frozen=True)
 class Skipped:
     """A record a source could not read: where it is and why."""

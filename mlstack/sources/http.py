@@ -10,7 +10,7 @@ from typing import Any
 
 import httpx
 
-from mlstack.sources import SourceError
+from mlstack.sources import SourceError, SourceUnavailable
 
 
 class RateLimited(SourceError):
@@ -64,14 +64,15 @@ def get(
         try:
             response = http.get(url, params=params)
         except httpx.HTTPError as exc:
-            raise SourceError(
+            raise SourceUnavailable(
                 f"cannot reach {httpx.URL(url).copy_with(query=None)}: {exc}. Check the network, or"
                 " the API root setting (MLSTACK_SOURCES_GITHUB_API_URL, MLSTACK_SOURCES_SLACK_API_URL)."
             ) from None
         wait = wait_of(response)
         if wait is None:
             if response.status_code >= 400:
-                raise SourceError(
+                failed = SourceUnavailable if response.status_code >= 500 else SourceError
+                raise failed(
                     f"GET {response.request.url.copy_with(query=None)} answered {response.status_code}:"
                     f" {response.text[:200]}. Check the token and the name in --source."
                 )

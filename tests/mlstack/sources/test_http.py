@@ -40,3 +40,22 @@ def test_a_refused_request_names_the_url_without_its_query_and_what_to_check() -
         SourceError, match=r"GET https://api.github.com/x answered 401: Bad credentials\. Check"
     ):
         get(refused, f"{API}/x?access_token=secret", None, 5)
+
+
+@pytest.mark.parametrize(
+    ("answer", "retried"),
+    [(401, False), (404, False), (500, True), (503, True), ("unreachable", True)],
+)
+def test_only_what_a_later_try_can_fix_is_transient(answer: int | str, retried: bool) -> None:
+    """The tasks that read sources retry transient failures only: a bad token (401) or a wrong
+    name (404) failed three times, with a traceback each, before it failed."""
+    from mlstack.errors import transient
+
+    def respond(request: httpx.Request) -> httpx.Response:
+        if answer == "unreachable":
+            raise httpx.ConnectError("connection refused", request=request)
+        return httpx.Response(int(answer), text="no")
+
+    with pytest.raises(SourceError) as caught:
+        get(httpx.Client(transport=httpx.MockTransport(respond)), f"{API}/x", None, 5)
+    assert transient(caught.value) is retried
