@@ -16,9 +16,25 @@ from pathlib import Path
 
 
 class MlstackError(Exception):
-    """A failure with a one-line message that says what to do next."""
+    """A failure with a one-line message that says what to do next.
+
+    Its message reaches the CLI's error line, the logs and Prefect's state messages, which its
+    database keeps; an API that echoes a token back in an error body would carry it there. So
+    every configured secret is masked when the error is made: str, repr and pickle agree."""
 
     transient = False
+
+    def __init__(self, *args: object) -> None:
+        super().__init__(*(_masked(arg) for arg in args))
+
+
+def _masked(value: object) -> object:
+    if not isinstance(value, str):
+        return value
+    from mlstack.logs import known_secrets  # logs imports this module
+    from mlstack.secrets import scrub
+
+    return scrub(value, known_secrets())
 
 
 class InputError(MlstackError, ValueError):

@@ -26,7 +26,8 @@ _cache: tuple[tuple[tuple[str, str], ...], frozenset[str]] | None = None
 _reading = threading.local()
 
 
-def _secrets() -> frozenset[str]:
+def known_secrets() -> frozenset[str]:
+    """Every secret the settings hold now, cached until a variable they read from changes."""
     global _cache
     key = tuple(sorted((k, v) for k, v in os.environ.items() if k.startswith(_SECRET_SOURCES)))
     if (_cache is None or _cache[0] != key) and not getattr(_reading, "active", False):
@@ -46,7 +47,7 @@ def clean(record: logging.LogRecord) -> logging.LogRecord:
     error = record.exc_info[1] if record.exc_info else None
     if isinstance(error, MlstackError):
         record.exc_info, record.exc_text = None, None
-    secrets = _secrets()
+    secrets = known_secrets()
     if secrets:
         try:
             message = record.getMessage()

@@ -34,7 +34,12 @@ JSON = typer.Option(False, "--json", help="Print the result as one JSON object, 
 
 
 def fail(message: str, code: int = 1) -> typer.Exit:
-    """Print one red line to stderr; raise the returned Exit to stop with `code`."""
+    """Print one red line to stderr; raise the returned Exit to stop with `code`. Any configured
+    secret in it is masked (a failed run's state message can quote an API's echo of a token)."""
+    from mlstack.logs import known_secrets
+    from mlstack.secrets import scrub
+
+    message = scrub(message, known_secrets())
     # The message is text: `pip install -e '.[llm]'` or a path with brackets is not markup.
     err.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
     return typer.Exit(code)

@@ -7,10 +7,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-import typer
 from typer.core import TyperGroup
 
-from mlstack.cli.render import err, fail
+from mlstack.cli.render import fail
 
 if TYPE_CHECKING:
     from prefect import Flow
@@ -52,6 +51,5 @@ def run_flow(flow: Flow[..., Any], *args: Any) -> Any:
                 raise
         except BaseException:  # the state's message says it in one line; the log has the rest
             pass
-        err.print(f"[bold red]{flow.name} flow {state.name.lower()}:[/] {state.message}", highlight=False)
-        raise typer.Exit(1)
+        raise fail(f"{flow.name} flow {state.name.lower()}: {state.message}")
     return state.result()

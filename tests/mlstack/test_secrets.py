@@ -49,3 +49,85 @@ def test_settings_yield_every_secret_they_hold() -> None:
     assert {"sk-CANARYOPENAI", "TOKACANARY", "TOKCCANARY", "CANARYPGPASS"} <= found
     assert "db.internal" not in found and "app" not in found
     assert isinstance(settings.monitoring.alert_urls[0], SecretStr)
+
+
+ECHOED = "ghp_CANARYECHOEDTOKEN"
+
+
+def test_a_known_failure_masks_every_configured_secret_it_quotes(monkeypatch: pytest.MonkeyPatch) -> None:
+    """An API that echoes the Authorization header back in its error body: the error quoting
+    that body reaches the CLI, the logs and Prefect's state messages masked, in str, repr and
+    after a round trip through pickle (Prefect's results)."""
+    import pickle
+
+    from mlstack.sources import SourceError
+
+    monkeypatch.setenv("MLSTACK_SOURCES_GITHUB_TOKEN", ECHOED)
+    error = SourceError(f'GET /repos/o/r answered 401: {{"authorization": "token {ECHOED}"}}')
+    for shown in (str(error), repr(error), str(pickle.loads(pickle.dumps(error)))):
+        assert ECHOED not in shown and MASK in shown
+
+
+def test_the_error_line_masks_what_it_prints(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
+    from mlstack.cli.render import fail
+
+    monkeypatch.setenv("MLSTACK_SOURCES_GITHUB_TOKEN", ECHOED)
+    fail(f"rag-refresh flow failed: Task run encountered an exception: token {ECHOED}")
+    printed = capsys.readouterr().err
+    assert ECHOED not in printed and MASK in printed
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+def test_a_token_an_api_echoes_back_reaches_no_output_and_no_file(tmp_path) -> None:
+    """`rag refresh` from a GitHub whose 401 quotes the request's Authorization header (a
+    loopback server in GitHub's error shape), as a user runs it: the command fails in one line,
+    and neither its output nor any byte of the data dir, Prefect's database included, holds the
+    token."""
+    import json
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from tests.kill import command_env, mlstack, run
+
+    class EchoingGitHub(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            body = json.dumps(
+                {
+                    "message": "Bad credentials",
+                    "documentation_url": "https://docs.github.com/rest",
+                    "request": {"authorization": self.headers.get("Authorization", "")},
+                }
+            ).encode()
+            self.send_response(401)
+            self.send_header("content-type", "application/json")
+            self.send_header("content-length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), EchoingGitHub)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    home = tmp_path / "home"
+    env = command_env(
+        home,
+        MLSTACK_SOURCES_GITHUB_TOKEN=ECHOED,
+        MLSTACK_SOURCES_GITHUB_API_URL=f"http://127.0.0.1:{server.server_address[1]}",
+    )
+    try:
+        done = run(mlstack("rag", "refresh", "--source", "github:acme/widgets", "--no-evaluate"), env)
+    finally:
+        server.shutdown()
+        from mlstack.postgres import stop_embedded
+
+        stop_embedded(Settings(home=home).pg_dir)
+    assert done.returncode == 1, done.stderr[-2000:]
+    assert "answered 401" in done.stderr and MASK in done.stderr, done.stderr[-2000:]
+    assert ECHOED not in done.stdout + done.stderr
+    files = [p for p in home.rglob("*") if p.is_file()]
+    assert any(p.name == "prefect.db" for p in files)
+    assert [str(p) for p in files if ECHOED.encode() in p.read_bytes()] == []
