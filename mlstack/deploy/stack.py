@@ -290,8 +290,16 @@ def _ensure(settings: Settings, make: Callable[[], Spec], name: str) -> ServiceL
     record, stale = live_record(settings, name)
     note = "a stale pid file was removed" if stale else None
     if record:
-        return ServiceLine(name=name, state="running", url=record.url, pid=record.pid, log=record.log)
-    spec = make()
+        spec = make()
+        # A live process is not yet a service that answers: an `up` killed while this one
+        # started left it on record, still starting (or stuck). Wait for it as a start would.
+        if _answers_within(spec.ready, settings.orchestration.up_timeout_s):
+            return ServiceLine(name=name, state="running", url=record.url, pid=record.pid, log=record.log)
+        processes.stop_group(record.pid)
+        record_path(settings, name).unlink(missing_ok=True)
+        note = f"the recorded process {record.pid} did not answer within the start timeout: replaced"
+    else:
+        spec = make()
     if spec.port is not None and not _port_free(spec.port):
         variable = f"MLSTACK_ORCHESTRATION_{name.upper()}_PORT"
         raise Busy(
@@ -321,6 +329,17 @@ def _ensure(settings: Settings, make: Callable[[], Spec], name: str) -> ServiceL
         record_path(settings, name).unlink(missing_ok=True)
         raise
     return ServiceLine(name=name, state="started", url=spec.url, pid=process.pid, log=str(log), note=note)
+
+
+def _answers_within(ready: Callable[[], bool], timeout_s: float) -> bool:
+    import time
+
+    deadline = time.monotonic() + timeout_s
+    while not ready():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.2)
+    return True
 
 
 def _postgres(settings: Settings) -> ServiceLine:

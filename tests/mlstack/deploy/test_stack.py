@@ -96,6 +96,12 @@ def test_an_up_killed_while_a_server_starts_leaves_it_on_record_for_down(tmp_pat
         killed = kill_when(mlstack("up"), env, when=lambda: stack.record_path(settings, "prefect").exists())
         record, _ = stack.live_record(settings, "prefect")
         assert record is not None, killed.output[-2000:]  # the server outlived `up`, on record
+        # The next `up` waits for the recorded server (it was a 150-line traceback while that
+        # server still started), and starts the rest.
+        again = subprocess.run(mlstack("up", "--json"), env=env, capture_output=True, text=True, timeout=600)
+        assert again.returncode == 0, again.stderr[-2000:]
+        states = {line["name"]: line["state"] for line in json.loads(again.stdout)["services"]}
+        assert states["prefect"] == "running" and states["worker"] == "started", states
         done = subprocess.run(mlstack("down", "--json"), env=env, capture_output=True, text=True, timeout=120)
         assert '"name":"prefect","state":"stopped"' in done.stdout, done.stderr[-2000:]
         assert not stack.live_record(settings, "prefect")[0]
@@ -164,3 +170,22 @@ def test_env_and_the_uis_follow_what_runs(monkeypatch: pytest.MonkeyPatch) -> No
         assert stack.environment(settings)["PREFECT_API_URL"] == "https://prefect.example.com/api"
     finally:
         child.kill()
+
+
+def test_a_recorded_service_that_never_answers_is_replaced(monkeypatch: pytest.MonkeyPatch) -> None:
+    settings = get_settings()
+    stuck = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"], start_new_session=True)
+    port = processes.free_port()
+    url = f"http://127.0.0.1:{port}"
+    try:
+        write("evidently", stuck.pid, processes.stamp_of(stuck.pid))
+        monkeypatch.setattr(settings.orchestration, "up_timeout_s", 2.0)
+        argv = [sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1"]
+        spec = stack.Spec("evidently", argv, url, lambda: processes.answers(url), port=port)
+        line = stack._ensure(settings, lambda: spec, "evidently")
+        assert line.state == "started" and line.note and "did not answer" in line.note
+        assert stuck.wait(timeout=15) is not None  # the stuck one was stopped
+        assert stack.live_record(settings, "evidently")[0].pid == line.pid
+    finally:
+        stuck.kill()
+        stack.down(settings)
