@@ -70,7 +70,6 @@ UNTESTED = {
     "mlstack/prompt_engineering/report.py",
     "mlstack/rag/defaults.py",
     "mlstack/rag/refresh.py",
-    "mlstack/tracking.py",
     "models/lm/checkpoint.py",
     "models/lm/generate.py",
     "models/lm/registry.py",

@@ -83,7 +83,7 @@ def evaluate_flow(params: EvaluateParams) -> EvaluateResult:
                 str(registry.champion_dir(settings, champion[0], FINETUNED_MODEL)) if local else tags["model"]
             )
     tracking.setup(settings, EXPERIMENT)
-    with mlflow.start_run(run_id=trained.mlflow_run_id):
+    with mlflow.start_run(run_id=trained.mlflow_run_id, tags=tracking.owner_tags()):
         mlflow.log_metrics({"rouge_l": ours.rouge_l, "base_rouge_l": base.rouge_l})
         if ours.loss is not None and base.loss is not None:
             mlflow.log_metrics({"assistant_loss": ours.loss, "base_assistant_loss": base.loss})

@@ -64,7 +64,7 @@ def train_flow(params: TrainParams = TrainParams()) -> TrainResult:
     if not train_file.is_file():
         raise FinetuneError(f"no {train_file}: run `mlstack finetune dataset` (or `run`) first")
     tracking.setup(settings, EXPERIMENT)
-    with mlflow.start_run(run_name=f"{params.run}-{backend}") as run:
+    with mlflow.start_run(run_name=f"{params.run}-{backend}", tags=tracking.owner_tags()) as run:
         mlflow.log_params({"backend": backend, **params.model_dump(mode="json", exclude={"source", "base"})})
         mlflow.log_artifact(str(train_file), "data")
         mlflow.log_artifact(str(validation_file), "data")

@@ -72,7 +72,7 @@ def evaluate_flow(params: EvaluateParams = EvaluateParams()) -> EvaluateResult:
         "bits_per_byte": score.bits_per_byte,
         "parse_share": headers.parse_share,
     }
-    with mlflow.start_run(run_id=run_id, run_name=run_dir.name) as run:
+    with mlflow.start_run(run_id=run_id, run_name=run_dir.name, tags=tracking.owner_tags()) as run:
         mlflow.log_metrics({f"eval_{k}": v for k, v in metrics.items()})
         mlflow.log_artifacts(str(model_dir), "model")
         version = registry.register(

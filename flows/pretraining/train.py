@@ -100,7 +100,11 @@ def train_flow(params: TrainParams = TrainParams()) -> TrainFlowResult:
     run_id_file = config.run_dir / "mlflow_run_id"
     resume_run = run_id_file.read_text().strip() if params.resume and run_id_file.is_file() else None
     logger = get_run_logger()
-    with mlflow.start_run(run_id=resume_run, run_name=config.run_dir.name, log_system_metrics=True) as run:
+    # The writer's tag, on a resumed run too: a run left RUNNING by a dead writer is settled as
+    # KILLED by the next `tracking.setup`, one still being written is not.
+    with mlflow.start_run(
+        run_id=resume_run, run_name=config.run_dir.name, log_system_metrics=True, tags=tracking.owner_tags()
+    ) as run:
         config.run_dir.mkdir(parents=True, exist_ok=True)
         run_id_file.write_text(run.info.run_id)
         if resume_run is None:

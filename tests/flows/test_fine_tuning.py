@@ -19,6 +19,7 @@ from flows.fine_tuning import (
     fine_tuning_flow,
     ingest_flow,
 )
+from mlstack import processes, tracking
 from mlstack.fine_tuning import SAMPLE_DUMP, chat
 from mlstack.llm.local_server import follows_chat, local_model_dir
 from mlstack.settings import get_settings
@@ -139,6 +140,9 @@ def test_a_local_run_is_registered_gated_and_becomes_the_local_model(prefect_har
 
     run = mlflow.get_run(trained.mlflow_run_id)
     assert run.data.metrics["rouge_l"] == evaluated.scores["fine-tuned"]["rouge_l"]
+    # Its writer is on record: had this process been killed, the next setup would settle the run
+    # as KILLED, and a run still being written by another process is left alone.
+    assert run.data.tags[tracking.OWNER_TAG] == processes.owner() and run.info.status == "FINISHED"
     assert run.data.params["backend"] == "local"
 
     # The same data and seed give the same model: it does not beat the champion, which stays.
