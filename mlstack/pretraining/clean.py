@@ -42,9 +42,20 @@ MIN_TEXT_SHARE = 0.75  # letters, digits, spaces and punctuation among the chara
 NEAR_DUP_THRESHOLD = 0.85  # estimated Jaccard of word 5-grams
 NUM_PERM = 128
 SHINGLE = 5
-# Whole PEM blocks, not just the header line detect-secrets reports.
+# Whole PEM blocks, not just the header line detect-secrets reports; a key cut before its END line
+# goes with the header lines and base64 lines that follow its BEGIN.
 PEM_BLOCK = re.compile(
-    r"-----BEGIN [A-Z ]*PRIVATE KEY(?: BLOCK)?-----.*?-----END [A-Z ]*PRIVATE KEY(?: BLOCK)?-----", re.S
+    r"-----BEGIN [A-Z ]*PRIVATE KEY(?: BLOCK)?-----"
+    r"(?:.*?-----END [A-Z ]*PRIVATE KEY(?: BLOCK)?-----|(?:\r?\n(?:[\w-]+: [^\n]*|[A-Za-z0-9+/=]+))*)",
+    re.S,
+)
+# Beside detect-secrets' detectors, with the reason for each:
+OWN_PATTERNS = (
+    # Its JwtTokenDetector matches lazily and leaves the signature in place.
+    ("JSON Web Token", re.compile(r"\beyJ[\w-]+\.eyJ[\w-]+\.[\w-]*")),
+    # Its OpenAI detector knows the older `sk-...T3BlbkFJ...` keys only, not project, service
+    # account and admin keys.
+    ("OpenAI Token", re.compile(r"\bsk-(?:proj|svcacct|admin)-[A-Za-z0-9_-]{20,}")),
 )
 WORD = re.compile(r"\w+")
 
@@ -148,6 +159,7 @@ def _secret_patterns() -> tuple[tuple[str, re.Pattern[str]], ...]:
         "SoftlayerDetector",
         "ArtifactoryDetector",
         "PrivateKeyDetector",  # replaced by PEM_BLOCK, the whole key
+        "JwtTokenDetector",  # replaced by OWN_PATTERNS' whole token
     }
     patterns = [
         (kind, regex)
@@ -155,7 +167,7 @@ def _secret_patterns() -> tuple[tuple[str, re.Pattern[str]], ...]:
         if plugin.__name__ not in left_out
         for regex in getattr(plugin, "denylist", ())
     ]
-    return (("Private Key", PEM_BLOCK), *patterns)
+    return (("Private Key", PEM_BLOCK), *OWN_PATTERNS, *patterns)
 
 
 def redact(text: str) -> tuple[str, Counter[str]]:

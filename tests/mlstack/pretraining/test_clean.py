@@ -97,6 +97,27 @@ def test_planted_secrets_are_redacted_and_counted() -> None:
     }
 
 
+JWT = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.SflKxwRJSMeKKF2QT4fwpMeJf36POk6yJV_adQssw5c"
+CUT_KEY = "-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAABG5vbmU\nQyNTUxOQAAACDcutKEYbody\n"
+PROJECT_KEY = "sk-proj-" + "Ab3_" * 12
+
+
+@pytest.mark.parametrize(
+    ("planted", "kind", "part"),
+    [
+        (f'SESSION = "{JWT}"', "JSON Web Token", "SflKxwRJSMeKKF2QT4fwpMeJf36POk6yJV_adQssw5c"),
+        (f'KEY = """{CUT_KEY}"""', "Private Key", "QyNTUxOQAAACDcutKEYbody"),
+        (f'OPENAI_API_KEY = "{PROJECT_KEY}"', "OpenAI Token", PROJECT_KEY),
+    ],
+    ids=["jwt-signature", "key-without-its-end-line", "openai-project-key"],
+)
+def test_secrets_detect_secrets_lets_through_are_redacted(planted: str, kind: str, part: str) -> None:
+    """A JWT's signature (detect-secrets' pattern stops before it), a private key cut before its
+    END line, and an OpenAI project key all went into the corpus."""
+    cleaned = clean.clean(docs(planted + "\n" + code(8)))
+    assert part not in cleaned.documents[0].text and cleaned.secrets == {kind: 1}
+
+
 def test_an_empty_corpus_stops_with_a_clear_message() -> None:
     with pytest.raises(CorpusError, match="the corpus is empty: the sources gave no files"):
         clean.check(clean.clean([]), min_documents=1, max_removed_share=0.9)
