@@ -132,3 +132,10 @@ def write_json(data: Any, path: Path) -> None:
 def write_text(text: str, path: Path) -> None:
     with atomic_file(path) as tmp:
         tmp.write_text(text, encoding="utf-8")
+
+
+def json_lines(text: str) -> list[str]:
+    """The records of a JSON Lines text: split on `\\n` alone, as the format says (a `\\r` before it
+    goes too). `str.splitlines` also breaks at U+2028, U+0085 and other characters that JSON
+    writes raw inside a string, and so cut records in two."""
+    return [line.removesuffix("\r") for line in text.split("\n")]

@@ -20,7 +20,7 @@ from typing import Any
 
 from mlstack.fine_tuning import DatasetError
 from mlstack.fine_tuning.pairs import Pair
-from mlstack.io import write_text
+from mlstack.io import json_lines, write_text
 
 TOP_LEVEL_KEYS = frozenset({"messages", "tools", "functions", "parallel_tool_calls"})
 MESSAGE_KEYS = frozenset({"role", "content", "name", "weight", "function_call", "tool_calls", "tool_call_id"})
@@ -58,7 +58,7 @@ def write_jsonl(examples: Iterable[dict[str, Any]], path: Path) -> int:
 
 
 def read_jsonl(path: Path) -> list[dict[str, Any]]:
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    return [json.loads(line) for line in json_lines(path.read_text(encoding="utf-8")) if line.strip()]
 
 
 @dataclass(frozen=True)
@@ -204,7 +204,7 @@ def validate(
     label = label or str(path)
     report = Report(label, counter=counter.name, exact=counter.exact)
     try:
-        lines = path.read_text(encoding="utf-8").splitlines()
+        lines = json_lines(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError) as exc:
         report.findings.append(Finding(label, None, "json", f"unreadable: {exc}"))
         return report

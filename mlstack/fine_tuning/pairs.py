@@ -23,7 +23,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from mlstack.io import write_text
+from mlstack.io import json_lines, write_text
 from mlstack.sources.github import repository_of
 
 MAINTAINERS = frozenset({"OWNER", "MEMBER", "COLLABORATOR"})
@@ -115,4 +115,5 @@ def write_partition(pairs: list[Pair], path: Path) -> bool:
 
 
 def read_partition(path: Path) -> list[Pair]:
-    return [Pair.model_validate(json.loads(line)) for line in path.read_text(encoding="utf-8").splitlines()]
+    lines = json_lines(path.read_text(encoding="utf-8"))
+    return [Pair.model_validate(json.loads(line)) for line in lines if line.strip()]

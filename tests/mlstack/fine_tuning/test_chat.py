@@ -7,6 +7,8 @@ import json
 from pathlib import Path
 
 import pytest
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
 
 from mlstack.fine_tuning import DatasetError, chat
 from tests.mlstack.fine_tuning.conftest import pair
@@ -131,3 +133,23 @@ def test_openai_tokens_are_estimated_when_tiktoken_has_no_cached_encoding(
     assert not estimate.exact
     # 3 to prime the reply, then 3 a message plus ceil(bytes / 4): 3 + (3 + 3) + (3 + 6) + (3 + 4)
     assert estimate.count(GOOD["messages"]) == 25
+
+
+@given(st.lists(st.text(), min_size=1, max_size=4))
+@example(["a line\u2028separator", "next\x85line", "form\x0cfeed", "cr\rlf"])
+@settings(max_examples=150, deadline=None)
+def test_json_lines_round_trip_any_text(contents: list[str]) -> None:
+    """Written raw (ensure_ascii=False), U+2028 and its kin cut a record in two for a reader that
+    used str.splitlines; the format's one separator is \\n."""
+    import tempfile
+
+    examples = [
+        {"messages": [{"role": "user", "content": c}, {"role": "assistant", "content": c}]} for c in contents
+    ]
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "train.jsonl"
+        assert chat.write_jsonl(examples, path) == len(examples)
+        assert chat.read_jsonl(path) == examples
+        report = chat.validate(path, chat.estimate_counter(), 10**6, min_examples=1)
+        assert report.examples == len(examples)
+        assert [f.rule for f in report.findings if f.rule == "json"] == []
