@@ -231,6 +231,9 @@ def drop_command(
 
     if not yes and not typer.confirm(f"delete collection {collection!r} and all its chunks?"):
         raise fail("nothing deleted")
-    with store.connect(get_settings()) as conn:
-        dropped = store.drop_collection(conn, collection)
+
+    def waiting() -> None:
+        console.print(f"a refresh of {collection} is running: waiting for it to end", highlight=False)
+
+    dropped = store.drop(get_settings(), collection, waiting)
     console.print(f"dropped {collection}" if dropped else f"no collection {collection}", highlight=False)

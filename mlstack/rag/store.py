@@ -15,7 +15,7 @@ concurrent refreshes; a killed refresh's lock goes with its connection.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -186,6 +186,13 @@ def require_collection(conn: psycopg.Connection, name: str) -> Collection:
     return found
 
 
+def drop(settings: Any, name: str, waiting: Callable[[], None] | None = None) -> bool:
+    """Delete a collection under its refresh lock: a drop in the middle of a refresh waits for
+    it (it broke the refresh with foreign-key violations); False when there is none."""
+    with refresh_lock(settings, name, waiting), connect(settings) as conn:
+        return drop_collection(conn, name)
+
+
 def drop_collection(conn: psycopg.Connection, name: str) -> bool:
     found = collection(conn, name)
     if found is None:
@@ -198,10 +205,17 @@ def drop_collection(conn: psycopg.Connection, name: str) -> bool:
 
 
 @contextmanager
-def refresh_lock(settings: Any, name: str) -> Iterator[None]:
-    """Hold the collection's refresh lock for the block; a second refresh waits its turn."""
+def refresh_lock(settings: Any, name: str, waiting: Callable[[], None] | None = None) -> Iterator[None]:
+    """Hold the collection's refresh lock for the block; a second refresh (or a drop) waits its
+    turn, after calling `waiting` when it has to."""
     with postgres.connect(settings, autocommit=True) as conn:
-        conn.execute("SELECT pg_advisory_lock(%s, hashtext(%s))", (_LOCK_CLASS, name))
+        held = conn.execute("SELECT pg_try_advisory_lock(%s, hashtext(%s))", (_LOCK_CLASS, name)).fetchone()[
+            0
+        ]
+        if not held:
+            if waiting is not None:
+                waiting()
+            conn.execute("SELECT pg_advisory_lock(%s, hashtext(%s))", (_LOCK_CLASS, name))
         try:
             yield
         finally:

@@ -136,3 +136,24 @@ def test_concurrent_refreshes_take_turns(rag_settings: Settings, collection: str
             (collection,),
         ).fetchone()[0]
     assert duplicates == 0
+
+
+@pytest.mark.slow
+def test_a_drop_waits_for_the_refresh_that_holds_the_collection(
+    rag_settings: Settings, collection: str, folder: Path
+) -> None:
+    """`rag drop` took no lock: a refresh in progress died with foreign-key violations."""
+    refresh_docs(rag_settings, collection, folder)
+    waited = threading.Event()
+    dropped: list[bool] = []
+    with store.refresh_lock(rag_settings, collection):  # a refresh in progress
+        drop = threading.Thread(
+            target=lambda: dropped.append(store.drop(rag_settings, collection, waited.set))
+        )
+        drop.start()
+        assert waited.wait(30), "the drop did not see the refresh's lock"
+        drop.join(1)
+        assert drop.is_alive() and chunks(rag_settings, collection), "it dropped under the refresh"
+    drop.join(30)
+    assert dropped == [True] and chunks(rag_settings, collection) == {}
+    assert store.drop(rag_settings, collection) is False  # nothing left to drop
