@@ -6,6 +6,7 @@ title is its first heading, else its name. Hidden folders and virtual environmen
 
 from __future__ import annotations
 
+import os
 import re
 from datetime import UTC, datetime
 from pathlib import Path
@@ -39,6 +40,22 @@ def files_under(root: Path) -> list[Path]:
     return found
 
 
+def _refused(path: Path, relative: str, inside: Path) -> str | None:
+    """Why a file under the folder is not read, or None."""
+    try:
+        relative.encode("utf-8")
+    except UnicodeEncodeError:  # its bytes were not UTF-8: no id or title can be made of them
+        return "its name is not UTF-8: rename it"
+    if path.is_symlink() and not path.resolve().is_relative_to(inside):
+        return "a link to a file outside the folder: only what the folder holds is read"
+    return None
+
+
+def _shown(path: Path) -> str:
+    """The path as text, with the bytes of a name that is not UTF-8 escaped."""
+    return os.fsencode(path).decode("utf-8", "backslashreplace")
+
+
 def read(root: Path, source: str) -> SourceRead:
     result = SourceRead(source)
     if not root.exists():
@@ -46,9 +63,13 @@ def read(root: Path, source: str) -> SourceRead:
         result.complete = False  # a missing folder must not delete what was read from it before
         return result
     base = root.parent if root.is_file() else root
+    inside = base.resolve()
     for path in files_under(root):
         relative = path.relative_to(base).as_posix()
         fmt = FORMATS[path.suffix.lower()]
+        if (reason := _refused(path, relative, inside)) is not None:
+            result.skipped.append(Skipped(_shown(path), reason))
+            continue
         try:
             text = path.read_text(encoding="utf-8")
         except UnicodeDecodeError as exc:
@@ -59,6 +80,11 @@ def read(root: Path, source: str) -> SourceRead:
             continue
         if not text.strip():
             result.skipped.append(Skipped(str(path), "empty"))
+            continue
+        if "\x00" in text:  # Postgres text cannot hold it, and it failed the whole batch
+            result.skipped.append(
+                Skipped(str(path), f"holds a NUL byte (at character {text.index(chr(0))}): binary?")
+            )
             continue
         modified = datetime.fromtimestamp(path.stat().st_mtime, UTC)
         result.documents.append(

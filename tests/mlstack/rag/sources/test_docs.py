@@ -46,3 +46,29 @@ def test_an_unreadable_or_empty_file_is_skipped_and_named(tmp_path: Path) -> Non
 def test_a_missing_folder_is_not_a_complete_read(tmp_path: Path) -> None:
     read = docs.read(tmp_path / "gone", "docs:gone")
     assert not read.complete and read.skipped  # so nothing read from it before is deleted
+
+
+def test_nul_bytes_foreign_names_and_outward_links_are_skipped_and_named(tmp_path: Path) -> None:
+    """Each failed its batch or the whole refresh, or (the link) read a file the user never named."""
+    import os
+
+    root = write_docs(tmp_path / "d", {"ok.md": "# Fine\n\ntext", "inner.md": "# Inner\n\nkept"})
+    (root / "nul.txt").write_text("text\x00more")
+    (root / "heading.md").write_text("# Title\x00\n\nbody")
+    os.mkdir(os.path.join(bytes(root), b"caf\xe9"))
+    with open(os.path.join(bytes(root), b"caf\xe9", b"notes.md"), "w") as f:
+        f.write("# Latin-1 folder name\n\ntext")
+    outside = tmp_path / "private.md"
+    outside.write_text("# Private\n\nnot in the folder")
+    (root / "escape.md").symlink_to(outside)
+    (root / "alias.md").symlink_to(root / "inner.md")  # inside the folder: fine
+    read = docs.read(root, "docs:d")
+    assert sorted(d.id for d in read.documents) == ["docs:alias.md", "docs:inner.md", "docs:ok.md"]
+    reasons = {s.where.rsplit("/", 1)[-1]: s.reason for s in read.skipped}
+    assert reasons["nul.txt"].startswith("holds a NUL byte") and reasons["heading.md"].startswith(
+        "holds a NUL"
+    )
+    assert reasons["notes.md"] == "its name is not UTF-8: rename it"
+    assert "caf\\xe9" in next(s.where for s in read.skipped if s.where.endswith("notes.md"))
+    assert reasons["escape.md"].startswith("a link to a file outside the folder")
+    assert all(s.where.encode("utf-8") for s in read.skipped)  # every name printable and storable
