@@ -146,5 +146,6 @@ class LocalLM:
             sorted_probs, order = probs.sort(descending=True)
             # Keep the smallest set whose mass reaches top_p (always at least the top token).
             keep = sorted_probs.cumsum(0) - sorted_probs < params.top_p
+            keep[0] = True  # a top_p below float32's least (1e-300) kept none, and sampling failed
             probs = torch.zeros_like(probs).scatter(0, order[keep], sorted_probs[keep])
         return int(torch.multinomial(probs, 1, generator=rng))

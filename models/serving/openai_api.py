@@ -89,6 +89,19 @@ class ChatMessage(BaseModel):
             )
         return value
 
+    @field_validator("content")
+    @classmethod
+    def _text_only_unicode(cls, value: str | list[TextPart] | None) -> str | list[TextPart] | None:
+        texts = [value] if isinstance(value, str) else [part.text for part in value or ()]
+        for text in texts:
+            try:
+                text.encode("utf-8")
+            except UnicodeEncodeError as exc:  # JSON's "\ud800" alone: no tokenizer can read it
+                raise ValueError(
+                    f"holds a lone surrogate at character {exc.start}: not Unicode text"
+                ) from None
+        return value
+
     def text(self) -> str:
         if isinstance(self.content, list):
             return "".join(part.text for part in self.content)
@@ -111,7 +124,7 @@ class ChatCompletionRequest(BaseModel):
     temperature: Annotated[float | None, Field(ge=0, le=2)] = None
     top_p: Annotated[float | None, Field(gt=0, le=1)] = None
     stop: str | Annotated[list[str], Field(max_length=4)] | None = None
-    seed: int | None = None
+    seed: Annotated[int | None, Field(ge=-(2**63), le=2**63 - 1, description="A 64-bit integer.")] = None
     n: Annotated[int | None, Field(ge=1, le=1, description="Only one choice per request.")] = None
     stream: bool = False
     stream_options: StreamOptions | None = None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import httpx
@@ -162,6 +163,8 @@ def test_embeddings_match_the_packaged_model(client: OpenAI) -> None:
         ({"tool_choice": "required"}, "tool_choice"),
         ({"response_format": {"type": "json_object"}}, "response_format"),
         ({"messages": [{"role": "tool", "content": "42", "tool_call_id": "call_1"}]}, "messages.0.role"),
+        # Each was a plain 500: torch's seed overflowed, the tokenizer met a lone surrogate.
+        ({"seed": 10**30}, "seed"),
     ],
 )
 @pytest.mark.slow
@@ -175,6 +178,19 @@ def test_bad_chat_requests_get_openai_errors(
     assert caught.value.status_code == 400
     assert error["type"] == "invalid_request_error" and error["param"] == param and error["message"]
     assert not error["message"].startswith(f"{param}: Value error")
+
+
+@pytest.mark.slow
+def test_a_top_p_below_float32_s_least_still_samples_the_top_token(
+    client: OpenAI, model_id: str, reference
+) -> None:
+    """1e-300 is 0 in float32: no token was kept, and sampling failed with a 500. The top token
+    always stays, so the answer is the greedy one."""
+    tiny = client.chat.completions.create(
+        model=model_id, messages=QUESTION, top_p=1e-300, temperature=1, seed=3, max_tokens=8
+    )
+    greedy = client.chat.completions.create(model=model_id, messages=QUESTION, temperature=0, max_tokens=8)
+    assert tiny.choices[0].message.content == greedy.choices[0].message.content
 
 
 @pytest.mark.slow
@@ -205,6 +221,17 @@ def test_unknown_models_routes_and_broken_bodies(client: OpenAI, tiny_server: tu
     )
     missing = httpx.get(f"{base_url}/completions")
     assert missing.status_code == 404 and missing.json()["error"]["code"] == "unknown_url"
+    # A lone surrogate, as JSON escapes it ("\ud800"; the openai client cannot even send one):
+    # it reached the tokenizer and was a 500.
+    lone = {"model": tiny_server[1], "messages": [{"role": "user", "content": "hi \ud800 there"}]}
+    refused = httpx.post(
+        f"{base_url}/chat/completions",
+        content=json.dumps(lone).encode(),
+        headers={"content-type": "application/json"},
+    )
+    assert refused.status_code == 400, refused.text
+    assert refused.json()["error"]["param"] == "messages.0.content", refused.text
+    assert "lone surrogate at character 3" in refused.json()["error"]["message"]
 
 
 @pytest.mark.slow
