@@ -272,6 +272,11 @@ class LLMSettings(Section):
     server_start_timeout_s: float = Field(
         default=180.0, gt=0, description="Seconds to wait for the local model server to come up."
     )
+    server_api_key: SecretStr | None = Field(
+        default=None,
+        description="Key the local model server (`mlstack serve-llm`) asks every /v1 request for, as"
+        " `Authorization: Bearer KEY`. Unset: none, which it allows on loopback only. Secret.",
+    )
     embedding_provider: Literal["local", "openai"] = Field(
         default="local",
         description="local: the packaged all-MiniLM-L6-v2, offline. openai: the embeddings API of"

@@ -48,6 +48,17 @@ def serve(
     )
 
 
+def is_loopback(host: str) -> bool:
+    import ipaddress
+
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:  # a host name: it may resolve to anything
+        return False
+
+
 def serving_banner(what: str, host: str, port: int, workers: int = 1, api: str = "") -> str:
     where = f"http://{host}:{port}{api}"
     return f"serving {what} on {where} with {workers} worker(s) (docs at http://{host}:{port}/docs)"
@@ -80,6 +91,12 @@ def serve_llm(
     from models.serving.openai_api import serve as serve_openai_api
 
     settings = get_settings()
+    if settings.llm.server_api_key is None and not is_loopback(host):
+        raise fail(
+            f"--host {host} serves beyond this machine, so it needs a key: set MLSTACK_LLM_SERVER_API_KEY"
+            " (clients send it as OPENAI_API_KEY), or bind 127.0.0.1",
+            code=2,
+        )
     model = model or local_model_dir(settings)
     stand_in = model == settings.untrained_model_dir.resolve()
     if not stand_in and not is_model_dir(model):

@@ -165,17 +165,32 @@ _started: dict[Path, tuple[subprocess.Popen, str, str]] = {}
 _start_lock = threading.Lock()
 
 
-def served_model(base_url: str, model_dir: Path) -> str | None:
+def api_key(settings: Settings) -> str | None:
+    """The key our own server asks for (MLSTACK_LLM_SERVER_API_KEY), which our clients send."""
+    key = settings.llm.server_api_key
+    return key.get_secret_value() if key else None
+
+
+def source_digest(model_dir: Path) -> str:
+    """Which directory a server serves, as its model card says it without showing the path."""
+    import hashlib
+
+    return hashlib.sha256(str(model_dir.resolve()).encode()).hexdigest()[:16]
+
+
+def served_model(base_url: str, model_dir: Path, api_key: str | None = None) -> str | None:
     """The id under which the server at base_url serves model_dir, if it is up and does."""
     import httpx
 
+    headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
     try:
-        response = httpx.get(f"{base_url}/models", timeout=2.0)
+        response = httpx.get(f"{base_url}/models", timeout=2.0, headers=headers)
         response.raise_for_status()
         cards = response.json()["data"]
     except (httpx.HTTPError, ValueError, KeyError):
         return None
-    return next((c["id"] for c in cards if c.get("root") == str(model_dir)), None)
+    digest = source_digest(model_dir)
+    return next((c["id"] for c in cards if c.get("source_digest") == digest), None)
 
 
 def local_server(settings: Settings, model_dir: Path) -> tuple[str, str]:
@@ -186,7 +201,7 @@ def local_server(settings: Settings, model_dir: Path) -> tuple[str, str]:
         if started and started[0].poll() is None:
             return started[1], started[2]
         base_url = Announcement.of(settings, model_dir).url()
-        if base_url and (served := served_model(base_url, model_dir)):
+        if base_url and (served := served_model(base_url, model_dir, api_key(settings))):
             return base_url, served
         return _start_server(settings, model_dir)
 
@@ -208,14 +223,14 @@ def _start_server(settings: Settings, model_dir: Path) -> tuple[str, str]:
         process = processes.start_service(
             command,
             log_path,
-            ready=lambda: served_model(base_url, model_dir) is not None,
+            ready=lambda: served_model(base_url, model_dir, api_key(settings)) is not None,
             timeout_s=settings.llm.server_start_timeout_s,
             what=f"the local model server for {model_dir}",
             env={**os.environ, "MLSTACK_HOME": str(settings.home)},
         )
     except processes.ServiceFailed as exc:
         raise LLMError(str(exc)) from None
-    served = served_model(base_url, model_dir)
+    served = served_model(base_url, model_dir, api_key(settings))
     assert served is not None
     _started[model_dir] = (process, base_url, served)
     return base_url, served

@@ -25,12 +25,12 @@ from pathlib import Path
 from typing import Any
 
 from mlstack.llm import ContextTooLong, LLMError
-from mlstack.llm.local_server import follows_chat, local_model_dir, local_server, model_note
+from mlstack.llm.local_server import api_key, follows_chat, local_model_dir, local_server, model_note
 from mlstack.settings import Settings, get_settings
 
 OPENAI_URL = "https://api.openai.com/v1"
 OPENAI_CHAT_MODEL = "gpt-4o-mini"
-LOCAL_API_KEY = "mlstack-local"  # the openai client insists on a key; our server ignores it
+LOCAL_API_KEY = "mlstack-local"  # the openai client insists on a key; our server, keyless, ignores it
 RETRIED_STATUSES = {408, 409, 429}
 
 
@@ -200,7 +200,12 @@ def resolve_chat(
         model_dir = local_model_dir(settings)
         base_url, served = local_server(settings, model_dir)
         endpoint = Endpoint(
-            "local", base_url, LOCAL_API_KEY, settings.llm.timeout_s, settings.llm.max_retries, http_client
+            "local",
+            base_url,
+            api_key(settings) or LOCAL_API_KEY,
+            settings.llm.timeout_s,
+            settings.llm.max_retries,
+            http_client,
         )
         return ChatProvider(endpoint, served, model_dir)
     if kind not in ("openai", "openai-compatible"):

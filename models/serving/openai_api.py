@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
+import hmac
 import threading
 import time
 import uuid
@@ -47,7 +48,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from mlstack.llm.embeddings import LOCAL_EMBEDDING_MODEL, local_embedder
-from mlstack.llm.local_server import Announcement
+from mlstack.llm.local_server import Announcement, source_digest
 from mlstack.settings import Settings, get_settings
 from models.lm.generate import Generation, GenerationParams, LocalLM, PromptTooLong
 from models.serving.metrics import instrument
@@ -367,6 +368,17 @@ def create_app(
     )
     app.add_middleware(ServerTiming)
     instrument(app)
+    key = settings.llm.server_api_key.get_secret_value() if settings.llm.server_api_key else None
+
+    @app.middleware("http")
+    async def _require_key(request: Request, call_next: Any) -> Response:
+        # The API, not /metrics: scrapers carry no key.
+        if key and request.url.path.startswith("/v1"):
+            sent = request.headers.get("authorization", "")
+            if not hmac.compare_digest(sent.encode(), f"Bearer {key}".encode()):
+                message = "a valid API key is required: send `Authorization: Bearer KEY`"
+                return OpenAIError(401, message, None, "invalid_api_key").response()
+        return await call_next(request)
 
     @app.exception_handler(OpenAIError)
     async def _openai_error(_request: Request, exc: OpenAIError) -> JSONResponse:
@@ -383,9 +395,17 @@ def create_app(
         code = "unknown_url" if exc.status_code == 404 else None
         return OpenAIError(exc.status_code, message, None, code).response()
 
-    # `root` is vLLM's extension: it lets a client check which directory is served.
+    # `root` is vLLM's extension: the model's name here, not the server's filesystem. Which
+    # directory is served is a digest of its path, for `served_model` to find a server to reuse.
     cards = [
-        Model(id=lm.name, created=created, object="model", owned_by="mlstack", root=str(model_dir)),
+        Model(
+            id=lm.name,
+            created=created,
+            object="model",
+            owned_by="mlstack",
+            root=model_dir.name,
+            source_digest=source_digest(model_dir),
+        ),
         Model(id=LOCAL_EMBEDDING_MODEL, created=created, object="model", owned_by="mlstack"),
     ]
 

@@ -121,3 +121,30 @@ def test_the_local_model_is_the_setting_else_a_champion_else_the_stand_in(
     monkeypatch.setenv("MLSTACK_LLM_LOCAL_MODEL", str(own))
     assert local_model_dir(get_settings()) == own.resolve()
     assert follows_chat(own) and model_note(own) is None  # someone else's model: taken at its word
+
+
+@pytest.mark.slow
+def test_with_a_server_key_the_local_provider_starts_finds_and_asks_with_it(
+    tiny_lm: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """MLSTACK_LLM_SERVER_API_KEY set: the server it starts requires it, and the provider's
+    discovery and chat client send it, so a question still gets an answer."""
+    from mlstack import processes
+    from mlstack.llm import local_server as servers
+
+    monkeypatch.setenv("MLSTACK_LLM_SERVER_API_KEY", "sk-local-CANARY")
+    copy = tmp_path / "keyed-lm"
+    shutil.copytree(tiny_lm, copy)  # a directory no other test's server serves
+    settings = Settings(home=tmp_path / "home", llm={"local_model": copy})
+    try:
+        provider = resolve_chat(settings, provider="local")
+        import httpx
+
+        assert httpx.get(f"{provider.endpoint.base_url}/models").status_code == 401
+        answer = provider.endpoint.client.chat.completions.create(
+            model=provider.model, messages=[{"role": "user", "content": "hi"}], max_tokens=3, temperature=0
+        )
+        assert answer.choices[0].message.content is not None
+    finally:  # only this test's server: the session's tiny server serves other tests
+        if started := servers._started.pop(copy.resolve(), None):
+            processes.stop(started[0])

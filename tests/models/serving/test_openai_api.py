@@ -12,6 +12,8 @@ import pytest
 from openai import OpenAI
 
 from mlstack.llm.embeddings import LOCAL_EMBEDDING_MODEL, LocalEmbedder
+from mlstack.llm.local_server import source_digest
+from mlstack.settings import Settings
 from models.lm.generate import DEFAULT_CHAT_TEMPLATE
 from models.lm.tokenizer import IM_END
 
@@ -62,7 +64,38 @@ def test_models_are_listed_and_retrievable(client: OpenAI, model_id: str, tiny_l
     cards = {m.id: m for m in client.models.list()}
     assert set(cards) == {model_id, LOCAL_EMBEDDING_MODEL}
     assert model_id == "tiny-lm" and cards[model_id].owned_by == "mlstack"
-    assert client.models.retrieve(model_id).model_extra["root"] == str(tiny_lm.resolve())
+    card = client.models.retrieve(model_id).model_extra
+    # A name, not the server's filesystem; the digest lets `local_server` find it to reuse.
+    assert card["root"] == tiny_lm.name and str(tiny_lm.parent) not in str(card)
+    assert card["source_digest"] == source_digest(tiny_lm)
+
+
+@pytest.mark.slow
+def test_with_a_key_set_every_api_request_must_carry_it(tiny_lm: Path, tmp_path: Path) -> None:
+    """The server's key (MLSTACK_LLM_SERVER_API_KEY) on /v1; /metrics stays open to the
+    scrapers. The local provider's own client and discovery send it."""
+    from fastapi.testclient import TestClient
+
+    from models.serving.openai_api import create_app
+
+    settings = Settings(home=tmp_path / "home", llm={"server_api_key": "sk-server-CANARY"})
+    with TestClient(create_app(tiny_lm, settings=settings)) as http:
+        refused = http.get("/v1/models")
+        assert refused.status_code == 401 and refused.json()["error"]["code"] == "invalid_api_key"
+        assert http.get("/v1/models", headers={"Authorization": "Bearer wrong"}).status_code == 401
+        allowed = http.get("/v1/models", headers={"Authorization": "Bearer sk-server-CANARY"})
+        assert allowed.status_code == 200 and allowed.json()["data"][0]["id"] == tiny_lm.name
+        assert http.get("/metrics").status_code == 200
+
+
+def test_serving_beyond_loopback_needs_a_key(monkeypatch: pytest.MonkeyPatch) -> None:
+    from typer.testing import CliRunner
+
+    from mlstack.cli import app
+
+    monkeypatch.delenv("MLSTACK_LLM_SERVER_API_KEY", raising=False)
+    refused = CliRunner().invoke(app, ["serve-llm", "--host", "0.0.0.0"], terminal_width=200)
+    assert refused.exit_code == 2 and "needs a key: set MLSTACK_LLM_SERVER_API_KEY" in refused.output
 
 
 @pytest.mark.slow
