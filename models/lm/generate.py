@@ -11,6 +11,7 @@ import secrets
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +40,8 @@ class Generation:
     completion_tokens: int = 0
     finish_reason: str = "length"
     text: list[str] = field(default_factory=list)
+    max_tokens: int = 0  # what it may generate: the request's max_tokens, or the room left
+    capped_from: int | None = None  # the request's max_tokens, when the context left less room
 
 
 def _held_back(text: str, stops: tuple[str, ...]) -> int:
@@ -74,7 +77,21 @@ class LocalLM:
         text = self.tokenizer.apply_chat_template(
             messages, chat_template=self.chat_template, add_generation_prompt=True, tokenize=False
         )
+        # No token holds more bytes than the vocabulary's longest: a text with more bytes than
+        # that many contexts cannot fit, and is refused before it is tokenized (10 MB held the
+        # generation thread for 14 s).
+        if (size := len(text.encode("utf-8", "surrogatepass"))) > self.context * self.longest_token:
+            raise PromptTooLong(
+                f"the prompt has {size:,} bytes, at least {size // self.longest_token:,} tokens;"
+                f" {self.name} reads at most {self.context}"
+            )
         return self.tokenizer.encode(text, add_special_tokens=False)
+
+    @cached_property
+    def longest_token(self) -> int:
+        """Bytes of the longest token in the vocabulary (byte-level tokens count their bytes)."""
+        decoded = (self.tokenizer.convert_tokens_to_string([t]) for t in self.tokenizer.get_vocab())
+        return max(len(t.encode("utf-8", "replace")) for t in decoded) or 1
 
     def start(
         self, messages: list[dict[str, str]], params: GenerationParams
@@ -84,8 +101,11 @@ class LocalLM:
         room = self.context - len(ids)
         if room <= 0:
             raise PromptTooLong(f"the prompt has {len(ids)} tokens; {self.name} reads at most {self.context}")
-        generation = Generation(prompt_tokens=len(ids))
-        return generation, self._stream(ids, min(params.max_tokens, room), params, generation)
+        allowed = min(params.max_tokens, room)
+        generation = Generation(prompt_tokens=len(ids), max_tokens=allowed)
+        if allowed < params.max_tokens:  # said in the response's header, never in silence
+            generation.capped_from = params.max_tokens
+        return generation, self._stream(ids, allowed, params, generation)
 
     def complete(self, messages: list[dict[str, str]], params: GenerationParams) -> Generation:
         generation, stream = self.start(messages, params)

@@ -216,13 +216,31 @@ def _first_error(exc: RequestValidationError) -> tuple[str, str | None]:
     return (f"{param}: {message}" if param else message), param
 
 
-def _json(body: BaseModel, timings: dict[str, float]) -> Response:
+def _json(body: BaseModel, timings: dict[str, float], headers: dict[str, str] | None = None) -> Response:
     """An openai-typed body as JSON, with the stages it took as a Server-Timing header."""
     return Response(
         body.model_dump_json(exclude_unset=True),
         media_type="application/json",
-        headers={"server-timing": ", ".join(f"{name};dur={ms:.2f}" for name, ms in timings.items())},
+        headers={
+            "server-timing": ", ".join(f"{name};dur={ms:.2f}" for name, ms in timings.items()),
+            **(headers or {}),
+        },
     )
+
+
+CAPPED_HEADER = "x-mlstack-max-tokens"
+
+
+def _capped(generation: Generation, context: int) -> dict[str, str]:
+    """A header when max_tokens was more than the context left room for: the answer is cut there,
+    and a client can see so (OpenAI refuses such a request; a local model this small would refuse
+    most)."""
+    if generation.capped_from is None:
+        return {}
+    return {
+        CAPPED_HEADER: f"{generation.max_tokens}; capped from {generation.capped_from}: the model reads"
+        f" {context} tokens and the prompt took {generation.prompt_tokens}"
+    }
 
 
 def _ms_since(started: float) -> float:
@@ -441,7 +459,10 @@ def create_app(
         except PromptTooLong as exc:
             raise OpenAIError(400, str(exc), "messages", "context_length_exceeded") from exc
         if request.stream:
-            return EventSourceResponse(_events(envelope, generation, pieces, request.stream_options))
+            return EventSourceResponse(
+                _events(envelope, generation, pieces, request.stream_options),
+                headers=_capped(generation, lm.context),
+            )
         started = time.perf_counter()
         message = ChatCompletionMessage(role="assistant", content="".join(generation.text), refusal=None)
         body = ChatCompletion(
@@ -451,7 +472,7 @@ def create_app(
             choices=[Choice(index=0, message=message, logprobs=None, finish_reason=generation.finish_reason)],
             usage=_usage(generation),
         )
-        return _json(body, {**timings, "respond": _ms_since(started)})
+        return _json(body, {**timings, "respond": _ms_since(started)}, _capped(generation, lm.context))
 
     @app.post("/v1/embeddings", response_model=None)
     def embeddings(request: EmbeddingRequest) -> Response:

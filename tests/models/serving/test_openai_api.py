@@ -273,6 +273,28 @@ def test_a_prompt_longer_than_the_context_is_refused(client: OpenAI, model_id: s
     with pytest.raises(openai.BadRequestError) as caught:
         client.chat.completions.create(model=model_id, messages=long)
     assert caught.value.body["code"] == "context_length_exceeded"
+    # Megabytes are refused by their size, before the tokenizer reads them (10 MB took 14 s).
+    huge = [{"role": "user", "content": "pandas " * 1_500_000}]
+    with pytest.raises(openai.BadRequestError) as caught:
+        client.chat.completions.create(model=model_id, messages=huge)
+    assert caught.value.body["code"] == "context_length_exceeded"
+    assert "bytes, at least" in caught.value.body["message"]  # judged by size, not tokenized
+
+
+@pytest.mark.slow
+def test_a_max_tokens_past_the_room_left_is_capped_and_said(client: OpenAI, model_id: str) -> None:
+    """2**62 was clamped in silence; now the response says what it may generate, and why."""
+    raw = client.chat.completions.with_raw_response.create(
+        model=model_id, messages=QUESTION, max_tokens=2**62, temperature=0
+    )
+    capped = raw.headers["x-mlstack-max-tokens"]
+    assert (
+        capped.split(";")[0].isdigit() and f"capped from {2**62}" in capped and "reads 512 tokens" in capped
+    )
+    fitting = client.chat.completions.with_raw_response.create(
+        model=model_id, messages=QUESTION, max_tokens=4, temperature=0
+    )
+    assert "x-mlstack-max-tokens" not in fitting.headers
 
 
 @pytest.mark.slow
