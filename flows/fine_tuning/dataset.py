@@ -63,8 +63,12 @@ def dataset_flow(params: DatasetParams = DatasetParams()) -> DatasetResult:
     counter = counter_for(backend, params.base)
     limits = settings.finetune
     reports = {
-        "train": chat.validate(files["train"], counter, limits.max_example_tokens, limits.min_examples),
-        "validation": chat.validate(files["validation"], counter, limits.max_example_tokens, 1),
+        "train": chat.validate(
+            files["train"], counter, limits.max_example_tokens, limits.min_examples, backend=backend
+        ),
+        "validation": chat.validate(
+            files["validation"], counter, limits.max_example_tokens, 1, backend=backend
+        ),
     }
     price = limits.price_per_million_tokens if backend == "openai" else None
     summary = reports["train"].summary(limits.max_example_tokens, limits.epochs, price)

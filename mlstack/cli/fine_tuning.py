@@ -80,7 +80,7 @@ def validate_command(
     kind = backend.value if backend else settings.backend
     counter = token_counter(kind, base)
     minimum = min_examples if min_examples is not None else settings.min_examples
-    report = chat.validate(file, counter, settings.max_example_tokens, minimum)
+    report = chat.validate(file, counter, settings.max_example_tokens, minimum, backend=kind)
     price = settings.price_per_million_tokens if kind == "openai" else None
     summary = report.summary(settings.max_example_tokens, settings.epochs, price)
     if as_json:

@@ -31,7 +31,9 @@ RULES = {
     "unknown_key": f"only the keys {sorted(TOP_LEVEL_KEYS)} and, in a message, {sorted(MESSAGE_KEYS)}",
     "role": f"role is one of {sorted(ROLES)}",
     "content": "a message's content is a non-empty string (an assistant turn may call a tool instead)",
-    "weight": "weight is 0 or 1, on assistant turns only",
+    "weight": "weight is the integer 0 or 1, on assistant turns only",
+    "content_part": "content parts are text parts, or image parts in user messages (openai backend)",
+    "tool_calls": "tool_calls lists {id, type: function, function: {name, arguments}} (openai backend)",
     "no_assistant": "an example has at least one assistant turn to learn from",
     "too_long": "an example fits the token limit (longer ones are cut in training)",
     "min_examples": "a file has at least the minimum number of examples",
@@ -173,7 +175,7 @@ class Report:
             raise DatasetError(f"{len(self.findings)} problem(s) in {self.file}:\n" + "\n".join(lines))
 
 
-def _check_message(message: Any, where: Callable[[str, str], Finding]) -> list[Finding]:
+def _check_message(message: Any, where: Callable[[str, str], Finding], backend: str) -> list[Finding]:
     if not isinstance(message, dict):
         return [where("messages", f"a message is {type(message).__name__}, not an object")]
     found = []
@@ -185,22 +187,87 @@ def _check_message(message: Any, where: Callable[[str, str], Finding]) -> list[F
         found.append(where("role", f"role {role!r} is not one of {sorted(ROLES)}"))
     content = message.get("content")
     calls = message.get("tool_calls") or message.get("function_call")
+    if "tool_calls" in message:
+        found += _check_tool_calls(message["tool_calls"], where, backend)
     if role == "assistant" and calls and content is None:
         pass
+    elif isinstance(content, list) and content:
+        found += _check_parts(content, role, where, backend)
     elif not isinstance(content, str) or not content.strip():
         what = (
-            "missing" if content is None else "empty" if isinstance(content, str) else type(content).__name__
+            "missing"
+            if content is None
+            else "empty"
+            if isinstance(content, str | list)
+            else type(content).__name__
         )
         found.append(where("content", f"{role or 'a'} message's content is {what}"))
-    if "weight" in message and (role != "assistant" or message["weight"] not in (0, 1)):
-        found.append(where("weight", f"weight {message['weight']!r} on a {role!r} message"))
+    weight = message.get("weight")
+    # `True in (0, 1)` holds in Python; OpenAI's weight is the integer 0 or 1.
+    if "weight" in message and (role != "assistant" or type(weight) is not int or weight not in (0, 1)):
+        found.append(where("weight", f"weight {weight!r} on a {role!r} message"))
     return found
 
 
+def _check_parts(
+    parts: list[Any], role: Any, where: Callable[[str, str], Finding], backend: str
+) -> list[Finding]:
+    """Content parts, as OpenAI documents them: text parts, and image parts in user messages."""
+    if backend != "openai":  # the local chat template renders a string per message
+        return [
+            where("content_part", "content parts are for --backend openai; the local models read a string")
+        ]
+    found = []
+    for part in parts:
+        kind = part.get("type") if isinstance(part, dict) else None
+        if kind == "text" and isinstance(part.get("text"), str) and part["text"].strip():
+            continue
+        image = part.get("image_url") if kind == "image_url" else None
+        if (
+            kind == "image_url"
+            and role == "user"
+            and isinstance(image, dict)
+            and isinstance(image.get("url"), str)
+        ):
+            continue
+        found.append(
+            where("content_part", f"content part {json.dumps(part)[:80]} is not a text or a user image part")
+        )
+    return found
+
+
+def _check_tool_calls(calls: Any, where: Callable[[str, str], Finding], backend: str) -> list[Finding]:
+    if backend != "openai":
+        return [where("tool_calls", "tool calls are for --backend openai; the local models call no tools")]
+    shaped = (
+        isinstance(calls, list)
+        and calls
+        and all(
+            isinstance(c, dict)
+            and isinstance(c.get("id"), str)
+            and c.get("type") == "function"
+            and isinstance(c.get("function"), dict)
+            and isinstance(c["function"].get("name"), str)
+            and isinstance(c["function"].get("arguments"), str)
+            for c in calls
+        )
+    )
+    if shaped:
+        return []
+    return [where("tool_calls", f"tool_calls {json.dumps(calls)[:80]} is not a list of function calls")]
+
+
 def validate(
-    path: Path, counter: Counter, max_tokens: int, min_examples: int, label: str | None = None
+    path: Path,
+    counter: Counter,
+    max_tokens: int,
+    min_examples: int,
+    label: str | None = None,
+    backend: str = "openai",
 ) -> Report:
-    """Every finding in the file, not only the first; token counts of the examples that parse."""
+    """Every finding in the file, not only the first; token counts of the examples that parse.
+    OpenAI's documented schema for `openai`; the local backend refuses what its trainer cannot
+    use (content parts, tool calls), naming the reason."""
     label = label or str(path)
     report = Report(label, counter=counter.name, exact=counter.exact)
     try:
@@ -231,7 +298,7 @@ def validate(
         if not isinstance(messages, list) or not messages:
             report.findings.append(where("messages", "no `messages` list"))
             continue
-        found = [f for m in messages for f in _check_message(m, where)]
+        found = [f for m in messages for f in _check_message(m, where, backend)]
         report.findings += found
         if not any(isinstance(m, dict) and m.get("role") == "assistant" for m in messages):
             report.findings.append(where("no_assistant", "no assistant message to learn from"))

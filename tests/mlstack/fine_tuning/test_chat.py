@@ -59,6 +59,21 @@ BAD_LINES = [
         messages(GOOD["messages"][0], {"role": "user", "content": "q", "weight": 1}, GOOD["messages"][2]),
     ),
     ("no_assistant", messages(GOOD["messages"][0], GOOD["messages"][1])),
+    # Accepted before: `True in (0, 1)` holds, and tool_calls was never looked at.
+    (
+        "weight",
+        messages(
+            GOOD["messages"][0], GOOD["messages"][1], {"role": "assistant", "content": "a", "weight": True}
+        ),
+    ),
+    (
+        "tool_calls",
+        messages(GOOD["messages"][0], GOOD["messages"][1], {"role": "assistant", "tool_calls": "garbage"}),
+    ),
+    (
+        "content_part",
+        messages(GOOD["messages"][0], {"role": "user", "content": [{"type": "audio"}]}, GOOD["messages"][2]),
+    ),
 ]
 
 
@@ -153,3 +168,40 @@ def test_json_lines_round_trip_any_text(contents: list[str]) -> None:
         report = chat.validate(path, chat.estimate_counter(), 10**6, min_examples=1)
         assert report.examples == len(examples)
         assert [f.rule for f in report.findings if f.rule == "json"] == []
+
+
+CALL = {"id": "call_1", "type": "function", "function": {"name": "lookup", "arguments": '{"q": "demo"}'}}
+DOCUMENTED = [
+    # Content parts, an image in the user's turn (vision fine-tuning), and a tool call.
+    messages(
+        GOOD["messages"][0],
+        {
+            "role": "user",
+            "content": [
+                {"type": "text", "text": "What is on this chart?"},
+                {"type": "image_url", "image_url": {"url": "https://example.com/chart.png"}},
+            ],
+        },
+        {"role": "assistant", "content": [{"type": "text", "text": "Trips per hour."}]},
+    ),
+    messages(
+        GOOD["messages"][0], GOOD["messages"][1], {"role": "assistant", "content": None, "tool_calls": [CALL]}
+    ),
+]
+
+
+def test_openai_s_documented_schema_passes_and_the_local_backend_names_what_it_cannot_use(
+    tmp_path: Path,
+) -> None:
+    """Content parts were refused for --backend openai, which documents them; the local trainer
+    renders one string per message and calls no tools, so it refuses both, saying why."""
+    path = write(tmp_path, [GOOD, *DOCUMENTED])
+    assert chat.validate(path, chat.estimate_counter(), 1000, min_examples=1).findings == []
+    local = chat.validate(path, chat.estimate_counter(), 1000, min_examples=1, backend="local")
+    assert [(f.line, f.rule) for f in local.findings] == [
+        (2, "content_part"),
+        (2, "content_part"),
+        (3, "tool_calls"),
+    ]
+    assert "the local models read a string" in local.findings[0].detail
+    assert "the local models call no tools" in local.findings[2].detail
