@@ -179,8 +179,10 @@ def test_real_uvicorn_on_loopback(in_trained_home: Settings) -> None:
         with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10) as http:
             ok = http.post("/predict", json=TRIP)
             assert ok.status_code == 200 and ok.json()["predicted_duration_s"] > 0
-            for payload, field, _ in MALFORMED:
-                bad = http.post("/predict", json=payload)
+            for payload, field, _ in MALFORMED:  # as a client may send them: NaN included
+                bad = http.post(
+                    "/predict", content=json.dumps(payload), headers={"content-type": "application/json"}
+                )
                 assert bad.status_code == 422 and field in bad.text
             assert http.get("/openapi.json").json()["paths"]["/predict"]["post"]
             many = [http.post("/predict", json={**TRIP, "driver_id": d}) for d in range(1, 30)]
@@ -192,10 +194,27 @@ def test_real_uvicorn_on_loopback(in_trained_home: Settings) -> None:
 
 @pytest.mark.slow
 def test_metrics_count_requests_errors_and_latency(client: TestClient) -> None:
+    """Counted as deltas: importing Feast sets PROMETHEUS_MULTIPROC_DIR, and prometheus_client then
+    keeps each series in a per-process file that every app of this test process adds to."""
+
+    def counts() -> dict[str, float]:
+        text = client.get("/metrics").text
+        assert "/metrics" not in text.split("http_requests_total", 1)[-1].split("\n# ", 1)[0]
+        wanted = (
+            'http_requests_total{handler="/predict",method="POST",status="2xx"}',
+            'http_requests_total{handler="/predict",method="POST",status="4xx"}',
+            'http_request_duration_seconds_count{handler="/predict",method="POST"}',
+        )
+        series = [line.rsplit(" ", 1) for line in text.splitlines() if line and not line.startswith("#")]
+        found = {name: float(value) for name, value in series}
+        return {name: found.get(name, 0.0) for name in wanted}
+
+    # One of each first: a series shows once this app has counted into it (its value is then
+    # the process's file's, with every earlier app's requests in it).
+    client.post("/predict", json=TRIP)
+    client.post("/predict", json={"driver_id": "x"})
+    before = counts()
     assert client.post("/predict", json=TRIP).status_code == 200
     assert client.post("/predict", json={"driver_id": "x"}).status_code == 422
-    text = client.get("/metrics").text
-    assert 'http_requests_total{handler="/predict",method="POST",status="2xx"} 1.0' in text
-    assert 'http_requests_total{handler="/predict",method="POST",status="4xx"} 1.0' in text
-    assert 'http_request_duration_seconds_count{handler="/predict",method="POST"} 2.0' in text
-    assert "/metrics" not in text.split("http_requests_total", 1)[1].split("\n# ", 1)[0]
+    after = counts()
+    assert [after[name] - before[name] for name in before] == [1.0, 1.0, 2.0]
