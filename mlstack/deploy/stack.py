@@ -116,13 +116,18 @@ def running_api_url(settings: Settings) -> str | None:
     return record.url if record else None
 
 
+def api_in_use(settings: Settings) -> str | None:
+    """The Prefect API the commands use: the user's own PREFECT_API_URL, else `up`'s server."""
+    return os.environ.get("PREFECT_API_URL") or running_api_url(settings)
+
+
 def environment(settings: Settings) -> dict[str, str]:
     """The variables that point the plain `prefect` and `mlflow` commands (and a shell's scripts)
     where `mlstack` points: the data dir, the Prefect API its commands use (the user's own
     PREFECT_API_URL, else `up`'s server), and `up`'s MLflow server (else the tracking store
     itself, which the `mlflow` command reads directly)."""
     variables = {"MLSTACK_HOME": str(settings.home)}
-    if url := os.environ.get("PREFECT_API_URL") or running_api_url(settings):
+    if url := api_in_use(settings):
         variables["PREFECT_API_URL"] = url
     mlflow, _ = live_record(settings, "mlflow")
     variables["MLFLOW_TRACKING_URI"] = mlflow.url if mlflow and mlflow.url else settings.tracking_uri
@@ -132,7 +137,7 @@ def environment(settings: Settings) -> dict[str, str]:
 def uis(settings: Settings) -> dict[str, str]:
     """Each UI: its address while it runs, else how to open it."""
     ports = settings.orchestration
-    api = os.environ.get("PREFECT_API_URL") or running_api_url(settings)
+    api = api_in_use(settings)
     found = {
         "Prefect UI": api.removesuffix("/api")
         if api
@@ -289,8 +294,8 @@ def _worker_online(api_url: str, name: str) -> Callable[[], bool]:
 def _ensure(settings: Settings, make: Callable[[], Spec], name: str) -> ServiceLine:
     record, stale = live_record(settings, name)
     note = "a stale pid file was removed" if stale else None
+    spec = make()
     if record:
-        spec = make()
         # A live process is not yet a service that answers: an `up` killed while this one
         # started left it on record, still starting (or stuck). Wait for it as a start would.
         if _answers_within(spec.ready, settings.orchestration.up_timeout_s):
@@ -298,8 +303,6 @@ def _ensure(settings: Settings, make: Callable[[], Spec], name: str) -> ServiceL
         processes.stop_group(record.pid)
         record_path(settings, name).unlink(missing_ok=True)
         note = f"the recorded process {record.pid} did not answer within the start timeout: replaced"
-    else:
-        spec = make()
     if spec.port is not None and not _port_free(spec.port):
         variable = f"MLSTACK_ORCHESTRATION_{name.upper()}_PORT"
         raise Busy(
