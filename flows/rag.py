@@ -32,12 +32,14 @@ from pydantic import BaseModel, Field
 
 from flows.tasks.retry import transient_only
 from flows.tasks.runners import task_runner
-from mlstack import tracking
+from mlstack import progress, tracking
+from mlstack.errors import MlstackError
 from mlstack.rag import answer as answering
 from mlstack.rag import defaults, refresh, retrieve, sources, store
 from mlstack.rag import evaluate as evaluation
 from mlstack.rag.sources import Document, SourceRead
 from mlstack.settings import get_settings
+from mlstack.sources import SourceError
 
 EXPERIMENT = "rag"
 COLLECTION = Field(
@@ -59,6 +61,11 @@ class RagRefreshParams(BaseModel):
     questions: Path | None = Field(
         default=None, description="Questions for the evaluation. Default: the shipped question set."
     )
+    prune: bool = Field(
+        default=False,
+        description="Delete the documents of the collection's sources that this refresh does not"
+        " name: a docs folder that moved, a source retired. Without it they stay, and are listed.",
+    )
 
 
 class SourceCounts(BaseModel):
@@ -72,6 +79,9 @@ class SourceCounts(BaseModel):
     skipped_records: list[str] = Field(default_factory=list, description="file and record, and why")
     stopped: str | None = Field(
         default=None, description="Why an API read stopped early; it resumes next time."
+    )
+    failed: str | None = Field(
+        default=None, description="Why the source could not be read at all; the others still land."
     )
 
 
@@ -103,6 +113,12 @@ class RagRefreshResult(BaseModel):
     documents: int
     chunks: int
     evaluation: RagEvalResult | None = None
+    other_sources: dict[str, int] = Field(
+        default_factory=dict,
+        description="The collection's sources this refresh did not name, with their documents"
+        " (deleted when prune was asked for: see `pruned`).",
+    )
+    pruned: bool = False
 
 
 class RagAskParams(BaseModel):
@@ -174,18 +190,22 @@ def ingest_batch(collection: str, source: str, documents: list[Document]) -> dic
         return refresh.ingest(conn, collection, source, documents, embedder, settings)
 
 
-def _refresh_source(read: SourceRead, collection: str, progress: Any) -> SourceCounts:
+def _refresh_source(read: SourceRead, collection: str) -> SourceCounts:
     settings = get_settings()
     with store.connect(settings) as conn:
         plan = refresh.plan(conn, collection, read)
-    batches = refresh.batches(plan.to_write, settings.rag.batch_documents)
-    bar = progress.add_task(read.source[-50:], total=len(plan.to_write) or 1)
+    batches = refresh.batches(plan.to_write, settings.rag.batch_documents, settings.rag.max_document_bytes)
+    bar = progress.open_bar(f"{read.source[-50:]}: documents", total=len(plan.to_write), eta=False)
     embedded = 0
-    futures = [ingest_batch.submit(collection, read.source, batch) for batch in batches]
-    for future in as_completed(futures):
-        embedded += future.result()["embedded"]
-        progress.advance(bar, settings.rag.batch_documents)
-    progress.update(bar, completed=len(plan.to_write) or 1)
+    # Each batch is a transaction of its own: what lands stays, whatever happens to the rest.
+    futures = {ingest_batch.submit(collection, read.source, batch): len(batch) for batch in batches}
+    try:
+        for future in as_completed(list(futures)):
+            done = future.result()
+            embedded += done["embedded"]
+            bar.advance(futures[future], note=f"{embedded} chunks embedded")
+    finally:
+        bar.close()
     with store.connect(settings) as conn:
         deleted = refresh.finish(conn, collection, read)
     return SourceCounts(
@@ -201,12 +221,23 @@ def _refresh_source(read: SourceRead, collection: str, progress: Any) -> SourceC
     )
 
 
+def _read_all(parsed: list[str], collection: str) -> tuple[list[SourceRead], list[SourceCounts]]:
+    """Every source read; one that cannot be read at all (a refused token, a missing repository)
+    is counted as failed, and the others go on."""
+    reads, failed = [], []
+    for spec, future in zip(parsed, read_source.map(parsed, unmapped(collection)), strict=True):
+        try:
+            reads.append(future.result())
+        except MlstackError as exc:
+            failed.append(SourceCounts(source=spec, failed=str(exc)))
+    return reads, failed
+
+
 @flow(name="rag-refresh", log_prints=False, task_runner=task_runner())
 def rag_refresh_flow(params: RagRefreshParams = RagRefreshParams()) -> RagRefreshResult:
     """Bring a collection up to date with its sources; then evaluate retrieval on it."""
-    from rich.progress import Progress
-
     settings = get_settings()
+    logger = get_run_logger()
     collection = params.collection or settings.rag.collection
     specs = params.sources or defaults.sources()
     parsed = [str(sources.parse_spec(spec)) for spec in specs]  # a bad --source fails before any work
@@ -214,18 +245,47 @@ def rag_refresh_flow(params: RagRefreshParams = RagRefreshParams()) -> RagRefres
     with store.connect(settings) as conn:
         store.ensure_collection(conn, collection, embedder.info)  # refuses another model up front
     with store.refresh_lock(settings, collection):
-        reads = [future.result() for future in read_source.map(parsed, unmapped(collection))]
-        with Progress(disable=not sys.stderr.isatty(), transient=True) as progress:
-            counts = [_refresh_source(read, collection, progress) for read in reads]
-    with store.connect(settings) as conn:
-        totals = store.counts(conn, collection)
+        reads, failed = _read_all(parsed, collection)
+        counts = [_refresh_source(read, collection) for read in reads]
+        with store.connect(settings) as conn:
+            others = {s: n for s, n in store.sources(conn, collection).items() if s not in parsed}
+            if params.prune and others:
+                store.delete_sources(conn, collection, list(others))
+                logger.info("pruned %d sources this refresh does not name: %s", len(others), others)
+            elif others:
+                logger.warning(
+                    "%s also holds %d sources this refresh does not name (moved or retired?): %s."
+                    " `mlstack rag drop %s --source SOURCE` deletes one; `rag refresh --prune` all.",
+                    collection,
+                    len(others),
+                    ", ".join(f"{s} ({n} documents)" for s, n in others.items()),
+                    collection,
+                )
+            totals = store.counts(conn, collection)
     evaluation_result = (
         rag_evaluate_flow(RagEvalParams(questions=params.questions, collection=collection))
         if params.evaluate
         else None
     )
+    counts = sorted(counts + failed, key=lambda c: parsed.index(c.source))
     _report(collection, counts, totals, evaluation_result)
-    return RagRefreshResult(collection=collection, sources=counts, evaluation=evaluation_result, **totals)
+    if failed:
+        raise SourceError(
+            f"{len(failed)} of {len(parsed)} sources could not be read (the others landed): "
+            + "; ".join(f"{c.source}: {c.failed}" for c in failed)
+        )
+    return RagRefreshResult(
+        collection=collection,
+        sources=counts,
+        evaluation=evaluation_result,
+        other_sources=others,
+        pruned=params.prune and bool(others),
+        **totals,
+    )
+
+
+# The skipped records an artifact lists: a source of a million bad records still gives a page.
+SKIPPED_SHOWN = 500
 
 
 def _report(
@@ -241,11 +301,20 @@ def _report(
         quality = f" Hybrid hit@5 {hybrid['hit_at_5']:.2f}, MRR@10 {hybrid['mrr_at_10']:.2f}."
         if evaluation_result.regression:
             quality += f" **Regression: {evaluation_result.regression}**"
+    key = f"rag-refresh-{collection.replace('_', '-')}"  # artifact keys allow no underscore
     create_table_artifact(
-        key=f"rag-refresh-{collection.replace('_', '-')}",  # artifact keys allow no underscore
+        key=key,
         table=rows,
         description=f"**{collection}**: {totals['documents']} documents, {totals['chunks']} chunks.{quality}",
     )
+    skipped = [(c.source, record) for c in counts for record in c.skipped_records]
+    if skipped:
+        create_table_artifact(
+            key=f"{key}-skipped",
+            table=[{"source": s, "skipped": r} for s, r in skipped[:SKIPPED_SHOWN]],
+            description=f"**{collection}**: {len(skipped)} records skipped (file, record, field: rule)"
+            + (f", the first {SKIPPED_SHOWN} shown" if len(skipped) > SKIPPED_SHOWN else ""),
+        )
 
 
 @flow(name="rag-evaluate", log_prints=False)

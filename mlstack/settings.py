@@ -370,7 +370,16 @@ class RAGSettings(Section):
     )
     chunk_overlap: int = Field(default=100, ge=0, description="Characters neighbouring chunks share.")
     batch_documents: int = Field(
-        default=64, ge=1, description="Documents per refresh batch: one mapped task, one transaction."
+        default=64,
+        ge=1,
+        description="Documents per refresh batch at most: one mapped task, one transaction. A batch"
+        " also ends before it passes max_document_bytes of text, so each commits in bounded time.",
+    )
+    max_document_bytes: int = Field(
+        default=2_000_000,
+        ge=1_000,
+        description="A document larger than this (UTF-8 bytes) is skipped and named. 2 MB is about"
+        " 5,000 chunks; a 50 MB file was 128,889 chunks and hours of embedding.",
     )
     k: int = Field(default=5, ge=1, le=100, description="Documents a search or an answer retrieves.")
     min_similarity: float = Field(

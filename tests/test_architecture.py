@@ -69,7 +69,6 @@ UNTESTED = {
     "mlstack/params.py",
     "mlstack/prompt_engineering/report.py",
     "mlstack/rag/defaults.py",
-    "mlstack/rag/refresh.py",
     "models/lm/checkpoint.py",
     "models/lm/generate.py",
     "models/lm/registry.py",

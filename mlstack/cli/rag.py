@@ -53,17 +53,31 @@ def refresh_command(
     questions: Path | None = typer.Option(
         None, help="Questions for the evaluation. Default: the shipped set."
     ),
+    prune: bool = typer.Option(
+        False,
+        "--prune",
+        help="Also delete the documents of the collection's sources not named here (a docs folder"
+        " that moved, a retired export).",
+    ),
     as_json: bool = JSON,
 ) -> None:
     """Bring a collection up to date: add, change and delete what the sources did, nothing more.
 
     Rerun it any time: an unchanged source writes nothing, and a refresh that was killed
-    finishes the job. Tokens for the APIs: MLSTACK_SOURCES_GITHUB_TOKEN, MLSTACK_SOURCES_SLACK_TOKEN.
+    finishes the job. A record a source cannot read, or a document over
+    MLSTACK_RAG_MAX_DOCUMENT_BYTES, is skipped and named; a source that cannot be read at all
+    fails the run after the others have landed. Tokens for the APIs:
+    MLSTACK_SOURCES_GITHUB_TOKEN, MLSTACK_SOURCES_SLACK_TOKEN.
     """
     from flows.rag import RagRefreshParams, rag_refresh_flow
 
     params = build(
-        RagRefreshParams, sources=source, collection=collection, evaluate=evaluate, questions=questions
+        RagRefreshParams,
+        sources=source,
+        collection=collection,
+        evaluate=evaluate,
+        questions=questions,
+        prune=prune,
     )
     show(run_flow(rag_refresh_flow, params), render_refresh, as_json)
 
@@ -83,6 +97,17 @@ def render_refresh(result: RagRefreshResult) -> RenderableType:
         notes += [Text(f"skipped {record}", style="yellow") for record in c.skipped_records]
         if c.stopped:
             notes.append(Text(f"{c.source} stopped early: {c.stopped}", style="yellow"))
+    for other, count in result.other_sources.items():
+        if result.pruned:
+            notes.append(Text(f"pruned {other} ({count} documents): not named in this refresh"))
+        else:
+            notes.append(
+                Text(
+                    f"{other} ({count} documents) is not named in this refresh: `mlstack rag drop"
+                    f" {result.collection} --source {other}`, or refresh with --prune",
+                    style="yellow",
+                )
+            )
     if result.evaluation is not None:
         notes.append(render_eval(result.evaluation))
     return Group(*notes)
@@ -223,17 +248,34 @@ def render_eval(result: RagEvalResult) -> RenderableType:
 @app.command("drop")
 def drop_command(
     collection: str = typer.Argument(..., help="The collection to delete, with its documents and chunks."),
+    source: list[str] = typer.Option(
+        [],
+        "--source",
+        "-s",
+        help="Delete only this source's documents (repeatable), as the refresh named it: KIND:LOCATION,"
+        " e.g. a docs folder that moved. The refresh lists the sources it did not name.",
+    ),
     yes: bool = typer.Option(False, "--yes", help="Do not ask."),
 ) -> None:
-    """Delete a collection (to re-embed it with another model, say)."""
-    from mlstack.rag import store
+    """Delete a collection (to re-embed it with another model, say), or some of its sources."""
+    from mlstack.rag import sources, store
     from mlstack.settings import get_settings
 
-    if not yes and not typer.confirm(f"delete collection {collection!r} and all its chunks?"):
+    # As a refresh names them, so `--source docs:./old` finds what `refresh --source docs:./old` wrote.
+    named = [str(sources.parse_spec(s)) if ":" in s else s for s in source]
+    what = f"the documents of {', '.join(named)} in" if named else "collection"
+    if not yes and not typer.confirm(f"delete {what} {collection!r} and all their chunks?"):
         raise fail("nothing deleted")
 
     def waiting() -> None:
         console.print(f"a refresh of {collection} is running: waiting for it to end", highlight=False)
 
-    dropped = store.drop(get_settings(), collection, waiting)
-    console.print(f"dropped {collection}" if dropped else f"no collection {collection}", highlight=False)
+    if not named:
+        dropped = store.drop(get_settings(), collection, waiting)
+        console.print(f"dropped {collection}" if dropped else f"no collection {collection}", highlight=False)
+        return
+    for name, count in store.drop_sources(get_settings(), collection, named, waiting).items():
+        console.print(
+            f"dropped {count} documents of {name}" if count else f"{collection} has no documents of {name}",
+            highlight=False,
+        )

@@ -44,8 +44,22 @@ def plan(conn: Any, name: str, read: SourceRead) -> Plan:
     return result
 
 
-def batches(documents: list[Document], size: int) -> list[list[Document]]:
-    return [documents[start : start + size] for start in range(0, len(documents), size)]
+def batches(documents: list[Document], size: int, max_bytes: int) -> list[list[Document]]:
+    """Runs of at most `size` documents and, unless one document alone is more, `max_bytes` of
+    text: each batch is one transaction, and a bounded one commits in bounded time."""
+    result: list[list[Document]] = []
+    current: list[Document] = []
+    held = 0
+    for document in documents:
+        size_of = len(document.text.encode("utf-8", "surrogatepass"))
+        if current and (len(current) == size or held + size_of > max_bytes):
+            result.append(current)
+            current, held = [], 0
+        current.append(document)
+        held += size_of
+    if current:
+        result.append(current)
+    return result
 
 
 def ingest(
@@ -79,7 +93,9 @@ def run(conn: Any, name: str, read: SourceRead, embedder: Any, settings: Any) ->
     sorted_out = plan(conn, name, read)
     embedded = sum(
         ingest(conn, name, read.source, batch, embedder, settings)["embedded"]
-        for batch in batches(sorted_out.to_write, settings.rag.batch_documents)
+        for batch in batches(
+            sorted_out.to_write, settings.rag.batch_documents, settings.rag.max_document_bytes
+        )
     )
     return {
         "added": len(sorted_out.added),

@@ -193,6 +193,39 @@ def drop(settings: Any, name: str, waiting: Callable[[], None] | None = None) ->
         return drop_collection(conn, name)
 
 
+def drop_sources(
+    settings: Any, name: str, dropped: Sequence[str], waiting: Callable[[], None] | None = None
+) -> dict[str, int]:
+    """Delete the documents (with their chunks) and cursors of some of a collection's sources,
+    under its refresh lock; what each source had."""
+    with refresh_lock(settings, name, waiting), connect(settings) as conn:
+        return delete_sources(conn, name, dropped)
+
+
+def delete_sources(conn: psycopg.Connection, name: str, dropped: Sequence[str]) -> dict[str, int]:
+    with conn.transaction():
+        rows = conn.execute(
+            "DELETE FROM rag_documents WHERE collection = %s AND source = ANY(%s) RETURNING source",
+            (name, list(dropped)),
+        ).fetchall()
+        conn.execute(
+            "DELETE FROM rag_cursors WHERE collection = %s AND source = ANY(%s)", (name, list(dropped))
+        )
+    counted = dict.fromkeys(dropped, 0)
+    for (source,) in rows:
+        counted[source] += 1
+    return counted
+
+
+def sources(conn: psycopg.Connection, name: str) -> dict[str, int]:
+    """The collection's sources, with how many documents each has."""
+    rows = conn.execute(
+        "SELECT source, count(*) FROM rag_documents WHERE collection = %s GROUP BY source ORDER BY source",
+        (name,),
+    )
+    return dict(rows.fetchall())
+
+
 def drop_collection(conn: psycopg.Connection, name: str) -> bool:
     found = collection(conn, name)
     if found is None:

@@ -20,29 +20,12 @@ from typing import Any
 
 from mlstack.sources import Skipped, SourceError
 from mlstack.sources import http as api
-
-REQUIRED = ("number", "title", "html_url", "updated_at")
+from mlstack.sources.records import GitHubComment, GitHubIssue, problem
 
 
 def when(value: str | None) -> datetime | None:
     """An API time (ISO 8601, `Z` for UTC) as an aware datetime."""
     return datetime.fromisoformat(value.replace("Z", "+00:00")) if value else None
-
-
-def problem(issue: Any) -> str | None:
-    """Why an issue record cannot be read, or None."""
-    if not isinstance(issue, dict):
-        return "not a JSON object"
-    missing = [key for key in REQUIRED if not issue.get(key)]
-    if missing:
-        return f"missing {', '.join(missing)}"
-    if not isinstance(issue["number"], int):
-        return f"number {issue['number']!r} is not an integer"
-    try:
-        when(issue["updated_at"])
-    except (AttributeError, ValueError):
-        return f"updated_at {issue['updated_at']!r} is not an ISO time"
-    return None
 
 
 def repository_of(issue: dict[str, Any]) -> str:
@@ -77,13 +60,20 @@ def dump_threads(path: Path) -> Threads:
         result.complete = False
         return result
     comments: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    for index, comment in enumerate(data.get("comments") or []):
-        if not isinstance(comment, dict) or not comment.get("issue_url"):
-            result.skipped.append(Skipped(f"{path} comments[{index}]", "missing issue_url"))
+    listed = data.get("comments") or []
+    if not isinstance(listed, list):
+        result.skipped.append(Skipped(f"{path} comments", "expected a list"))
+        listed = []
+    for index, comment in enumerate(listed):
+        reason = problem(GitHubComment, comment) or (
+            None if comment.get("issue_url") else "issue_url: missing"
+        )
+        if reason:
+            result.skipped.append(Skipped(f"{path} comments[{index}]", reason))
             continue
         comments[comment["issue_url"]].append(comment)
     for index, issue in enumerate(data["issues"]):
-        if reason := problem(issue):
+        if reason := problem(GitHubIssue, issue):
             result.skipped.append(Skipped(f"{path} issues[{index}]", reason))
             continue
         result.threads.append((issue, comments.get(issue.get("url", ""), [])))
@@ -111,15 +101,17 @@ def api_threads(
         while url:
             response = api.get(http, url, params, wait)
             params = None  # the next link carries them
-            for index, issue in enumerate(response.json()):
-                if reason := problem(issue):
+            for index, issue in enumerate(_listed(response)):
+                if reason := problem(GitHubIssue, issue):
                     result.skipped.append(Skipped(f"{response.url} [{index}]", reason))
                     continue
                 comments_url = (
                     issue.get("comments_url")
                     or f"{root}/repos/{repository}/issues/{issue['number']}/comments"
                 )
-                comments = _comments(http, comments_url, wait) if issue.get("comments") else []
+                comments = (
+                    _comments(http, comments_url, wait, result.skipped) if issue.get("comments") else []
+                )
                 result.threads.append((issue, comments))
                 result.cursor = issue["updated_at"]
             url = response.links.get("next", {}).get("url")
@@ -128,13 +120,25 @@ def api_threads(
     return result
 
 
-def _comments(http: Any, url: str | None, wait: float) -> list[dict[str, Any]]:
+def _listed(response: Any) -> list[Any]:
+    """A page's records: the API answers a list, and anything else is a page it did not mean."""
+    body = response.json()
+    if not isinstance(body, list):
+        raise SourceError(f"GitHub answered {response.url} with {type(body).__name__}, expected a list")
+    return body
+
+
+def _comments(http: Any, url: str | None, wait: float, skipped: list[Skipped]) -> list[dict[str, Any]]:
     comments: list[dict[str, Any]] = []
     params: dict[str, Any] | None = {"per_page": 100}
     while url:
         response = api.get(http, url, params, wait)
         params = None
-        comments.extend(c for c in response.json() if isinstance(c, dict))
+        for index, comment in enumerate(_listed(response)):
+            if reason := problem(GitHubComment, comment):
+                skipped.append(Skipped(f"{response.url} [{index}]", reason))
+            else:
+                comments.append(comment)
         url = response.links.get("next", {}).get("url")
     return comments
 

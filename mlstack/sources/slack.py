@@ -4,11 +4,12 @@ pagination and rate limits waited out (`mlstack.sources.http`)."""
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
-from mlstack.sources import SourceError
+from mlstack.sources import Skipped, SourceError
 from mlstack.sources import http as api
+from mlstack.sources.records import Record, SlackMessage, SlackUser, problem
 
 
 @dataclass
@@ -16,6 +17,7 @@ class ChannelHistory:
     name: str
     messages: list[dict[str, Any]]  # parents and replies, as the API gives them
     users: list[dict[str, Any]]
+    skipped: list[Skipped] = field(default_factory=list)  # records not in Slack's documented shape
 
 
 def channel_history(
@@ -49,14 +51,38 @@ def channel_history(
             if not page_cursor:
                 return
 
-    users = [u for body in pages("users.list", {"limit": 200}) for u in body.get("members", [])]
-    info = next(iter(pages("conversations.info", {"channel": channel_id})))["channel"]
+    skipped: list[Skipped] = []
+
+    def valid(method: str, body: dict[str, Any], key: str, model: type[Record]) -> list[dict[str, Any]]:
+        records = body.get(key)
+        if not isinstance(records, list):
+            raise SourceError(f"Slack {method} answered no list of {key}")
+        kept = []
+        for index, record in enumerate(records):
+            if reason := problem(model, record):
+                skipped.append(Skipped(f"{source or 'slack:' + channel_id} {method} {key}[{index}]", reason))
+            else:
+                kept.append(record)
+        return kept
+
+    users = [
+        u
+        for body in pages("users.list", {"limit": 200})
+        for u in valid("users.list", body, "members", SlackUser)
+    ]
+    info = next(iter(pages("conversations.info", {"channel": channel_id}))).get("channel")
+    name = info.get("name") if isinstance(info, dict) else None
     messages: list[dict[str, Any]] = []
     params = {"channel": channel_id, "limit": 200, **({"oldest": cursor} if cursor else {})}
     for body in pages("conversations.history", params):
-        for message in body.get("messages", []):
+        for message in valid("conversations.history", body, "messages", SlackMessage):
             messages.append(message)
             if message.get("reply_count"):
                 replies = pages("conversations.replies", {"channel": channel_id, "ts": message["ts"]})
-                messages.extend(r for b in replies for r in b.get("messages", []) if r["ts"] != message["ts"])
-    return ChannelHistory(info.get("name", channel_id), messages, users)
+                messages.extend(
+                    r
+                    for b in replies
+                    for r in valid("conversations.replies", b, "messages", SlackMessage)
+                    if r["ts"] != message["ts"]
+                )
+    return ChannelHistory(name if isinstance(name, str) else channel_id, messages, users, skipped)

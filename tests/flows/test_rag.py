@@ -143,3 +143,37 @@ def test_a_refresh_killed_mid_run_is_finished_by_the_rerun(
 
         assert chunk_set("killed") == chunk_set("killed-reference")
         assert documents() == total
+
+
+@pytest.mark.slow
+def test_an_unreadable_source_fails_the_run_after_the_others_land_and_prune_deletes_unnamed_sources(
+    prefect_harness, rag_settings: Settings, collection: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from mlstack.rag import store
+    from mlstack.sources import SourceError
+    from tests.mlstack.rag.conftest import write_docs
+
+    monkeypatch.delenv("MLSTACK_SOURCES_SLACK_TOKEN", raising=False)
+    monkeypatch.delenv("SLACK_BOT_TOKEN", raising=False)
+    first = write_docs(tmp_path / "first", {"a.md": "# A\n\nalpha", "b.md": "# B\n\nbeta"})
+    second = write_docs(tmp_path / "second", {"c.md": "# C\n\ngamma"})
+    one = RagRefreshParams(
+        sources=[f"docs:{first}", "slack:C0NOTOKEN"], collection=collection, evaluate=False
+    )
+    with pytest.raises(
+        SourceError, match=r"1 of 2 sources could not be read .*slack:C0NOTOKEN: .*SLACK_TOKEN"
+    ):
+        rag_refresh_flow(one)
+    with store.connect(rag_settings) as conn:
+        assert store.sources(conn, collection) == {f"docs:{first}": 2}  # the readable one landed
+
+    kept = rag_refresh_flow(
+        RagRefreshParams(sources=[f"docs:{second}"], collection=collection, evaluate=False)
+    )
+    assert kept.other_sources == {f"docs:{first}": 2} and not kept.pruned and kept.documents == 3
+    pruned = rag_refresh_flow(
+        RagRefreshParams(sources=[f"docs:{second}"], collection=collection, evaluate=False, prune=True)
+    )
+    assert pruned.pruned and pruned.documents == 1
+    with store.connect(rag_settings) as conn:
+        assert store.sources(conn, collection) == {f"docs:{second}": 1}

@@ -140,6 +140,7 @@ DOCUMENTED = {
     "MLSTACK_RAG_CHUNK_SIZE": ("rag", "chunk_size", "800", 800),
     "MLSTACK_RAG_CHUNK_OVERLAP": ("rag", "chunk_overlap", "50", 50),
     "MLSTACK_RAG_BATCH_DOCUMENTS": ("rag", "batch_documents", "16", 16),
+    "MLSTACK_RAG_MAX_DOCUMENT_BYTES": ("rag", "max_document_bytes", "50000", 50_000),
     "MLSTACK_RAG_K": ("rag", "k", "8", 8),
     "MLSTACK_RAG_MIN_SIMILARITY": ("rag", "min_similarity", "0.4", 0.4),
     "MLSTACK_RAG_EVAL_MAX_DROP": ("rag", "eval_max_drop", "0.1", 0.1),

@@ -89,20 +89,40 @@ def parse_spec(text: str) -> SourceSpec:
     return SourceSpec(kind, location)  # type: ignore[arg-type]
 
 
+def too_large(size: int, limit: int) -> str:
+    return (
+        f"{size:,} bytes, over the limit of {limit:,} (MLSTACK_RAG_MAX_DOCUMENT_BYTES):"
+        " raise it to read this document"
+    )
+
+
 def read(spec: SourceSpec, settings: Any, cursor: str | None = None, http_client: Any = None) -> SourceRead:
-    """Read one source, whichever system it is."""
+    """Read one source, whichever system it is; a document over the size limit is skipped."""
+    limit = settings.rag.max_document_bytes
     if spec.kind == "docs":
         from mlstack.rag.sources import docs
 
-        return docs.read(Path(spec.location), str(spec))
+        return docs.read(Path(spec.location), str(spec), limit)
     if spec.kind == "slack":
         from mlstack.rag.sources import slack
 
         if Path(spec.location).is_dir():
-            return slack.read_export(Path(spec.location), str(spec))
-        return slack.read_api(spec.location, str(spec), settings, cursor, http_client)
-    from mlstack.rag.sources import github
+            result = slack.read_export(Path(spec.location), str(spec))
+        else:
+            result = slack.read_api(spec.location, str(spec), settings, cursor, http_client)
+    else:
+        from mlstack.rag.sources import github
 
-    if Path(spec.location).is_file():
-        return github.read_dump(Path(spec.location), str(spec))
-    return github.read_api(spec.location, str(spec), settings, cursor, http_client)
+        if Path(spec.location).is_file():
+            result = github.read_dump(Path(spec.location), str(spec))
+        else:
+            result = github.read_api(spec.location, str(spec), settings, cursor, http_client)
+    kept = []
+    for document in result.documents:
+        size = len(document.text.encode("utf-8", "surrogatepass"))
+        if size > limit:
+            result.skipped.append(Skipped(document.url or document.id, too_large(size, limit)))
+        else:
+            kept.append(document)
+    result.documents = kept
+    return result

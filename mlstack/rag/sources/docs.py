@@ -1,7 +1,10 @@
 """Docs: Markdown, reStructuredText and text files under a folder (or one file).
 
-A file's path relative to the folder is its identity, so moving the folder keeps every id. Its
-title is its first heading, else its name. Hidden folders and virtual environments are skipped.
+A file's id is its absolute path: unique across sources (two folders each with a README.md are
+two documents) and stable while the folder stays where it is. A folder that moved is a new
+source; the old one's documents go with `rag drop --source` or `rag refresh --prune`. Its `path`,
+shown with citations, is relative to the folder. Its title is its first heading, else its name.
+Hidden folders and virtual environments are skipped, and so is a file over the size limit.
 """
 
 from __future__ import annotations
@@ -11,7 +14,7 @@ import re
 from datetime import UTC, datetime
 from pathlib import Path
 
-from mlstack.rag.sources import Document, Skipped, SourceRead
+from mlstack.rag.sources import Document, Skipped, SourceRead, too_large
 
 FORMATS = {".md": "markdown", ".markdown": "markdown", ".rst": "rst", ".txt": "text"}
 SKIP_DIRS = {"node_modules", "__pycache__", "site-packages", "venv"}
@@ -56,7 +59,7 @@ def _shown(path: Path) -> str:
     return os.fsencode(path).decode("utf-8", "backslashreplace")
 
 
-def read(root: Path, source: str) -> SourceRead:
+def read(root: Path, source: str, max_bytes: int | None = None) -> SourceRead:
     result = SourceRead(source)
     if not root.exists():
         result.skipped.append(Skipped(str(root), "no such file or folder"))
@@ -70,6 +73,9 @@ def read(root: Path, source: str) -> SourceRead:
         if (reason := _refused(path, relative, inside)) is not None:
             result.skipped.append(Skipped(_shown(path), reason))
             continue
+        if max_bytes is not None and (size := path.stat().st_size) > max_bytes:
+            result.skipped.append(Skipped(str(path), too_large(size, max_bytes)))
+            continue  # not even read: a 50 MB file held the refresh for hours
         try:
             text = path.read_text(encoding="utf-8")
         except UnicodeDecodeError as exc:
@@ -89,7 +95,7 @@ def read(root: Path, source: str) -> SourceRead:
         modified = datetime.fromtimestamp(path.stat().st_mtime, UTC)
         result.documents.append(
             Document(
-                id=f"docs:{relative}",
+                id=f"docs:{(inside / relative).as_posix()}",
                 kind="docs",
                 title=title_of(text, fmt, path),
                 units=(text,),

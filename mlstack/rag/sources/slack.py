@@ -22,6 +22,7 @@ from typing import Any
 from mlstack.rag.sources import Document, Skipped, SourceRead
 from mlstack.sources import http as api
 from mlstack.sources import slack as slack_api
+from mlstack.sources.records import Record, SlackChannel, SlackMessage, SlackUser, problem
 
 DROPPED = {"channel_join", "channel_leave", "group_join", "group_leave"}
 _MENTION = re.compile(r"<@([A-Z0-9]+)(?:\|([^>]+))?>")
@@ -145,28 +146,31 @@ def _load(path: Path, result: SourceRead, expect: type) -> Any:
     return data
 
 
+def _valid(records: Any, model: type[Record], where: str, result: SourceRead) -> list[dict[str, Any]]:
+    """The records that fit `model`; each other one skipped and named."""
+    kept = []
+    for index, record in enumerate(records or []):
+        if reason := problem(model, record):
+            result.skipped.append(Skipped(f"{where} record {index}", reason))
+        else:
+            kept.append(record)
+    return kept
+
+
 def read_export(folder: Path, source: str) -> SourceRead:
     result = SourceRead(source)
     channel_list = _load(folder / "channels.json", result, list)
     if channel_list is None:
         result.complete = False  # without the channel list nothing can be told deleted
         return result
-    users = user_names(u for u in (_load(folder / "users.json", result, list) or []) if "id" in u)
-    channels = {c["id"]: c["name"] for c in channel_list if isinstance(c, dict) and "id" in c and "name" in c}
+    users_file = folder / "users.json"
+    users = user_names(_valid(_load(users_file, result, list), SlackUser, str(users_file), result))
+    listed = _valid(channel_list, SlackChannel, str(folder / "channels.json"), result)
+    channels = {c["id"]: c["name"] for c in listed}
     for channel_id, channel in channels.items():
         messages = []
         for day in sorted((folder / channel).glob("*.json")):
-            records = _load(day, result, list)
-            for index, message in enumerate(records or []):
-                if not isinstance(message, dict) or not isinstance(message.get("ts"), str):
-                    result.skipped.append(Skipped(f"{day} record {index}", "a message without a ts"))
-                    continue
-                try:
-                    float(message["ts"])
-                except ValueError:
-                    result.skipped.append(Skipped(f"{day} record {index}", f"bad ts {message['ts']!r}"))
-                    continue
-                messages.append(message)
+            messages += _valid(_load(day, result, list), SlackMessage, str(day), result)
         result.documents.extend(threads(messages, channel_id, channel, users, channels))
     return result
 
@@ -182,6 +186,7 @@ def read_api(
     except api.RateLimited as exc:
         result.stopped = str(exc)
         return result  # nothing of this read is kept: the cursor stays where it was
+    result.skipped = channel.skipped
     users = user_names(channel.users)
     result.documents = threads(channel.messages, channel_id, channel.name, users, {})
     if channel.messages:

@@ -62,8 +62,9 @@ def test_search_ask_and_eval_speak_json(
     found = runner.invoke(app, ["rag", "search", "how often are tasks retried", "-c", collection, "--json"])
     assert found.exit_code == 0, found.output
     hit = json.loads(found.output)["hits"][0]
+    document_id = f"docs:{folder.resolve()}/retry.md"
     assert (hit["document_id"], hit["kind"], hit["path"], hit["title"]) == (
-        "docs:retry.md",
+        document_id,
         "docs",
         "retry.md",
         "Retries",
@@ -75,7 +76,7 @@ def test_search_ask_and_eval_speak_json(
     body = json.loads(asked.output.strip().splitlines()[-1])
     assert "[1]" in body["answer"]
     assert body["citations"] == [
-        {"n": 1, "document_id": "docs:retry.md", "title": "Retries", "url": None, "path": "retry.md"}
+        {"n": 1, "document_id": document_id, "title": "Retries", "url": None, "path": "retry.md"}
     ]
 
     questions = tmp_path / "q.jsonl"
@@ -114,3 +115,63 @@ def test_results_render_for_people(rag_refresh_result, rag_answer_result) -> Non
     shown = rendered(render_hits([hit]))
     assert "1 0.500 A a.md some text" in shown and "docs:a.md (docs)" in shown
     assert rendered(render_hits([])) == "no document matches"
+
+
+@pytest.mark.slow
+def test_a_refresh_of_hostile_sources_lands_every_good_document_and_names_every_bad_one(
+    prefect_harness, rag_settings: Settings, collection: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One malformed record stopped every source of the run, after two retries and with no name."""
+    from prefect import get_client
+
+    from mlstack.rag import store
+    from tests.mlstack.rag.conftest import hostile_sources
+
+    specs, good, named = hostile_sources(tmp_path)
+    monkeypatch.setenv("MLSTACK_RAG_MAX_DOCUMENT_BYTES", "20000")
+    argv = ["rag", "refresh", "-c", collection, "--no-evaluate", "--json"]
+    result = runner.invoke(app, [*argv, *(a for spec in specs for a in ("--source", spec))])
+    assert result.exit_code == 0, result.output
+    body = json.loads(result.output.strip().splitlines()[-1])
+    assert body["documents"] == good and sum(s["added"] for s in body["sources"]) == good
+    skipped = [record for s in body["sources"] for record in s["skipped_records"]]
+    assert sum(s["skipped"] for s in body["sources"]) == len(skipped) == len(named)
+    for end in named:  # each bad record named once, with its file and record
+        assert sum(record.split(": ", 1)[0].endswith(end) for record in skipped) == 1, (end, skipped)
+    with store.connect(rag_settings) as conn:
+        readmes = conn.execute(
+            "SELECT count(*) FROM rag_documents WHERE collection = %s AND path = 'README.md'", (collection,)
+        ).fetchone()
+    assert readmes == (2,)  # the two folders' README.md files, neither overwritten
+
+    async def artifact() -> list[dict]:
+        async with get_client() as client:
+            found = await client.read_latest_artifacts()
+            return [a for a in found if a.key == f"rag-refresh-{collection}-skipped"]
+
+    import asyncio
+
+    [table] = asyncio.run(artifact())
+    rows = json.loads(table.data) if isinstance(table.data, str) else table.data
+    assert len(rows) == len(named) and all(row["skipped"] in skipped for row in rows)
+
+
+@pytest.mark.slow
+def test_drop_source_deletes_one_sources_documents_named_as_the_refresh_named_it(
+    rag_settings: Settings, collection: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from mlstack.rag import store
+    from tests.mlstack.rag.conftest import refresh_docs, write_docs
+
+    old = write_docs(tmp_path / "old", {"a.md": "# A\n\nalpha"})
+    new = write_docs(tmp_path / "new", {"a.md": "# A\n\nalpha"})
+    refresh_docs(rag_settings, collection, old)
+    refresh_docs(rag_settings, collection, new)
+    old.rename(tmp_path / "elsewhere")  # gone from where the refresh read it
+    monkeypatch.chdir(tmp_path)
+    dropped = runner.invoke(app, ["rag", "drop", collection, "--source", "docs:./old", "--yes"])
+    assert (
+        dropped.exit_code == 0 and f"dropped 1 documents of docs:{tmp_path.resolve()}/old" in dropped.output
+    )
+    with store.connect(rag_settings) as conn:
+        assert store.sources(conn, collection) == {f"docs:{new.resolve()}": 1}

@@ -17,10 +17,14 @@ from tests.mlstack.rag.conftest import refresh_docs, write_docs
 
 def chunks(settings: Settings, name: str) -> dict[str, set[str]]:
     with store.connect(settings) as conn:
-        rows = conn.execute("SELECT document_id, text FROM rag_chunks WHERE collection = %s", (name,))
+        rows = conn.execute(
+            "SELECT d.path, c.text FROM rag_chunks c JOIN rag_documents d"
+            " ON (d.collection, d.id) = (c.collection, c.document_id) WHERE c.collection = %s",
+            (name,),
+        )
         found: dict[str, set[str]] = {}
-        for document_id, text in rows:
-            found.setdefault(document_id, set()).add(text)
+        for path, text in rows:
+            found.setdefault(path, set()).add(text)
         return found
 
 
@@ -66,7 +70,7 @@ def test_an_edited_document_loses_its_old_chunks(
     (folder / "b.md").write_text("# Beta\n\nBeta now explains backoff.")
     counts = refresh_docs(rag_settings, collection, folder)
     assert (counts["changed"], counts["unchanged"], counts["embedded"]) == (1, 2, 1)
-    texts = chunks(rag_settings, collection)["docs:b.md"]
+    texts = chunks(rag_settings, collection)["b.md"]
     assert any("backoff" in t for t in texts) and not any("retries" in t for t in texts)
 
 
@@ -75,7 +79,34 @@ def test_a_deleted_document_loses_its_chunks(rag_settings: Settings, collection:
     refresh_docs(rag_settings, collection, folder)
     (folder / "c.txt").unlink()
     assert refresh_docs(rag_settings, collection, folder)["deleted"] == 1
-    assert set(chunks(rag_settings, collection)) == {"docs:a.md", "docs:b.md"}
+    assert set(chunks(rag_settings, collection)) == {"a.md", "b.md"}
+
+
+@pytest.mark.slow
+def test_a_moved_folder_is_a_new_source_and_the_old_one_is_dropped_by_name(
+    rag_settings: Settings, collection: str, folder: Path, tmp_path: Path
+) -> None:
+    """The old documents stayed searchable for ever: nothing could name them to delete them."""
+    twin = write_docs(tmp_path / "twin", {"a.md": "# Alpha twin\n\nA different a.md."})
+    refresh_docs(rag_settings, collection, folder)
+    refresh_docs(rag_settings, collection, twin)
+    moved = folder.rename(tmp_path / "moved")
+    assert refresh_docs(rag_settings, collection, moved)["added"] == 3
+    with store.connect(rag_settings) as conn:
+        held = store.sources(conn, collection)
+    old, new, other = f"docs:{folder.resolve()}", f"docs:{moved.resolve()}", f"docs:{twin.resolve()}"
+    assert held == {old: 3, new: 3, other: 1}  # both a.md files kept, neither overwritten
+    assert store.drop_sources(rag_settings, collection, [old, "docs:/never/there"]) == {
+        old: 3,
+        "docs:/never/there": 0,
+    }
+    with store.connect(rag_settings) as conn:
+        assert store.sources(conn, collection) == {new: 3, other: 1}
+        assert conn.execute(
+            "SELECT count(*) FROM rag_chunks c WHERE collection = %s AND NOT EXISTS"
+            " (SELECT 1 FROM rag_documents d WHERE (d.collection, d.id) = (c.collection, c.document_id))",
+            (collection,),
+        ).fetchone() == (0,)
 
 
 @pytest.mark.slow

@@ -35,9 +35,10 @@ def issue(n: int, updated: str, comments: int = 0, pr: bool = False) -> dict:
 class FakeGitHub:
     """Two pages of issues (Link: rel="next"), one issue's comments, and optional rate limits."""
 
-    def __init__(self, limit_on: str | None = None, reset_in: float = 0.0) -> None:
+    def __init__(self, limit_on: str | None = None, reset_in: float = 0.0, extra: list | None = None) -> None:
         self.limit_on = limit_on
         self.reset_in = reset_in
+        self.extra = extra or []  # more records on the first page, as they come
         self.requests: list[httpx.Request] = []
 
     def __call__(self, request: httpx.Request) -> httpx.Response:
@@ -59,7 +60,7 @@ class FakeGitHub:
             return httpx.Response(
                 200,
                 headers={"Link": link},
-                json=[issue(1, "2026-09-02T00:00:00Z", comments=2), {"title": "broken"}],
+                json=[issue(1, "2026-09-02T00:00:00Z", comments=2), {"title": "broken"}, *self.extra],
             )
         if path == "/repos/o/r/issues":
             return httpx.Response(200, json=[issue(2, "2026-09-03T00:00:00Z", pr=True)])
@@ -75,9 +76,10 @@ class FakeGitHub:
 class FakeSlack:
     """Slack's Web API as it documents itself: ok/error bodies, next_cursor, 429 + Retry-After."""
 
-    def __init__(self, limited: int = 0, retry_after: str = "0") -> None:
+    def __init__(self, limited: int = 0, retry_after: str = "0", extra: list | None = None) -> None:
         self.limited = limited
         self.retry_after = retry_after
+        self.extra = extra or []  # more records on the first history page and in users.list
         self.calls: list[str] = []
 
     def __call__(self, request: httpx.Request) -> httpx.Response:
@@ -89,12 +91,14 @@ class FakeSlack:
             return httpx.Response(429, headers={"Retry-After": self.retry_after}, json={"ok": False})
         cursor = request.url.params.get("cursor")
         if method == "users.list":
-            return httpx.Response(200, json={"ok": True, "members": [{"id": "U1", "name": "ana"}]})
+            return httpx.Response(
+                200, json={"ok": True, "members": [{"id": "U1", "name": "ana"}, *self.extra]}
+            )
         if method == "conversations.info":
             return httpx.Response(200, json={"ok": True, "channel": {"id": "C1", "name": "help"}})
         if method == "conversations.history":
             if cursor is None:
-                messages = [{"type": "message", "user": "U1", "text": "first", "ts": "100.1"}]
+                messages = [{"type": "message", "user": "U1", "text": "first", "ts": "100.1"}, *self.extra]
                 return httpx.Response(
                     200, json={"ok": True, "messages": messages, "response_metadata": {"next_cursor": "p2"}}
                 )

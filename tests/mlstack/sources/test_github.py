@@ -29,7 +29,7 @@ def test_threads_come_in_update_order_with_their_comments_and_a_cursor(settings)
     assert read.cursor == "2026-09-03T00:00:00Z" and not read.complete and read.stopped is None
     assert [str(s) for s in read.skipped] == [
         "https://api.github.com/repos/o/r/issues?state=all&sort=updated&direction=asc&per_page=100 [1]:"
-        " missing number, html_url, updated_at"
+        " number: Field required"
     ]
 
 
@@ -54,8 +54,8 @@ def test_a_dump_skips_what_it_cannot_read_and_names_it(tmp_path: Path) -> None:
     read = github.dump_threads(dump)
     assert [(issue["number"], len(comments)) for issue, comments in read.threads] == [(1, 1)]
     assert sorted(str(s).removeprefix(str(dump) + " ") for s in read.skipped) == [
-        "comments[1]: missing issue_url",
-        "issues[1]: updated_at 'yesterday' is not an ISO time",
-        "issues[2]: not a JSON object",
+        "comments[1]: issue_url: missing",
+        "issues[1]: updated_at: Invalid isoformat string: 'yesterday' (got 'yesterday')",
+        "issues[2]: not a JSON object (str)",
     ]
     assert github.repository_of(good) == "o/r"
