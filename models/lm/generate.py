@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import secrets
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -42,6 +42,7 @@ class Generation:
     text: list[str] = field(default_factory=list)
     max_tokens: int = 0  # what it may generate: the request's max_tokens, or the room left
     capped_from: int | None = None  # the request's max_tokens, when the context left less room
+    abandoned: bool = False  # stopped because no one waits for it any more
 
 
 def _held_back(text: str, stops: tuple[str, ...]) -> int:
@@ -94,9 +95,13 @@ class LocalLM:
         return max(len(t.encode("utf-8", "replace")) for t in decoded) or 1
 
     def start(
-        self, messages: list[dict[str, str]], params: GenerationParams
+        self,
+        messages: list[dict[str, str]],
+        params: GenerationParams,
+        abandoned: Callable[[], bool] | None = None,
     ) -> tuple[Generation, Iterator[str]]:
-        """Check the prompt now (so errors come before any streaming), then generate lazily."""
+        """Check the prompt now (so errors come before any streaming), then generate lazily;
+        before each token, `abandoned()` may stop it (its client has gone)."""
         ids = self.prompt_ids(messages)
         room = self.context - len(ids)
         if room <= 0:
@@ -105,7 +110,7 @@ class LocalLM:
         generation = Generation(prompt_tokens=len(ids), max_tokens=allowed)
         if allowed < params.max_tokens:  # said in the response's header, never in silence
             generation.capped_from = params.max_tokens
-        return generation, self._stream(ids, allowed, params, generation)
+        return generation, self._stream(ids, allowed, params, generation, abandoned)
 
     def complete(self, messages: list[dict[str, str]], params: GenerationParams) -> Generation:
         generation, stream = self.start(messages, params)
@@ -114,7 +119,12 @@ class LocalLM:
         return generation
 
     def _stream(
-        self, ids: list[int], max_tokens: int, params: GenerationParams, generation: Generation
+        self,
+        ids: list[int],
+        max_tokens: int,
+        params: GenerationParams,
+        generation: Generation,
+        abandoned: Callable[[], bool] | None = None,
     ) -> Iterator[str]:
         import torch
 
@@ -125,6 +135,9 @@ class LocalLM:
         with self._lock, torch.inference_mode():
             inputs, past = torch.tensor([ids]), None
             for _ in range(max_tokens):
+                if abandoned is not None and abandoned():
+                    generation.abandoned = True
+                    return
                 result = self.model(input_ids=inputs, past_key_values=past, use_cache=True)
                 past = result.past_key_values
                 token = self._pick(result.logits[0, -1], params, rng)

@@ -11,12 +11,16 @@ worker counts its own requests: scrape each, or run one worker per container.
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import FastAPI, Response
 
 METRICS_PATH = "/metrics"
 
 
-def instrument(app: FastAPI) -> None:
+def instrument(app: FastAPI) -> Any:
+    """Count the app's requests into a registry of its own, served at /metrics; the registry,
+    for the app's own metrics."""
     from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
     from prometheus_fastapi_instrumentator import Instrumentator
 
@@ -26,3 +30,5 @@ def instrument(app: FastAPI) -> None:
     @app.get(METRICS_PATH, include_in_schema=False)
     def metrics() -> Response:
         return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+
+    return registry

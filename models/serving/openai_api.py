@@ -27,7 +27,7 @@ import hmac
 import threading
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -272,6 +272,16 @@ class ServerTiming:
         await self.app(scope, receive, timed)
 
 
+class ClientGone(Exception):
+    """The client closed its connection before its answer was ready."""
+
+
+async def disconnected(receive: Receive) -> None:
+    """Ends when the ASGI server says the client has gone (the body is read by then)."""
+    while (await receive())["type"] != "http.disconnect":
+        pass
+
+
 class GenerationThread:
     """All generation on one long-lived thread, one request at a time, as one CPU model allows.
 
@@ -284,26 +294,53 @@ class GenerationThread:
     benchmarks/llm_server.py went from 1.22-1.37x the in-process time to 1.01-1.02x.
     """
 
-    def __init__(self, lm: LocalLM) -> None:
+    def __init__(self, lm: LocalLM, finished: Callable[[Generation], None] | None = None) -> None:
         self.lm = lm
+        self.finished: Callable[[Generation], None] = lambda _generation: None
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="generate")
         # torch's first forward pass is slow: pay it now, here, not in the first request.
         self._pool.submit(self._complete, [{"role": "user", "content": "warm up"}], WARM_UP).result()
+        self.finished = finished or self.finished  # the warm-up is no one's generation
 
-    def _complete(self, messages: list[dict[str, str]], params: GenerationParams) -> tuple[Generation, dict]:
+    def _complete(
+        self, messages: list[dict[str, str]], params: GenerationParams, gone: threading.Event | None = None
+    ) -> tuple[Generation, dict]:
         started = time.perf_counter()
-        generation, pieces = self.lm.start(messages, params)
+        generation, pieces = self.lm.start(messages, params, gone.is_set if gone else None)
         prompt_ms = _ms_since(started)
-        for _ in pieces:
-            pass
+        try:
+            for _ in pieces:
+                pass
+        finally:
+            self.finished(generation)
         return generation, {"prompt": prompt_ms, "generate": _ms_since(started) - prompt_ms}
 
     async def complete(
-        self, messages: list[dict[str, str]], params: GenerationParams
+        self, messages: list[dict[str, str]], params: GenerationParams, leaves: Awaitable[Any] | None = None
     ) -> tuple[Generation, dict[str, float]]:
-        """The whole answer, and how long the prompt and the generation took (ms)."""
+        """The whole answer, and how long the prompt and the generation took (ms).
+
+        `leaves` ends when the client goes away: then the generation stops before its next token,
+        or never starts if it is still queued, and `ClientGone` is raised. Ten clients that gave
+        up on long answers kept the model busy for minutes with answers no one would read.
+        """
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._pool, self._complete, messages, params)
+        gone = threading.Event()
+        job = asyncio.ensure_future(loop.run_in_executor(self._pool, self._complete, messages, params, gone))
+        if leaves is None:
+            return await job
+        watcher = asyncio.ensure_future(leaves)
+        try:
+            await asyncio.wait({job, watcher}, return_when=asyncio.FIRST_COMPLETED)
+        except asyncio.CancelledError:
+            gone.set()
+            raise
+        finally:
+            watcher.cancel()
+        if job.done():
+            return job.result()
+        gone.set()
+        raise ClientGone
 
     async def stream(
         self, messages: list[dict[str, str]], params: GenerationParams
@@ -322,11 +359,13 @@ class GenerationThread:
                 for piece in pieces:
                     loop.call_soon_threadsafe(queue.put_nowait, piece)
                     if gone.is_set():
+                        generation.abandoned = True
                         break
             except Exception as exc:
                 loop.call_soon_threadsafe(queue.put_nowait, exc)
             finally:
                 pieces.close()  # leaves the model's lock even when stopped early
+                self.finished(generation)
                 loop.call_soon_threadsafe(queue.put_nowait, None)
 
         self._pool.submit(produce, pieces)
@@ -346,6 +385,30 @@ class GenerationThread:
         self._pool.shutdown(wait=False, cancel_futures=True)
 
 
+class GenerationMetrics:
+    """The generation's own Prometheus series, beside the requests': tokens generated, and the
+    generations stopped because their client had gone."""
+
+    def __init__(self, registry: Any) -> None:
+        from prometheus_client import Counter
+
+        self.tokens = Counter(
+            "mlstack_llm_completion_tokens",
+            "Tokens generated, for answers delivered or abandoned.",
+            registry=registry,
+        )
+        self.abandoned = Counter(
+            "mlstack_llm_abandoned_generations",
+            "Generations stopped (or never started) because their client had gone.",
+            registry=registry,
+        )
+
+    def finished(self, generation: Generation) -> None:
+        self.tokens.inc(generation.completion_tokens)
+        if generation.abandoned:
+            self.abandoned.inc()
+
+
 def _usage(generation: Generation) -> CompletionUsage:
     return CompletionUsage(
         prompt_tokens=generation.prompt_tokens,
@@ -363,8 +426,6 @@ def create_app(
     settings = settings or get_settings()
     model_dir = model_dir.resolve()
     lm = LocalLM(model_dir, name)
-    worker = GenerationThread(lm)
-    created = int(time.time())
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI):
@@ -385,7 +446,12 @@ def create_app(
         lifespan=lifespan,
     )
     app.add_middleware(ServerTiming)
-    instrument(app)
+    registry = instrument(app)
+    counted = GenerationMetrics(registry)
+    worker = GenerationThread(lm, counted.finished)
+    app.state.worker = worker
+    created = int(time.time())
+
     key = settings.llm.server_api_key.get_secret_value() if settings.llm.server_api_key else None
 
     @app.middleware("http")
@@ -448,16 +514,21 @@ def create_app(
         raise OpenAIError(404, f"The model `{model_id}` does not exist here.", "model", "model_not_found")
 
     @app.post("/v1/chat/completions", response_model=None)
-    async def chat_completions(request: ChatCompletionRequest) -> Response:
+    async def chat_completions(request: ChatCompletionRequest, raw: Request) -> Response:
         check_model(request.model, lm.name)
         envelope = {"id": f"chatcmpl-{uuid.uuid4().hex}", "created": int(time.time()), "model": lm.name}
         try:
             if request.stream:
                 generation, pieces = await worker.stream(request.chat(), request.params())
             else:
-                generation, timings = await worker.complete(request.chat(), request.params())
+                generation, timings = await worker.complete(
+                    request.chat(), request.params(), disconnected(raw.receive)
+                )
         except PromptTooLong as exc:
             raise OpenAIError(400, str(exc), "messages", "context_length_exceeded") from exc
+        except ClientGone:
+            # No one reads it; 499 is the status proxies log for a client that closed first.
+            return Response(status_code=499)
         if request.stream:
             return EventSourceResponse(
                 _events(envelope, generation, pieces, request.stream_options),

@@ -345,7 +345,112 @@ def test_metrics_count_chat_requests(client: OpenAI, model_id: str, tiny_server:
     client.chat.completions.create(model=model_id, messages=[{"role": "user", "content": "hi"}], max_tokens=2)
     text = httpx.get(tiny_server[0].removesuffix("/v1") + "/metrics").text
     line = next(
-        x for x in text.splitlines() if x.startswith('http_requests_total{handler="/v1/chat/completions"')
+        x
+        for x in text.splitlines()
+        if x.startswith('http_requests_total{handler="/v1/chat/completions"') and 'status="2xx"' in x
     )
-    assert 'status="2xx"' in line and float(line.split()[-1]) >= 1
+    assert float(line.split()[-1]) >= 1
     assert 'http_request_duration_seconds_bucket{handler="/v1/chat/completions"' in text
+
+
+def _metric(text: str, name: str) -> float:
+    return float(next(line.split()[-1] for line in text.splitlines() if line.startswith(name + " ")))
+
+
+@pytest.mark.slow
+def test_a_client_that_leaves_before_its_answer_stops_its_generation(tiny_lm: Path, tmp_path: Path) -> None:
+    """Ten clients that gave up at 3 s kept the model generating for minutes: a fresh 1-token
+    request waited over 120 s. Here the model is busy (its lock held) while a client leaves, so
+    the abandoned request would generate all of its tokens once the model is free; it generates
+    none, and the next request is all the model does."""
+    import asyncio
+
+    from models.serving.openai_api import create_app
+
+    app = create_app(tiny_lm, settings=Settings(home=tmp_path))
+
+    async def leaving_client(body: bytes, leave: asyncio.Event) -> list[dict]:
+        """A raw ASGI request whose connection closes when `leave` is set, as uvicorn says it."""
+        incoming = [{"type": "http.request", "body": body, "more_body": False}]
+
+        async def receive() -> dict:
+            if incoming:
+                return incoming.pop(0)
+            await leave.wait()
+            return {"type": "http.disconnect"}
+
+        sent: list[dict] = []
+
+        async def send(message: dict) -> None:
+            sent.append(message)
+
+        scope = {
+            "type": "http",
+            "asgi": {"version": "3.0"},
+            "http_version": "1.1",
+            "method": "POST",
+            "scheme": "http",
+            "path": "/v1/chat/completions",
+            "raw_path": b"/v1/chat/completions",
+            "query_string": b"",
+            "root_path": "",
+            "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())],
+            "client": ("127.0.0.1", 1),
+            "server": ("127.0.0.1", 80),
+        }
+        await app(scope, receive, send)
+        return sent
+
+    async def scenario() -> tuple[list[dict], dict, str]:
+        async with app.router.lifespan_context(app):
+            worker = app.state.worker
+            ask = {"model": worker.lm.name, "messages": QUESTION, "max_tokens": 40, "temperature": 0}
+            leave = asyncio.Event()
+            worker.lm._lock.acquire()  # the model is busy with another answer
+            try:
+                request = asyncio.create_task(leaving_client(json.dumps(ask).encode(), leave))
+                leave.set()
+                sent = await request
+            finally:
+                worker.lm._lock.release()
+            await asyncio.get_running_loop().run_in_executor(worker._pool, lambda: None)  # the queue ran
+            transport = httpx.ASGITransport(app=app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
+                after = (await http.post("/v1/chat/completions", json=ask)).json()
+                metrics = (await http.get("/metrics")).text
+            return sent, after, metrics
+
+    sent, after, metrics = asyncio.run(scenario())
+    assert sent[0]["status"] == 499  # what proxies log for a client that closed first
+    assert _metric(metrics, "mlstack_llm_abandoned_generations_total") == 1
+    # Every token generated was the fresh request's: the abandoned one made none.
+    assert _metric(metrics, "mlstack_llm_completion_tokens_total") == after["usage"]["completion_tokens"] > 0
+
+
+@pytest.mark.slow
+def test_clients_that_time_out_over_loopback_free_the_model(
+    client: OpenAI, model_id: str, tiny_server: tuple[str, str]
+) -> None:
+    """The same through uvicorn: queued requests whose clients timed out are dropped, counted,
+    and the model answers the next request."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    metrics_url = tiny_server[0].removesuffix("/v1") + "/metrics"
+    before = _metric(httpx.get(metrics_url).text, "mlstack_llm_abandoned_generations_total")
+    impatient = client.with_options(timeout=0.2)
+
+    def gave_up(seed: int) -> bool:
+        try:
+            impatient.chat.completions.create(
+                model=model_id, messages=QUESTION, max_tokens=400, temperature=1.0, seed=seed
+            )
+        except openai.APITimeoutError:
+            return True
+        return False  # answered in time: the tiny model is quick, but ten in a queue are not
+
+    with ThreadPoolExecutor(10) as pool:
+        left = sum(pool.map(gave_up, range(10)))
+    after = client.chat.completions.create(model=model_id, messages=QUESTION, max_tokens=1, temperature=0)
+    assert after.usage.completion_tokens == 1 and left >= 1
+    abandoned = _metric(httpx.get(metrics_url).text, "mlstack_llm_abandoned_generations_total") - before
+    assert 1 <= abandoned <= left
