@@ -21,7 +21,8 @@ from prefect.cache_policies import NONE
 from prefect.states import Failed, State
 from pydantic import BaseModel, Field
 
-from flows.tasks.tabular import register_and_gate, settle_killed_runs, training_set, tune_and_train
+from flows.tasks.registry import settle_killed_runs
+from flows.tasks.tabular import register_and_gate, training_set, tune_and_train
 from mlstack import registry, tracking
 from mlstack.data import validation
 from mlstack.features import LABEL

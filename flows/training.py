@@ -19,7 +19,8 @@ from prefect import flow
 from prefect.artifacts import create_markdown_artifact
 from pydantic import BaseModel, Field
 
-from flows.tasks.tabular import register_and_gate, settle_killed_runs, training_set, tune_and_train
+from flows.tasks.registry import settle_killed_runs
+from flows.tasks.tabular import register_and_gate, training_set, tune_and_train
 from mlstack import registry
 from mlstack.data import validation
 from mlstack.params import data_version, load_params

@@ -83,20 +83,21 @@ def ensure_registered(name: str) -> None:
             raise
 
 
-def register(model_uri: str, run_id: str, name: str = MODEL_NAME) -> str:
-    """Register a logged model (models:/m-...) as a new version and make it the challenger."""
+def new_version(name: str, source: str, run_id: str, tags: dict[str, str] | None = None, **more: Any) -> str:
+    """A new version of `name`, born pending the gate with its writer's owner stamp: if the
+    writer dies before its gate writes `GATE`, `settle()` marks it abandoned."""
     from mlstack.processes import owner
 
-    api = client()
+    ensure_registered(name)
+    born = {**(tags or {}), GATE: PENDING, OWNER_TAG: owner()}
+    return str(client().create_model_version(name, source=source, run_id=run_id, tags=born, **more).version)
+
+
+def register(model_uri: str, run_id: str, name: str = MODEL_NAME) -> str:
+    """Register a logged model (models:/m-...) as a new version and make it the challenger."""
     with lock():
-        ensure_registered(name)
-        model_id = model_uri.removeprefix("models:/")
-        tags = {GATE: PENDING, OWNER_TAG: owner()}  # born pending: see settle()
-        created = api.create_model_version(
-            name, source=model_uri, run_id=run_id, model_id=model_id, tags=tags
-        )
-        version = str(created.version)
-        api.set_registered_model_alias(name, CHALLENGER, version)
+        version = new_version(name, model_uri, run_id, model_id=model_uri.removeprefix("models:/"))
+        client().set_registered_model_alias(name, CHALLENGER, version)
     return version
 
 

@@ -71,7 +71,6 @@ UNTESTED = {
     "mlstack/rag/defaults.py",
     "models/lm/checkpoint.py",
     "models/lm/generate.py",
-    "models/lm/registry.py",
     "models/serving/metrics.py",
     "models/tabular/evaluate.py",
 }

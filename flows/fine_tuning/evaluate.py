@@ -13,6 +13,7 @@ from pydantic import BaseModel, Field
 
 from flows.fine_tuning.shared import EXPERIMENT, SOURCE, Backend, dataset_files
 from flows.fine_tuning.train import trained_result
+from flows.tasks.registry import settle_killed_runs
 from mlstack import tracking
 from mlstack.fine_tuning import chat
 from mlstack.io import file_hash
@@ -82,6 +83,7 @@ def evaluate_flow(params: EvaluateParams) -> EvaluateResult:
             theirs = score(
                 str(registry.champion_dir(settings, champion[0], FINETUNED_MODEL)) if local else tags["model"]
             )
+    settle_killed_runs(FINETUNED_MODEL, EXPERIMENT)
     tracking.setup(settings, EXPERIMENT)
     with mlflow.start_run(run_id=trained.mlflow_run_id, tags=tracking.owner_tags()):
         mlflow.log_metrics({"rouge_l": ours.rouge_l, "base_rouge_l": base.rouge_l})

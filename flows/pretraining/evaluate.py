@@ -11,9 +11,10 @@ from prefect.artifacts import create_markdown_artifact
 from pydantic import BaseModel, Field
 
 from flows.pretraining.shared import EXPERIMENT, PRESET, RUN, layout_of, preset_of
+from flows.tasks.registry import settle_killed_runs
 from mlstack import tracking
 from mlstack.pretraining import CorpusError, shards
-from mlstack.settings import get_settings
+from mlstack.settings import PRETRAINED_MODEL, get_settings
 from models.lm.presets import PresetName
 
 
@@ -64,6 +65,7 @@ def evaluate_flow(params: EvaluateParams = EvaluateParams()) -> EvaluateResult:
     _report(result, headers.examples)
     if not params.register:
         return result
+    settle_killed_runs(PRETRAINED_MODEL, EXPERIMENT)
     tracking.setup(settings, EXPERIMENT)
     run_id_file = run_dir / "mlflow_run_id"
     run_id = run_id_file.read_text().strip() if run_id_file.is_file() else None

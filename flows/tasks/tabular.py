@@ -17,16 +17,6 @@ from models.tabular import registry as tabular_registry
 from models.tabular.train import TrainedModel, features_of, train
 
 
-@task(name="settle-killed-runs", cache_policy=NONE)
-def settle_killed_runs() -> None:
-    """What a killed training run left behind: MLflow runs still RUNNING, a version still pending
-    the gate (and holding the challenger alias), a champion change half made."""
-    tracking.setup()  # which ends the MLflow runs killed processes left RUNNING
-    log = get_run_logger()
-    for version in registry.settle():
-        log.warning("v%s was registered by a killed run and never gated: marked abandoned", version)
-
-
 @task(name="training-set", cache_policy=NONE)
 def training_set(trips: pd.DataFrame) -> pd.DataFrame:
     frame = features.historical_features(features.feature_store(), trips)

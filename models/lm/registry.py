@@ -18,18 +18,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mlstack.io import atomic_dir, write_json
-from mlstack.registry import CHAMPION, alias_version, client, ensure_registered, promote
+from mlstack.registry import CHAMPION, GATE, alias_version, client, new_version, promote
 from mlstack.settings import FINETUNED_MODEL, PRETRAINED_MODEL, Settings
 from models.lm import evaluate
 
 
 def register(run_id: str, artifact_uri: str, metrics: dict[str, float], validation_sha256: str) -> str:
-    api = client()
-    ensure_registered(PRETRAINED_MODEL)
     tags = {f"val.{k}": str(v) for k, v in metrics.items()} | {"validation.sha256": validation_sha256}
-    return str(
-        api.create_model_version(PRETRAINED_MODEL, source=artifact_uri, run_id=run_id, tags=tags).version
-    )
+    return new_version(PRETRAINED_MODEL, artifact_uri, run_id, tags)
 
 
 @dataclass(frozen=True)
@@ -76,7 +72,14 @@ def gate(
         # champion, a model that works, until the next promotion installs one.
         promote(version, reason=f"gate: {decision.reason}", name=PRETRAINED_MODEL)
         install(settings, version, model_dir)
+    decided(PRETRAINED_MODEL, version, decision.promoted)
     return decision
+
+
+def decided(name: str, version: str, promoted: bool) -> None:
+    """The gate's last write: until it lands the version is pending, and a kill leaves it to
+    `settle()` (which reads a version that reached the champion alias as promoted)."""
+    client().set_model_version_tag(name, version, GATE, "promoted" if promoted else "rejected")
 
 
 def _install(model_dir: Path, folder: Path, name: str, version: str, pointer: Path) -> Path:
@@ -122,10 +125,7 @@ class ChatScore:
 
 
 def register_finetuned(run_id: str, source: str, tags: dict[str, str]) -> str:
-    ensure_registered(FINETUNED_MODEL)
-    return str(
-        client().create_model_version(FINETUNED_MODEL, source=source, run_id=run_id, tags=tags).version
-    )
+    return new_version(FINETUNED_MODEL, source, run_id, tags)
 
 
 def finetuned_champion() -> tuple[str, dict[str, str]] | None:
@@ -164,6 +164,7 @@ def gate_finetuned(
     client().set_model_version_tag(FINETUNED_MODEL, version, "gate.reason", reason)
     if promoted:
         promote(version, reason=f"gate: {reason}", name=FINETUNED_MODEL)
+    decided(FINETUNED_MODEL, version, promoted)
     return ChatDecision(version, current, promoted, reason)
 
 
