@@ -10,8 +10,13 @@ Paced latency counts from the scheduled send time, so a stalled side cannot hide
 `p50_ratio` compares the two sides at the same load: HTTP at `--rate` over in process at
 `--rate`. A request every few milliseconds finds colder caches than a tight loop does, on
 either side; the tight-loop ratio is printed too (`p50_ratio_vs_tight_loop`).
+Last, the open loop again with `--hostile` of the requests (5%) broken or hostile: a driver id
+past Int64, NaN and infinite distances, a zone that is a word, a missing field, not JSON. Every
+good request must still be answered 200 (`hostile_good_failures`) and every bad one get its own
+4xx (`hostile_not_4xx`): one bad request used to fail the micro-batch it joined.
 The last line is JSON for machines; `rps` is the closed-loop throughput.
-Targets (2 cores): p50_ratio <= 3 at 300 req/s, rps >= 300, errors 0.
+Targets (2 cores): p50_ratio <= 3 at 300 req/s, rps >= 300, errors 0; hostile_good_failures 0
+and hostile_not_4xx 0 at 300 req/s with 5% hostile.
 
     python benchmarks/serving.py --seconds 15 --clients 16 --rate 300 --workers 2
 """
@@ -20,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import random
 import socket
@@ -73,6 +79,64 @@ def in_process(bodies: list[dict], seconds: float, rate: float | None = None) ->
         predict(store, holder, [requests[k % len(requests)]], service)
         latencies.append(time.perf_counter() - scheduled)
     return latencies
+
+
+def hostile_bodies(good: dict) -> list[bytes]:
+    """Raw bodies a broken or hostile client sends, each refused on its own with a 4xx."""
+
+    def spoiled(**fields: object) -> bytes:
+        return json.dumps({**good, **fields}).encode()  # json writes NaN and Infinity as given
+
+    return [
+        spoiled(driver_id=10**30),
+        spoiled(distance_km=float("nan")),
+        spoiled(distance_km=float("inf")),
+        spoiled(pickup_zone="downtown"),
+        spoiled(passenger_count=-3),
+        spoiled(requested_at="yesterday"),
+        json.dumps({k: v for k, v in good.items() if k != "driver_id"}).encode(),
+        b"{nope",
+        b"[]",
+    ]
+
+
+async def at_rate_hostile(
+    url: str, bodies: list[dict], seconds: float, rate: float, share: float
+) -> tuple[int, int, int, int]:
+    """Open loop with `share` of the requests hostile: (good sent, good not answered 200, hostile
+    sent, hostile not answered 4xx)."""
+    import aiohttp
+
+    bad = hostile_bodies(bodies[0])
+    every = max(1, round(1 / share))
+    counts = {"good": 0, "good_failed": 0, "bad": 0, "bad_not_4xx": 0}
+    headers = {"content-type": "application/json"}
+    async with aiohttp.ClientSession(base_url=url, connector=aiohttp.TCPConnector(limit=256)) as session:
+
+        async def one(k: int) -> None:
+            hostile = k % every == every - 1
+            data = bad[(k // every) % len(bad)] if hostile else json.dumps(bodies[k % len(bodies)]).encode()
+            try:
+                async with session.post("/predict", data=data, headers=headers) as response:
+                    await response.read()
+                    status = response.status
+            except aiohttp.ClientError:
+                status = 0
+            if hostile:
+                counts["bad"] += 1
+                counts["bad_not_4xx"] += not 400 <= status < 500
+            else:
+                counts["good"] += 1
+                counts["good_failed"] += status != 200
+
+        start = time.perf_counter()
+        tasks = []
+        for k in range(int(seconds * rate)):
+            if (delay := start + k / rate - time.perf_counter()) > 0:
+                await asyncio.sleep(delay)
+            tasks.append(asyncio.create_task(one(k)))
+        await asyncio.gather(*tasks)
+    return counts["good"], counts["good_failed"], counts["bad"], counts["bad_not_4xx"]
 
 
 async def post_ok(session, body: dict) -> bool:
@@ -182,6 +246,9 @@ def main() -> None:
         "--workers", type=int, default=2, help="server worker processes (one per core; the target has 2)"
     )
     parser.add_argument("--rate", type=float, default=300.0, help="open-loop request rate (req/s)")
+    parser.add_argument(
+        "--hostile", type=float, default=0.05, help="share of broken or hostile requests in the last run"
+    )
     args = parser.parse_args()
 
     prepared_home()
@@ -207,6 +274,12 @@ def main() -> None:
         rate_lat, rate_errors = asyncio.run(at_rate(url, bodies, args.seconds, args.rate))
         console.print(f"{args.clients} closed-loop clients over HTTP for {args.seconds:.0f}s ...")
         sat_lat, sat_errors = asyncio.run(over_http(url, bodies, args.seconds, args.clients))
+        console.print(
+            f"open loop at {args.rate:.0f} req/s, {args.hostile:.0%} hostile, for {args.seconds:.0f}s ..."
+        )
+        good, good_failed, bad, bad_not_4xx = asyncio.run(
+            at_rate_hostile(url, bodies, args.seconds, args.rate, args.hostile)
+        )
     finally:
         server.terminate()
         server.wait(timeout=30)
@@ -220,6 +293,11 @@ def main() -> None:
         "errors": sat_errors + rate_errors,
         "rate": args.rate,
         "p50_ratio_vs_tight_loop": round(at["p50_ms"] / tight["p50_ms"], 3),
+        "hostile_share": args.hostile,
+        "hostile_good": good,
+        "hostile_good_failures": good_failed,
+        "hostile_sent": bad,
+        "hostile_not_4xx": bad_not_4xx,
         "in_process_rps": round(len(tight_lat) / args.seconds, 1),
         "clients": args.clients,
         "workers": args.workers,
@@ -243,6 +321,17 @@ def main() -> None:
         ],
         ("side", "p50 ms", "p99 ms", "req/s", "errors"),
         result,
+        extra=[
+            (
+                f"open loop at {args.rate:.0f} req/s with {args.hostile:.0%} hostile requests",
+                [
+                    ("good requests", str(good)),
+                    ("good ones not answered 200", str(good_failed)),
+                    ("hostile requests", str(bad)),
+                    ("hostile ones not answered 4xx", str(bad_not_4xx)),
+                ],
+            )
+        ],
     )
 
 

@@ -26,7 +26,17 @@ SMOKE: dict[str, tuple[list[str], bool, set[str]]] = {
     "serving": (
         ["--seconds", "1", "--clients", "2", "--workers", "1", "--rate", "20"],
         True,
-        {"p50_ratio", "rps", "errors", "p50_ratio_vs_tight_loop", "in_process", "at_rate", "saturated"},
+        {
+            "p50_ratio",
+            "rps",
+            "errors",
+            "p50_ratio_vs_tight_loop",
+            "in_process",
+            "at_rate",
+            "saturated",
+            "hostile_good_failures",
+            "hostile_not_4xx",
+        },
     ),
     "orchestration": (
         ["--rounds", "1", "--trials", "1"],
@@ -103,3 +113,6 @@ def test_the_benchmark_runs_at_smoke_size_and_ends_with_its_json_line(
     result = json.loads(done.stdout.strip().splitlines()[-1])
     assert result["bench"] == script
     assert keys <= set(result), sorted(keys - set(result))
+    if script == "serving":  # behaviour, not timing: every good request answered, every bad one 4xx
+        assert result["hostile_sent"] > 0 and result["hostile_good"] > 0
+        assert (result["hostile_good_failures"], result["hostile_not_4xx"]) == (0, 0), result

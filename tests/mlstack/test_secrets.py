@@ -79,29 +79,36 @@ def test_the_error_line_masks_what_it_prints(
     assert ECHOED not in printed and MASK in printed
 
 
+ECHOED_SLACK = "xoxb-1234567890-CANARYSLACKECHOED"
+
+
 @pytest.mark.slow
 @pytest.mark.timeout(300)
 def test_a_token_an_api_echoes_back_reaches_no_output_and_no_file(tmp_path) -> None:
-    """`rag refresh` from a GitHub whose 401 quotes the request's Authorization header (a
-    loopback server in GitHub's error shape), as a user runs it: the command fails in one line,
-    and neither its output nor any byte of the data dir, Prefect's database included, holds the
-    token."""
+    """`rag refresh` from a GitHub whose 401 quotes the request's Authorization header and a
+    Slack whose error quotes it too (a loopback server in each API's error shape), as a user runs
+    it: the command fails in one line, and neither its output nor any byte of the data dir,
+    Prefect's database included, holds either token."""
     import json
     import threading
     from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
     from tests.kill import command_env, mlstack, run
 
-    class EchoingGitHub(BaseHTTPRequestHandler):
+    class EchoingAPIs(BaseHTTPRequestHandler):
         def do_GET(self) -> None:
-            body = json.dumps(
-                {
+            sent = self.headers.get("Authorization", "")
+            if self.path.startswith("/slack/"):  # Slack answers 200 with ok: false
+                status, answer = 200, {"ok": False, "error": f"invalid_auth for {sent}"}
+            else:
+                answer = {
                     "message": "Bad credentials",
                     "documentation_url": "https://docs.github.com/rest",
-                    "request": {"authorization": self.headers.get("Authorization", "")},
+                    "request": {"authorization": sent},
                 }
-            ).encode()
-            self.send_response(401)
+                status = 401
+            body = json.dumps(answer).encode()
+            self.send_response(status)
             self.send_header("content-type", "application/json")
             self.send_header("content-length", str(len(body)))
             self.end_headers()
@@ -110,24 +117,32 @@ def test_a_token_an_api_echoes_back_reaches_no_output_and_no_file(tmp_path) -> N
         def log_message(self, *args: object) -> None:
             pass
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), EchoingGitHub)
+    server = ThreadingHTTPServer(("127.0.0.1", 0), EchoingAPIs)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     home = tmp_path / "home"
+    root = f"http://127.0.0.1:{server.server_address[1]}"
     env = command_env(
         home,
         MLSTACK_SOURCES_GITHUB_TOKEN=ECHOED,
-        MLSTACK_SOURCES_GITHUB_API_URL=f"http://127.0.0.1:{server.server_address[1]}",
+        MLSTACK_SOURCES_GITHUB_API_URL=root,
+        MLSTACK_SOURCES_SLACK_TOKEN=ECHOED_SLACK,
+        MLSTACK_SOURCES_SLACK_API_URL=f"{root}/slack",
     )
+    sources = ["--source", "github:acme/widgets", "--source", "slack:C0CANARY"]
     try:
-        done = run(mlstack("rag", "refresh", "--source", "github:acme/widgets", "--no-evaluate"), env)
+        done = run(mlstack("rag", "refresh", *sources, "--no-evaluate"), env)
     finally:
         server.shutdown()
         from mlstack.postgres import stop_embedded
 
         stop_embedded(Settings(home=home).pg_dir)
     assert done.returncode == 1, done.stderr[-2000:]
-    assert "answered 401" in done.stderr and MASK in done.stderr, done.stderr[-2000:]
-    assert ECHOED not in done.stdout + done.stderr
+    said = done.stderr
+    assert "2 of 2 sources could not be read" in said and "answered 401" in said, said[-2000:]
+    assert "invalid_auth" in said and MASK in said, said[-2000:]
+    for token in (ECHOED, ECHOED_SLACK):
+        assert token not in done.stdout + said
     files = [p for p in home.rglob("*") if p.is_file()]
     assert any(p.name == "prefect.db" for p in files)
     assert [str(p) for p in files if ECHOED.encode() in p.read_bytes()] == []
+    assert [str(p) for p in files if ECHOED_SLACK.encode() in p.read_bytes()] == []
