@@ -1,7 +1,7 @@
 """The one way to start a child service, and to tell whether the owner of a record still lives.
 
-A service (the temporary Prefect API of a CLI run, a local model server, later the Prefect
-server, workers and the MLflow UI) is started with `start_service`:
+A service (a local model server; detached, the Prefect server, workers and the MLflow UI of
+`mlstack up`, and the commands' local Prefect API) is started with `start_service`:
 - it dies with its parent, even a SIGKILLed one. On Linux the child asks the kernel for
   SIGTERM when its parent goes (`prctl(PR_SET_PDEATHSIG)`), set by a small launcher just
   before it execs the service, so no fork-time hook runs in our threaded process. Elsewhere

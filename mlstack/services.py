@@ -132,7 +132,7 @@ def _mlflow_row(settings: Settings) -> ServiceRow:
 
 
 def _prefect_row(settings: Settings) -> ServiceRow:
-    from mlstack.deploy.stack import running_api_url
+    from mlstack.deploy.stack import live_record, running_api_url
 
     if url := settings.prefect_api_url:
         key = os.environ.get("PREFECT_API_KEY")
@@ -146,8 +146,12 @@ def _prefect_row(settings: Settings) -> ServiceRow:
         status = f"{url} (UI {url.removesuffix('/api')}; `mlstack down` stops it)"
         return ServiceRow(service="Prefect", mode="unset: mlstack up", status=status)
     db = os.environ.get("PREFECT_SERVER_DATABASE_CONNECTION_URL", "Prefect's default")
-    status = f"a temporary server per run; database {hide_password(db)}"
-    return ServiceRow(service="Prefect", mode="unset: ephemeral", status=status)
+    record, _ = live_record(settings, "api")
+    running = f"running at {record.url}" if record else "started by the next command"
+    idle = settings.orchestration.api_idle_s
+    status = f"the commands' local API, {running} (stops after {idle:g} s unused)"
+    status += f"; database {hide_password(db)}"
+    return ServiceRow(service="Prefect", mode="unset: local API", status=status)
 
 
 def _llm_row(settings: Settings) -> ServiceRow:

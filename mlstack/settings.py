@@ -326,6 +326,12 @@ class OrchestrationSettings(Section):
         le=65535,
         description="Port of the Evidently UI (mlstack serve has 8000, serve-llm 8001).",
     )
+    api_idle_s: float = Field(
+        default=600.0,
+        ge=1.0,
+        description="The local Prefect API that commands start (when neither PREFECT_API_URL nor"
+        " `mlstack up` gives one) and reuse stops itself after this long unused.",
+    )
     up_timeout_s: float = Field(
         default=120.0, gt=0, description="Seconds `mlstack up` waits for each service to answer."
     )

@@ -29,10 +29,17 @@ def mlstack(*args: str) -> list[str]:
     return [sys.executable, "-m", "mlstack.cli", *args]
 
 
+# The local Prefect API a command starts stops itself after this long unused: long enough for
+# a test's next command to find it, short enough that a killed command's API is gone within
+# `Killed.survivors`' grace.
+API_IDLE_S = "3"
+
+
 def command_env(home: Path, **extra: str) -> dict[str, str]:
-    """The test session's environment with its own data dir, and no Prefect API configured: each
-    command starts its own temporary one, as a user's would."""
+    """The test session's environment with its own data dir, and no Prefect API configured: the
+    first command starts the data dir's local one and the next reuse it, as a user's would."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
+    env["MLSTACK_ORCHESTRATION_API_IDLE_S"] = API_IDLE_S
     return {**env, "MLSTACK_HOME": str(home), "NO_COLOR": "1", "COLUMNS": "200", **extra}
 
 

@@ -37,7 +37,7 @@ def demo(
         "--up/--no-up",
         help="Start `mlstack up`'s services first (or use those running) and leave them running, so"
         " the runs stay in the Prefect UI and every link printed opens after the demo; `mlstack down`"
-        " stops them. --no-up runs on a temporary Prefect API that ends with the demo.",
+        " stops them. --no-up runs on the commands' local Prefect API, which stops itself when unused.",
     ),
     as_json: bool = JSON,
 ) -> None:

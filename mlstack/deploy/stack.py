@@ -154,7 +154,7 @@ def uis(settings: Settings) -> dict[str, str]:
     return found
 
 
-def _write(settings: Settings, record: Record) -> None:
+def write_record(settings: Settings, record: Record) -> None:
     with atomic_file(record_path(settings, record.name)) as tmp:
         tmp.write_text(record.model_dump_json(indent=2))
 
@@ -209,7 +209,7 @@ def prefect_database_url(settings: Settings) -> str:
     ).render_as_string(hide_password=False)
 
 
-def _base_env(settings: Settings) -> dict[str, str]:
+def service_env(settings: Settings) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k not in ("PREFECT_API_URL", "PREFECT_API_KEY")}
     env["MLSTACK_HOME"] = str(settings.home)  # every service and every run shares one data dir
     env.pop(DATABASE_VARIABLE, None)
@@ -220,7 +220,7 @@ def prefect_spec(settings: Settings) -> Spec:
     port = settings.orchestration.prefect_port
     url = f"http://{HOST}:{port}/api"
     env = {
-        **_base_env(settings),
+        **service_env(settings),
         "PREFECT_HOME": str(settings.home / "prefect" / "server"),
         DATABASE_VARIABLE: prefect_database_url(settings),
         "PREFECT_SERVER_API_HOST": HOST,
@@ -237,7 +237,7 @@ def mlflow_spec(settings: Settings) -> Spec:
     argv = [processes.console_script("mlflow"), "server", "--backend-store-uri", settings.tracking_uri]
     argv += ["--artifacts-destination", str(settings.mlflow_dir / "artifacts")]
     argv += ["--host", HOST, "--port", str(port), "--workers", "1"]
-    env = {**_base_env(settings), "MLFLOW_LOGGING_LEVEL": "WARNING"}
+    env = {**service_env(settings), "MLFLOW_LOGGING_LEVEL": "WARNING"}
     # Its job runner (eight more processes, for server-side GenAI jobs this stack does not use)
     # doubles the UI's start on two cores; MLFLOW_SERVER_ENABLE_JOB_EXECUTION=true brings it back.
     env.setdefault("MLFLOW_SERVER_ENABLE_JOB_EXECUTION", "false")
@@ -251,7 +251,7 @@ def evidently_spec(settings: Settings) -> Spec:
     settings.evidently_dir.mkdir(parents=True, exist_ok=True)
     argv = [processes.console_script("evidently"), "ui", "--workspace", str(settings.evidently_dir)]
     argv += ["--host", HOST, "--port", str(port)]
-    env = _base_env(settings)  # with bootstrap's DO_NOT_TRACK: its telemetry would only fail offline
+    env = service_env(settings)  # with bootstrap's DO_NOT_TRACK: its telemetry would only fail offline
     return Spec("evidently", argv, url, lambda: processes.answers(f"{url}/api/projects"), env, port=port)
 
 
@@ -268,7 +268,7 @@ def worker_spec(settings: Settings, api_url: str) -> Spec:
         "--name",
         name,
     ]
-    env = {**_base_env(settings), "PREFECT_API_URL": api_url}
+    env = {**service_env(settings), "PREFECT_API_URL": api_url}
     # Prefect's default is to ask the server for work every 10 s: most of an event's latency to
     # its run. A local server answers a 2 s poll without effort.
     env.setdefault("PREFECT_WORKER_QUERY_SECONDS", "2")
@@ -298,7 +298,7 @@ def _ensure(settings: Settings, make: Callable[[], Spec], name: str) -> ServiceL
     if record:
         # A live process is not yet a service that answers: an `up` killed while this one
         # started left it on record, still starting (or stuck). Wait for it as a start would.
-        if _answers_within(spec.ready, settings.orchestration.up_timeout_s):
+        if answers_within(spec.ready, settings.orchestration.up_timeout_s):
             return ServiceLine(name=name, state="running", url=record.url, pid=record.pid, log=record.log)
         processes.stop_group(record.pid)
         record_path(settings, name).unlink(missing_ok=True)
@@ -314,7 +314,7 @@ def _ensure(settings: Settings, make: Callable[[], Spec], name: str) -> ServiceL
     def on_record(process: subprocess.Popen) -> None:
         # Before the wait: an `up` killed while the service starts leaves it where `down` finds it.
         stamp = processes.stamp_of(process.pid)
-        _write(settings, Record(name=name, pid=process.pid, stamp=stamp, url=spec.url, log=str(log)))
+        write_record(settings, Record(name=name, pid=process.pid, stamp=stamp, url=spec.url, log=str(log)))
 
     try:
         process = processes.start_service(
@@ -334,7 +334,7 @@ def _ensure(settings: Settings, make: Callable[[], Spec], name: str) -> ServiceL
     return ServiceLine(name=name, state="started", url=spec.url, pid=process.pid, log=str(log), note=note)
 
 
-def _answers_within(ready: Callable[[], bool], timeout_s: float) -> bool:
+def answers_within(ready: Callable[[], bool], timeout_s: float) -> bool:
     import time
 
     deadline = time.monotonic() + timeout_s
@@ -357,7 +357,7 @@ def _postgres(settings: Settings) -> ServiceLine:
         return ServiceLine(name="postgres", state="running", url=where, note="started before `up`; stays")
     postgres.resolve_dsn(settings)
     pid = postgres.embedded_pid(settings.pg_dir)
-    _write(settings, Record(name="postgres", pid=pid, stamp=processes.stamp_of(pid), url=where))
+    write_record(settings, Record(name="postgres", pid=pid, stamp=processes.stamp_of(pid), url=where))
     note = "a stale pid file was removed" if stale else None
     return ServiceLine(name="postgres", state="started", url=where, pid=pid, note=note)
 
@@ -393,7 +393,8 @@ def down(settings: Settings, stop_postgres: bool = False) -> StackResult:
     lines = []
     settings.stack_dir.mkdir(parents=True, exist_ok=True)
     with locks.file_lock(settings.stack_dir, timeout_s=settings.orchestration.up_timeout_s * 4):
-        for name in ("worker", "evidently", "mlflow", "prefect", "postgres"):
+        # The commands' local API too (mlstack.deploy.api): `down` leaves nothing of ours running.
+        for name in ("worker", "evidently", "mlflow", "prefect", "api", "postgres"):
             record, stale = live_record(settings, name)
             note = "a stale pid file was removed" if stale else None
             if record is None and name == "postgres" and not settings.postgres.dsn:

@@ -1,8 +1,9 @@
 """The error boundary and flow runs every command shares, run as users run it: a real `mlstack`
-process, its own temporary Prefect API, killed or fed bad input."""
+process, its data dir's local Prefect API, killed or fed bad input."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sqlite3
 from pathlib import Path
@@ -12,7 +13,7 @@ import pytest
 from tests.conftest import copy_trained_home
 from tests.kill import command_env, kill_when, mlstack, output_has, run, start_together
 
-SERVER = "prefect.server.api.server:create_app"
+SERVER = "mlstack.deploy.api"
 
 
 @pytest.fixture(scope="module")
@@ -63,13 +64,41 @@ def test_bad_inputs_end_in_one_line_and_a_nonzero_exit(cli_home: Path, tmp_path:
 
 
 @pytest.mark.slow
-def test_a_killed_command_takes_its_temporary_prefect_server_with_it(cli_home: Path, tmp_path: Path) -> None:
+def test_a_killed_command_leaves_no_process_that_does_not_stop_itself(cli_home: Path, tmp_path: Path) -> None:
+    """The local API it started outlives it only until its idle time has passed."""
     env = command_env(tmp_path / "home")
     log = tmp_path / "data.log"
     started = output_has(log, "Beginning flow run")  # the server is up and serving the run
     killed = kill_when(mlstack("data", "flow", "--days", "3"), env, when=started, log=log)
     assert len(killed.started(SERVER)) == 1, killed.output
     assert killed.survivors() == []
+
+
+@pytest.mark.slow
+def test_commands_reuse_the_local_api_and_down_stops_it(tmp_path: Path) -> None:
+    """The first command pays Prefect's server start (10-14 s on 2 cores); the next finds it."""
+    import psutil
+
+    from mlstack.deploy import stack
+    from mlstack.settings import Settings
+
+    home = tmp_path / "home"
+    env = command_env(home, MLSTACK_ORCHESTRATION_API_IDLE_S="120")
+    settings = Settings(home=home)
+    first = run(mlstack("data", "flow", "--days", "1"), env)
+    assert first.returncode == 0, first.stderr[-2000:]
+    record, _ = stack.live_record(settings, "api")
+    assert record is not None and "mlstack.deploy.api" in " ".join(psutil.Process(record.pid).cmdline())
+    second = run(mlstack("data", "flow", "--days", "1"), env)
+    assert second.returncode == 0, second.stderr[-2000:]
+    again, _ = stack.live_record(settings, "api")
+    assert again is not None and again.pid == record.pid  # reused, not started again
+    down = run(mlstack("down"), env)
+    assert down.returncode == 0 and "api" in down.stdout, down.stdout
+    with contextlib.suppress(psutil.NoSuchProcess):
+        psutil.Process(record.pid).wait(30)
+    assert not psutil.pid_exists(record.pid)
+    assert stack.live_record(settings, "api") == (None, False)
 
 
 def _runs(database: Path, status: str) -> set[str]:

@@ -1,6 +1,6 @@
-"""Which Prefect API a command's flows reach: the user's, else `mlstack up`'s while it runs. (A
-temporary server of the command's own, and its death with the command, are in
-tests/mlstack/cli/test_running.py, through real `mlstack` processes.)"""
+"""Which Prefect API a command's flows reach: the user's, else `mlstack up`'s while it runs. (The
+data dir's local API, its reuse, its idle stop and `down`, are in tests/mlstack/cli/test_running.py,
+through real `mlstack` processes.)"""
 
 from __future__ import annotations
 
@@ -36,3 +36,38 @@ def test_commands_use_the_server_of_up_while_it_runs(tmp_path) -> None:
         assert shown.stdout.strip() == "http://elsewhere:4200/api"
     finally:
         child.kill()
+
+
+def test_the_local_api_is_idle_only_with_nothing_open_for_the_idle_time(monkeypatch) -> None:
+    """A flow run holds the events websocket for as long as it runs: open is never idle."""
+    import asyncio
+
+    from mlstack.deploy import api
+
+    now = [100.0]
+    monkeypatch.setattr(api.time, "monotonic", lambda: now[0])
+    inside = asyncio.Event()
+    release = asyncio.Event()
+
+    async def app(scope, receive, send) -> None:
+        inside.set()
+        await release.wait()
+
+    watched = api.IdleStop(app, idle_s=10)
+
+    async def scenario() -> list[bool]:
+        seen = []
+        held = asyncio.create_task(watched({"type": "websocket"}, None, None))
+        await inside.wait()
+        now[0] += 60
+        seen.append(watched.idle())  # open for a minute: busy
+        release.set()
+        await held
+        seen.append(watched.idle())  # just closed
+        now[0] += 11
+        seen.append(watched.idle())  # closed for longer than the idle time
+        await watched({"type": "lifespan"}, None, None)  # not a request: no activity
+        seen.append(watched.idle())
+        return seen
+
+    assert asyncio.run(scenario()) == [False, False, True, True]
