@@ -4,7 +4,15 @@ Python, on the same data with the same parameters.
 Both sides run the same steps: point-in-time training set from Feast, Optuna trials logged to
 MLflow, registration and the gate. The Prefect side runs on an already started API (the one-off
 start of the ephemeral server is reported apart, as `cold_start_s`). Sides alternate and each
-reports its best time. The last line is JSON; target: prefect_over_plain <= 1.15.
+reports its best time.
+
+What a user feels per command, too: `mlstack data flow --days 1` as a fresh process, cold (no
+Prefect API running: the first command starts the data dir's local one) and warm (the next
+command finds it), against the same building blocks (generate, validate, write) in a fresh
+plain `python` process. Medians of `--command-repeats`; the differences are the command's cost.
+
+The last line is JSON. Targets: prefect_over_plain <= 1.15; command_warm_over_plain_s <= 1 and
+command_cold_over_plain_s <= 3.
 
     python benchmarks/orchestration.py            # the training configured in params.yaml
 """
@@ -12,6 +20,9 @@ reports its best time. The last line is JSON; target: prefect_over_plain <= 1.15
 from __future__ import annotations
 
 import argparse
+import os
+import statistics
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -49,6 +60,50 @@ def plain(trials: int) -> None:
     tabular_registry.gate(version, features_of(test), test[LABEL], settings.tracking.promotion_margin)
 
 
+# The blocks `mlstack data flow --days 1` runs, as plain Python in a fresh process.
+PLAIN_DATA = """
+from mlstack.data.config import GeneratorConfig
+from mlstack.data.generator import generate, write_tables
+from mlstack.data.validation import validate_paths, write_report, write_validated
+from mlstack.settings import get_settings
+
+settings = get_settings()
+cfg = GeneratorConfig(days=1)
+raw = write_tables(generate(cfg), settings.data_dir / "raw" / cfg.landing())
+run = write_report(validate_paths(list(raw.values()), settings.data.max_bad_row_share),
+                   settings.validation_reports_dir)
+write_validated(run, settings.data_dir / "validated")
+"""
+
+
+def timed(argv: list[str], env: dict[str, str]) -> float:
+    t0 = time.perf_counter()
+    done = subprocess.run(argv, env=env, capture_output=True, text=True)
+    elapsed = time.perf_counter() - t0
+    if done.returncode != 0:
+        raise RuntimeError(f"{argv[:4]} failed: {done.stderr[-2000:]}")
+    return elapsed
+
+
+def per_command(repeats: int) -> dict[str, float]:
+    """Seconds of `mlstack data flow --days 1` cold and warm, and of its blocks in plain Python."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
+    command = [sys.executable, "-m", "mlstack.cli", "data", "flow", "--days", "1"]
+    down = [sys.executable, "-m", "mlstack.cli", "down"]
+    plain_runs, cold_runs, warm_runs = [], [], []
+    for _ in range(repeats):
+        timed(down, env)  # no API running: the next command starts one
+        cold_runs.append(timed(command, env))
+        warm_runs.append(timed(command, env))
+        plain_runs.append(timed([sys.executable, "-c", PLAIN_DATA], env))
+    timed(down, env)
+    return {
+        "plain": statistics.median(plain_runs),
+        "cold": statistics.median(cold_runs),
+        "warm": statistics.median(warm_runs),
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -57,6 +112,9 @@ def main() -> None:
         "--trials", type=int, default=None, help="Optuna trials per run (default: params.yaml)"
     )
     parser.add_argument("--rounds", type=int, default=3, help="alternating runs per side")
+    parser.add_argument(
+        "--command-repeats", type=int, default=3, help="runs of each side of the per-command comparison"
+    )
     args = parser.parse_args()
 
     prepared_home()
@@ -90,6 +148,8 @@ def main() -> None:
                 training_flow(TrainingParams(n_trials=trials))
             times[side].append(time.perf_counter() - t0)
 
+    console.print(f"per command: cold, warm and plain, {args.command_repeats} times ...")
+    command = per_command(args.command_repeats)
     best = {side: min(values) for side, values in times.items()}
     result = {
         "bench": "orchestration",
@@ -99,6 +159,11 @@ def main() -> None:
         "cold_start_s": round(cold_start, 2),
         "trials": trials,
         "rounds": args.rounds,
+        "command_plain_s": round(command["plain"], 2),
+        "command_cold_s": round(command["cold"], 2),
+        "command_warm_s": round(command["warm"], 2),
+        "command_cold_over_plain_s": round(command["cold"] - command["plain"], 2),
+        "command_warm_over_plain_s": round(command["warm"] - command["plain"], 2),
     }
     report(
         "training: Prefect flow vs plain Python (best of each)",
@@ -106,6 +171,9 @@ def main() -> None:
             ("plain Python", f"{best['plain']:.2f}", ", ".join(f"{t:.1f}" for t in times["plain"])),
             ("Prefect flow", f"{best['prefect']:.2f}", ", ".join(f"{t:.1f}" for t in times["prefect"])),
             ("ephemeral API start (once)", f"{cold_start:.2f}", ""),
+            ("`data flow --days 1`: plain python process", f"{command['plain']:.2f}", "median"),
+            ("`mlstack data flow --days 1`, cold (starts the API)", f"{command['cold']:.2f}", "median"),
+            ("`mlstack data flow --days 1`, warm (reuses it)", f"{command['warm']:.2f}", "median"),
         ],
         ("side", "best s", "all runs s"),
         result,

@@ -161,6 +161,11 @@ def mlstack_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """Each test gets its own data dir."""
     home = tmp_path / "mlstack-home"
     monkeypatch.setenv("MLSTACK_HOME", str(home))
+    # A command run in this process without the harness starts the data dir's local Prefect API:
+    # let it stop soon after the test instead of idling its ten minutes (about 250 MB each).
+    from tests.kill import API_IDLE_S
+
+    monkeypatch.setenv("MLSTACK_ORCHESTRATION_API_IDLE_S", API_IDLE_S)
     # A flow run from the CLI in this process exports the API it found or started: keep it from
     # reaching the next test (monkeypatch restores the variable's absence at teardown).
     monkeypatch.delenv("PREFECT_API_URL", raising=False)

@@ -39,9 +39,18 @@ SMOKE: dict[str, tuple[list[str], bool, set[str]]] = {
         },
     ),
     "orchestration": (
-        ["--rounds", "1", "--trials", "1"],
+        ["--rounds", "1", "--trials", "1", "--command-repeats", "1"],
         True,
-        {"prefect_over_plain", "plain_s", "prefect_s", "cold_start_s", "trials", "rounds"},
+        {
+            "prefect_over_plain",
+            "plain_s",
+            "prefect_s",
+            "cold_start_s",
+            "trials",
+            "rounds",
+            "command_cold_over_plain_s",
+            "command_warm_over_plain_s",
+        },
     ),
     "llm_server": (
         ["--repeats", "2"],

@@ -295,7 +295,7 @@ def test_down_stops_exactly_what_up_started(stack: tuple[dict[str, str], Server,
         httpx.get(started["api_url"] + "/health", timeout=2)
     second = {s["name"]: s for s in cli(env, "down")["services"]}
     assert {name: line["state"] for name, line in second.items() if name != "postgres"} == dict.fromkeys(
-        ("worker", "evidently", "mlflow", "prefect"), "not running"
+        ("worker", "evidently", "mlflow", "prefect", "api"), "not running"
     )
     # A Postgres `up` started is stopped with the rest; one a command started stays (tests/mlstack/
     # deploy/test_stack.py covers that case and `down --postgres`).

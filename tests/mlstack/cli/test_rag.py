@@ -170,8 +170,7 @@ def test_drop_source_deletes_one_sources_documents_named_as_the_refresh_named_it
     old.rename(tmp_path / "elsewhere")  # gone from where the refresh read it
     monkeypatch.chdir(tmp_path)
     dropped = runner.invoke(app, ["rag", "drop", collection, "--source", "docs:./old", "--yes"])
-    assert (
-        dropped.exit_code == 0 and f"dropped 1 documents of docs:{tmp_path.resolve()}/old" in dropped.output
-    )
+    said = "".join(dropped.output.split())  # the console folds a long path, at a space or inside it
+    assert dropped.exit_code == 0 and f"dropped1documentsofdocs:{tmp_path.resolve()}/old" in said, said
     with store.connect(rag_settings) as conn:
         assert store.sources(conn, collection) == {f"docs:{new.resolve()}": 1}
