@@ -32,7 +32,7 @@ def mlstack(*args: str) -> list[str]:
 # The local Prefect API a command starts stops itself after this long unused: long enough for
 # a test's next command to find it, short enough that a killed command's API is gone within
 # `Killed.survivors`' grace.
-API_IDLE_S = "3"
+API_IDLE_S = "5"
 
 
 def command_env(home: Path, **extra: str) -> dict[str, str]:

@@ -54,12 +54,12 @@ def local_api(settings: Any) -> str:
     timeout_s = PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS.value()
     with locks.file_lock(settings.stack_dir, timeout_s=timeout_s * 4):  # one start for many commands
         record, _ = stack.live_record(settings, NAME)
-        if (
-            record
-            and record.url
-            and stack.answers_within(lambda: processes.answers(f"{record.url}/health"), timeout_s)
-        ):
-            return record.url
+        if record and record.url:
+            health = f"{record.url}/health"
+            # Still starting, or stopping for idleness: wait for one or the other, not the timeout.
+            stack.answers_within(lambda: processes.answers(health) or not stack.exists(record.pid), timeout_s)
+            if processes.answers(health):
+                return record.url
         if record:  # on record but not answering: a start killed half-way, or stuck
             processes.stop_group(record.pid)
             stack.record_path(settings, NAME).unlink(missing_ok=True)

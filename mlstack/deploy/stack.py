@@ -95,13 +95,13 @@ def live_record(settings: Settings, name: str) -> tuple[Record | None, bool]:
     except ValueError:  # a torn or foreign file is as good as stale
         path.unlink(missing_ok=True)
         return None, True
-    if processes.owner_alive(record.stamp) and _exists(record.pid):
+    if processes.owner_alive(record.stamp) and exists(record.pid):
         return record, False
     path.unlink(missing_ok=True)
     return None, True
 
 
-def _exists(pid: int) -> bool:
+def exists(pid: int) -> bool:
     import psutil
 
     try:

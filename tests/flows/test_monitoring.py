@@ -29,8 +29,10 @@ def _completed(state):
     return state.result()
 
 
-def _drift_events(since: datetime, timeout_s: float = 30.0) -> list:
-    """Events reach the server through Prefect's background worker: poll until they land."""
+def _drift_events(since: datetime, event_id: str, timeout_s: float = 30.0) -> list:
+    """The drift events since `since` with this id. Events reach the server through Prefect's
+    background worker: poll until it lands. By id, as another test's event may have landed in
+    the same few seconds on the session's server."""
     from prefect.client.orchestration import get_client
     from prefect.events.filters import EventFilter, EventNameFilter, EventOccurredFilter
 
@@ -41,6 +43,7 @@ def _drift_events(since: datetime, timeout_s: float = 30.0) -> list:
     with get_client(sync_client=True) as client:
         while True:
             events = client.read_events(filter=query, limit=50).events  # the server caps it at 50
+            events = [event for event in events if str(event.id) == event_id]
             if events or time.monotonic() > deadline:
                 return events
             time.sleep(0.5)
@@ -91,7 +94,7 @@ def test_drift_window_alerts_emits_the_event_and_retrains(
     assert sink.ok and not dead.ok and dead.error
 
     # The event, as the Prefect server stored it.
-    [event] = _drift_events(since)
+    [event] = _drift_events(since, result.event)
     assert event.resource.id == "mlstack.model.trip_duration"
     assert event.resource["mlstack.model.version"] == "1"
     assert event.payload["version"] == "1" and event.payload["share"] == drift.drifted_share
