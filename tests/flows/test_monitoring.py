@@ -71,7 +71,8 @@ def test_drift_window_alerts_emits_the_event_and_retrains(
     _completed(features_flow(return_state=True))
     scored = _completed(batch_inference_flow(BatchParams(**window), return_state=True))
     since = datetime.now(UTC) - timedelta(seconds=5)
-    result = _completed(monitoring_flow(MonitoringParams(**window), return_state=True))
+    monitored = monitoring_flow(MonitoringParams(**window), return_state=True)
+    result = _completed(monitored)
     drift = result.drift
 
     assert result.status == "drift" and drift.dataset_drift and drift.current_rows == scored.rows
@@ -120,11 +121,15 @@ def test_drift_window_alerts_emits_the_event_and_retrains(
     # ...and the Prefect UI's report links to each one's page in the MLflow UI, not to a file://
     # a browser will not open from a web page.
     from prefect.client.orchestration import get_client
-    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId, ArtifactFilterKey
 
     with get_client(sync_client=True) as client:
+        # This run's: the session's server holds the reports of other tests' windows too.
         [report] = client.read_artifacts(
-            artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=["drift-report"]))
+            artifact_filter=ArtifactFilter(
+                key=ArtifactFilterKey(any_=["drift-report"]),
+                flow_run_id=ArtifactFilterFlowRunId(any_=[monitored.state_details.flow_run_id]),
+            )
         )
     links = re.findall(
         r"\]\((http://127\.0\.0\.1:\d+/#/experiments/\d+/runs/(\w+)/artifactPath/([^)]+))\)", report.data
