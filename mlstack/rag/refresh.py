@@ -51,12 +51,11 @@ def batches(documents: list[Document], size: int, max_bytes: int) -> list[list[D
     current: list[Document] = []
     held = 0
     for document in documents:
-        size_of = len(document.text.encode("utf-8", "surrogatepass"))
-        if current and (len(current) == size or held + size_of > max_bytes):
+        if current and (len(current) == size or held + document.size > max_bytes):
             result.append(current)
             current, held = [], 0
         current.append(document)
-        held += size_of
+        held += document.size
     if current:
         result.append(current)
     return result

@@ -20,7 +20,7 @@ from typing import Any
 
 from mlstack.sources import Skipped, SourceError
 from mlstack.sources import http as api
-from mlstack.sources.records import GitHubComment, GitHubIssue, problem
+from mlstack.sources.records import GitHubComment, GitHubIssue, kept, problem
 
 
 def when(value: str | None) -> datetime | None:
@@ -72,10 +72,7 @@ def dump_threads(path: Path) -> Threads:
             result.skipped.append(Skipped(f"{path} comments[{index}]", reason))
             continue
         comments[comment["issue_url"]].append(comment)
-    for index, issue in enumerate(data["issues"]):
-        if reason := problem(GitHubIssue, issue):
-            result.skipped.append(Skipped(f"{path} issues[{index}]", reason))
-            continue
+    for issue in kept(GitHubIssue, data["issues"], lambda i: f"{path} issues[{i}]", result.skipped):
         result.threads.append((issue, comments.get(issue.get("url", ""), [])))
     return result
 
@@ -101,10 +98,8 @@ def api_threads(
         while url:
             response = api.get(http, url, params, wait)
             params = None  # the next link carries them
-            for index, issue in enumerate(_listed(response)):
-                if reason := problem(GitHubIssue, issue):
-                    result.skipped.append(Skipped(f"{response.url} [{index}]", reason))
-                    continue
+            page = response.url
+            for issue in kept(GitHubIssue, _listed(response), lambda i, p=page: f"{p} [{i}]", result.skipped):
                 comments_url = (
                     issue.get("comments_url")
                     or f"{root}/repos/{repository}/issues/{issue['number']}/comments"
@@ -134,11 +129,8 @@ def _comments(http: Any, url: str | None, wait: float, skipped: list[Skipped]) -
     while url:
         response = api.get(http, url, params, wait)
         params = None
-        for index, comment in enumerate(_listed(response)):
-            if reason := problem(GitHubComment, comment):
-                skipped.append(Skipped(f"{response.url} [{index}]", reason))
-            else:
-                comments.append(comment)
+        page = response.url
+        comments += kept(GitHubComment, _listed(response), lambda i, p=page: f"{p} [{i}]", skipped)
         url = response.links.get("next", {}).get("url")
     return comments
 

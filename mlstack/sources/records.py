@@ -10,10 +10,13 @@ not the read.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
+
+from mlstack.sources import Skipped
 
 
 class Record(BaseModel):
@@ -131,6 +134,19 @@ def problem(model: type[Record], record: Any) -> str | None:
         value = "" if error["type"] == "missing" else f" (got {_short(error['input'])})"
         return f"{field}: {error['msg'].removeprefix('Value error, ')}{value}"
     return None
+
+
+def kept(
+    model: type[Record], records: Any, where: Callable[[int], str], skipped: list[Skipped]
+) -> list[dict[str, Any]]:
+    """The records that fit `model`; each other one skipped, named `where(index)`, with its rule."""
+    fitting = []
+    for index, record in enumerate(records or []):
+        if reason := problem(model, record):
+            skipped.append(Skipped(where(index), reason))
+        else:
+            fitting.append(record)
+    return fitting
 
 
 def _short(value: Any) -> str:

@@ -9,7 +9,7 @@ from typing import Any
 
 from mlstack.sources import Skipped, SourceError
 from mlstack.sources import http as api
-from mlstack.sources.records import Record, SlackMessage, SlackUser, problem
+from mlstack.sources.records import Record, SlackMessage, SlackUser, kept
 
 
 @dataclass
@@ -57,13 +57,8 @@ def channel_history(
         records = body.get(key)
         if not isinstance(records, list):
             raise SourceError(f"Slack {method} answered no list of {key}")
-        kept = []
-        for index, record in enumerate(records):
-            if reason := problem(model, record):
-                skipped.append(Skipped(f"{source or 'slack:' + channel_id} {method} {key}[{index}]", reason))
-            else:
-                kept.append(record)
-        return kept
+        where = f"{source or 'slack:' + channel_id} {method} {key}"
+        return kept(model, records, lambda index: f"{where}[{index}]", skipped)
 
     users = [
         u

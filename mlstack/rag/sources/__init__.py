@@ -50,6 +50,11 @@ class Document:
         return "\n\n".join(self.units)
 
     @property
+    def size(self) -> int:
+        """UTF-8 bytes of its text: what the size limit and the refresh's batches count."""
+        return len(self.text.encode("utf-8", "surrogatepass"))
+
+    @property
     def hash(self) -> str:
         """Changes whenever anything a reader or a search sees changes."""
         return content_hash(self.title, self.url or "", self.path or "", self.author or "", *self.units)
@@ -119,9 +124,8 @@ def read(spec: SourceSpec, settings: Any, cursor: str | None = None, http_client
             result = github.read_api(spec.location, str(spec), settings, cursor, http_client)
     kept = []
     for document in result.documents:
-        size = len(document.text.encode("utf-8", "surrogatepass"))
-        if size > limit:
-            result.skipped.append(Skipped(document.url or document.id, too_large(size, limit)))
+        if document.size > limit:
+            result.skipped.append(Skipped(document.url or document.id, too_large(document.size, limit)))
         else:
             kept.append(document)
     result.documents = kept

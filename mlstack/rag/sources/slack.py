@@ -14,7 +14,7 @@ import html
 import json
 import re
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -22,7 +22,7 @@ from typing import Any
 from mlstack.rag.sources import Document, Skipped, SourceRead
 from mlstack.sources import http as api
 from mlstack.sources import slack as slack_api
-from mlstack.sources.records import Record, SlackChannel, SlackMessage, SlackUser, problem
+from mlstack.sources.records import SlackChannel, SlackMessage, SlackUser, kept
 
 DROPPED = {"channel_join", "channel_leave", "group_join", "group_leave"}
 _MENTION = re.compile(r"<@([A-Z0-9]+)(?:\|([^>]+))?>")
@@ -146,15 +146,8 @@ def _load(path: Path, result: SourceRead, expect: type) -> Any:
     return data
 
 
-def _valid(records: Any, model: type[Record], where: str, result: SourceRead) -> list[dict[str, Any]]:
-    """The records that fit `model`; each other one skipped and named."""
-    kept = []
-    for index, record in enumerate(records or []):
-        if reason := problem(model, record):
-            result.skipped.append(Skipped(f"{where} record {index}", reason))
-        else:
-            kept.append(record)
-    return kept
+def _record(path: Path) -> Callable[[int], str]:
+    return lambda index: f"{path} record {index}"
 
 
 def read_export(folder: Path, source: str) -> SourceRead:
@@ -164,13 +157,13 @@ def read_export(folder: Path, source: str) -> SourceRead:
         result.complete = False  # without the channel list nothing can be told deleted
         return result
     users_file = folder / "users.json"
-    users = user_names(_valid(_load(users_file, result, list), SlackUser, str(users_file), result))
-    listed = _valid(channel_list, SlackChannel, str(folder / "channels.json"), result)
+    users = user_names(kept(SlackUser, _load(users_file, result, list), _record(users_file), result.skipped))
+    listed = kept(SlackChannel, channel_list, _record(folder / "channels.json"), result.skipped)
     channels = {c["id"]: c["name"] for c in listed}
     for channel_id, channel in channels.items():
         messages = []
         for day in sorted((folder / channel).glob("*.json")):
-            messages += _valid(_load(day, result, list), SlackMessage, str(day), result)
+            messages += kept(SlackMessage, _load(day, result, list), _record(day), result.skipped)
         result.documents.extend(threads(messages, channel_id, channel, users, channels))
     return result
 
