@@ -82,7 +82,13 @@ def request_feature_values(epoch_ns: np.ndarray, distance_km: np.ndarray) -> dic
 
 def request_features(inputs: pd.DataFrame) -> pd.DataFrame:
     """Request-time features, the same online and offline (Feast's on-demand view)."""
-    ns = pd.to_datetime(inputs["requested_at"], utc=True).to_numpy(dtype="datetime64[ns]").astype("int64")
+    # cache=False: pandas' cache check walks the column in Python (0.3 s for 20k rows, a third
+    # of batch scoring); request times are nearly all distinct, so the cache never pays.
+    ns = (
+        pd.to_datetime(inputs["requested_at"], utc=True, cache=False)
+        .to_numpy(dtype="datetime64[ns]")
+        .astype("int64")
+    )
     values = request_feature_values(ns, inputs["distance_km"].to_numpy(float))
     return pd.DataFrame(values, index=inputs.index)
 

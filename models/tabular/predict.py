@@ -72,7 +72,11 @@ def window_trips(trips: pd.DataFrame, start: datetime, end: datetime) -> pd.Data
 
 
 def score(store, trips: pd.DataFrame, champion: Champion) -> pd.DataFrame:
-    frame = historical_features(store, trips)
+    return predictions(historical_features(store, trips), champion)
+
+
+def predictions(frame: pd.DataFrame, champion: Champion) -> pd.DataFrame:
+    """COLUMNS for trips whose features are in `frame` (as Feast names them)."""
     inputs = features_of(frame)
     return pd.concat(
         [
