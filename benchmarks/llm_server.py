@@ -10,9 +10,17 @@ It also breaks one served request down by stage, from the server's Server-Timing
 prompt (chat template and tokenization), generation, building the response, the server's total
 (routing and validation included) and what is left, which is transport and the client.
 
-The last line is JSON; target: server_over_inprocess <= 1.1.
+Then many clients at once: `--clients` different chats sent together through the server (it
+generates them in one batch, a forward pass per token for all), against the same chats sent one
+at a time, and against transformers' batched `generate` on the same model and chats (left-padded).
+Time to first token is measured with `stream=True`, alone and with the others in flight. Each
+chat's greedy text must be the same alone and together (`same_text`, which also covers the
+server against in process); the script exits 1 when it is not.
 
-    python benchmarks/llm_server.py --repeats 30
+The last line is JSON; targets: server_over_inprocess <= 1.1; with 8 clients,
+concurrency_tokens_ratio >= 3 and concurrency_p50_ratio <= 3; same_text true.
+
+    python benchmarks/llm_server.py --repeats 30 --clients 8 --rounds 5
 """
 
 from __future__ import annotations
@@ -22,6 +30,7 @@ import statistics
 import sys
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -32,6 +41,23 @@ MESSAGES = [
     {"role": "user", "content": "How do I drop duplicate rows from a DataFrame?"},
 ]
 TOKENS = 32
+QUESTIONS = [
+    "How do I drop duplicate rows from a DataFrame?",
+    "How do I read a CSV file with a date column?",
+    "What does groupby followed by agg return?",
+    "How do I merge two frames on a key column?",
+    "Why is chained assignment a problem?",
+    "How do I fill missing values with the column mean?",
+    "How do I pivot a long table to a wide one?",
+    "How do I select rows by a boolean condition?",
+]
+
+
+def chat(i: int) -> list[dict[str, str]]:
+    return [
+        MESSAGES[0],
+        {"role": "user", "content": QUESTIONS[i % len(QUESTIONS)] + " " * (i // len(QUESTIONS))},
+    ]
 
 
 def server_timing(header: str) -> dict[str, float]:
@@ -49,6 +75,8 @@ def main() -> None:
     )
     parser.add_argument("--model", type=Path, help="a causal-LM directory (default: a fresh untrained one)")
     parser.add_argument("--repeats", type=int, default=30, help="completions per side; medians are compared")
+    parser.add_argument("--clients", type=int, default=8, help="clients at once in the concurrency part")
+    parser.add_argument("--rounds", type=int, default=5, help="rounds of the concurrency part")
     args = parser.parse_args()
 
     import torch
@@ -108,7 +136,68 @@ def main() -> None:
             started = time.perf_counter()
             fn()
             times[name].append(time.perf_counter() - started)
+
+    def ask(i: int) -> tuple[str, float]:
+        started = time.perf_counter()
+        response = client.chat.completions.create(
+            model=model_id, messages=chat(i), max_tokens=TOKENS, temperature=0
+        )
+        return response.choices[0].message.content or "", time.perf_counter() - started
+
+    def first_token(i: int) -> float:
+        started = time.perf_counter()
+        stream = client.chat.completions.create(
+            model=model_id, messages=chat(i), max_tokens=TOKENS, temperature=0, stream=True
+        )
+        took = None
+        for chunk in stream:
+            if took is None and chunk.choices and chunk.choices[0].delta.content:
+                took = time.perf_counter() - started
+        return took if took is not None else time.perf_counter() - started
+
+    n = args.clients
+    console.print(f"{n} chats one at a time, then {n} clients at once, {args.rounds} rounds ...")
+    alone_texts = {i: ask(i)[0] for i in range(n)}
+    alone_lat, together_lat, alone_wall, together_wall, ttft_alone, ttft_together = [], [], [], [], [], []
+    same_together = True
+    with ThreadPoolExecutor(n) as pool:
+        for _ in range(args.rounds):
+            started = time.perf_counter()
+            answers = [ask(i) for i in range(n)]
+            alone_wall.append(time.perf_counter() - started)
+            alone_lat += [took for _, took in answers]
+            started = time.perf_counter()
+            answers = list(pool.map(ask, range(n)))
+            together_wall.append(time.perf_counter() - started)
+            together_lat += [took for _, took in answers]
+            same_together &= all(text == alone_texts[i] for i, (text, _) in enumerate(answers))
+            ttft_alone.append(first_token(0))
+            ttft_together += list(pool.map(first_token, range(n)))
+
+    batch = [torch.tensor(local.prompt_ids(chat(i))) for i in range(n)]
+    width = max(len(ids) for ids in batch)
+    pad = local.tokenizer.eos_token_id or 0
+    padded = torch.stack([torch.cat([torch.full((width - len(ids),), pad), ids]) for ids in batch])
+    mask = torch.stack(
+        [torch.cat([torch.zeros(width - len(ids)), torch.ones(len(ids))]) for ids in batch]
+    ).long()
+    hf_batched = []
+    for _ in range(args.rounds + 1):
+        started = time.perf_counter()
+        with torch.inference_mode():
+            local.model.generate(
+                padded,
+                attention_mask=mask,
+                max_new_tokens=TOKENS,
+                min_new_tokens=TOKENS,
+                do_sample=False,
+                pad_token_id=pad,
+            )
+        hf_batched.append(time.perf_counter() - started)
     stop_local_servers()
+    tokens_alone = n * TOKENS / statistics.median(alone_wall)
+    tokens_together = n * TOKENS / statistics.median(together_wall)
+    tokens_hf_batched = n * TOKENS / statistics.median(hf_batched[1:])  # the first warms up
 
     medians = {name: statistics.median(values) for name, values in times.items()}
     server, own, hf = (medians[name] for name in sides)
@@ -119,7 +208,7 @@ def main() -> None:
     breakdown["transport_and_client"] = round(
         statistics.median(s["client_total"] - s["total"] for s in stages), 2
     )
-    same_text = outputs["server (openai client, HTTP)"] == outputs["in process (same code)"]
+    same_text = outputs["server (openai client, HTTP)"] == outputs["in process (same code)"] and same_together
     tokens = outputs["server (openai client, HTTP)"][1]
     result = {
         "bench": "llm_server",
@@ -132,6 +221,17 @@ def main() -> None:
         "completion_tokens": tokens,
         "same_text": same_text,
         "repeats": args.repeats,
+        "clients": n,
+        "concurrency_tokens_ratio": round(tokens_together / tokens_alone, 2),
+        "concurrency_p50_ratio": round(statistics.median(together_lat) / statistics.median(alone_lat), 2),
+        "tokens_per_s_1_client": round(tokens_alone, 1),
+        "tokens_per_s_n_clients": round(tokens_together, 1),
+        "tokens_per_s_hf_batched": round(tokens_hf_batched, 1),
+        "served_over_hf_batched": round(tokens_together / tokens_hf_batched, 3),
+        "p50_ms_1_client": round(statistics.median(alone_lat) * 1000, 1),
+        "p50_ms_n_clients": round(statistics.median(together_lat) * 1000, 1),
+        "ttft_ms": round(statistics.median(ttft_alone) * 1000, 1),
+        "ttft_ms_n_clients": round(statistics.median(ttft_together) * 1000, 1),
     }
     report(
         f"{TOKENS}-token greedy completion, {args.repeats} runs a side",
@@ -140,8 +240,26 @@ def main() -> None:
         result,
         extra=[
             ("one served request, by stage (p50 ms)", [(k, f"{v:.2f}") for k, v in breakdown.items()]),
+            (
+                f"{n} chats of {TOKENS} tokens: one at a time vs at once",
+                [
+                    ("tokens/s, one client", f"{tokens_alone:,.0f}"),
+                    (f"tokens/s, {n} clients at once", f"{tokens_together:,.0f}"),
+                    (f"tokens/s, transformers generate on the {n} (batched)", f"{tokens_hf_batched:,.0f}"),
+                    ("p50 ms per request, one client", f"{statistics.median(alone_lat) * 1000:.0f}"),
+                    (f"p50 ms per request, {n} clients", f"{statistics.median(together_lat) * 1000:.0f}"),
+                    ("first token ms (stream), alone", f"{statistics.median(ttft_alone) * 1000:.0f}"),
+                    (
+                        f"first token ms (stream), {n} at once",
+                        f"{statistics.median(ttft_together) * 1000:.0f}",
+                    ),
+                    ("same greedy text alone and together", str(same_together)),
+                ],
+            ),
         ],
     )
+    if not same_text:
+        sys.exit("the served text differs between alone and together, or from in process")
 
 
 if __name__ == "__main__":

@@ -272,6 +272,12 @@ class LLMSettings(Section):
     server_start_timeout_s: float = Field(
         default=180.0, gt=0, description="Seconds to wait for the local model server to come up."
     )
+    server_max_batch: int = Field(
+        default=16,
+        ge=1,
+        description="Most requests the local model server generates together, one forward pass per"
+        " token for all of them; more wait their turn.",
+    )
     server_api_key: SecretStr | None = Field(
         default=None,
         description="Key the local model server (`mlstack serve-llm`) asks every /v1 request for, as"

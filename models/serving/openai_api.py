@@ -27,8 +27,7 @@ import hmac
 import threading
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -282,38 +281,18 @@ async def disconnected(receive: Receive) -> None:
         pass
 
 
-class GenerationThread:
-    """All generation on one long-lived thread, one request at a time, as one CPU model allows.
-
-    The event loop stays free to accept and validate other requests meanwhile. One thread, and
-    the same one for the warm-up, because OpenMP gives every thread that runs torch a team of
-    its own: with the warm-up on the main thread and requests on the loop's pool threads there
-    were two or more teams, libgomp counted more threads than cores, stopped spin-waiting, and
-    handed every operation over through the kernel instead. `perf stat --per-thread` showed
-    about 1,000 context switches per 32-token request before and 15 after, and
-    benchmarks/llm_server.py went from 1.22-1.37x the in-process time to 1.01-1.02x.
-    """
+class Generations:
+    """The model's generations seen from the event loop: each request is queued to the model's one
+    generation thread (`LocalLM`), which steps every request in flight together, and its text
+    comes back here. The loop stays free to accept and validate other requests meanwhile."""
 
     def __init__(self, lm: LocalLM, finished: Callable[[Generation], None] | None = None) -> None:
         self.lm = lm
-        self.finished: Callable[[Generation], None] = lambda _generation: None
-        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="generate")
-        # torch's first forward pass is slow: pay it now, here, not in the first request.
-        self._pool.submit(self._complete, [{"role": "user", "content": "warm up"}], WARM_UP).result()
-        self.finished = finished or self.finished  # the warm-up is no one's generation
-
-    def _complete(
-        self, messages: list[dict[str, str]], params: GenerationParams, gone: threading.Event | None = None
-    ) -> tuple[Generation, dict]:
-        started = time.perf_counter()
-        generation, pieces = self.lm.start(messages, params, gone.is_set if gone else None)
-        prompt_ms = _ms_since(started)
-        try:
-            for _ in pieces:
-                pass
-        finally:
-            self.finished(generation)
-        return generation, {"prompt": prompt_ms, "generate": _ms_since(started) - prompt_ms}
+        # torch's first forward pass is slow: pay it now, on the generation thread, not in the
+        # first request; the warm-up is no one's generation, so it is not counted.
+        lm.complete([{"role": "user", "content": "warm up"}], WARM_UP)
+        if finished is not None:
+            lm.finished = finished
 
     async def complete(
         self, messages: list[dict[str, str]], params: GenerationParams, leaves: Awaitable[Any] | None = None
@@ -325,22 +304,40 @@ class GenerationThread:
         up on long answers kept the model busy for minutes with answers no one would read.
         """
         loop = asyncio.get_running_loop()
+        started = time.perf_counter()
+        done: asyncio.Future[None] = loop.create_future()
         gone = threading.Event()
-        job = asyncio.ensure_future(loop.run_in_executor(self._pool, self._complete, messages, params, gone))
+
+        def settle(item: str | BaseException | None) -> None:
+            if done.done():
+                return
+            if isinstance(item, BaseException):
+                done.set_exception(item)
+            else:
+                done.set_result(None)
+
+        def deliver(item: str | BaseException | None) -> None:
+            if not isinstance(item, str):
+                loop.call_soon_threadsafe(settle, item)
+
+        generation = self.lm.submit(messages, params, deliver, gone.is_set)
+        prompt_ms = _ms_since(started)
         if leaves is None:
-            return await job
-        watcher = asyncio.ensure_future(leaves)
-        try:
-            await asyncio.wait({job, watcher}, return_when=asyncio.FIRST_COMPLETED)
-        except asyncio.CancelledError:
-            gone.set()
-            raise
-        finally:
-            watcher.cancel()
-        if job.done():
-            return job.result()
-        gone.set()
-        raise ClientGone
+            await done
+        else:
+            watcher = asyncio.ensure_future(leaves)
+            try:
+                await asyncio.wait({done, watcher}, return_when=asyncio.FIRST_COMPLETED)
+            except asyncio.CancelledError:
+                gone.set()
+                raise
+            finally:
+                watcher.cancel()
+            if not done.done():
+                gone.set()
+                raise ClientGone
+            done.result()  # the generation's error, if it failed
+        return generation, {"prompt": prompt_ms, "generate": _ms_since(started) - prompt_ms}
 
     async def stream(
         self, messages: list[dict[str, str]], params: GenerationParams
@@ -350,25 +347,11 @@ class GenerationThread:
         A client that goes away stops the generation at its next token.
         """
         loop = asyncio.get_running_loop()
-        generation, pieces = await loop.run_in_executor(self._pool, self.lm.start, messages, params)
         queue: asyncio.Queue[str | BaseException | None] = asyncio.Queue()
         gone = threading.Event()
-
-        def produce(pieces: Iterator[str]) -> None:
-            try:
-                for piece in pieces:
-                    loop.call_soon_threadsafe(queue.put_nowait, piece)
-                    if gone.is_set():
-                        generation.abandoned = True
-                        break
-            except Exception as exc:
-                loop.call_soon_threadsafe(queue.put_nowait, exc)
-            finally:
-                pieces.close()  # leaves the model's lock even when stopped early
-                self.finished(generation)
-                loop.call_soon_threadsafe(queue.put_nowait, None)
-
-        self._pool.submit(produce, pieces)
+        generation = self.lm.submit(
+            messages, params, lambda item: loop.call_soon_threadsafe(queue.put_nowait, item), gone.is_set
+        )
 
         async def receive() -> AsyncIterator[str]:
             try:
@@ -382,7 +365,7 @@ class GenerationThread:
         return generation, receive()
 
     def close(self) -> None:
-        self._pool.shutdown(wait=False, cancel_futures=True)
+        self.lm.close()
 
 
 class GenerationMetrics:
@@ -448,7 +431,7 @@ def create_app(
     app.add_middleware(ServerTiming)
     registry = instrument(app)
     counted = GenerationMetrics(registry)
-    worker = GenerationThread(lm, counted.finished)
+    worker = Generations(lm, counted.finished)
     app.state.worker = worker
     created = int(time.time())
 

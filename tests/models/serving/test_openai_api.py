@@ -413,7 +413,6 @@ def test_a_client_that_leaves_before_its_answer_stops_its_generation(tiny_lm: Pa
                 sent = await request
             finally:
                 worker.lm._lock.release()
-            await asyncio.get_running_loop().run_in_executor(worker._pool, lambda: None)  # the queue ran
             transport = httpx.ASGITransport(app=app)
             async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
                 after = (await http.post("/v1/chat/completions", json=ask)).json()
