@@ -5,11 +5,15 @@ from __future__ import annotations
 import json
 import os
 import statistics
+import sys
 import tempfile
 from pathlib import Path
 
 from rich.console import Console
 from rich.table import Table
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import _results
 
 console = Console(stderr=True)
 
@@ -28,10 +32,11 @@ def summarize(latencies_s: list[float]) -> dict[str, float]:
 
 
 def prepared_home(days: int = 10, trials: int = 2) -> Path:
-    """Use MLSTACK_HOME if it already has a champion; else build one in a temporary data dir."""
+    """Use MLSTACK_HOME if it already has a champion; else build one there (when set) or in a
+    temporary data dir, so that a series of benchmarks can share one."""
     if os.environ.get("MLSTACK_HOME") and (Path(os.environ["MLSTACK_HOME"]) / "feast" / "online.db").exists():
         return Path(os.environ["MLSTACK_HOME"])
-    home = Path(tempfile.mkdtemp(prefix="mlstack-bench-"))
+    home = Path(os.environ.get("MLSTACK_HOME") or tempfile.mkdtemp(prefix="mlstack-bench-"))
     os.environ["MLSTACK_HOME"] = str(home)
     console.print(f"preparing a data dir with {days} days of data and a champion in {home} ...")
     from flows.data import DataParams, data_flow
@@ -52,7 +57,8 @@ def report(
     result: dict,
     extra: list[tuple[str, list[tuple[str, str]]]] = (),
 ) -> None:
-    """The comparison as a table (and any extra two-column tables), then the JSON line last."""
+    """The comparison as a table (and any extra two-column tables), then the JSON line last; the
+    result is kept in benchmarks/results/ (see _results.py)."""
     out = Console()
     table = Table(*header, title=title)
     for row in rows:
@@ -63,4 +69,5 @@ def report(
         for pair in pairs:
             more.add_row(*pair)
         out.print(more)
+    console.print(f"kept in {_results.write(result)}")
     print(json.dumps(result))

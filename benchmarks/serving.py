@@ -7,15 +7,16 @@ Both sides do the same work per request: Feast online features, then the champio
   closed-loop clients (each sends when answered) for the most req/s, and open loop at `--rate`
   req/s, where requests go out on schedule whether or not earlier ones returned.
 Paced latency counts from the scheduled send time, so a stalled side cannot hide its delay.
-`p50_ratio` compares the two sides at the same load: HTTP at `--rate` over in process at
-`--rate`. A request every few milliseconds finds colder caches than a tight loop does, on
-either side; the tight-loop ratio is printed too (`p50_ratio_vs_tight_loop`).
+The headline `p50_ratio` is HTTP at `--rate` over the in-process tight loop: the best the
+work alone can do, so the ratio is what serving adds. The paced in-process side is kept
+apart (`p50_ratio_vs_paced`): a request every few milliseconds finds colder caches than a
+tight loop, which flatters a ratio taken against it by about a quarter.
 Last, the open loop again with `--hostile` of the requests (5%) broken or hostile: a driver id
 past Int64, NaN and infinite distances, a zone that is a word, a missing field, not JSON. Every
 good request must still be answered 200 (`hostile_good_failures`) and every bad one get its own
 4xx (`hostile_not_4xx`): one bad request used to fail the micro-batch it joined.
 The last line is JSON for machines; `rps` is the closed-loop throughput.
-Targets (2 cores): p50_ratio <= 3 at 300 req/s, rps >= 300, errors 0; hostile_good_failures 0
+Targets (2 cores): p99_ms <= 10 at 300 req/s, p50_ratio <= 3, rps >= 300, errors 0; hostile_good_failures 0
 and hostile_not_4xx 0 at 300 req/s with 5% hostile.
 
     python benchmarks/serving.py --seconds 15 --clients 16 --rate 300 --workers 2
@@ -288,11 +289,12 @@ def main() -> None:
     sat, at = summarize(sat_lat), summarize(rate_lat)
     result = {
         "bench": "serving",
-        "p50_ratio": round(at["p50_ms"] / paced["p50_ms"], 3),
+        "p50_ratio": round(at["p50_ms"] / tight["p50_ms"], 3),
+        "p99_ms": at["p99_ms"],
         "rps": round(len(sat_lat) / args.seconds, 1),
         "errors": sat_errors + rate_errors,
         "rate": args.rate,
-        "p50_ratio_vs_tight_loop": round(at["p50_ms"] / tight["p50_ms"], 3),
+        "p50_ratio_vs_paced": round(at["p50_ms"] / paced["p50_ms"], 3),
         "hostile_share": args.hostile,
         "hostile_good": good,
         "hostile_good_failures": good_failed,

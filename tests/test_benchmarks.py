@@ -1,10 +1,15 @@
-"""Every script in benchmarks/ runs at a smoke size and ends with its JSON line, carrying the keys
-its README row and its own table report. Nothing here times anything: a benchmark's figures are
-its own business; this keeps the scripts from rotting between the runs that measure."""
+"""Every script in benchmarks/ runs at a smoke size, ends with its JSON line and keeps it (with its
+commit, machine and date), carrying every key the README's table reads and those its own table
+reports. The README's and docs' tables are what benchmarks/results/ holds, so each documented
+number can be traced to a run. Nothing here times anything: a benchmark's figures are its own
+business; this keeps the scripts and the documents from rotting between the runs that measure."""
 
 from __future__ import annotations
 
+import ast
+import importlib.util
 import json
+import re
 import sys
 from pathlib import Path
 
@@ -13,11 +18,26 @@ import pytest
 from tests.conftest import PROJECT_ROOT, copy_trained_home
 from tests.kill import command_env, run
 
-pytestmark = pytest.mark.slow
+
+def _results_module():
+    spec = importlib.util.spec_from_file_location("_results", PROJECT_ROOT / "benchmarks" / "_results.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up there
+    spec.loader.exec_module(module)
+    return module
+
+
+results = _results_module()
+
+
+def documented(script: str) -> set[str]:
+    """The keys the tables in README.md and docs/benchmarks.md read from the script's result."""
+    return set().union(*(row.fields() for row in results.ROWS if row.bench == script))
+
 
 # script: (smoke arguments, whether it needs a trained data dir, the keys its JSON line must carry)
 SMOKE: dict[str, tuple[list[str], bool, set[str]]] = {
-    "drift": (["--sizes", "2000"], False, {"columns", "rows_2k_s", "baseline_2k_s"}),
+    "drift": (["--sizes", "2000", "100000"], False, {"columns", "rows_2k_s", "baseline_2k_s"}),
     "batch_inference": (
         ["--online-seconds", "1", "--repeats", "1"],
         True,
@@ -53,10 +73,11 @@ SMOKE: dict[str, tuple[list[str], bool, set[str]]] = {
         },
     ),
     "llm_server": (
-        ["--repeats", "2"],
+        ["--repeats", "2", "--clients", "2", "--rounds", "1"],
         False,
         {"server_over_inprocess", "server_over_transformers_generate", "served_request_ms", "same_text"},
     ),
+    "first_use": (["--no-demo", "--repeats", "1"], False, {"up_memory", "python_start_s"}),
     "pretraining": (
         ["--steps", "2", "--packages", "click"],
         False,
@@ -97,12 +118,69 @@ SMOKE: dict[str, tuple[list[str], bool, set[str]]] = {
 }
 
 
+def test_every_documented_figure_names_a_benchmark_and_a_key_its_script_writes() -> None:
+    """Static, so a script that stops writing a documented key fails here, before any run."""
+    for row in results.ROWS:
+        script = PROJECT_ROOT / "benchmarks" / f"{row.bench}.py"
+        assert script.exists(), row.bench
+        tree = ast.parse(script.read_text())
+        literals = {
+            n.value for n in ast.walk(tree) if isinstance(n, ast.Constant) and isinstance(n.value, str)
+        }
+        # Keys made by f-strings (`f"rows_{label}_s"`) match their shape.
+        shapes = [
+            re.compile(
+                "".join(
+                    re.escape(part.value) if isinstance(part, ast.Constant) else ".+" for part in node.values
+                )
+            )
+            for node in ast.walk(tree)
+            if isinstance(node, ast.JoinedStr)
+        ]
+        unwritten = {k for k in row.fields() if k not in literals and not any(s.fullmatch(k) for s in shapes)}
+        assert not unwritten, (row.bench, sorted(unwritten))
+
+
+def test_the_documented_tables_are_the_kept_results() -> None:
+    """README.md and docs/benchmarks.md hold the table `python benchmarks/_results.py` makes from
+    benchmarks/results/: each kept file has every key its row reads, and its provenance."""
+    kept = results.load(results.DEFAULT_DIR)
+    assert {row.bench for row in results.ROWS} <= set(kept), "a documented benchmark has no kept result"
+    for row in results.ROWS:
+        assert row.fields() <= set(kept[row.bench]), (row.bench, sorted(row.fields() - set(kept[row.bench])))
+        assert {"commit", "machine", "date"} <= set(kept[row.bench]), row.bench
+    for document in results.DOCUMENTS:
+        text = document.read_text()
+        assert results.rendered(text, kept) == text, (
+            f"{document.name} is stale: run python benchmarks/_results.py"
+        )
+
+
+def test_a_table_row_reads_its_figures_from_the_result_it_names(tmp_path: Path) -> None:
+    row = results.ROWS[0]
+    fields = dict.fromkeys(row.fields(), 1.25)
+    kept = {
+        row.bench: {
+            **fields,
+            "commit": "abc1234def",
+            "machine": {"cores": 2, "gpu": None},
+            "date": "2026-12-04T01:00:00",
+        }
+    }
+    table = results.table(kept)
+    assert "abc1234" in table and "2026-12-04" in table and "2 cores" in table and "1.2" in table
+    assert "not yet run" in table  # the benchmarks with no result say so, with no figure
+    with pytest.raises(KeyError):
+        results.table({row.bench: {"commit": None, "machine": {"cores": 2, "gpu": None}, "date": "x"}})
+
+
 def test_every_benchmark_script_has_a_smoke_run() -> None:
     scripts = {p.stem for p in (PROJECT_ROOT / "benchmarks").glob("*.py") if not p.stem.startswith("_")}
     # rag_corpus is the RAG benchmark's corpus builder, run by benchmarks/rag.py itself.
     assert scripts - {"rag_corpus"} == set(SMOKE)
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(600)
 @pytest.mark.parametrize("script", sorted(SMOKE))
 def test_the_benchmark_runs_at_smoke_size_and_ends_with_its_json_line(
@@ -110,7 +188,7 @@ def test_the_benchmark_runs_at_smoke_size_and_ends_with_its_json_line(
 ) -> None:
     arguments, needs_trained_home, keys = SMOKE[script]
     home = copy_trained_home(trained_home, tmp_path / "home") if needs_trained_home else tmp_path / "home"
-    env = command_env(home)
+    env = command_env(home) | {"MLSTACK_BENCH_RESULTS": str(tmp_path / "results")}
     try:
         done = run([sys.executable, str(PROJECT_ROOT / "benchmarks" / f"{script}.py"), *arguments], env, 540)
     finally:
@@ -121,7 +199,11 @@ def test_the_benchmark_runs_at_smoke_size_and_ends_with_its_json_line(
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
     result = json.loads(done.stdout.strip().splitlines()[-1])
     assert result["bench"] == script
-    assert keys <= set(result), sorted(keys - set(result))
+    wanted = keys | documented(script)
+    assert wanted <= set(result), sorted(wanted - set(result))
+    kept = json.loads((tmp_path / "results" / f"{script}.json").read_text())
+    assert {k: kept[k] for k in result} == result  # kept as printed, with where it came from
+    assert kept["commit"] and kept["machine"]["cores"] >= 1 and kept["date"]
     if script == "serving":  # behaviour, not timing: every good request answered, every bad one 4xx
         assert result["hostile_sent"] > 0 and result["hostile_good"] > 0
         assert (result["hostile_good_failures"], result["hostile_not_4xx"]) == (0, 0), result

@@ -1,0 +1,224 @@
+"""Where benchmark results are kept, and the tables in README.md and docs/benchmarks.md made from them.
+
+Each benchmark writes its JSON (with the commit, the machine and the date) to
+`benchmarks/results/<name>.json` (`MLSTACK_BENCH_RESULTS` moves the folder: the smoke tests and
+`benchmarks/gpu.sh --smoke` write elsewhere so that a smoke run never replaces a measured one).
+Every figure in the two tables is a field of one of those files, named in `ROWS`:
+
+    python benchmarks/_results.py          # rewrite both tables from benchmarks/results/
+    python benchmarks/_results.py --check  # exit 1 when a table is stale
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import string
+import subprocess
+import sys
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_DIR = ROOT / "benchmarks" / "results"
+# The documents whose generated table lies between these two lines.
+DOCUMENTS = (ROOT / "README.md", ROOT / "docs" / "benchmarks.md")
+BEGIN = "<!-- benchmarks: made by `python benchmarks/_results.py` from benchmarks/results/; do not edit -->"
+END = "<!-- /benchmarks -->"
+
+
+def results_dir() -> Path:
+    return Path(os.environ.get("MLSTACK_BENCH_RESULTS") or DEFAULT_DIR)
+
+
+@dataclass(frozen=True)
+class Row:
+    """One documented figure: a benchmark's result file, a template over its top-level keys, a target."""
+
+    bench: str
+    what: str
+    template: str
+    target: str
+
+    def fields(self) -> set[str]:
+        return {
+            field.split(".")[0].split("[")[0]
+            for _, field, _, _ in string.Formatter().parse(self.template)
+            if field
+        }
+
+
+ROWS: tuple[Row, ...] = (
+    Row(
+        "serving",
+        "`/predict` over loopback (2 workers) vs the same work in process",
+        "p99 **{p99_ms:.1f} ms** at {rate:.0f} req/s, p50 ratio **{p50_ratio:.2f}** vs the tight loop "
+        "({p50_ratio_vs_paced:.2f} vs paced); {rps:,.0f} req/s closed loop, {errors} errors; "
+        "5% hostile: {hostile_good_failures} good failed, {hostile_not_4xx} bad not 4xx",
+        "p99 <= 10 ms, p50 ratio <= 3, >= 300 req/s, 0 errors",
+    ),
+    Row(
+        "batch_inference",
+        "`predict-batch`'s path (Feast point-in-time + predict + Postgres and parquet writes) vs a "
+        "hand-written DuckDB `ASOF JOIN` + predict + the same writes",
+        "**{batch_over_baseline:.2f}x** the baseline's rows/s ({batch_rows_per_s:,.0f} vs "
+        "{baseline_rows_per_s:,.0f}, {batch_rows:,} rows, same predictions: {same_predictions}); "
+        "one request at a time: {online_rows_per_s:,.0f} rows/s",
+        ">= 0.5x",
+    ),
+    Row(
+        "orchestration",
+        "`mlstack data flow --days 1` as a fresh process vs its blocks in plain Python; the training "
+        "flow vs its blocks",
+        "over the blocks: **{command_warm_over_plain_s:.1f} s** warm (the local API reused), "
+        "**{command_cold_over_plain_s:.1f} s** cold; training flow {prefect_over_plain:.2f}x its blocks",
+        "<= 1 s warm, <= 3 s cold; training <= 1.15",
+    ),
+    Row(
+        "llm_server",
+        "the local OpenAI-compatible server, 8 concurrent clients vs 1, vs transformers' batched `generate`",
+        "**{concurrency_tokens_ratio:.1f}x** the tokens/s of one client, p50 "
+        "**{concurrency_p50_ratio:.1f}x** its latency, first token {ttft_ms:.0f} ms streamed; "
+        "{served_over_hf_batched:.2f}x batched `generate`'s tokens/s; greedy text the same: {same_text}",
+        ">= 3x tokens/s, p50 <= 3x, same text",
+    ),
+    Row(
+        "drift",
+        "the drift check (Evidently, sampled above 100k rows) vs a scipy KS + PSI loop, 20 columns",
+        "**{rows_100k_s:.1f} s** at 100k rows (scipy {baseline_100k_s:.2f} s); 1M rows "
+        "{scaling_1m_over_100k:.2f}x the 100k time",
+        "100k <= 10 s (the whole window: not yet measured)",
+    ),
+    Row(
+        "pretraining",
+        "the training loop vs a Hugging Face `Trainer` (tuned on a GPU); tokenization vs `encode_batch`",
+        "**{speedup_over_baseline:.2f}x** the Trainer's tokens/s on {device} (median of {repeats}), MFU "
+        "{mfu:.2f}; tokenization {tokenize_over_library:.2f}x the library's default",
+        "GPU: >= 1.3x, MFU >= 0.40; tokenization >= 1.0x",
+    ),
+    Row(
+        "finetuning",
+        "LoRA vs full fine-tuning, each a fresh process",
+        "LoRA's peak RSS **{rss_ratio:.2f}x** full's (live tensors {peak_memory_ratio:.2f}x); trains "
+        "{trainable_fraction:.1%} of the weights",
+        "peak RSS <= 0.7x",
+    ),
+    Row(
+        "rag",
+        "a refresh (batched embeddings + COPY) vs one chunk at a time; an unchanged re-refresh; the "
+        "collection's HNSW index vs an exact scan",
+        "re-refresh **{rerefresh_fraction:.4f}** of the first; ingest {ingest_speedup:.1f}x; HNSW "
+        "recall@10 {hnsw_recall_at_10:.3f} at {hnsw_qps_speedup:.0f}x the exact scan's queries/s",
+        "re-refresh <= 0.05, recall@10 >= 0.98 at >= 20x",
+    ),
+    Row(
+        "first_use",
+        "what a user meets first: `make demo`, `mlstack --help`, `mlstack up`",
+        "demo **{demo_s:.0f} s**, `--help` **{help_s:.2f} s**, `up` **{up_ready_s:.1f} s** to all "
+        "services answering, **{up_resident_mb:,.0f} MB** resident (PSS)",
+        "demo <= 300 s, --help <= 0.5 s, up <= 20 s and <= 1,500 MB",
+    ),
+    Row(
+        "install_size",
+        "the default install vs all extras",
+        "**{default_over_all:.2f}** ({default_mb:,.0f} vs {all_extras_mb:,.0f} MB)",
+        "<= 0.6",
+    ),
+)
+
+
+def machine() -> dict:
+    cpu = platform.processor() or platform.machine()
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.exists():
+        for line in cpuinfo.read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    gpu = None
+    if shutil.which("nvidia-smi"):
+        done = subprocess.run(
+            ["nvidia-smi", "--query-gpu=name", "--format=csv,noheader"], capture_output=True, text=True
+        )
+        gpu = done.stdout.strip().splitlines()[0] if done.returncode == 0 and done.stdout.strip() else None
+    return {"cores": os.cpu_count(), "cpu": cpu, "gpu": gpu}
+
+
+def _git(*args: str) -> str:
+    done = subprocess.run(["git", "-C", str(ROOT), *args], capture_output=True, text=True)
+    return done.stdout.strip() if done.returncode == 0 else ""
+
+
+def write(result: dict) -> Path:
+    """Keep `result` with what produced it: the commit (and whether the tree had changes), the
+    machine, the date."""
+    kept = {
+        **result,
+        "commit": _git("rev-parse", "HEAD") or None,
+        "dirty": bool(_git("status", "--porcelain", "--", ".", ":!benchmarks/results")),
+        "machine": machine(),
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "argv": sys.argv[1:],
+    }
+    folder = results_dir()
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{result['bench']}.json"
+    path.write_text(json.dumps(kept, indent=1) + "\n")
+    return path
+
+
+def load(folder: Path | None = None) -> dict[str, dict]:
+    folder = folder or results_dir()
+    return {path.stem: json.loads(path.read_text()) for path in sorted(folder.glob("*.json"))}
+
+
+def table(results: dict[str, dict]) -> str:
+    lines = ["| benchmark | compares | result | target | run |", "| --- | --- | --- | --- | --- |"]
+    for row in ROWS:
+        kept = results.get(row.bench)
+        if kept is None:
+            figure, run = "not yet run", ""
+        else:
+            figure = row.template.format(**kept)
+            where = kept["machine"]["gpu"] or f"{kept['machine']['cores']} cores"
+            run = f"{kept['date'][:10]}, `{(kept['commit'] or 'unknown')[:7]}`, {where}"
+        lines.append(f"| `{row.bench}` | {row.what} | {figure} | {row.target} | {run} |")
+    return "\n".join(lines)
+
+
+def rendered(text: str, results: dict[str, dict]) -> str:
+    head, begin, rest = text.partition(BEGIN)
+    if not begin:
+        raise SystemExit(f"no line {BEGIN!r} in the document")
+    _, end, tail = rest.partition(END)
+    if not end:
+        raise SystemExit(f"no line {END!r} after {BEGIN!r}")
+    return f"{head}{BEGIN}\n{table(results)}\n{END}{tail}"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--check", action="store_true", help="exit 1 when a table differs from the results")
+    args = parser.parse_args()
+    results = load(DEFAULT_DIR)
+    stale = []
+    for document in DOCUMENTS:
+        text = document.read_text()
+        new = rendered(text, results)
+        if new != text:
+            stale.append(document.relative_to(ROOT))
+            if not args.check:
+                document.write_text(new)
+    verb = "stale" if args.check else "rewritten"
+    print(f"{verb}: {', '.join(map(str, stale))}" if stale else "tables up to date")
+    sys.exit(1 if args.check and stale else 0)
+
+
+if __name__ == "__main__":
+    main()
