@@ -9,6 +9,8 @@ per window, stamped with the window's end. `evidently ui --workspace .mlstack/ev
 
 from __future__ import annotations
 
+import contextlib
+import json
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -16,6 +18,7 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from mlstack import locks
+from mlstack.io import write_json
 from monitoring.drift import REFERENCE_ERRORS, REFERENCE_MAE_LABELS, WINDOW_ERRORS, WINDOW_MAE_LABELS
 
 DASHBOARD_TAB = "Drift over time"
@@ -90,23 +93,65 @@ def project(workspace: Any, model: str, columns: list[str]) -> Any:
     return made
 
 
+INDEX = "mlstack-windows.json"  # in the project's folder: window tag -> its snapshot ids
+
+
+def _state(path: Path) -> Any:
+    """The workspace's files, read and written one at a time. Evidently's `Workspace(path)` parses
+    every stored snapshot when it opens (its dataset manager loads the whole project), so a
+    window opened with it cost more than the last: 500 stored windows, 1,500 snapshots parsed to
+    add three."""
+    from evidently.ui.storage.local.base import LocalState
+
+    return LocalState(str(path))
+
+
+def _project_id(path: Path, model: str, columns: list[str]) -> Any:
+    state = _state(path)
+    for project_id in state.list_projects() if path.is_dir() else []:
+        if state.read_project(project_id).name == model:
+            return project_id
+    return project(open_workspace(path), model, columns).id  # the first window: an empty workspace
+
+
+def _index(state: Any, project_id: Any) -> tuple[Path, dict[str, list[str]]]:
+    """Which snapshots belong to which window, so that a rerun finds its own without reading the
+    others; read and written under the workspace's lock. A workspace without one (made by an
+    older version) is indexed once, by reading every snapshot."""
+    path = Path(state.path) / str(project_id) / INDEX
+    if path.is_file():
+        return path, json.loads(path.read_text())
+    windows: dict[str, list[str]] = {}
+    for run_id in state.list_snapshots(project_id):
+        run = state.read_snapshot(project_id, run_id)
+        if run.tags:
+            windows.setdefault(run.tags[0], []).append(str(run_id))
+    return path, windows
+
+
 def add_window(
     path: Path, model: str, tags: list[str], snapshots: list[Any], columns: list[str]
 ) -> list[str]:
     """Add a window's snapshots to the model's project; returns their ids. The snapshots carry
     the window's end as timestamp and `window_tags` (given to `drift.check`); a rerun of the same
     window replaces its earlier snapshots, so the dashboard keeps one point per window."""
+    from evidently.legacy.core import new_id
+
     with locks.file_lock(path, timeout_s=60):  # two monitoring runs must not make two projects
-        workspace = open_workspace(path)
-        found = project(workspace, model, columns)
-        for old in workspace.list_runs(found.id):
-            run = workspace.get_run(found.id, old)
-            if run is not None and tags[0] in run.tags:
-                workspace.delete_run(found.id, old)
+        project_id = _project_id(path, model, columns)
+        state = _state(path)
+        index_path, windows = _index(state, project_id)
+        for old in windows.pop(tags[0], []):
+            with contextlib.suppress(FileNotFoundError):  # deleted in the UI meanwhile
+                state.delete_snapshot(project_id, old)
         added = []
         for snapshot in snapshots:
             snapshot.set_name(" ".join([model, *tags]))
-            added.append(str(workspace.add_run(found.id, snapshot).id))
+            snapshot_id = new_id()
+            state.write_snapshot(project_id, snapshot_id, snapshot.to_snapshot_model())
+            added.append(str(snapshot_id))
+        windows[tags[0]] = added
+        write_json(windows, index_path)
     return added
 
 
@@ -141,14 +186,14 @@ def history(path: Path, model: str) -> list[WindowPoint]:
     """Every window of the model's project, oldest first: what `mlstack monitor history` shows."""
     if not path.is_dir():
         return []
-    workspace = open_workspace(path)
-    found = list(workspace.search_project(model))
+    state = _state(path)
+    found = [p for p in state.list_projects() if state.read_project(p).name == model]
     if not found:
         return []
     points: dict[str, WindowPoint] = {}
-    for run_id in workspace.list_runs(found[0].id):
-        run = workspace.get_run(found[0].id, run_id)
-        if run is None or not run.tags or not run.tags[0].startswith("window:"):
+    for run_id in state.list_snapshots(found[0]):
+        run = state.read_snapshot(found[0], run_id)
+        if not run.tags or not run.tags[0].startswith("window:"):
             continue
         version = next((t.removeprefix("version:") for t in run.tags if t.startswith("version:")), "")
         point = points.setdefault(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -89,3 +90,38 @@ def plotted(path: Path, project_id: object, panel: object) -> dict[str, list[flo
     for series in answer.series:
         found[metrics[series.filter_index].legend] += [v for v in series.values if v is not None]
     return found
+
+
+@pytest.mark.slow
+def test_a_window_finds_its_earlier_snapshots_by_the_index_without_reading_the_others(
+    world: World, tmp_path: Path
+) -> None:
+    """Each window used to read every stored snapshot to find its own: the 500th window read 500.
+    Here the other windows' snapshots are unreadable, and adding and rerunning a window still
+    works; a workspace from before the index is indexed once, by a scan."""
+    path = tmp_path / "evidently"
+    day0 = datetime.combine(LIVE_START, datetime.min.time()).astimezone(pd.Timestamp(0, tz="UTC").tz)
+    day1 = day0 + timedelta(days=1)
+    judge(world, path, world.baseline, 0, day0)
+    ws = workspace.open_workspace(path)
+    (project,) = ws.search_project(MODEL)
+    index_path = path / str(project.id) / workspace.INDEX
+    first = workspace.window_tags("1", day0, day1)[0]
+    assert set(json.loads(index_path.read_text())[first]) == {str(i) for i in ws.list_runs(project.id)}
+
+    snapshots = path / str(project.id) / "snapshots"
+    kept = {p: p.read_bytes() for p in snapshots.iterdir()}
+    for stored in kept:
+        stored.write_text("{not a snapshot")
+    judge(world, path, world.baseline, 1, day1)
+    judge(world, path, world.baseline, 1, day1)  # a rerun replaces its own three
+    assert len(ws.list_runs(project.id)) == 6
+
+    for stored, content in kept.items():
+        stored.write_bytes(content)
+    index_path.unlink()  # as an older version left it
+    judge(world, path, world.baseline, 0, day0)  # the scan finds the first window's three
+    assert len(ws.list_runs(project.id)) == 6
+    assert sorted(json.loads(index_path.read_text())) == sorted(
+        [first, workspace.window_tags("1", day1, day1 + timedelta(days=1))[0]]
+    )
