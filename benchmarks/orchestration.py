@@ -6,13 +6,14 @@ MLflow, registration and the gate. The Prefect side runs on an already started A
 start of the ephemeral server is reported apart, as `cold_start_s`). Sides alternate and each
 reports its best time.
 
-What a user feels per command, too: `mlstack data flow --days 1` as a fresh process, cold (no
-Prefect API running: the first command starts the data dir's local one) and warm (the next
-command finds it), against the same building blocks (generate, validate, write) in a fresh
-plain `python` process. Medians of `--command-repeats`; the differences are the command's cost.
+What a user feels per command, too: `mlstack data flow --days 1`, `mlstack monitor` (one day of
+batch predictions) and `mlstack rag ask --extractive` (a collection of the README) as fresh
+processes, cold (no Prefect API running: the first command starts the data dir's local one) and
+warm (the next command finds it), against the same building blocks in a fresh plain `python`
+process. Medians of `--command-repeats`; the differences are each command's cost.
 
-The last line is JSON. Targets: prefect_over_plain <= 1.15; command_warm_over_plain_s <= 1 and
-command_cold_over_plain_s <= 3.
+The last line is JSON. Targets: prefect_over_plain <= 1.15; each command <= 1 s over its blocks
+warm (command_warm_over_plain_s, monitor_..., ask_...) and <= 3 s cold.
 
     python benchmarks/orchestration.py            # the training configured in params.yaml
 """
@@ -21,9 +22,11 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -76,6 +79,54 @@ write_validated(run, settings.data_dir / "validated")
 """
 
 
+# The blocks `mlstack monitor` runs (flows/monitoring.py without Prefect): the window, the check,
+# the reports into MLflow, the workspace, the alert.
+PLAIN_MONITOR = """
+import sys
+from datetime import datetime
+from mlflow import MlflowClient
+from mlstack import registry, tracking
+from mlstack.settings import MODEL_NAME, get_settings
+from mlstack.timewindow import TimeWindow
+from models.tabular import registry as tabular_registry
+from monitoring import alerts, workspace
+from monitoring.drift import MONITORED, Thresholds, champion_window, check, summary_markdown
+from monitoring.window import read_window
+
+settings = get_settings()
+bounds = TimeWindow(start=datetime.fromisoformat(sys.argv[1]), end=datetime.fromisoformat(sys.argv[2]))
+tracking.setup(settings)
+version = registry.alias_version(registry.CHAMPION)
+window, _ = champion_window(read_window(settings, bounds), version, settings.monitoring.min_window_rows)
+tags = workspace.window_tags(version, bounds.start, bounds.end)
+folder = settings.monitoring_reports_dir / "plain"
+result = check(tabular_registry.reference(version), window, Thresholds.from_settings(settings), folder,
+               timestamp=bounds.end, tags=tags)
+for path in result.reports.values():
+    MlflowClient().log_artifact(registry.run_of(version), str(path), artifact_path="monitoring/plain")
+workspace.add_window(settings.evidently_dir, MODEL_NAME, tags, result.snapshots, MONITORED)
+if result.alert:
+    alerts.send(alerts.drift_alert(result.summary(), version, bounds.start, bounds.end), settings)
+summary_markdown(result, MODEL_NAME, version, bounds.start, bounds.end, {})
+"""
+
+# The blocks `mlstack rag ask --extractive` runs (flows/rag.py's rag_ask_flow without Prefect).
+PLAIN_ASK = """
+import sys
+from mlstack.rag import answer as answering
+from mlstack.rag import defaults, retrieve
+from mlstack.settings import get_settings
+
+settings = get_settings()
+embedder = defaults.embedder(settings)
+hits = retrieve.find(settings, embedder, settings.rag.collection, sys.argv[1], settings.rag.k, "hybrid")
+answering.answer(
+    sys.argv[1], hits, embedder, None, settings.rag.min_similarity, temperature=0.0, max_tokens=400
+)
+"""
+QUESTION = "How do I start the Prefect UI?"
+
+
 def timed(argv: list[str], env: dict[str, str]) -> float:
     t0 = time.perf_counter()
     done = subprocess.run(argv, env=env, capture_output=True, text=True)
@@ -85,23 +136,54 @@ def timed(argv: list[str], env: dict[str, str]) -> float:
     return elapsed
 
 
-def per_command(repeats: int) -> dict[str, float]:
-    """Seconds of `mlstack data flow --days 1` cold and warm, and of its blocks in plain Python."""
+def commands() -> dict[str, tuple[list[str], list[str]]]:
+    """Each command measured, as (the mlstack command, its blocks in a plain process); the
+    monitored window (a day of batch predictions) and the RAG collection (the README) are made first."""
+    import pandas as pd
+
+    from mlstack.data import validation
+    from mlstack.settings import get_settings
+
     env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
-    command = [sys.executable, "-m", "mlstack.cli", "data", "flow", "--days", "1"]
-    down = [sys.executable, "-m", "mlstack.cli", "down"]
-    plain_runs, cold_runs, warm_runs = [], [], []
-    for _ in range(repeats):
-        timed(down, env)  # no API running: the next command starts one
-        cold_runs.append(timed(command, env))
-        warm_runs.append(timed(command, env))
-        plain_runs.append(timed([sys.executable, "-c", PLAIN_DATA], env))
-    timed(down, env)
+    cli = [sys.executable, "-m", "mlstack.cli"]
+    end = validation.read_validated(get_settings().validated_dir)["trips"]["requested_at"].max().floor("D")
+    start = end - pd.Timedelta(days=1)
+    window = [f"{start:%Y-%m-%d}", f"{end:%Y-%m-%d}"]
+    console.print("predictions for the monitored day, and a RAG collection of docs/ ...")
+    timed([*cli, "predict-batch", "--start", window[0], "--end", window[1]], env)
+    folder = Path(tempfile.mkdtemp(prefix="mlstack-bench-docs-"))
+    shutil.copy(Path(__file__).parent.parent / "README.md", folder)  # a small collection: the README
+    timed([*cli, "rag", "refresh", "--source", f"docs:{folder}"], env)
     return {
-        "plain": statistics.median(plain_runs),
-        "cold": statistics.median(cold_runs),
-        "warm": statistics.median(warm_runs),
+        "data": ([*cli, "data", "flow", "--days", "1"], [sys.executable, "-c", PLAIN_DATA]),
+        "monitor": (
+            [*cli, "monitor", "--window-start", window[0], "--window-end", window[1]],
+            [sys.executable, "-c", PLAIN_MONITOR, *window],
+        ),
+        "ask": ([*cli, "rag", "ask", "--extractive", QUESTION], [sys.executable, "-c", PLAIN_ASK, QUESTION]),
     }
+
+
+def per_command(repeats: int) -> dict[str, dict[str, float]]:
+    """Seconds of each command cold (no local API running) and warm, and of its blocks in plain
+    Python, each a fresh process; medians."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
+    down = [sys.executable, "-m", "mlstack.cli", "down"]
+    measured = {}
+    for name, (command, blocks) in commands().items():
+        plain_runs, cold_runs, warm_runs = [], [], []
+        for _ in range(repeats):
+            timed(down, env)  # no API running: the next command starts one
+            cold_runs.append(timed(command, env))
+            warm_runs.append(timed(command, env))
+            plain_runs.append(timed(blocks, env))
+        measured[name] = {
+            "plain": statistics.median(plain_runs),
+            "cold": statistics.median(cold_runs),
+            "warm": statistics.median(warm_runs),
+        }
+    timed(down, env)
+    return measured
 
 
 def main() -> None:
@@ -149,7 +231,8 @@ def main() -> None:
             times[side].append(time.perf_counter() - t0)
 
     console.print(f"per command: cold, warm and plain, {args.command_repeats} times ...")
-    command = per_command(args.command_repeats)
+    measured = per_command(args.command_repeats)
+    command = measured["data"]
     best = {side: min(values) for side, values in times.items()}
     result = {
         "bench": "orchestration",
@@ -164,6 +247,12 @@ def main() -> None:
         "command_warm_s": round(command["warm"], 2),
         "command_cold_over_plain_s": round(command["cold"] - command["plain"], 2),
         "command_warm_over_plain_s": round(command["warm"] - command["plain"], 2),
+        "monitor_plain_s": round(measured["monitor"]["plain"], 2),
+        "monitor_cold_over_plain_s": round(measured["monitor"]["cold"] - measured["monitor"]["plain"], 2),
+        "monitor_warm_over_plain_s": round(measured["monitor"]["warm"] - measured["monitor"]["plain"], 2),
+        "ask_plain_s": round(measured["ask"]["plain"], 2),
+        "ask_cold_over_plain_s": round(measured["ask"]["cold"] - measured["ask"]["plain"], 2),
+        "ask_warm_over_plain_s": round(measured["ask"]["warm"] - measured["ask"]["plain"], 2),
     }
     report(
         "training: Prefect flow vs plain Python (best of each)",
@@ -174,6 +263,11 @@ def main() -> None:
             ("`data flow --days 1`: plain python process", f"{command['plain']:.2f}", "median"),
             ("`mlstack data flow --days 1`, cold (starts the API)", f"{command['cold']:.2f}", "median"),
             ("`mlstack data flow --days 1`, warm (reuses it)", f"{command['warm']:.2f}", "median"),
+            *[
+                (f"`mlstack {label}`: {side}", f"{measured[name][side]:.2f}", "median")
+                for name, label in (("monitor", "monitor"), ("ask", "rag ask --extractive"))
+                for side in ("plain", "cold", "warm")
+            ],
         ],
         ("side", "best s", "all runs s"),
         result,

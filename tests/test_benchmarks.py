@@ -37,7 +37,11 @@ def documented(script: str) -> set[str]:
 
 # script: (smoke arguments, whether it needs a trained data dir, the keys its JSON line must carry)
 SMOKE: dict[str, tuple[list[str], bool, set[str]]] = {
-    "drift": (["--sizes", "2000", "100000"], False, {"columns", "rows_2k_s", "baseline_2k_s"}),
+    "drift": (
+        ["--sizes", "2000", "100000", "--window-sizes", "100000", "--history", "1", "3", "--repeats", "1"],
+        True,
+        {"columns", "rows_2k_s", "baseline_2k_s"},
+    ),
     "batch_inference": (
         ["--online-seconds", "1", "--repeats", "1"],
         True,
