@@ -146,8 +146,8 @@ def commands() -> dict[str, tuple[list[str], list[str]]]:
 
     env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
     cli = [sys.executable, "-m", "mlstack.cli"]
-    end = validation.read_validated(get_settings().validated_dir)["trips"]["requested_at"].max().floor("D")
-    start = end - pd.Timedelta(days=1)
+    start = validation.read_validated(get_settings().validated_dir)["trips"]["requested_at"].max().floor("D")
+    end = start + pd.Timedelta(days=1)  # the last day with trips
     window = [f"{start:%Y-%m-%d}", f"{end:%Y-%m-%d}"]
     console.print("predictions for the monitored day, and a RAG collection of docs/ ...")
     timed([*cli, "predict-batch", "--start", window[0], "--end", window[1]], env)
