@@ -136,17 +136,17 @@ def timed(argv: list[str], env: dict[str, str]) -> float:
     return elapsed
 
 
-def commands() -> dict[str, tuple[list[str], list[str]]]:
+def commands(env: dict[str, str]) -> dict[str, tuple[list[str], list[str]]]:
     """Each command measured, as (the mlstack command, its blocks in a plain process); the
     monitored window (a day of batch predictions) and the RAG collection (the README) are made first."""
     import pandas as pd
 
     from mlstack.data import validation
-    from mlstack.settings import get_settings
+    from mlstack.settings import Settings
 
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
     cli = [sys.executable, "-m", "mlstack.cli"]
-    start = validation.read_validated(get_settings().validated_dir)["trips"]["requested_at"].max().floor("D")
+    validated = Settings(home=Path(env["MLSTACK_HOME"])).validated_dir
+    start = validation.read_validated(validated)["trips"]["requested_at"].max().floor("D")
     end = start + pd.Timedelta(days=1)  # the last day with trips
     window = [f"{start:%Y-%m-%d}", f"{end:%Y-%m-%d}"]
     console.print("predictions for the monitored day, and a RAG collection of docs/ ...")
@@ -164,26 +164,47 @@ def commands() -> dict[str, tuple[list[str], list[str]]]:
     }
 
 
+PREPARE = """
+import sys
+sys.path.insert(0, sys.argv[1])
+from _common import prepared_home
+prepared_home(days=3, trials=1)
+"""
+
+
 def per_command(repeats: int) -> dict[str, dict[str, float]]:
     """Seconds of each command cold (no local API running) and warm, and of its blocks in plain
-    Python, each a fresh process; medians."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
+    Python, each a fresh process; medians. In a data dir of their own: `data flow` replaces the
+    validated data, which the training rounds (and a user's MLSTACK_HOME) must keep."""
+    from mlstack.postgres import stop_embedded
+    from mlstack.settings import Settings
+
+    home = Path(tempfile.mkdtemp(prefix="mlstack-bench-commands-"))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")} | {"MLSTACK_HOME": str(home)}
     down = [sys.executable, "-m", "mlstack.cli", "down"]
     measured = {}
-    for name, (command, blocks) in commands().items():
-        plain_runs, cold_runs, warm_runs = [], [], []
-        for _ in range(repeats):
-            timed(down, env)  # no API running: the next command starts one
-            cold_runs.append(timed(command, env))
-            warm_runs.append(timed(command, env))
-            plain_runs.append(timed(blocks, env))
-        measured[name] = {
-            "plain": statistics.median(plain_runs),
-            "cold": statistics.median(cold_runs),
-            "warm": statistics.median(warm_runs),
-        }
-    timed(down, env)
+    try:
+        timed([sys.executable, "-c", PREPARE, str(Path(__file__).resolve().parent)], env)
+        for name, (command, blocks) in commands(env).items():
+            measured[name] = sides(command, blocks, env, down, repeats)
+    finally:
+        subprocess.run(down, env=env, capture_output=True)
+        stop_embedded(Settings(home=home).pg_dir)
     return measured
+
+
+def sides(command: list[str], blocks: list[str], env: dict[str, str], down: list[str], repeats: int) -> dict:
+    plain_runs, cold_runs, warm_runs = [], [], []
+    for _ in range(repeats):
+        timed(down, env)  # no API running: the next command starts one
+        cold_runs.append(timed(command, env))
+        warm_runs.append(timed(command, env))
+        plain_runs.append(timed(blocks, env))
+    return {
+        "plain": statistics.median(plain_runs),
+        "cold": statistics.median(cold_runs),
+        "warm": statistics.median(warm_runs),
+    }
 
 
 def main() -> None:
