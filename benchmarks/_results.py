@@ -107,8 +107,9 @@ ROWS: tuple[Row, ...] = (
     Row(
         "finetuning",
         "LoRA vs full fine-tuning, each a fresh process",
-        "LoRA's peak RSS **{rss_ratio:.2f}x** full's (live tensors {peak_memory_ratio:.2f}x); trains "
-        "{trainable_fraction:.1%} of the weights",
+        "LoRA's peak RSS **{rss_ratio:.2f}x** full's ({lora_peak_rss_mb:,} vs {full_peak_rss_mb:,} MB "
+        "above imports, {preset}; live tensors {peak_memory_ratio:.2f}x); trains {trainable_fraction:.1%} "
+        "of the weights",
         "peak RSS <= 0.7x",
     ),
     Row(

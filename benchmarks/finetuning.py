@@ -1,7 +1,7 @@
 """LoRA against full fine-tuning, side by side in one run, on the same model and data. The last
 line is JSON.
 
-    python benchmarks/finetuning.py [--steps 20] [--base DIR] [--hidden 512 --layers 8]
+    python benchmarks/finetuning.py [--steps 10] [--base DIR] [--hidden 1024 --layers 12]
 
 Both train `models.lm.lora.train` on the chat examples of the shipped GitHub sample (the
 fine-tuning flow's own data path), with the same seed, batch and learning-rate schedule; only the
@@ -9,10 +9,16 @@ method differs. Each runs in a fresh process, so its peak memory is its own: on 
 allocated by torch; on a CPU, the process's peak resident memory above what it held before
 training (imports). Without --base, a random Llama-style model of the given shape is built here
 (its tokenizer trained on the project's own text), big enough that weights, gradients and
-optimizer state dominate memory, as they do in real fine-tuning.
+optimizer state dominate memory, as they do in real fine-tuning: by default 1024 wide and 12
+layers deep (about 160M parameters). At 27M parameters (512 x 8) a CPU process's resident peak
+was the same for both methods (1.07x): above the weights it is mostly what glibc's allocator
+keeps after the evaluation and backward passes, whatever the method holds.
 
 - trainable_fraction: LoRA's trainable parameters over all of them (target < 0.05);
-- peak_memory_ratio: LoRA's peak memory over full fine-tuning's (target < 1);
+- rss_ratio: LoRA's peak resident memory over full fine-tuning's, above each process's imports
+  (target <= 0.7); on a GPU, peak_memory_ratio is torch's peak allocation;
+- peak_memory_ratio: on a CPU, the live tensors at the last step (weights, gradients, optimizer
+  state, saved activations);
 - step_time_ratio: LoRA's mean step time over full fine-tuning's.
 """
 
@@ -83,10 +89,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--steps", type=int, default=20, help="Optimizer steps each method runs.")
+    parser.add_argument("--steps", type=int, default=10, help="Optimizer steps each method runs.")
     parser.add_argument("--base", type=Path, help="A Hugging Face causal-LM directory to fine-tune.")
-    parser.add_argument("--hidden", type=int, default=512, help="Built model's hidden size (no --base).")
-    parser.add_argument("--layers", type=int, default=8, help="Built model's layers (no --base).")
+    parser.add_argument("--hidden", type=int, default=1024, help="Built model's hidden size (no --base).")
+    parser.add_argument("--layers", type=int, default=12, help="Built model's layers (no --base).")
     parser.add_argument("--child", choices=["lora", "full"], help=argparse.SUPPRESS)
     parser.add_argument("--out", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -119,6 +125,9 @@ def main() -> None:
         "lora_memory_bytes": lora_run["memory_bytes"],
         "full_memory_bytes": full_run["memory_bytes"],
         "rss_ratio": round(lora_run["rss_bytes"] / full_run["rss_bytes"], 3),
+        "lora_peak_rss_mb": round(lora_run["rss_bytes"] / 2**20),
+        "full_peak_rss_mb": round(full_run["rss_bytes"] / 2**20),
+        "preset": "--base " + str(args.base) if args.base else f"{args.hidden} wide x {args.layers} layers",
         "lora_peak_memory_bytes": lora_run["peak_memory_bytes"],
         "full_peak_memory_bytes": full_run["peak_memory_bytes"],
         "peak_memory_ratio": round(lora_run["peak_memory_bytes"] / full_run["peak_memory_bytes"], 3),
@@ -137,7 +146,13 @@ def main() -> None:
             f"{result['trainable_fraction']:.2%}",
         ),
         (
-            "peak memory (MiB)",
+            "peak resident memory above imports (MiB)",
+            f"{result['lora_peak_rss_mb']:,}",
+            f"{result['full_peak_rss_mb']:,}",
+            f"{result['rss_ratio']}x",
+        ),
+        (
+            "peak memory (MiB): torch's on a GPU, live tensors on a CPU",
             f"{result['lora_peak_memory_bytes'] / mib:,.0f}",
             f"{result['full_peak_memory_bytes'] / mib:,.0f}",
             f"{result['peak_memory_ratio']}x",

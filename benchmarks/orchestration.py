@@ -149,7 +149,7 @@ def commands(env: dict[str, str]) -> dict[str, tuple[list[str], list[str]]]:
     start = validation.read_validated(validated)["trips"]["requested_at"].max().floor("D")
     end = start + pd.Timedelta(days=1)  # the last day with trips
     window = [f"{start:%Y-%m-%d}", f"{end:%Y-%m-%d}"]
-    console.print("predictions for the monitored day, and a RAG collection of docs/ ...")
+    console.print("predictions for the monitored day, and a RAG collection of the README ...")
     timed([*cli, "predict-batch", "--start", window[0], "--end", window[1]], env)
     folder = Path(tempfile.mkdtemp(prefix="mlstack-bench-docs-"))
     shutil.copy(Path(__file__).parent.parent / "README.md", folder)  # a small collection: the README
