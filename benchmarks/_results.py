@@ -190,7 +190,8 @@ def table(results: dict[str, dict]) -> str:
         else:
             figure = row.template.format(**kept)
             where = kept["machine"]["gpu"] or f"{kept['machine']['cores']} cores"
-            run = f"{kept['date'][:10]}, `{(kept['commit'] or 'unknown')[:7]}`, {where}"
+            changed = " with uncommitted changes" if kept.get("dirty") else ""
+            run = f"{kept['date'][:10]}, `{(kept['commit'] or 'unknown')[:7]}`{changed}, {where}"
         lines.append(f"| `{row.bench}` | {row.what} | {figure} | {row.target} | {run} |")
     return "\n".join(lines)
 

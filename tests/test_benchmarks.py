@@ -54,7 +54,8 @@ SMOKE: dict[str, tuple[list[str], bool, set[str]]] = {
             "p50_ratio",
             "rps",
             "errors",
-            "p50_ratio_vs_tight_loop",
+            "p50_ratio_vs_paced",
+            "p99_ms",
             "in_process",
             "at_rate",
             "saturated",
@@ -83,7 +84,7 @@ SMOKE: dict[str, tuple[list[str], bool, set[str]]] = {
     ),
     "first_use": (["--no-demo", "--repeats", "1"], False, {"up_memory", "python_start_s"}),
     "pretraining": (
-        ["--steps", "2", "--packages", "click"],
+        ["--steps", "2", "--packages", "click", "--repeats", "1"],
         False,
         {
             "device",
