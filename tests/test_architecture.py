@@ -70,7 +70,6 @@ UNTESTED = {
     "mlstack/prompt_engineering/report.py",
     "mlstack/rag/defaults.py",
     "models/lm/checkpoint.py",
-    "models/lm/generate.py",
     "models/serving/metrics.py",
     "models/tabular/evaluate.py",
 }

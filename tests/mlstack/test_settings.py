@@ -131,6 +131,7 @@ DOCUMENTED = {
     "MLSTACK_LLM_TIMEOUT_S": ("llm", "timeout_s", "5", 5.0),
     "MLSTACK_LLM_MAX_RETRIES": ("llm", "max_retries", "1", 1),
     "MLSTACK_LLM_SERVER_START_TIMEOUT_S": ("llm", "server_start_timeout_s", "30", 30.0),
+    "MLSTACK_LLM_SERVER_MAX_BATCH": ("llm", "server_max_batch", "4", 4),
     "MLSTACK_LLM_SERVER_API_KEY": ("llm", "server_api_key", "sk-server", SecretStr("sk-server")),
     "MLSTACK_LLM_EMBEDDING_PROVIDER": ("llm", "embedding_provider", "openai", "openai"),
     "MLSTACK_LLM_EMBEDDING_MODEL": ("llm", "embedding_model", "e", "e"),
