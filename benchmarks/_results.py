@@ -72,7 +72,7 @@ ROWS: tuple[Row, ...] = (
     ),
     Row(
         "orchestration",
-        "`mlstack data flow --days 1`, `monitor` and `rag ask --extractive` as fresh processes vs "
+        "`mlstack data flow --days 1 --append`, `monitor` and `rag ask --extractive` as fresh processes vs "
         "their blocks in plain Python; the training flow vs its blocks",
         "over the blocks, warm / cold: data flow **{command_warm_over_plain_s:.1f} / "
         "{command_cold_over_plain_s:.1f} s**, monitor {monitor_warm_over_plain_s:.1f} / "

@@ -6,11 +6,12 @@ MLflow, registration and the gate. The Prefect side runs on an already started A
 start of the ephemeral server is reported apart, as `cold_start_s`). Sides alternate and each
 reports its best time.
 
-What a user feels per command, too: `mlstack data flow --days 1`, `mlstack monitor` (one day of
-batch predictions) and `mlstack rag ask --extractive` (a collection of the README) as fresh
-processes, cold (no Prefect API running: the first command starts the data dir's local one) and
-warm (the next command finds it), against the same building blocks in a fresh plain `python`
-process. Medians of `--command-repeats`; the differences are each command's cost.
+What a user feels per command, too: `mlstack data flow --days 1 --append` (a day beside the
+data dir's own), `mlstack monitor` (one day of batch predictions) and `mlstack rag ask
+--extractive` (a collection of the README) as fresh processes, cold (no Prefect API running:
+the first command starts the data dir's local one) and warm (the next command finds it),
+against the same building blocks in a fresh plain `python` process. Medians of
+`--command-repeats`; the differences are each command's cost.
 
 The last line is JSON. Targets: prefect_over_plain <= 1.15; each command <= 1 s over its blocks
 warm (command_warm_over_plain_s, monitor_..., ask_...) and <= 3 s cold.
@@ -63,19 +64,25 @@ def plain(trials: int) -> None:
     tabular_registry.gate(version, features_of(test), test[LABEL], settings.tracking.promotion_margin)
 
 
-# The blocks `mlstack data flow --days 1` runs, as plain Python in a fresh process.
-PLAIN_DATA = """
+# The day `mlstack data flow` lands in the per-command part: appended beside the data dir's own
+# days (an append of the same day replaces it), so the data the training rounds read, or a
+# user's MLSTACK_HOME holds, is kept.
+LANDED_DAY = "2027-01-01"
+
+# The blocks `mlstack data flow --days 1 --append` runs, as plain Python in a fresh process.
+PLAIN_DATA = f"""
+from datetime import date
 from mlstack.data.config import GeneratorConfig
 from mlstack.data.generator import generate, write_tables
 from mlstack.data.validation import validate_paths, write_report, write_validated
 from mlstack.settings import get_settings
 
 settings = get_settings()
-cfg = GeneratorConfig(days=1)
+cfg = GeneratorConfig(start=date.fromisoformat("{LANDED_DAY}"), days=1)
 raw = write_tables(generate(cfg), settings.data_dir / "raw" / cfg.landing())
 run = write_report(validate_paths(list(raw.values()), settings.data.max_bad_row_share),
                    settings.validation_reports_dir)
-write_validated(run, settings.data_dir / "validated")
+write_validated(run, settings.data_dir / "validated", append=True)
 """
 
 
@@ -142,11 +149,10 @@ def commands(env: dict[str, str]) -> dict[str, tuple[list[str], list[str]]]:
     import pandas as pd
 
     from mlstack.data import validation
-    from mlstack.settings import Settings
+    from mlstack.settings import get_settings
 
     cli = [sys.executable, "-m", "mlstack.cli"]
-    validated = Settings(home=Path(env["MLSTACK_HOME"])).validated_dir
-    start = validation.read_validated(validated)["trips"]["requested_at"].max().floor("D")
+    start = validation.read_validated(get_settings().validated_dir)["trips"]["requested_at"].max().floor("D")
     end = start + pd.Timedelta(days=1)  # the last day with trips
     window = [f"{start:%Y-%m-%d}", f"{end:%Y-%m-%d}"]
     console.print("predictions for the monitored day, and a RAG collection of the README ...")
@@ -155,7 +161,10 @@ def commands(env: dict[str, str]) -> dict[str, tuple[list[str], list[str]]]:
     shutil.copy(Path(__file__).parent.parent / "README.md", folder)  # a small collection: the README
     timed([*cli, "rag", "refresh", "--source", f"docs:{folder}"], env)
     return {
-        "data": ([*cli, "data", "flow", "--days", "1"], [sys.executable, "-c", PLAIN_DATA]),
+        "data": (
+            [*cli, "data", "flow", "--days", "1", "--append", "--start", LANDED_DAY],
+            [sys.executable, "-c", PLAIN_DATA],
+        ),
         "monitor": (
             [*cli, "monitor", "--window-start", window[0], "--window-end", window[1]],
             [sys.executable, "-c", PLAIN_MONITOR, *window],
@@ -164,33 +173,18 @@ def commands(env: dict[str, str]) -> dict[str, tuple[list[str], list[str]]]:
     }
 
 
-PREPARE = """
-import sys
-sys.path.insert(0, sys.argv[1])
-from _common import prepared_home
-prepared_home(days=3, trials=1)
-"""
-
-
 def per_command(repeats: int) -> dict[str, dict[str, float]]:
     """Seconds of each command cold (no local API running) and warm, and of its blocks in plain
-    Python, each a fresh process; medians. In a data dir of their own: `data flow` replaces the
-    validated data, which the training rounds (and a user's MLSTACK_HOME) must keep."""
-    from mlstack.postgres import stop_embedded
-    from mlstack.settings import Settings
-
-    home = Path(tempfile.mkdtemp(prefix="mlstack-bench-commands-"))
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")} | {"MLSTACK_HOME": str(home)}
+    Python, each a fresh process; medians."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
     down = [sys.executable, "-m", "mlstack.cli", "down"]
-    measured = {}
     try:
-        timed([sys.executable, "-c", PREPARE, str(Path(__file__).resolve().parent)], env)
-        for name, (command, blocks) in commands(env).items():
-            measured[name] = sides(command, blocks, env, down, repeats)
+        return {
+            name: sides(command, blocks, env, down, repeats)
+            for name, (command, blocks) in commands(env).items()
+        }
     finally:
         subprocess.run(down, env=env, capture_output=True)
-        stop_embedded(Settings(home=home).pg_dir)
-    return measured
 
 
 def sides(command: list[str], blocks: list[str], env: dict[str, str], down: list[str], repeats: int) -> dict:
