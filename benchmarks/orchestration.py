@@ -6,8 +6,8 @@ MLflow, registration and the gate. The Prefect side runs on an already started A
 start of the ephemeral server is reported apart, as `cold_start_s`). Sides alternate and each
 reports its best time.
 
-What a user feels per command, too: `mlstack data flow --days 1 --append` (a day beside the
-data dir's own), `mlstack monitor` (one day of batch predictions) and `mlstack rag ask
+What a user feels per command, too: `mlstack data flow --days 1 --append` (a day the data
+dir holds: the same rows again), `mlstack monitor` (one day of batch predictions) and `mlstack rag ask
 --extractive` (a collection of the README) as fresh processes, cold (no Prefect API running:
 the first command starts the data dir's local one) and warm (the next command finds it),
 against the same building blocks in a fresh plain `python` process. Medians of
@@ -64,21 +64,18 @@ def plain(trials: int) -> None:
     tabular_registry.gate(version, features_of(test), test[LABEL], settings.tracking.promotion_margin)
 
 
-# The day `mlstack data flow` lands in the per-command part: appended beside the data dir's own
-# days (an append of the same day replaces it), so the data the training rounds read, or a
-# user's MLSTACK_HOME holds, is kept.
-LANDED_DAY = "2027-01-01"
-
-# The blocks `mlstack data flow --days 1 --append` runs, as plain Python in a fresh process.
-PLAIN_DATA = f"""
-from datetime import date
+# The blocks `mlstack data flow --days 1 --append` runs, as plain Python in a fresh process. The
+# day is the generator's first, which a prepared data dir already holds: appending it replaces
+# its rows with the same rows (same seed), so the data the training rounds read, or a user's
+# MLSTACK_HOME holds, is kept.
+PLAIN_DATA = """
 from mlstack.data.config import GeneratorConfig
 from mlstack.data.generator import generate, write_tables
 from mlstack.data.validation import validate_paths, write_report, write_validated
 from mlstack.settings import get_settings
 
 settings = get_settings()
-cfg = GeneratorConfig(start=date.fromisoformat("{LANDED_DAY}"), days=1)
+cfg = GeneratorConfig(days=1)
 raw = write_tables(generate(cfg), settings.data_dir / "raw" / cfg.landing())
 run = write_report(validate_paths(list(raw.values()), settings.data.max_bad_row_share),
                    settings.validation_reports_dir)
@@ -162,7 +159,7 @@ def commands(env: dict[str, str]) -> dict[str, tuple[list[str], list[str]]]:
     timed([*cli, "rag", "refresh", "--source", f"docs:{folder}"], env)
     return {
         "data": (
-            [*cli, "data", "flow", "--days", "1", "--append", "--start", LANDED_DAY],
+            [*cli, "data", "flow", "--days", "1", "--append"],
             [sys.executable, "-c", PLAIN_DATA],
         ),
         "monitor": (
