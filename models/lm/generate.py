@@ -326,7 +326,7 @@ class LocalLM:
         piece, stopped = request.text.push(token)
         if piece:
             generation.text.append(piece)
-            request.deliver(piece)
+            self._send(request, piece)
         if stopped:
             generation.finish_reason = "stop"
             self._end(request)
@@ -340,11 +340,20 @@ class LocalLM:
     def _end(self, request: _Request, error: BaseException | None = None, rest: bool = False) -> None:
         if rest and (piece := request.text.rest()):
             request.generation.text.append(piece)
-            request.deliver(piece)
+            self._send(request, piece)
         try:
             self.finished(request.generation)
         finally:
-            request.deliver(error)
+            self._send(request, error)
+
+    @staticmethod
+    def _send(request: _Request, item: str | BaseException | None) -> None:
+        """Deliver to the request's reader; one whose reader cannot take it any more (its event
+        loop closed) is abandoned, and the requests beside it in the batch go on."""
+        try:
+            request.deliver(item)
+        except Exception:
+            request.generation.abandoned = True
 
     @staticmethod
     def _pick(logits: Any, params: GenerationParams, rng: Any) -> int:

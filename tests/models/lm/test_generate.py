@@ -94,3 +94,20 @@ def test_a_request_that_is_stopped_leaves_the_others_running(lm: LocalLM) -> Non
     assert stayed == ["".join(alone[0].text), "".join(alone[2].text)]
     assert leaving_generation.abandoned
     assert leaving_generation.completion_tokens < alone[1].completion_tokens
+
+
+def test_a_reader_that_cannot_take_its_text_is_dropped_and_the_batch_goes_on(lm: LocalLM) -> None:
+    """A server's reader whose event loop has closed raises when handed text: that request is
+    abandoned, and the one generated beside it is untouched."""
+    asks = _asks(2)
+    params = GenerationParams(max_tokens=40, temperature=0)
+    alone = lm.complete(asks[1], params)
+
+    def closed_loop(_item: object) -> None:
+        raise RuntimeError("Event loop is closed")
+
+    broken = lm.submit(asks[0], GenerationParams(max_tokens=200, temperature=0), closed_loop)
+    beside = lm.complete(asks[1], params)
+    assert "".join(beside.text) == "".join(alone.text)
+    lm.complete(asks[1], GenerationParams(max_tokens=1, temperature=0))  # the thread still serves
+    assert broken.abandoned and broken.completion_tokens < 200
