@@ -99,7 +99,8 @@ ROWS: tuple[Row, ...] = (
     ),
     Row(
         "pretraining",
-        "the training loop vs a Hugging Face `Trainer` (tuned on a GPU); tokenization vs `encode_batch`",
+        "the training loop vs a Hugging Face `Trainer` (tuned on a GPU); tokenization vs a script"
+        " around `encode_batch`",
         "**{speedup_over_baseline:.2f}x** the Trainer's tokens/s on {device} (median of {repeats}), MFU "
         "{mfu:.2f}; tokenization {tokenize_over_library:.2f}x the library's default",
         "GPU: >= 1.3x, MFU >= 0.40; tokenization >= 1.0x",
