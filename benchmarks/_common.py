@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
 import statistics
@@ -37,6 +38,8 @@ def prepared_home(days: int = 10, trials: int = 2) -> Path:
     if os.environ.get("MLSTACK_HOME") and (Path(os.environ["MLSTACK_HOME"]) / "feast" / "online.db").exists():
         return Path(os.environ["MLSTACK_HOME"])
     home = Path(os.environ.get("MLSTACK_HOME") or tempfile.mkdtemp(prefix="mlstack-bench-"))
+    if not os.environ.get("MLSTACK_HOME"):  # ours alone: nothing it started may outlive the run
+        atexit.register(_stop_services)
     os.environ["MLSTACK_HOME"] = str(home)
     console.print(f"preparing a data dir with {days} days of data and a champion in {home} ...")
     from flows.data import DataParams, data_flow
@@ -48,6 +51,15 @@ def prepared_home(days: int = 10, trials: int = 2) -> Path:
     features_flow()
     training_flow(TrainingParams(n_trials=trials))
     return home
+
+
+def _stop_services() -> None:
+    """What a temporary data dir's runs started: its embedded Postgres, its local Prefect API and
+    warm process (as `mlstack down --postgres` would)."""
+    from mlstack.deploy import stack
+    from mlstack.settings import get_settings
+
+    stack.down(get_settings(), stop_postgres=True)
 
 
 def report(

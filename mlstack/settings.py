@@ -336,7 +336,13 @@ class OrchestrationSettings(Section):
         default=600.0,
         ge=1.0,
         description="The local Prefect API that commands start (when neither PREFECT_API_URL nor"
-        " `mlstack up` gives one) and reuse stops itself after this long unused.",
+        " `mlstack up` gives one) and reuse, and the warm process of flow commands, stop"
+        " themselves after this long unused.",
+    )
+    warm: bool = Field(
+        default=True,
+        description="Flow commands start, and then run in, a warm process that has Prefect and"
+        " their flow imported (mlstack.cli.warm); false: each command imports its own.",
     )
     up_timeout_s: float = Field(
         default=120.0, gt=0, description="Seconds `mlstack up` waits for each service to answer."

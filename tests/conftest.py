@@ -15,6 +15,10 @@ SESSION_HOME = Path(tempfile.mkdtemp(prefix="mlstack-tests-"))
 os.environ["MLSTACK_HOME"] = str(SESSION_HOME)
 for _var in ("MLSTACK_PG_DSN", "MLFLOW_TRACKING_URI", "MLSTACK_DATA_MAX_BAD_ROW_SHARE", "PREFECT_API_URL"):
     os.environ.pop(_var, None)
+# The commands a test starts run cold, each importing its own (tests/kill.py says so too): a warm
+# process per test's environment would outlive the test. tests/mlstack/deploy/test_warm.py runs
+# them warm.
+os.environ["MLSTACK_ORCHESTRATION_WARM"] = "false"
 # The tests pick their LLM provider themselves; a developer's real key must never be used.
 for _var in [v for v in os.environ if v.startswith(("OPENAI_", "MLSTACK_LLM_", "MLSTACK_EMBEDDING_"))]:
     os.environ.pop(_var)

@@ -40,6 +40,8 @@ def command_env(home: Path, **extra: str) -> dict[str, str]:
     first command starts the data dir's local one and the next reuse it, as a user's would."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
     env["MLSTACK_ORCHESTRATION_API_IDLE_S"] = API_IDLE_S
+    # Commands run cold here; tests/mlstack/deploy/test_warm.py runs them warm.
+    env.setdefault("MLSTACK_ORCHESTRATION_WARM", "false")
     return {**env, "MLSTACK_HOME": str(home), "NO_COLOR": "1", "COLUMNS": "200", **extra}
 
 

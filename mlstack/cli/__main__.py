@@ -1,3 +1,3 @@
-from mlstack.cli import app
+from mlstack.cli.main import main
 
-app()
+main()

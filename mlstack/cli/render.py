@@ -16,17 +16,25 @@ from rich.markup import escape
 from rich.text import Text
 
 
-def _console(stderr: bool = False) -> Console:
+def _options(stderr: bool) -> dict:
     # Off a terminal (a pipe, a log file, CI) nothing limits a line, but rich assumes 80 columns
     # and folds the paths and URLs people copy from the output; COLUMNS still sets a width.
     stream = sys.stderr if stderr else sys.stdout
     wide = stream.isatty() or "COLUMNS" in os.environ
-    return Console(stderr=stderr, width=None if wide else OFF_TERMINAL_WIDTH)
+    return {"stderr": stderr, "width": None if wide else OFF_TERMINAL_WIDTH}
 
 
 OFF_TERMINAL_WIDTH = 400
-console = _console()
-err = _console(stderr=True)
+console = Console(**_options(stderr=False))
+err = Console(**_options(stderr=True))
+
+
+def reattach() -> None:
+    """Look again at what stdout and stderr are. The warm process (`mlstack.cli.warm`) imports
+    this module on its own streams; the command it forks writes to its caller's."""
+    for made, stderr in ((console, False), (err, True)):
+        made.__init__(**_options(stderr))  # in place: every command module holds these objects
+
 
 Model = TypeVar("Model", bound=BaseModel)
 

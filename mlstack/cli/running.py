@@ -41,6 +41,7 @@ def run_flow(flow: Flow[..., Any], *args: Any) -> Any:
 
     api.ensure_api()
     state = flow(*args, return_state=True)
+    _keep_warm(flow)
     if not state.is_completed():
         try:
             state.result()
@@ -53,3 +54,14 @@ def run_flow(flow: Flow[..., Any], *args: Any) -> Any:
             pass
         raise fail(f"{flow.name} flow {state.name.lower()}: {state.message}")
     return state.result()
+
+
+def _keep_warm(flow: Flow[..., Any]) -> None:
+    """Start the warm process for the next flow command from this environment, in the background
+    (`mlstack.cli.warm`), when this one paid for its own imports."""
+    from mlstack.cli import warm
+    from mlstack.settings import get_settings
+
+    settings = get_settings()
+    if warm.ORIGIN is not None and settings.orchestration.warm:
+        warm.start(warm.ORIGIN, flow.fn.__module__, settings)

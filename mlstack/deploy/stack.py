@@ -394,7 +394,8 @@ def down(settings: Settings, stop_postgres: bool = False) -> StackResult:
     settings.stack_dir.mkdir(parents=True, exist_ok=True)
     with locks.file_lock(settings.stack_dir, timeout_s=settings.orchestration.up_timeout_s * 4):
         # The commands' local API too (mlstack.deploy.api): `down` leaves nothing of ours running.
-        for name in ("worker", "evidently", "mlflow", "prefect", "api", "postgres"):
+        warm = sorted(p.stem for p in settings.stack_dir.glob("warm-*.json"))  # mlstack.cli.warm
+        for name in ("worker", "evidently", "mlflow", "prefect", "api", *warm, "postgres"):
             record, stale = live_record(settings, name)
             note = "a stale pid file was removed" if stale else None
             if record is None and name == "postgres" and not settings.postgres.dsn:

@@ -113,6 +113,7 @@ DOCUMENTED = {
     "MLSTACK_ORCHESTRATION_MLFLOW_PORT": ("orchestration", "mlflow_port", "5100", 5100),
     "MLSTACK_ORCHESTRATION_UP_TIMEOUT_S": ("orchestration", "up_timeout_s", "30", 30.0),
     "MLSTACK_ORCHESTRATION_API_IDLE_S": ("orchestration", "api_idle_s", "60", 60.0),
+    "MLSTACK_ORCHESTRATION_WARM": ("orchestration", "warm", "false", False),
     "MLSTACK_ORCHESTRATION_GPU_COUNT": ("orchestration", "gpu_count", "4", 4),
     "MLSTACK_ORCHESTRATION_TASK_RUNNER": ("orchestration", "task_runner", "dask", "dask"),
     "MLSTACK_ORCHESTRATION_DASK_ADDRESS": ("orchestration", "dask_address", "tcp://d:8786", "tcp://d:8786"),
