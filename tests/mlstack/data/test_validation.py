@@ -268,3 +268,16 @@ def test_concurrent_appends_keep_every_window(tmp_path: Path, writers: int) -> N
         assert len(written) == rows, table
         assert not written.duplicated(table_key(table)).any(), table
     assert sorted(p.name for p in out.iterdir()) == sorted(f"{t}.parquet" for t in expected)
+
+
+def test_when_every_row_is_quarantined_the_error_names_the_row_rule(raw_dir: Path) -> None:
+    """A statistic over no rows is undefined: the rule that set the rows aside is the news, not
+    `null_fraction <= 0.05 (value: nan)` measured on what was left."""
+    trips_path = raw_dir / "trips.parquet"
+    write_parquet(spoil_rows("requested_at", FUTURE, 1.0)(pd.read_parquet(trips_path)), trips_path)
+    result = validate_file(trips_path, 0.05)
+    assert result.bad_share == 1.0
+    assert not [f for f in result.failures if f.category == "statistical"]
+    reason = result.reason()
+    assert "(100.00%) exceed max_bad_row_share" in reason and "requested_at: not_in_future" in reason
+    assert "nan" not in reason
