@@ -201,12 +201,19 @@ def sides(command: list[str], blocks: list[str], env: dict[str, str], down: list
     from mlstack.settings import get_settings
 
     plain_runs, cold_runs, warm_runs = [], [], []
-    fingerprint = warm.fingerprint(env, os.getcwd())
-    log = get_settings().stack_dir / f"{warm.NAME}.log"
+    stack_dir = get_settings().stack_dir
+    log = stack_dir / f"{warm.NAME}.log"
+
+    def listening() -> bool:  # the record the command left names its socket
+        return any(
+            warm.answers(record.stem.removeprefix(f"{warm.NAME}-"), env)
+            for record in stack_dir.glob(f"{warm.NAME}-*.json")
+        )
+
     for _ in range(repeats):
         timed(down, env)  # nothing running: the next command starts the API and the warm process
         cold_runs.append(timed(command, env))
-        wait_until(lambda: warm.answers(fingerprint, env), "the warm process to listen")
+        wait_until(listening, "the warm process to listen")
         learned = log.read_text().count("learned ")
         timed(command, env)  # its first command, whose run-time imports it then makes its own
         wait_until(lambda n=learned: log.read_text().count("learned ") > n, "the warm process to learn")

@@ -97,7 +97,17 @@ class RagEvalResult(BaseModel):
     collection: str
     questions: str
     count: int
-    metrics: dict[str, dict[str, float]] = Field(description="mode -> hit_at_1, hit_at_5, mrr_at_10")
+    metrics: dict[str, dict[str, float]] = Field(
+        description="mode -> hit_at_1, hit_at_5, mrr_at_10, over the answerable questions"
+    )
+    intervals: dict[str, dict[str, tuple[float, float]]] = Field(
+        default_factory=dict, description="mode -> metric -> its 95% bootstrap interval"
+    )
+    refusals: dict[str, float] = Field(
+        default_factory=dict,
+        description="unknown_rate_unanswerable (the higher the better) and false_refusal_rate (the"
+        " lower the better) of the answer's 'I don't know' gate, at the search `rag ask` runs",
+    )
     previous_hit_at_5: float | None = None
     regression: str | None = Field(default=None, description="Set when hybrid hit@5 fell past the setting.")
     run_id: str | None = None
@@ -333,8 +343,11 @@ def rag_evaluate_flow(params: RagEvalParams = RagEvalParams()) -> RagEvalResult:
     with store.connect(settings) as conn:
         coll = store.require_collection(conn, collection)
         previous = store.last_evaluation(conn, collection, str(path))
-        metrics = evaluation.evaluate(conn, coll, embedder, questions)
+        ranked = evaluation.ranked_by_mode(conn, coll, embedder, questions)
+        metrics = {mode: evaluation.scores(hits, questions) for mode, hits in ranked.items()}
         store.record_evaluation(conn, collection, str(path), metrics)
+    answered = [hits[: settings.rag.k] for hits in ranked["hybrid"]]
+    refusals = evaluation.refusals(answered, questions, settings.rag.min_similarity)
     tracking.setup(settings, EXPERIMENT)
     with mlflow.start_run(
         run_name=f"evaluate {collection}", tags={"pattern": EXPERIMENT, **tracking.owner_tags()}
@@ -350,14 +363,18 @@ def rag_evaluate_flow(params: RagEvalParams = RagEvalParams()) -> RagEvalResult:
         )
         mlflow.log_metrics(
             {f"{mode}_{name}": value for mode, values in metrics.items() for name, value in values.items()}
+            | refusals
         )
         # The answers, too: each traced and scored by MLflow's GenAI evaluation, in this run.
-        answers = evaluation.evaluate_answers(questions, _answerer(settings, collection, embedder))
+        answerable = [q for q in questions if q.answerable]
+        answers = evaluation.evaluate_answers(answerable, _answerer(settings, collection, embedder))
     result = RagEvalResult(
         collection=collection,
         questions=str(path),
         count=len(questions),
         metrics=metrics,
+        intervals={mode: evaluation.intervals(hits, questions) for mode, hits in ranked.items()},
+        refusals=refusals,
         run_id=run.info.run_id,
         previous_hit_at_5=previous["hybrid"]["hit_at_5"] if previous else None,
         answers=answers,

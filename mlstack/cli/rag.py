@@ -233,8 +233,21 @@ def eval_command(
 def render_eval(result: RagEvalResult) -> RenderableType:
     table = Table("mode", "hit@1", "hit@5", "MRR@10", title=f"{result.collection}: {result.count} questions")
     for mode, values in result.metrics.items():
-        table.add_row(mode, *(f"{values[m]:.2f}" for m in ("hit_at_1", "hit_at_5", "mrr_at_10")))
+        spans = result.intervals.get(mode, {})
+        table.add_row(
+            mode,
+            *(
+                f"{values[m]:.2f}" + (f" ({spans[m][0]:.2f}-{spans[m][1]:.2f})" if m in spans else "")
+                for m in ("hit_at_1", "hit_at_5", "mrr_at_10")
+            ),
+        )
     parts: list[RenderableType] = [table]
+    if result.intervals:
+        parts.append(Text("in brackets: 95% bootstrap intervals over the questions"))
+    if result.refusals:
+        said = {"unknown_rate_unanswerable": "unanswerable ones", "false_refusal_rate": "answerable ones"}
+        shown = ", ".join(f"{said[k]} {v:.0%}" for k, v in result.refusals.items())
+        parts.append(Text(f'"I don\'t know" on {shown}'))
     if result.answers:
         scored = ", ".join(
             f"{name.removesuffix('/mean')} {value:.0%}" for name, value in result.answers.items()

@@ -105,6 +105,12 @@ def test_results_render_for_people(rag_refresh_result, rag_answer_result) -> Non
     assert "skipped /x/docs/bad.md: not UTF-8 text (byte 3)" in text
     assert "9 documents, 40 chunks" in text and "regression: hybrid hit@5 fell from 0.90 to 0.80" in text
     assert "hybrid 0.50 0.80 0.64" in rendered(render_eval(rag_refresh_result.evaluation))
+    spans = {"hybrid": {"hit_at_1": (0.3, 0.7), "hit_at_5": (0.6, 1.0), "mrr_at_10": (0.5, 0.8)}}
+    refusals = {"unknown_rate_unanswerable": 0.8, "false_refusal_rate": 0.1}
+    bounded = rag_refresh_result.evaluation.model_copy(update={"intervals": spans, "refusals": refusals})
+    shown = rendered(render_eval(bounded), width=300)
+    assert "hybrid 0.50 (0.30-0.70) 0.80 (0.60-1.00) 0.64 (0.50-0.80)" in shown
+    assert '"I don\'t know" on unanswerable ones 80%, answerable ones 10%' in shown
     scored = rag_refresh_result.evaluation.model_copy(update={"answers": {"cites_sources/mean": 0.9}})
     assert "answers (mlflow.genai.evaluate, run r9): cites_sources 90%" in rendered(
         render_eval(scored), width=300

@@ -44,3 +44,62 @@ def test_hits_match_by_id_path_or_url_and_the_metrics_add_up() -> None:
         "hit_at_5": 0.5,
         "mrr_at_10": round((1 + 1 / 3 + 1 / 7) / 4, 4),
     }
+
+
+def scored(doc: str, similarity: float) -> Hit:
+    return Hit(doc, "docs", doc, None, None, similarity, similarity, "c", "", "", None)
+
+
+def test_an_unanswerable_question_names_no_document_and_counts_only_for_refusals(tmp_path: Path) -> None:
+    path = tmp_path / "q.jsonl"
+    path.write_text(
+        '{"question": "answerable?", "expected": ["a"]}\n'
+        '{"question": "how tall is Everest?", "unanswerable": true}\n'
+    )
+    questions = evaluate.read_questions(path)
+    assert [q.answerable for q in questions] == [True, False]
+    # The unanswerable one neither lowers nor raises a retrieval metric.
+    assert evaluate.scores([[hit("a")], [hit("a")]], questions)["hit_at_1"] == 1.0
+    assert evaluate.scores([[hit("a")], []], questions)["hit_at_1"] == 1.0
+    for bad, rule in (
+        ('{"question": "q", "unanswerable": true, "expected": ["a"]}', "names no"),
+        ('{"question": "q", "unanswerable": "yes"}', "must be true or false"),
+        ('{"question": "q", "expected": []}', 'or set "unanswerable": true'),
+    ):
+        path.write_text('{"question": "ok?", "expected": ["a"]}\n' + bad + "\n")
+        with pytest.raises(InputError, match=rf"q.jsonl line 2: .*{rule}"):
+            evaluate.read_questions(path)
+    path.write_text('{"question": "q", "unanswerable": true}\n')
+    with pytest.raises(InputError, match="no answerable questions"):
+        evaluate.read_questions(path)
+
+
+def test_refusal_rates_follow_the_answer_gate() -> None:
+    questions = [
+        evaluate.Question("in the docs", ("a",), 1),
+        evaluate.Question("in the docs too", ("b",), 2),
+        evaluate.Question("not in the docs", (), 3),
+        evaluate.Question("not either", (), 4),
+    ]
+    hits = [[scored("a", 0.8)], [scored("b", 0.2)], [scored("a", 0.1)], [scored("a", 0.6)]]
+    assert evaluate.refusals(hits, questions, min_similarity=0.3) == {
+        "unknown_rate_unanswerable": 0.5,  # the 0.1 one refused; the 0.6 one answered anyway
+        "false_refusal_rate": 0.5,  # the 0.2 one refused though the docs answer it
+    }
+    assert evaluate.refusals(hits[:2], questions[:2], 0.3) == {"false_refusal_rate": 0.5}
+
+
+def test_bootstrap_intervals_hold_the_mean_and_narrow_with_more_questions() -> None:
+    def sets(n: int) -> tuple[list[list[Hit]], list[evaluate.Question]]:
+        questions = [evaluate.Question(f"q{i}", ("a",), i) for i in range(n)]
+        return [[hit("a")] if i % 4 else [hit("x")] for i in range(n)], questions  # hit@1 = 0.75
+
+    small = evaluate.intervals(*sets(40))
+    large = evaluate.intervals(*sets(400))
+    for spans in (small, large):
+        low, high = spans["hit_at_1"]
+        assert low < 0.75 < high
+    assert large["hit_at_1"][1] - large["hit_at_1"][0] < small["hit_at_1"][1] - small["hit_at_1"][0]
+    assert evaluate.intervals(*sets(40)) == small, "seeded: the same set gives the same interval"
+    perfect = evaluate.intervals([[hit("a")]] * 10, [evaluate.Question("q", ("a",), 1)] * 10)
+    assert perfect["mrr_at_10"] == (1.0, 1.0)
