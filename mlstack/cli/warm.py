@@ -12,9 +12,15 @@ child runs the command on the caller's terminal, as `mlstack` would have. The ca
 the child's stand-in: it passes on Ctrl-C, SIGTERM and SIGHUP, and exits with the child's status.
 A command that runs no flow (`--help`, `up`, `serve`, ...) is turned away and runs as before.
 
+It learns, too: each child lists the modules its run imported that the warm process had not
+(Prefect's and the libraries' lazy imports, 671 modules for a data flow), and the warm process
+imports them after the child ends, so the next command finds them loaded.
+
 What keeps it safe:
-- It forks from one thread only: nothing it imports may start a thread, and it stops serving if
-  an import did. Each child reseeds the random generators a fork would share.
+- It forks from one Python thread only: nothing it imports may start one, and it stops serving
+  if an import did (that module is then left out of what the next warm process learns). The
+  native pools some libraries start (jemalloc's, OpenBLAS's) handle a fork themselves. Each child
+  reseeds numpy's global generator, which a fork would share between siblings.
 - A killed caller (even SIGKILL) closes its socket; the child notices and stops its own process
   group, so what the command started stops too.
 - It stops itself after `MLSTACK_ORCHESTRATION_API_IDLE_S` with no command running, it is on
