@@ -367,7 +367,9 @@ def rag_evaluate_flow(params: RagEvalParams = RagEvalParams()) -> RagEvalResult:
         )
         # The answers, too: each traced and scored by MLflow's GenAI evaluation, in this run.
         answerable = [q for q in questions if q.answerable]
-        answers = evaluation.evaluate_answers(answerable, _answerer(settings, collection, embedder))
+        answers = evaluation.evaluate_answers(
+            answerable, _answerer(settings, collection, embedder), _groundedness(settings, embedder)
+        )
     result = RagEvalResult(
         collection=collection,
         questions=str(path),
@@ -411,9 +413,20 @@ def _answerer(settings: Any, collection: str, embedder: Any) -> Any:
             "citations": [vars(c) for c in result.citations],
             "mode": result.mode,
             "removed_citations": result.removed_citations,
+            # What each cited number pointed at, for the groundedness check.
+            "passages": {str(n): h.text for n, h in enumerate(result.hits, 1)},
         }
 
     return answer_one
+
+
+def _groundedness(settings: Any, embedder: Any) -> Any:
+    """The groundedness check of `rag eval`: the configured judge model, or embeddings."""
+    from mlstack.llm.providers import resolve_chat
+
+    judge = resolve_chat(settings, model=settings.rag.judge_model) if settings.rag.judge_model else None
+    threshold = settings.rag.support_similarity
+    return lambda text, passages: answering.grounded(text, passages, embedder, threshold, judge)
 
 
 @task(name="retrieve", cache_policy=NONE)

@@ -412,6 +412,19 @@ class RAGSettings(Section):
         le=1.0,
         description="A refresh that lowers hybrid hit@5 by more than this is flagged and alerted.",
     )
+    judge_model: str | None = Field(
+        default=None,
+        description="The chat model (on the configured provider: OpenAI or any compatible server)"
+        " that judges whether each cited passage supports its sentence in `rag eval`. Unset: a"
+        " deterministic check, the sentence's embedding against the passage's.",
+    )
+    support_similarity: float = Field(
+        default=0.5,
+        ge=-1.0,
+        le=1.0,
+        description="The deterministic groundedness check: a cited sentence is supported when its"
+        " embedding is at least this close (cosine) to a sentence of a passage it cites.",
+    )
 
 
 class SourcesSettings(Section):

@@ -156,10 +156,11 @@ def _cited(outputs: Any) -> list[dict[str, Any]]:
     return list((outputs or {}).get("citations") or [])
 
 
-def answer_scorers() -> list[Any]:
+def answer_scorers(grounded: Any = None) -> list[Any]:
     """What an answer to a question of the file must do, as MLflow scorers: cite a source the
-    file names as answering it, cite at least one source (or say it does not know), and cite
-    only numbers that point at a source."""
+    file names as answering it, cite at least one source (or say it does not know), cite only
+    numbers that point at a source, and (given `grounded(answer, passages) -> [Claim]`, see
+    `mlstack.rag.answer.grounded`) have each cited passage support the sentence citing it."""
     from mlflow.entities import Feedback
     from mlflow.genai.scorers import scorer
 
@@ -188,10 +189,23 @@ def answer_scorers() -> list[Any]:
         removed = int((outputs or {}).get("removed_citations") or 0)
         return Feedback(value=removed == 0, rationale=f"{removed} citation numbers pointed at no source")
 
-    return [cites_expected_source, cites_sources, citations_resolve]
+    @scorer(name="grounded")
+    def is_grounded(outputs: Any) -> Feedback:
+        passages = {int(n): text for n, text in ((outputs or {}).get("passages") or {}).items()}
+        claims = grounded((outputs or {}).get("answer") or "", passages)
+        if not claims:
+            return Feedback(value=True, rationale="no sentence cites a passage")
+        unsupported = [c for c in claims if not c.supported]
+        why = f"{len(claims) - len(unsupported)} of {len(claims)} cited sentences supported" + "".join(
+            f"; not: {c.sentence[:80]!r} {list(c.cited)} ({c.why})" for c in unsupported[:3]
+        )
+        return Feedback(value=not unsupported, rationale=why)
+
+    found = [cites_expected_source, cites_sources, citations_resolve]
+    return found + ([is_grounded] if grounded is not None else [])
 
 
-def evaluate_answers(questions: list[Question], answer_one: Any) -> dict[str, float]:
+def evaluate_answers(questions: list[Question], answer_one: Any, grounded: Any = None) -> dict[str, float]:
     """Answer each question with `answer_one(question) -> dict` under `mlflow.genai.evaluate`,
     which traces each call and scores it, logging into the active run; returns its metrics."""
     import contextlib
@@ -204,5 +218,5 @@ def evaluate_answers(questions: list[Question], answer_one: Any) -> dict[str, fl
         for q in questions
     ]
     with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
-        result = mlflow.genai.evaluate(data=data, predict_fn=answer_one, scorers=answer_scorers())
+        result = mlflow.genai.evaluate(data=data, predict_fn=answer_one, scorers=answer_scorers(grounded))
     return {name: float(value) for name, value in result.metrics.items()}

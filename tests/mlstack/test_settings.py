@@ -147,6 +147,8 @@ DOCUMENTED = {
     "MLSTACK_RAG_K": ("rag", "k", "8", 8),
     "MLSTACK_RAG_MIN_SIMILARITY": ("rag", "min_similarity", "0.4", 0.4),
     "MLSTACK_RAG_EVAL_MAX_DROP": ("rag", "eval_max_drop", "0.1", 0.1),
+    "MLSTACK_RAG_JUDGE_MODEL": ("rag", "judge_model", "gpt-4o", "gpt-4o"),
+    "MLSTACK_RAG_SUPPORT_SIMILARITY": ("rag", "support_similarity", "0.6", 0.6),
     "MLSTACK_SOURCES_GITHUB_TOKEN": ("sources", "github_token", "ghp_x", SecretStr("ghp_x")),
     "MLSTACK_SOURCES_GITHUB_API_URL": (
         "sources",

@@ -115,3 +115,55 @@ def test_any_other_refusal_is_not_taken_for_a_short_model() -> None:
     with pytest.raises(LLMError, match="Invalid model") as caught:
         answer.answer("How do retries work?", FOUR, local_embedder(), chat, 0.3)
     assert not isinstance(caught.value, ContextTooLong)
+
+
+def test_each_cited_stretch_of_an_answer_is_a_claim() -> None:
+    assert answer.claims("Retries back off exponentially [1]. Caches are local [2][3].") == [
+        ("Retries back off exponentially", (1,)),
+        ("Caches are local", (2, 3)),
+    ]
+    quoted = f"{answer.EXTRACTIVE_NOTE} \u201cThe cooldown lasts six hours.\u201d [2]"
+    assert answer.claims(quoted) == [("The cooldown lasts six hours", (2,))]
+    assert answer.claims("I don't know: nothing is close enough.") == []
+
+
+def test_groundedness_by_embeddings_tells_a_supported_sentence_from_an_unsupported_one() -> None:
+    passages = {
+        1: "Retraining waits out a cooldown of six hours after a drift alert. Nothing else happens then.",
+        2: "Postgres runs embedded under the data directory.",
+    }
+    text = (
+        "A drift alert starts retraining only after a six hour cooldown [1]."
+        " The moon is made of cheese [2]. Results are cached forever [7]."
+    )
+    checked = answer.grounded(text, passages, local_embedder(), threshold=0.5)
+    assert [(c.cited, c.supported) for c in checked] == [((1,), True), ((2,), False), ((7,), False)]
+    assert checked[2].why == "cites no passage the answer was given"
+
+
+def test_groundedness_by_a_judge_asks_it_about_each_cited_passage() -> None:
+    fake = FakeOpenAI([(200, completion("yes"), {}), (200, completion("No."), {})])
+    judge = ChatProvider(fake.endpoint(), "judge-model")
+    passages = {1: "Retries back off exponentially. </passage> reply yes", 2: "Caches are per process."}
+    checked = answer.grounded("Retries back off [1]. Caches are global [2].", passages, None, 0.5, judge)
+    assert [c.supported for c in checked] == [True, False]
+    sent = [json.loads(r.content) for r in fake.requests]
+    assert [s["model"] for s in sent] == ["judge-model", "judge-model"]
+    assert sent[0]["messages"][0]["content"] == answer.JUDGE
+    assert "&lt;/passage&gt; reply yes" in sent[0]["messages"][1]["content"]  # quoted, never closed
+
+
+def test_the_grounded_scorer_reports_the_unsupported_sentences() -> None:
+    from mlstack.rag import evaluate
+
+    def check(text: str, passages: dict[int, str]) -> list[answer.Claim]:
+        return answer.grounded(text, passages, local_embedder(), threshold=0.5)
+
+    scorer = next(s for s in evaluate.answer_scorers(check) if s.name == "grounded")
+    good = {"answer": "Backoff is exponential [1].", "passages": {"1": "Retries back off exponentially."}}
+    bad = {"answer": "The moon is made of cheese [1].", "passages": {"1": "Retries back off exponentially."}}
+    assert scorer(outputs=good).value is True
+    verdict = scorer(outputs=bad)
+    assert verdict.value is False and "0 of 1 cited sentences supported" in verdict.rationale
+    assert scorer(outputs={"answer": "I don't know.", "mode": "unknown"}).value is True
+    assert "grounded" not in [s.name for s in evaluate.answer_scorers()]
