@@ -410,7 +410,8 @@ class RAGSettings(Section):
         default=0.05,
         ge=0.0,
         le=1.0,
-        description="A refresh that lowers hybrid hit@5 by more than this is flagged and alerted.",
+        description="A refresh that lowers hybrid hit@5 by more than this, and by more than one"
+        " question's worth (1/n), is flagged and alerted.",
     )
     judge_model: str | None = Field(
         default=None,

@@ -9,7 +9,8 @@ from typing import Any
 from mlstack.settings import Settings, project_root
 
 SAMPLES = Path(__file__).resolve().parent / "samples"
-QUESTIONS = SAMPLES / "questions.jsonl"
+QUESTIONS = SAMPLES / "questions.jsonl"  # about the shipped Slack export and GitHub dump
+DOCS_QUESTIONS = SAMPLES / "docs_questions.jsonl"  # about this project's README and docs/
 
 
 def sources() -> list[str]:
@@ -37,3 +38,16 @@ def capable_chat(settings: Settings, provider: str | None = None, model: str | N
     if kind == "local" and not follows_chat(local_model_dir(settings)):
         return None  # no need to start a server whose answers would not be used
     return resolve_chat(settings, provider, model)
+
+
+def question_sets(held: set[str]) -> list[Path]:
+    """The shipped question sets that apply to a collection holding the documents `held` names:
+    each set whose every expected document is there; the samples' set when none is."""
+    from mlstack.rag.evaluate import read_questions
+
+    found = [
+        path
+        for path in (QUESTIONS, DOCS_QUESTIONS)
+        if all(any(name in held for name in q.expected) for q in read_questions(path) if q.answerable)
+    ]
+    return found or [QUESTIONS]

@@ -395,3 +395,10 @@ def last_evaluation(conn: psycopg.Connection, name: str, questions: str) -> dict
         (name, questions),
     ).fetchone()
     return row[0] if row else None
+
+
+def document_names(conn: psycopg.Connection, name: str) -> set[str]:
+    """Every id, path and URL of a collection's documents: what a question file's `expected`
+    may name."""
+    rows = conn.execute("SELECT id, path, url FROM rag_documents WHERE collection = %s", (name,)).fetchall()
+    return {value for row in rows for value in row if value}

@@ -103,3 +103,20 @@ def test_bootstrap_intervals_hold_the_mean_and_narrow_with_more_questions() -> N
     assert evaluate.intervals(*sets(40)) == small, "seeded: the same set gives the same interval"
     perfect = evaluate.intervals([[hit("a")]] * 10, [evaluate.Question("q", ("a",), 1)] * 10)
     assert perfect["mrr_at_10"] == (1.0, 1.0)
+
+
+def test_the_shipped_docs_questions_name_real_documents_and_apply_where_they_are_held() -> None:
+    from mlstack.rag import defaults
+    from mlstack.settings import project_root
+
+    questions = evaluate.read_questions(defaults.DOCS_QUESTIONS)
+    docs = {p.name for p in (project_root() / "docs").glob("*.md")} | {"README.md"}
+    named = {name for q in questions for name in q.expected}
+    assert named and named <= docs, sorted(named - docs)
+    assert sum(not q.answerable for q in questions) >= 3
+    # A collection of the project's docs gets both sets; one of the samples and one doc, the samples'.
+    samples = {name for q in evaluate.read_questions(defaults.QUESTIONS) for name in q.expected}
+    assert defaults.question_sets(samples | docs) == [defaults.QUESTIONS, defaults.DOCS_QUESTIONS]
+    assert defaults.question_sets(samples | {"rag.md"}) == [defaults.QUESTIONS]
+    assert defaults.question_sets(docs) == [defaults.DOCS_QUESTIONS]
+    assert defaults.question_sets(set()) == [defaults.QUESTIONS]
