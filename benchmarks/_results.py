@@ -73,7 +73,8 @@ ROWS: tuple[Row, ...] = (
     Row(
         "orchestration",
         "`mlstack data flow --days 1 --append`, `monitor` and `rag ask --extractive` as fresh processes vs "
-        "their blocks in plain Python; the training flow vs its blocks",
+        "their blocks in a fresh plain `python` process (below 0: faster, the warm process having "
+        "imported what the plain one imports); the training flow vs its blocks",
         "over the blocks, warm / cold: data flow **{command_warm_over_plain_s:.1f} / "
         "{command_cold_over_plain_s:.1f} s**, monitor {monitor_warm_over_plain_s:.1f} / "
         "{monitor_cold_over_plain_s:.1f} s, rag ask {ask_warm_over_plain_s:.1f} / "
