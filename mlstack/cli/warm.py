@@ -52,6 +52,7 @@ NAME = "warm"  # its records in the stack folder are warm-<fingerprint>.json
 # Variables a shell changes from one command to the next, which no setting reads.
 VOLATILE = frozenset({"PWD", "OLDPWD", "SHLVL", "_", "COLUMNS", "LINES"})
 HANDSHAKE_TIMEOUT_S = 5.0
+MAX_BASE = 60  # leaves room for /mlstack-UID/FINGERPRINT.sock
 ANSWER_TIMEOUT_S = 120.0
 STOP_GRACE_S = 5.0
 PASSED_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
@@ -91,6 +92,8 @@ def fingerprint(env: dict[str, str], cwd: str) -> str:
 def socket_folder(env: dict[str, str] | None = None) -> Path:
     env = os.environ if env is None else env
     base = env.get("XDG_RUNTIME_DIR") or env.get("TMPDIR") or "/tmp"
+    if len(base) > MAX_BASE:  # a Unix socket's path holds 107 bytes at most
+        base = "/tmp"
     return Path(base) / f"mlstack-{os.getuid()}"
 
 

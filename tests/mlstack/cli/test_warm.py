@@ -116,8 +116,19 @@ def test_a_changed_source_file_makes_the_warm_process_stale(tmp_path: Path) -> N
     assert server.stale() == f"{source} is gone"
 
 
-def test_a_socket_in_a_folder_others_can_open_is_never_used(tmp_path: Path) -> None:
+def test_a_socket_in_a_folder_others_can_open_is_never_used() -> None:
     """The request carries the caller's variables, secrets included."""
+    import shutil
+    import tempfile
+
+    short = Path(tempfile.mkdtemp(prefix="w", dir="/tmp"))  # a socket's path holds 107 bytes at most
+    try:
+        _never_through_an_open_folder(short)
+    finally:
+        shutil.rmtree(short)
+
+
+def _never_through_an_open_folder(tmp_path: Path) -> None:
     env = {"XDG_RUNTIME_DIR": str(tmp_path), "OPENAI_API_KEY": "sk-secret"}
     origin = warm.Origin(env, str(tmp_path), "f" * 24)
     path = warm.socket_path(origin.fingerprint, env)
@@ -229,3 +240,12 @@ def _group_of(process: psutil.Process) -> int | None:
         return os.getpgid(process.pid) if process.status() != psutil.STATUS_ZOMBIE else None
     except (psutil.Error, ProcessLookupError):
         return None
+
+
+def test_a_runtime_folder_too_deep_for_a_socket_falls_back_to_tmp() -> None:
+    deep = "/var/" + "x" * 80
+    assert str(warm.socket_path("f" * 24, {"TMPDIR": deep})).startswith("/tmp/mlstack-")
+    assert str(warm.socket_path("f" * 24, {"XDG_RUNTIME_DIR": "/run/user/1000"})).startswith(
+        "/run/user/1000/"
+    )
+    assert len(str(warm.socket_path("f" * 24, {"TMPDIR": "/" + "y" * warm.MAX_BASE}))) < 108
