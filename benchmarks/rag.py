@@ -9,7 +9,11 @@ embedding throughput. The last line is JSON.
 - store: the writes alone (embeddings computed beforehand): COPY vs a row INSERT per chunk.
 - refresh: an unchanged re-refresh vs the first refresh of that corpus.
 - index: the collection's HNSW index vs an exact scan of the same query, on synthetic clustered
-  384-dimensional vectors: recall@10 against the exact answer, and queries per second.
+  384-dimensional vectors: recall@10 against the exact answer, and queries per second. On the
+  same 100k chunks (40 words of text each, three kinds, a year of dates), in a table holding the
+  other collections: the project's hybrid retrieval's p50 and p99, and a kind + date filtered
+  top-10 by pgvector 0.8's iterative scan, its recall and queries/s against the exact scan.
+- ask: `rag ask --extractive` in process (embed, search, quote) on the held-out set, p50 and p99.
 - embed: chunks/s of the project's embedder vs `SentenceTransformer.encode` with its defaults,
   on the same chunks and model, and the cosine between their two embeddings of each chunk.
 - quality: hit@1, hit@5 and MRR@10 per mode, with 95% bootstrap intervals, against BM25 over
@@ -28,6 +32,7 @@ import os
 import sys
 import tempfile
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -126,6 +131,7 @@ def clustered(n: int, dim: int, seed: int) -> np.ndarray:
 
 def index_bench(settings, n: int, queries: int) -> dict[str, float]:
     from psycopg import sql
+    from rag_corpus import members
 
     from mlstack.llm.providers import ModelInfo
     from mlstack.rag import store
@@ -134,23 +140,32 @@ def index_bench(settings, n: int, queries: int) -> dict[str, float]:
     name = "bench-index"
     data = clustered(n + queries, 384, seed=7)
     vectors, probes = data[:n], data[n:]
+    # Text for the full-text arm: 40 words a chunk, drawn Zipf-like from pandas' docstrings' words.
+    words = sorted({w for _, doc in members("pandas:DataFrame") for w in doc.lower().split() if w.isalpha()})
+    rng = np.random.default_rng(5)
+    weights = 1 / np.arange(1, len(words) + 1)
+    drawn = rng.choice(len(words), size=(n, 40), p=weights / weights.sum())
+    per_doc = 100
     with store.connect(settings) as conn:
         store.drop_collection(conn, name)
         coll = store.ensure_collection(conn, name, ModelInfo("synthetic", "clustered-384", 384))
         store.drop_index(conn, coll)  # a bulk load: build the index once, afterwards
         with conn.transaction(), conn.cursor() as cur:
             with cur.copy(
-                "COPY rag_documents (collection, id, source, kind, title, content_hash, chunks) FROM STDIN"
+                "COPY rag_documents (collection, id, source, kind, title, updated_at, content_hash, chunks)"
+                " FROM STDIN"
             ) as copy:
-                for d in range(n // 1000 + 1):
-                    copy.write_row((name, f"d{d}", "synthetic", "docs", f"d{d}", "h", 1000))
+                for d in range(n // per_doc + 1):  # three kinds, a year of dates: what filters pick
+                    updated = datetime(2026, d % 12 + 1, 1, tzinfo=UTC)
+                    copy.write_row((name, f"d{d}", "synthetic", KINDS[d % 3], f"d{d}", updated, "h", per_doc))
             with cur.copy(
                 "COPY rag_chunks (collection, id, document_id, ord, title, heading, text, embedding)"
                 " FROM STDIN WITH (FORMAT BINARY)"
             ) as copy:
                 copy.set_types(["text", "text", "text", "int4", "text", "text", "text", "vector"])
                 for i, vector in enumerate(vectors):
-                    copy.write_row((name, f"c{i}", f"d{i // 1000}", i % 1000, "", "", "", vector))
+                    text = " ".join(words[w] for w in drawn[i])
+                    copy.write_row((name, f"c{i}", f"d{i // per_doc}", i % per_doc, "", "", text, vector))
         console.print(f"building HNSW over {n:,} vectors ...")
         started = time.perf_counter()
         conn.execute("SET maintenance_work_mem = '1GB'")
@@ -173,6 +188,7 @@ def index_bench(settings, n: int, queries: int) -> dict[str, float]:
 
         approximate, hnsw_s = run(exact=False)
         truth, exact_s = run(exact=True)
+        filtered = filtered_bench(conn, coll, probes, words) | {"retrieval_chunks": n}
         store.drop_collection(conn, name)
     recall = float(np.mean([len(a & t) / 10 for a, t in zip(approximate, truth, strict=True)]))
     return {
@@ -181,6 +197,58 @@ def index_bench(settings, n: int, queries: int) -> dict[str, float]:
         "exact_qps": round(queries / exact_s, 1),
         "hnsw_qps_speedup": round(exact_s / hnsw_s, 1),
         "hnsw_build_s": round(build_s, 1),
+        **filtered,
+    }
+
+
+KINDS = ("docs", "slack", "github")
+
+
+def filtered_bench(conn, coll, probes: np.ndarray, words: list[str]) -> dict[str, float]:
+    """The project's own search path on the 100k-chunk collection, in a table that holds the
+    other collections too: hybrid retrieval's latency (`retrieve.search`, vector and full text
+    fused), and with a kind and a date filter, pgvector 0.8's iterative scan's recall@10 against
+    the exact filtered answer and its queries/s."""
+    from psycopg import sql
+
+    from mlstack.rag import retrieve
+
+    rng = np.random.default_rng(11)
+    latencies = []
+    for probe in probes:
+        question = " ".join(rng.choice(words, 6))
+        started = time.perf_counter()
+        retrieve.search(conn, coll, question, probe, k=5, mode="hybrid")
+        latencies.append(time.perf_counter() - started)
+    since = datetime(2026, 7, 1, tzinfo=UTC)
+    query = sql.SQL(
+        "SELECT c.id FROM rag_chunks c JOIN rag_documents d ON d.collection = c.collection"
+        " AND d.id = c.document_id WHERE c.collection = %s AND d.kind = 'slack' AND d.updated_at >= %s"
+        " ORDER BY {} <=> %s::vector(384) LIMIT 10"
+    ).format(coll.vector("c.embedding"))
+
+    def run(exact: bool) -> tuple[list[set[str]], float]:
+        found = []
+        with conn.transaction():
+            conn.execute("SET LOCAL hnsw.iterative_scan = relaxed_order")
+            conn.execute(sql.SQL("SET LOCAL hnsw.ef_search = {}").format(sql.Literal(retrieve.EF_SEARCH)))
+            if exact:
+                conn.execute("SET LOCAL enable_indexscan = off")
+            started = time.perf_counter()
+            for probe in probes:
+                found.append({row[0] for row in conn.execute(query, (coll.name, since, probe))})
+            return found, time.perf_counter() - started
+
+    approximate, hnsw_s = run(exact=False)
+    truth, exact_s = run(exact=True)
+    recall = np.mean([len(a & t) / max(1, len(t)) for a, t in zip(approximate, truth, strict=True)])
+    ms = sorted(t * 1000 for t in latencies)
+    return {
+        "retrieval_p50_ms": round(ms[len(ms) // 2], 1),
+        "retrieval_p99_ms": round(ms[min(len(ms) - 1, int(len(ms) * 0.99))], 1),
+        "filtered_recall_at_10": round(float(recall), 4),
+        "filtered_qps": round(len(probes) / hnsw_s, 1),
+        "filtered_exact_qps": round(len(probes) / exact_s, 1),
     }
 
 
@@ -290,6 +358,26 @@ def quality(settings, name: str, questions_file: Path, prefix: str = "") -> dict
     return out
 
 
+def ask_latency(settings, name: str, questions_file: Path) -> dict[str, float]:
+    """`rag ask --extractive` in process, as its flow runs it: the question embedded, the
+    collection searched (hybrid), the answer quoted from the closest sentences (or "I don't
+    know"); p50 and p99 over the question set, each asked once."""
+    from mlstack.rag import answer, defaults, evaluate, retrieve
+
+    embedder = defaults.embedder(settings)
+    latencies = []
+    for question in evaluate.read_questions(questions_file):
+        started = time.perf_counter()
+        hits = retrieve.find(settings, embedder, name, question.question, settings.rag.k)
+        answer.answer(question.question, hits, embedder, None, settings.rag.min_similarity)
+        latencies.append((time.perf_counter() - started) * 1000)
+    ms = sorted(latencies)
+    return {
+        "ask_p50_ms": round(ms[len(ms) // 2], 1),
+        "ask_p99_ms": round(ms[min(len(ms) - 1, int(len(ms) * 0.99))], 1),
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -353,6 +441,7 @@ def main() -> None:
     console.print("quality on the held-out set ...")
     refresh_once(settings, "bench-held-out", held_out)
     result |= quality(settings, "bench-held-out", HERE / "data" / "numpy_questions.jsonl", "test_")
+    result |= ask_latency(settings, "bench-held-out", HERE / "data" / "numpy_questions.jsonl")
     console.print("embedding throughput ...")
     result |= embed_bench(settings, folder, args.embed_chunks)
     result |= index_bench(settings, args.vectors, args.queries)
@@ -375,6 +464,24 @@ def main() -> None:
             f"{result['embed_chunks_per_s']}",
             f"{result['baseline_chunks_per_s']}",
             f"{result['embed_speedup']}x (min cosine {result['embed_min_cosine']})",
+        ),
+        (
+            f"hybrid retrieval on {args.vectors:,} chunks, p50 / p99 (ms)",
+            f"{result['retrieval_p50_ms']} / {result['retrieval_p99_ms']}",
+            "",
+            "",
+        ),
+        (
+            "kind + date filtered top-10 queries/s (iterative scan vs exact)",
+            f"{result['filtered_qps']}",
+            f"{result['filtered_exact_qps']}",
+            f"recall {result['filtered_recall_at_10']}",
+        ),
+        (
+            "`rag ask --extractive` in process, p50 / p99 (ms)",
+            f"{result['ask_p50_ms']} / {result['ask_p99_ms']}",
+            "",
+            "",
         ),
         (
             "top-10 queries/s",
