@@ -225,7 +225,7 @@ def filtered_bench(conn, coll, probes: np.ndarray, words: list[str]) -> dict[str
         "SELECT c.id FROM rag_chunks c JOIN rag_documents d ON d.collection = c.collection"
         " AND d.id = c.document_id WHERE c.collection = %s AND d.kind = 'slack' AND d.updated_at >= %s"
         " ORDER BY {} <=> %s::vector(384) LIMIT 10"
-    ).format(coll.vector("c.embedding"))
+    ).format(coll.vector())  # unqualified: the expression the index is on
 
     def run(exact: bool) -> tuple[list[set[str]], float]:
         found = []
