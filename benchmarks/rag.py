@@ -284,11 +284,11 @@ def embed_bench(settings, folder: Path, limit: int) -> dict[str, float]:
 HELD_OUT = ("numpy.random:Generator", "numpy.linalg")
 
 
-def held_out_corpus(folder: Path) -> Path:
+def held_out_corpus(folder: Path, limit: int | None = None) -> Path:
     from rag_corpus import write
 
     for target in HELD_OUT:
-        write(target, folder)
+        write(target, folder, limit)
     return folder
 
 
@@ -358,7 +358,7 @@ def quality(settings, name: str, questions_file: Path, prefix: str = "") -> dict
     return out
 
 
-def ask_latency(settings, name: str, questions_file: Path) -> dict[str, float]:
+def ask_latency(settings, name: str, questions_file: Path, limit: int | None = None) -> dict[str, float]:
     """`rag ask --extractive` in process, as its flow runs it: the question embedded, the
     collection searched (hybrid), the answer quoted from the closest sentences (or "I don't
     know"); p50 and p99 over the question set, each asked once."""
@@ -366,7 +366,7 @@ def ask_latency(settings, name: str, questions_file: Path) -> dict[str, float]:
 
     embedder = defaults.embedder(settings)
     latencies = []
-    for question in evaluate.read_questions(questions_file):
+    for question in evaluate.read_questions(questions_file)[:limit]:
         started = time.perf_counter()
         hits = retrieve.find(settings, embedder, name, question.question, settings.rag.k)
         answer.answer(question.question, hits, embedder, None, settings.rag.min_similarity)
@@ -387,6 +387,10 @@ def main() -> None:
     parser.add_argument("--vectors", type=int, default=100_000)
     parser.add_argument("--queries", type=int, default=200)
     parser.add_argument("--embed-chunks", type=int, default=400)
+    parser.add_argument(
+        "--held-out-docs", type=int, default=None, help="docstrings per held-out source (default: all)"
+    )
+    parser.add_argument("--ask-questions", type=int, default=None, help="questions timed for rag ask")
     args = parser.parse_args()
     os.environ.setdefault("MLSTACK_HOME", tempfile.mkdtemp(prefix="mlstack-bench-rag-"))
     from mlstack.settings import get_settings
@@ -395,7 +399,7 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="rag-corpus-"))
     folder = corpus(args.docs, work / "all")
     small = corpus(args.naive_docs, work / "small")
-    held_out = held_out_corpus(work / "held-out")
+    held_out = held_out_corpus(work / "held-out", args.held_out_docs)
     from mlstack.rag import store
 
     with store.connect(settings) as conn:
@@ -441,7 +445,9 @@ def main() -> None:
     console.print("quality on the held-out set ...")
     refresh_once(settings, "bench-held-out", held_out)
     result |= quality(settings, "bench-held-out", HERE / "data" / "numpy_questions.jsonl", "test_")
-    result |= ask_latency(settings, "bench-held-out", HERE / "data" / "numpy_questions.jsonl")
+    result |= ask_latency(
+        settings, "bench-held-out", HERE / "data" / "numpy_questions.jsonl", args.ask_questions
+    )
     console.print("embedding throughput ...")
     result |= embed_bench(settings, folder, args.embed_chunks)
     result |= index_bench(settings, args.vectors, args.queries)

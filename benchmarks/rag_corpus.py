@@ -33,9 +33,9 @@ def members(target: str) -> list[tuple[str, str]]:
     return found
 
 
-def write(target: str, folder: Path) -> int:
+def write(target: str, folder: Path, limit: int | None = None) -> int:
     folder.mkdir(parents=True, exist_ok=True)
-    entries = members(target)
+    entries = members(target)[:limit]
     for qualified, doc in entries:
         (folder / f"{qualified}.md").write_text(f"# {qualified}\n\n{doc}\n", encoding="utf-8")
     return len(entries)

@@ -100,7 +100,21 @@ SMOKE: dict[str, tuple[list[str], bool, set[str]]] = {
         {"trainable_fraction", "peak_memory_ratio", "rss_ratio", "step_time_ratio", "lora_val_loss"},
     ),
     "rag": (
-        ["--docs", "12", "--naive-docs", "3", "--vectors", "2000", "--queries", "10", "--embed-chunks", "16"],
+        [
+            *(
+                "--docs",
+                "12",
+                "--naive-docs",
+                "3",
+                "--vectors",
+                "2000",
+                "--queries",
+                "10",
+                "--embed-chunks",
+                "16",
+            ),
+            *("--held-out-docs", "4", "--ask-questions", "5"),
+        ],
         False,
         {"ingest_speedup", "store_speedup", "rerefresh_fraction", "first_refresh_s", "rerefresh_s"},
     ),

@@ -133,6 +133,9 @@ def test_a_token_an_api_echoes_back_reaches_no_output_and_no_file(tmp_path) -> N
         done = run(mlstack("rag", "refresh", *sources, "--no-evaluate"), env)
     finally:
         server.shutdown()
+        # The local API the command started, before its files are read: its SQLite journal
+        # files come and go while it runs (a scan once met a -shm file that had just gone).
+        run(mlstack("down"), env)
         from mlstack.postgres import stop_embedded
 
         stop_embedded(Settings(home=home).pg_dir)
