@@ -5,6 +5,7 @@ Anything else is a bug and keeps its traceback."""
 
 from __future__ import annotations
 
+import logging
 from typing import TYPE_CHECKING, Any
 
 from typer.core import TyperGroup
@@ -64,4 +65,7 @@ def _keep_warm(flow: Flow[..., Any]) -> None:
 
     settings = get_settings()
     if warm.ORIGIN is not None and settings.orchestration.warm:
-        warm.start(warm.ORIGIN, flow.fn.__module__, settings)
+        try:
+            warm.start(warm.ORIGIN, flow.fn.__module__, settings)
+        except Exception as exc:  # a speed-up for the next command, never this command's failure
+            logging.getLogger(__name__).debug("no warm process started: %s", exc)

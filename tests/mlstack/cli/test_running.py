@@ -134,3 +134,21 @@ def test_a_killed_train_leaves_a_registry_that_reads_back(cli_home: Path, tmp_pa
             "SELECT version FROM registered_model_aliases WHERE alias = 'champion' AND name = 'trip_duration'"
         )
         assert db.execute(aliases).fetchall() == [(1,)], "the champion is untouched"
+
+
+def test_a_warm_process_that_cannot_start_fails_no_command(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Starting the warm process is a speed-up for the next command: a busy stack lock or a full
+    disk there must not turn a command whose flow completed into a failure."""
+    from mlstack.cli import running, warm
+    from mlstack.errors import Busy
+
+    def busy(*_: object) -> None:
+        raise Busy("the stack folder is locked")
+
+    monkeypatch.setenv("MLSTACK_ORCHESTRATION_WARM", "true")
+    monkeypatch.setattr(warm, "ORIGIN", warm.Origin({}, "/", "f" * 24))
+    monkeypatch.setattr(warm, "start", busy)
+
+    from flows.data import data_flow
+
+    running._keep_warm(data_flow)  # no exception
