@@ -37,10 +37,7 @@ def prepared_home(days: int = 10, trials: int = 2) -> Path:
     temporary data dir, so that a series of benchmarks can share one."""
     if os.environ.get("MLSTACK_HOME") and (Path(os.environ["MLSTACK_HOME"]) / "feast" / "online.db").exists():
         return Path(os.environ["MLSTACK_HOME"])
-    home = Path(os.environ.get("MLSTACK_HOME") or tempfile.mkdtemp(prefix="mlstack-bench-"))
-    if not os.environ.get("MLSTACK_HOME"):  # ours alone: nothing it started may outlive the run
-        atexit.register(_stop_services)
-    os.environ["MLSTACK_HOME"] = str(home)
+    home = own_home()
     console.print(f"preparing a data dir with {days} days of data and a champion in {home} ...")
     from flows.data import DataParams, data_flow
     from flows.features import features_flow
@@ -53,13 +50,29 @@ def prepared_home(days: int = 10, trials: int = 2) -> Path:
     return home
 
 
+def own_home(prefix: str = "mlstack-bench-") -> Path:
+    """MLSTACK_HOME when set; else a temporary data dir, made MLSTACK_HOME for this run, whose
+    services (its embedded Postgres, local API, warm process) stop when the run ends."""
+    if os.environ.get("MLSTACK_HOME"):
+        return Path(os.environ["MLSTACK_HOME"])
+    home = Path(tempfile.mkdtemp(prefix=prefix))
+    os.environ["MLSTACK_HOME"] = str(home)
+    atexit.register(_stop_services)
+    return home
+
+
 def _stop_services() -> None:
     """What a temporary data dir's runs started: its embedded Postgres, its local Prefect API and
-    warm process (as `mlstack down --postgres` would)."""
-    from mlstack.deploy import stack
-    from mlstack.settings import get_settings
+    warm process. `mlstack down --postgres` in a process of its own: at exit this one can start
+    no thread, which `down` uses."""
+    import subprocess
 
-    stack.down(get_settings(), stop_postgres=True)
+    subprocess.run(
+        [sys.executable, "-m", "mlstack.cli", "down", "--postgres"],
+        env={**os.environ, "MLSTACK_ORCHESTRATION_WARM": "false"},
+        capture_output=True,
+        check=False,
+    )
 
 
 def report(

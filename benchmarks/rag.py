@@ -28,7 +28,6 @@ embedding throughput. The last line is JSON.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import tempfile
 import time
@@ -40,7 +39,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import console, report
+from _common import console, own_home, report
 
 HERE = Path(__file__).resolve().parent
 
@@ -392,7 +391,7 @@ def main() -> None:
     )
     parser.add_argument("--ask-questions", type=int, default=None, help="questions timed for rag ask")
     args = parser.parse_args()
-    os.environ.setdefault("MLSTACK_HOME", tempfile.mkdtemp(prefix="mlstack-bench-rag-"))
+    own_home("mlstack-bench-rag-")
     from mlstack.settings import get_settings
 
     settings = get_settings()
