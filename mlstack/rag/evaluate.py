@@ -134,11 +134,6 @@ def ranked_by_mode(
     return {mode: [hits[mode] for hits in found] for mode in retrieve.MODES}
 
 
-def evaluate(conn: Any, coll: Any, embedder: Any, questions: list[Question]) -> dict[str, dict[str, float]]:
-    ranked = ranked_by_mode(conn, coll, embedder, questions)
-    return {mode: scores(hits, questions) for mode, hits in ranked.items()}
-
-
 def refusals(hits: list[list[Hit]], questions: list[Question], min_similarity: float) -> dict[str, float]:
     """How often the answer would be "I don't know" (no passage reaches `min_similarity`, the
     gate of `answer.answer`): on unanswerable questions, where it should be (the higher the
