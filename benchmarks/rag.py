@@ -7,7 +7,10 @@ embedding throughput. The last line is JSON.
   embedded alone and inserted row by row, on the same corpus (pandas' DataFrame docstrings, real
   text on this machine).
 - store: the writes alone (embeddings computed beforehand): COPY vs a row INSERT per chunk.
-- refresh: an unchanged re-refresh vs the first refresh of that corpus.
+- refresh: an unchanged re-refresh vs the first refresh of that corpus; and both against
+  LangChain on the same documents, chunks, embedder and Postgres: the first refresh vs
+  `PGVector.add_documents` (langchain-postgres), the unchanged re-refresh vs an unchanged run of
+  its indexing API (`index()` with a `SQLRecordManager`, incremental cleanup).
 - index: the collection's HNSW index vs an exact scan of the same query, on synthetic clustered
   384-dimensional vectors: recall@10 against the exact answer, and queries per second. On the
   same 100k chunks (40 words of text each, three kinds, a year of dates), in a table holding the
@@ -92,6 +95,65 @@ def naive_ingest(settings, name: str, folder: Path) -> int:
                 )
                 rows += 1
     return rows
+
+
+def langchain_ingest(settings, folder: Path) -> dict[str, float]:
+    """LangChain's way into the same Postgres, with the same embedder: the same documents read and
+    cut into the same chunks, written by `PGVector.add_documents` (langchain-postgres); then its
+    indexing API, `index()` with a `SQLRecordManager`, once to fill a collection and once more
+    with nothing changed. Reading and chunking are timed on both sides, as in the refresh."""
+    from langchain_classic.indexes import SQLRecordManager
+    from langchain_core.documents import Document
+    from langchain_core.embeddings import Embeddings
+    from langchain_core.indexing import index
+    from langchain_postgres import PGVector
+    from sqlalchemy import create_engine
+
+    from mlstack import postgres
+    from mlstack.rag import chunking, defaults, sources
+
+    embedder = defaults.embedder(settings)
+
+    class Same(Embeddings):
+        def embed_documents(self, texts: list[str]) -> list[list[float]]:
+            return embedder.embed(texts).tolist()
+
+        def embed_query(self, text: str) -> list[float]:
+            return embedder.embed([text])[0].tolist()
+
+    def documents() -> list[Document]:
+        read = sources.read(sources.parse_spec(f"docs:{folder}"), settings)
+        return [
+            Document(page_content=c.embed_text, id=c.id, metadata={"source": d.id, "title": d.title})
+            for d in read.documents
+            for c in chunking.chunk(d, settings.rag.chunk_size, settings.rag.chunk_overlap)
+        ]
+
+    engine = create_engine(
+        postgres.resolve_dsn(settings).replace("postgresql://", "postgresql+psycopg://", 1)
+    )
+    started = time.perf_counter()
+    PGVector(Same(), connection=engine, collection_name="bench-langchain", use_jsonb=True).add_documents(
+        documents()
+    )
+    add_s = time.perf_counter() - started
+    vectors = PGVector(Same(), connection=engine, collection_name="bench-langchain-index", use_jsonb=True)
+    records = SQLRecordManager("pgvector/bench-langchain-index", engine=engine)
+    records.create_schema()
+    runs = []
+    for _ in range(2):
+        started = time.perf_counter()
+        done = index(
+            documents(), records, vectors, cleanup="incremental", source_id_key="source", key_encoder="sha256"
+        )
+        runs.append(time.perf_counter() - started)
+    assert done["num_added"] == done["num_updated"] == done["num_deleted"] == 0, done
+    engine.dispose()
+    return {
+        "langchain_add_documents_s": round(add_s, 2),
+        "langchain_index_first_s": round(runs[0], 2),
+        "langchain_index_unchanged_s": round(runs[1], 3),
+    }
 
 
 def store_only(settings, folder: Path) -> tuple[float, float]:
@@ -505,6 +567,8 @@ def main() -> None:
     again = refresh_once(settings, "bench", folder)
     again_s = time.perf_counter() - started
     assert again["added"] + again["changed"] + again["embedded"] == 0, again
+    console.print("the same documents through LangChain: PGVector.add_documents, then index() twice ...")
+    lc = langchain_ingest(settings, folder)
 
     result = {
         "bench": "rag",
@@ -519,6 +583,9 @@ def main() -> None:
         "rerefresh_s": round(again_s, 3),
         "rerefresh_fraction": round(again_s / first_s, 4),
         "first_refresh_chunks": first["embedded"],
+        **lc,
+        "first_refresh_over_langchain": round(lc["langchain_add_documents_s"] / first_s, 2),
+        "rerefresh_over_langchain_index": round(again_s / lc["langchain_index_unchanged_s"], 3),
     }
     result |= quality(settings, "bench", HERE / "data" / "pandas_questions.jsonl")
     console.print("quality on the held-out set ...")
@@ -544,6 +611,18 @@ def main() -> None:
             f"{again_s:.3f}",
             f"{first_s:.2f}",
             f"{result['rerefresh_fraction']}",
+        ),
+        (
+            "first ingest vs LangChain PGVector.add_documents (s)",
+            f"{first_s:.2f}",
+            f"{lc['langchain_add_documents_s']}",
+            f"{result['first_refresh_over_langchain']}x",
+        ),
+        (
+            "unchanged re-refresh vs LangChain index() unchanged (s)",
+            f"{again_s:.3f}",
+            f"{lc['langchain_index_unchanged_s']}",
+            f"{result['rerefresh_over_langchain_index']}",
         ),
         (
             "embed (chunks/s)",

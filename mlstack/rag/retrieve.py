@@ -1,10 +1,11 @@
 """Search a collection: by meaning (pgvector HNSW, cosine), by words (Postgres full text), or
 both fused with reciprocal rank fusion. Hits are ranked per document, each with its best chunk.
 
-Full text turns the question's words into an OR query: `websearch_to_tsquery` parses it (quotes,
-`-word`), and its ANDs become ORs, since a question in plain words rarely holds every word of
-the document that answers it; `ts_rank` then prefers chunks with more of them, and titles
-(weight A) most.
+Full text turns the question's words into an OR query: identifiers are split into words as the
+indexed text's are (`drop_duplicates` -> drop duplicates), `websearch_to_tsquery` parses the rest
+(quotes, `-word`), and its ANDs become ORs, since a question in plain words rarely holds every
+word of the document that answers it; `ts_rank` then prefers chunks with more of them, each
+word weighted by its rarity, a word in the title or heading no more than one in the text.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import numpy as np
 from psycopg import sql
 
 from mlstack.errors import InputError
-from mlstack.rag import store
+from mlstack.rag import chunking, store
 from mlstack.rag.store import Collection
 
 Mode = Literal["vector", "fulltext", "hybrid"]
@@ -26,11 +27,13 @@ POOL = 50  # chunks each mode hands to fusion
 # HNSW candidates per query: 100 gave recall@10 of 0.975-0.985 on 100k clustered vectors, 200
 # keeps it above 0.98 at 20x+ the exact scan's speed (benchmarks/rag.py).
 EF_SEARCH = 200
-# Measured on paraphrased questions over pandas' docstrings (benchmarks/rag.py): words shared
-# with the question are a weaker signal than meaning there, so full text counts half, and a
-# small k lets the top ranks of either mode lead.
-WEIGHTS = {"vector": 1.0, "fulltext": 0.5}
-RRF_K = 10  # the usual 60 flattens the top ranks; see WEIGHTS
+# Tuned on the development set only (benchmarks/data/pandas_questions.jsonl, paraphrased questions
+# over pandas' docstrings), never on the held-out test set: fulltext weights 0.3-1.0 x k 5-60,
+# best MRR@10 0.779 at 0.3 and 5 (vector alone 0.740); k = 60, the usual constant, gave 0.68.
+# Words shared with the question are a weaker signal than meaning there, and a small k lets the
+# top ranks of either mode lead.
+WEIGHTS = {"vector": 1.0, "fulltext": 0.3}
+RRF_K = 5
 
 
 @dataclass(frozen=True)
@@ -68,25 +71,35 @@ class Hit:
         return asdict(self)
 
 
-# Full text, ranked with each query word weighted by its rarity in the collection (IDF): Postgres'
-# ts_rank alone counts a word like "rows" as much as "duplicates". Words in more than
-# COMMON_SHARE of the chunks are dropped: here they are stop words.
+# Full text, ranked with each query word weighted by its rarity in the collection (BM25's IDF,
+# which stays positive): Postgres' ts_rank alone counts a word like "rows" as much as
+# "duplicates". Words in more than COMMON_SHARE of the chunks are dropped, as stop words, which
+# also spares ranking a quarter of a large collection; never a word in COMMON_FLOOR chunks or
+# fewer, or a small collection's every word would be "common". Each step is MATERIALIZED:
+# inlined, the planner once ran the words' document-frequency counts for every chunk of the
+# collection (256k counts, 53 s for one question over 564 chunks) instead of once per word.
 COMMON_SHARE = 0.25
+COMMON_FLOOR = 50
+# ts_rank's weight of a word found in the text (D), -, the heading (B) and the title (A). Its
+# default, {0.1, 0.2, 0.4, 1.0}, counts a title word ten times a text word: every question with
+# "matrix" in it then ranked `matrix_rank` and `matrix_power` first. On the development set
+# (full text's MRR@10): default 0.37, A twice the rest 0.50, all equal 0.51, which BM25 gets too.
+FIELD_WEIGHTS = (1.0, 1.0, 1.0, 1.0)
 _FULLTEXT = """
-WITH total AS (SELECT count(*)::float AS n FROM rag_chunks WHERE collection = %(collection)s),
-words AS (
+WITH total AS MATERIALIZED (SELECT count(*)::float AS n FROM rag_chunks WHERE collection = %(collection)s),
+words AS MATERIALIZED (
     SELECT DISTINCT quote_literal(m[1])::tsquery AS q
     FROM regexp_matches(websearch_to_tsquery('english', %(query)s)::text, '''([^'']+)''', 'g') AS m
 ),
-weighted AS (
-    SELECT w.q, ln(total.n / (1 + df.n)) AS idf
+weighted AS MATERIALIZED (
+    SELECT w.q, ln(1 + (total.n - df.n + 0.5) / (df.n + 0.5)) AS idf
     FROM words w, total,
          LATERAL (SELECT count(*)::float AS n FROM rag_chunks x
                   WHERE x.collection = %(collection)s AND x.tsv @@ w.q) AS df
-    WHERE df.n > 0 AND df.n <= total.n * %(common)s
+    WHERE df.n > 0 AND df.n <= greatest(total.n * %(common)s, %(common_floor)s)
 ),
-scored AS (
-    SELECT c.id, sum(w.idf * ts_rank(c.tsv, w.q, 1)) AS score
+scored AS MATERIALIZED (
+    SELECT c.id, sum(w.idf * ts_rank(%(weights)s::float4[], c.tsv, w.q, 1)) AS score
     FROM rag_chunks c JOIN weighted w ON c.tsv @@ w.q
     WHERE c.collection = %(collection)s
     GROUP BY c.id
@@ -116,7 +129,17 @@ def _chunks(
     statement = sql.SQL(_VECTOR if mode == "vector" else _FULLTEXT).format(
         vec=coll.vector("embedding"), dim=sql.Literal(coll.dimension), filters=where
     )
-    args = {"collection": coll.name, "query": query, "vector": vector, "limit": limit, "common": COMMON_SHARE}
+    # identifiers split as the indexed text's are (store._words): `drop_duplicates` -> drop duplicates
+    words = chunking.words(query)
+    args = {
+        "collection": coll.name,
+        "query": words,
+        "vector": vector,
+        "limit": limit,
+        "common": COMMON_SHARE,
+        "common_floor": COMMON_FLOOR,
+        "weights": [weight / max(FIELD_WEIGHTS) for weight in FIELD_WEIGHTS],  # ts_rank takes 0-1
+    }
     with conn.transaction():
         # Filtered HNSW scans go on until they find `limit` rows (pgvector 0.8).
         conn.execute("SET LOCAL hnsw.iterative_scan = relaxed_order")

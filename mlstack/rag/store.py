@@ -38,7 +38,7 @@ _LOCK_CLASS = 7_420_014  # advisory lock namespace: (this, hashtext(collection))
 def _words(column: str) -> str:
     """Identifiers split into words for full text: `DataFrame.drop_duplicates` -> Data Frame drop
     duplicates (as `chunking.words` does for embeddings)."""
-    camel = f"regexp_replace({column}, '([a-z])([A-Z])', '\\1 \\2', 'g')"
+    camel = f"regexp_replace({column}, '([a-z0-9])([A-Z])', '\\1 \\2', 'g')"
     return f"regexp_replace({camel}, '[^[:alnum:]]+', ' ', 'g')"
 
 
@@ -105,7 +105,23 @@ MIGRATIONS = [
             metrics jsonb NOT NULL
         );
         """,
-    )
+    ),
+    postgres.Migration(
+        2,
+        "RAG full text: identifiers in the text split into words too, as in titles and questions",
+        # Postgres' parser keeps `np.random.Generator.binomial` as one token, so a question about
+        # "binomial" missed it: on numpy's docs full text's MRR@10 was 0.49 against BM25's 0.75.
+        f"""
+        DROP INDEX rag_chunks_tsv;
+        ALTER TABLE rag_chunks DROP COLUMN tsv;
+        ALTER TABLE rag_chunks ADD COLUMN tsv tsvector GENERATED ALWAYS AS (
+            setweight(to_tsvector('english'::regconfig, {_words("title")}), 'A')
+            || setweight(to_tsvector('english'::regconfig, {_words("heading")}), 'B')
+            || to_tsvector('english'::regconfig, {_words("text")})
+        ) STORED;
+        CREATE INDEX rag_chunks_tsv ON rag_chunks USING gin (tsv);
+        """,
+    ),
 ]
 
 

@@ -61,3 +61,30 @@ def test_a_missing_collection_says_how_to_fill_it(rag_settings: Settings) -> Non
 
     with pytest.raises(RAGError, match="mlstack rag refresh --collection nothing-here"):
         search(rag_settings, "nothing-here", "anything")
+
+
+@pytest.mark.slow
+def test_full_text_finds_identifiers_by_their_words_and_titles_do_not_drown_the_text(
+    rag_settings: Settings, collection: str, tmp_path
+) -> None:
+    from tests.mlstack.rag.conftest import refresh_docs, write_docs
+
+    folder = write_docs(
+        tmp_path / "docs",
+        {
+            "dedupe.md": "# Cleaning\n\nCall `df.drop_duplicates(keep='last')` or np.random.Generator.binomial.",
+            "matrix_rank.md": "# matrix_rank\n\nThe number of independent rows of a matrix.",
+            "inv.md": "# inv\n\nInvert a square matrix: the matrix whose product with it is the identity.",
+        },
+    )
+    refresh_docs(rag_settings, collection, folder)
+
+    def first(query: str) -> str:
+        return search(rag_settings, collection, query, k=3, mode="fulltext")[0].document_id
+
+    # in the text, not the title: Postgres' parser alone keeps each identifier as one token
+    assert first("drop duplicates").endswith("dedupe.md")
+    assert first("binomial").endswith("dedupe.md")
+    assert first("DropDuplicates").endswith("dedupe.md")  # the question's identifiers split too
+    # "matrix" in a title counts no more than in the text, which says "invert" and "square" too
+    assert first("invert a square matrix").endswith("inv.md")
