@@ -72,7 +72,7 @@ def test_full_text_finds_identifiers_by_their_words_and_titles_do_not_drown_the_
     folder = write_docs(
         tmp_path / "docs",
         {
-            "dedupe.md": "# Cleaning\n\nCall `df.drop_duplicates(keep='last')` or np.random.Generator.binomial.",
+            "dedupe.md": "# Cleaning\n\nCall `df.drop_duplicates()` or np.random.Generator.binomial.",
             "matrix_rank.md": "# matrix_rank\n\nThe number of independent rows of a matrix.",
             "inv.md": "# inv\n\nInvert a square matrix: the matrix whose product with it is the identity.",
         },
