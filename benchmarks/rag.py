@@ -147,12 +147,14 @@ def langchain_ingest(settings, folder: Path) -> dict[str, float]:
             documents(), records, vectors, cleanup="incremental", source_id_key="source", key_encoder="sha256"
         )
         runs.append(time.perf_counter() - started)
-    assert done["num_added"] == done["num_updated"] == done["num_deleted"] == 0, done
     engine.dispose()
     return {
         "langchain_add_documents_s": round(add_s, 2),
         "langchain_index_first_s": round(runs[0], 2),
         "langchain_index_unchanged_s": round(runs[1], 3),
+        # incremental cleanup runs per batch of 100: a document whose chunks straddle two batches
+        # loses those in the later one at the first batch's cleanup, and they are embedded again
+        "langchain_index_unchanged_readded": done["num_added"],
     }
 
 
@@ -376,8 +378,11 @@ class Bm25Chunks:
     arm indexes them."""
 
     def __init__(self, conn, name: str) -> None:
+        import logging
+
         import bm25s
 
+        logging.getLogger("bm25s").setLevel(logging.WARNING)  # it sets its own to DEBUG on import
         self.rows = conn.execute(
             "SELECT c.document_id, d.kind, d.title, d.url, d.path, c.id, c.heading, c.title || ' ' ||"
             " c.heading || ' ' || c.text, c.text FROM rag_chunks c JOIN rag_documents d"
@@ -621,7 +626,7 @@ def main() -> None:
         (
             "unchanged re-refresh vs LangChain index() unchanged (s)",
             f"{again_s:.3f}",
-            f"{lc['langchain_index_unchanged_s']}",
+            f"{lc['langchain_index_unchanged_s']} ({lc['langchain_index_unchanged_readded']} chunks re-added)",
             f"{result['rerefresh_over_langchain_index']}",
         ),
         (

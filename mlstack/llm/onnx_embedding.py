@@ -52,7 +52,10 @@ def export(model_dir: Path, dest: Path, int8: bool) -> None:
     """Write the encoder (token ids in, last hidden state out) to dest, atomically: concurrent
     exporters each write a file of their own and rename it into place."""
     import torch
+    import transformers
     from transformers import AutoModel
+
+    transformers.logging.disable_progress_bar()  # a bar for loading 90 MB from disk is noise
 
     class Encoder(torch.nn.Module):
         # keyword arguments only: transformers 5 moved BertModel.forward's positional parameters
