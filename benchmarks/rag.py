@@ -626,7 +626,8 @@ def main() -> None:
         (
             "unchanged re-refresh vs LangChain index() unchanged (s)",
             f"{again_s:.3f}",
-            f"{lc['langchain_index_unchanged_s']} ({lc['langchain_index_unchanged_readded']} chunks re-added)",
+            f"{lc['langchain_index_unchanged_s']}"
+            f" ({lc['langchain_index_unchanged_readded']} chunks re-added)",
             f"{result['rerefresh_over_langchain_index']}",
         ),
         (

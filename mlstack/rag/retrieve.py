@@ -73,10 +73,12 @@ class Hit:
 
 # Full text, ranked with each query word weighted by its rarity in the collection (BM25's IDF,
 # which stays positive): Postgres' ts_rank alone counts a word like "rows" as much as
-# "duplicates". Words in more than COMMON_SHARE of the chunks are dropped, as stop words, which
-# also spares ranking a quarter of a large collection; never a word in COMMON_FLOOR chunks or
-# fewer, or a small collection's every word would be "common". Each step is MATERIALIZED:
-# inlined, the planner once ran the words' document-frequency counts for every chunk of the
+# "duplicates". Words in more than COMMON_SHARE of the chunks are dropped, as stop words; never a
+# word in COMMON_FLOOR chunks or fewer, or a small collection's every word would be "common".
+# One pass over the matching chunks gives both the words' document frequencies and their ranks,
+# and only the top `limit` are joined for their text and similarity: on 100k chunks, counting and
+# ranking in two passes and joining every match first took 200-380 ms a question. Each step is
+# MATERIALIZED: inlined, the planner once ran the frequency counts for every chunk of the
 # collection (256k counts, 53 s for one question over 564 chunks) instead of once per word.
 COMMON_SHARE = 0.25
 COMMON_FLOOR = 50
@@ -86,31 +88,41 @@ COMMON_FLOOR = 50
 # (full text's MRR@10): default 0.37, A twice the rest 0.50, all equal 0.51, which BM25 gets too.
 FIELD_WEIGHTS = (1.0, 1.0, 1.0, 1.0)
 _FULLTEXT = """
-WITH total AS MATERIALIZED (SELECT count(*)::float AS n FROM rag_chunks WHERE collection = %(collection)s),
+WITH total AS MATERIALIZED (
+    SELECT coalesce(sum(chunks), 0)::float AS n FROM rag_documents WHERE collection = %(collection)s
+),
 words AS MATERIALIZED (
     SELECT DISTINCT quote_literal(m[1])::tsquery AS q
     FROM regexp_matches(websearch_to_tsquery('english', %(query)s)::text, '''([^'']+)''', 'g') AS m
 ),
+matches AS MATERIALIZED (
+    SELECT w.q, c.id, c.document_id, ts_rank(%(weights)s::float4[], c.tsv, w.q, 1) AS rank
+    FROM words w JOIN rag_chunks c ON c.tsv @@ w.q
+    WHERE c.collection = %(collection)s
+),
 weighted AS MATERIALIZED (
-    SELECT w.q, ln(1 + (total.n - df.n + 0.5) / (df.n + 0.5)) AS idf
-    FROM words w, total,
-         LATERAL (SELECT count(*)::float AS n FROM rag_chunks x
-                  WHERE x.collection = %(collection)s AND x.tsv @@ w.q) AS df
-    WHERE df.n > 0 AND df.n <= greatest(total.n * %(common)s, %(common_floor)s)
+    SELECT m.q, ln(1 + (total.n - count(*) + 0.5) / (count(*) + 0.5)) AS idf
+    FROM matches m, total
+    GROUP BY m.q, total.n
+    HAVING count(*) <= greatest(total.n * %(common)s, %(common_floor)s)
 ),
 scored AS MATERIALIZED (
-    SELECT c.id, sum(w.idf * ts_rank(%(weights)s::float4[], c.tsv, w.q, 1)) AS score
-    FROM rag_chunks c JOIN weighted w ON c.tsv @@ w.q
-    WHERE c.collection = %(collection)s
-    GROUP BY c.id
+    SELECT m.id, m.document_id, sum(w.idf * m.rank) AS score
+    FROM matches m JOIN weighted w ON w.q = m.q
+    GROUP BY m.id, m.document_id
+),
+top AS MATERIALIZED (
+    SELECT s.id, s.score
+    FROM scored s JOIN rag_documents d ON d.collection = %(collection)s AND d.id = s.document_id
+    WHERE true {filters}
+    ORDER BY s.score DESC, s.id LIMIT %(limit)s
 )
 SELECT c.id, c.document_id, d.kind, d.title, d.url, d.path, c.heading, c.text, d.updated_at,
-       1 - ({vec} <=> %(vector)s::vector({dim})) AS similarity, s.score
-FROM scored s
-JOIN rag_chunks c ON c.collection = %(collection)s AND c.id = s.id
+       1 - ({vec} <=> %(vector)s::vector({dim})) AS similarity, t.score
+FROM top t
+JOIN rag_chunks c ON c.collection = %(collection)s AND c.id = t.id
 JOIN rag_documents d ON d.collection = c.collection AND d.id = c.document_id
-WHERE true {filters}
-ORDER BY s.score DESC, c.id LIMIT %(limit)s
+ORDER BY t.score DESC, c.id
 """
 _VECTOR = """
 SELECT c.id, c.document_id, d.kind, d.title, d.url, d.path, c.heading, c.text, d.updated_at,
