@@ -260,6 +260,17 @@ def _threads() -> int:
     return threading.active_count()
 
 
+def _native_threads() -> int:
+    """The process's threads, native ones included (0 without procfs). Some are fork-safe and
+    there before any command (OpenBLAS's pool, pthread_atfork-aware); onnxruntime starts two in
+    C++ on import that are not: a child forked beside them aborted at exit (std::system_error).
+    So a learned import that adds native threads is as unsafe as one that starts a Python one."""
+    try:
+        return len(os.listdir("/proc/self/task"))
+    except OSError:
+        return 0
+
+
 def serve(print_: str, idle_s: float, preload: str | None) -> Job | None:
     """Serve commands until idle; returns None in the warm process, a Job in each forked child."""
     import fcntl
@@ -406,7 +417,7 @@ def _learn(server: Server) -> None:
     learned_path, unsafe_path = _learned(server.path), server.path.with_suffix(".unsafe")
     names = learned_path.read_text().split() if learned_path.exists() else []  # none ended yet
     unsafe = set(unsafe_path.read_text().split()) if unsafe_path.exists() else set()
-    learned = 0
+    learned, native = 0, _native_threads()
     for name in names:
         if name in sys.modules or name in server.tried or name in unsafe:
             continue
@@ -415,7 +426,7 @@ def _learn(server: Server) -> None:
             importlib.import_module(name)
         except Exception:  # a module made at run time, or one that needs what a run sets up
             continue
-        if _threads() > 1:  # checked per module: the next warm process leaves this one out
+        if _threads() > 1 or _native_threads() > native:  # per module: the next warm process leaves it out
             server.stopping = f"importing {name} started a thread"
             with unsafe_path.open("a") as out:
                 out.write(f"{name}\n")

@@ -10,6 +10,7 @@ import re
 import signal
 import socket
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -249,3 +250,32 @@ def test_a_runtime_folder_too_deep_for_a_socket_falls_back_to_tmp() -> None:
         "/run/user/1000/"
     )
     assert len(str(warm.socket_path("f" * 24, {"TMPDIR": "/" + "y" * warm.MAX_BASE}))) < 108
+
+
+LEARN = """
+import json, sys
+from pathlib import Path
+from mlstack.cli import warm
+path = Path(sys.argv[1])
+path.with_suffix(".learned").write_text("colorsys\\nonnxruntime\\nwave\\n")
+server = warm.Server("fingerprint", 60.0, path)
+warm._learn(server)
+print(json.dumps([server.stopping, "onnxruntime" in sys.modules, "colorsys" in sys.modules]))
+"""
+
+
+def test_a_learned_import_that_starts_native_threads_is_left_out_next_time(tmp_path: Path) -> None:
+    # onnxruntime starts two C++ threads on import: a child forked beside them aborted at exit
+    def learn() -> list:
+        done = subprocess.run(
+            [sys.executable, "-c", LEARN, str(tmp_path / "fp.sock")],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        return json.loads(done.stdout.splitlines()[-1])
+
+    stopping, imported, learned = learn()
+    assert stopping == "importing onnxruntime started a thread" and imported and learned
+    assert (tmp_path / "fp.unsafe").read_text().split() == ["onnxruntime"]
+    assert learn() == [None, False, True]  # the next warm process serves, without it
