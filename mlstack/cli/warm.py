@@ -60,6 +60,10 @@ CHECKOUT = Path(__file__).resolve().parents[2]
 OWN_SOURCES = ("mlstack", "flows", "models", "monitoring", "feature_repo")
 # What every flow command imports, in this order: bootstrap first, as in every entry point.
 WARM_IMPORTS = ("mlstack.bootstrap", "prefect.flow_engine", "prefect.task_engine", "mlstack.cli.root")
+# Packages whose import starts native threads that a forked child cannot outlive: never learned.
+# onnxruntime (the embedder) starts two in C++; a child forked beside them aborted at exit. Others
+# are caught as they are learned (_native_threads), at the cost of that warm process.
+NEVER_LEARNED = ("onnxruntime",)
 
 
 @dataclass(frozen=True)
@@ -420,6 +424,8 @@ def _learn(server: Server) -> None:
     learned, native = 0, _native_threads()
     for name in names:
         if name in sys.modules or name in server.tried or name in unsafe:
+            continue
+        if name.split(".")[0] in NEVER_LEARNED:
             continue
         server.tried.add(name)
         try:

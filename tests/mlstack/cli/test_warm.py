@@ -258,6 +258,7 @@ from pathlib import Path
 from mlstack.cli import warm
 path = Path(sys.argv[1])
 path.with_suffix(".learned").write_text("colorsys\\nonnxruntime\\nwave\\n")
+warm.NEVER_LEARNED = ()  # as for a package not known yet
 server = warm.Server("fingerprint", 60.0, path)
 warm._learn(server)
 print(json.dumps([server.stopping, "onnxruntime" in sys.modules, "colorsys" in sys.modules]))
@@ -279,3 +280,11 @@ def test_a_learned_import_that_starts_native_threads_is_left_out_next_time(tmp_p
     assert stopping == "importing onnxruntime started a thread" and imported and learned
     assert (tmp_path / "fp.unsafe").read_text().split() == ["onnxruntime"]
     assert learn() == [None, False, True]  # the next warm process serves, without it
+
+
+def test_onnxruntime_is_never_learned(tmp_path: Path) -> None:
+    server = warm.Server("fingerprint", 60.0, tmp_path / "fp.sock")
+    (tmp_path / "fp.learned").write_text("onnxruntime.never_imported_here\n")
+    warm._learn(server)
+    assert server.stopping is None and not (tmp_path / "fp.unsafe").exists()
+    assert "onnxruntime.never_imported_here" not in server.tried  # not even tried
