@@ -61,8 +61,9 @@ OWN_SOURCES = ("mlstack", "flows", "models", "monitoring", "feature_repo")
 # What every flow command imports, in this order: bootstrap first, as in every entry point.
 WARM_IMPORTS = ("mlstack.bootstrap", "prefect.flow_engine", "prefect.task_engine", "mlstack.cli.root")
 # Packages whose import starts native threads that a forked child cannot outlive: never learned.
-# onnxruntime (the embedder) starts two in C++; a child forked beside them aborted at exit. Others
-# are caught as they are learned (_native_threads), at the cost of that warm process.
+# onnxruntime (the embedder) starts two in C++; a child forked beside them aborted at exit
+# (std::system_error). Counting native threads instead cannot tell these from fork-safe ones:
+# numpy's OpenBLAS pool, which pandas brings, would have stopped every warm process.
 NEVER_LEARNED = ("onnxruntime",)
 
 
@@ -264,17 +265,6 @@ def _threads() -> int:
     return threading.active_count()
 
 
-def _native_threads() -> int:
-    """The process's threads, native ones included (0 without procfs). Some are fork-safe and
-    there before any command (OpenBLAS's pool, pthread_atfork-aware); onnxruntime starts two in
-    C++ on import that are not: a child forked beside them aborted at exit (std::system_error).
-    So a learned import that adds native threads is as unsafe as one that starts a Python one."""
-    try:
-        return len(os.listdir("/proc/self/task"))
-    except OSError:
-        return 0
-
-
 def serve(print_: str, idle_s: float, preload: str | None) -> Job | None:
     """Serve commands until idle; returns None in the warm process, a Job in each forked child."""
     import fcntl
@@ -421,7 +411,7 @@ def _learn(server: Server) -> None:
     learned_path, unsafe_path = _learned(server.path), server.path.with_suffix(".unsafe")
     names = learned_path.read_text().split() if learned_path.exists() else []  # none ended yet
     unsafe = set(unsafe_path.read_text().split()) if unsafe_path.exists() else set()
-    learned, native = 0, _native_threads()
+    learned = 0
     for name in names:
         if name in sys.modules or name in server.tried or name in unsafe:
             continue
@@ -432,7 +422,7 @@ def _learn(server: Server) -> None:
             importlib.import_module(name)
         except Exception:  # a module made at run time, or one that needs what a run sets up
             continue
-        if _threads() > 1 or _native_threads() > native:  # per module: the next warm process leaves it out
+        if _threads() > 1:  # checked per module: the next warm process leaves this one out
             server.stopping = f"importing {name} started a thread"
             with unsafe_path.open("a") as out:
                 out.write(f"{name}\n")

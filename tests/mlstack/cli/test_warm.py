@@ -10,7 +10,6 @@ import re
 import signal
 import socket
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable
@@ -252,37 +251,8 @@ def test_a_runtime_folder_too_deep_for_a_socket_falls_back_to_tmp() -> None:
     assert len(str(warm.socket_path("f" * 24, {"TMPDIR": "/" + "y" * warm.MAX_BASE}))) < 108
 
 
-LEARN = """
-import json, sys
-from pathlib import Path
-from mlstack.cli import warm
-path = Path(sys.argv[1])
-path.with_suffix(".learned").write_text("colorsys\\nonnxruntime\\nwave\\n")
-warm.NEVER_LEARNED = ()  # as for a package not known yet
-server = warm.Server("fingerprint", 60.0, path)
-warm._learn(server)
-print(json.dumps([server.stopping, "onnxruntime" in sys.modules, "colorsys" in sys.modules]))
-"""
-
-
-def test_a_learned_import_that_starts_native_threads_is_left_out_next_time(tmp_path: Path) -> None:
-    # onnxruntime starts two C++ threads on import: a child forked beside them aborted at exit
-    def learn() -> list:
-        done = subprocess.run(
-            [sys.executable, "-c", LEARN, str(tmp_path / "fp.sock")],
-            capture_output=True,
-            text=True,
-            check=True,
-        )
-        return json.loads(done.stdout.splitlines()[-1])
-
-    stopping, imported, learned = learn()
-    assert stopping == "importing onnxruntime started a thread" and imported and learned
-    assert (tmp_path / "fp.unsafe").read_text().split() == ["onnxruntime"]
-    assert learn() == [None, False, True]  # the next warm process serves, without it
-
-
 def test_onnxruntime_is_never_learned(tmp_path: Path) -> None:
+    # it starts two C++ threads on import: a child forked beside them aborted at exit
     server = warm.Server("fingerprint", 60.0, tmp_path / "fp.sock")
     (tmp_path / "fp.learned").write_text("onnxruntime.never_imported_here\n")
     warm._learn(server)
