@@ -137,8 +137,7 @@ ROWS: tuple[Row, ...] = (
     ),
     Row(
         "rag",
-        "embeddings: the packaged MiniLM on ONNX Runtime (int8) vs `SentenceTransformer.encode`, same"
-        " chunks",
+        "embeddings: the packaged MiniLM on ONNX Runtime (int8) vs `SentenceTransformer.encode`, same chunks",
         "**{embed_speedup:.2f}x** the chunks/s; cosine to torch's vectors {embed_mean_cosine:.3f} mean, "
         "{embed_min_cosine:.3f} min; held-out hit@5 vector {test_vector_hit_at_5:.2f} vs torch "
         "{torch_test_vector_hit_at_5:.2f}, hybrid {test_hybrid_hit_at_5:.2f} vs "

@@ -58,6 +58,18 @@ def corpus(count: int, folder: Path) -> Path:
     return folder
 
 
+def chunked(settings, folder: Path) -> list[tuple]:
+    """A docs folder read and cut as the refresh cuts it: (document, chunk) pairs, in order."""
+    from mlstack.rag import chunking, sources
+
+    read = sources.read(sources.parse_spec(f"docs:{folder}"), settings)
+    return [
+        (d, c)
+        for d in read.documents
+        for c in chunking.chunk(d, settings.rag.chunk_size, settings.rag.chunk_overlap)
+    ]
+
+
 def refresh_once(settings, name: str, folder: Path) -> dict[str, int]:
     from mlstack.rag import defaults, refresh, sources, store
 
@@ -110,7 +122,7 @@ def langchain_ingest(settings, folder: Path) -> dict[str, float]:
     from sqlalchemy import create_engine
 
     from mlstack import postgres
-    from mlstack.rag import chunking, defaults, sources
+    from mlstack.rag import defaults
 
     embedder = defaults.embedder(settings)
 
@@ -122,11 +134,9 @@ def langchain_ingest(settings, folder: Path) -> dict[str, float]:
             return embedder.embed([text])[0].tolist()
 
     def documents() -> list[Document]:
-        read = sources.read(sources.parse_spec(f"docs:{folder}"), settings)
         return [
             Document(page_content=c.embed_text, id=c.id, metadata={"source": d.id, "title": d.title})
-            for d in read.documents
-            for c in chunking.chunk(d, settings.rag.chunk_size, settings.rag.chunk_overlap)
+            for d, c in chunked(settings, folder)
         ]
 
     engine = create_engine(
@@ -321,14 +331,9 @@ def embed_bench(settings, folder: Path, limit: int) -> dict[str, float]:
     """The configured embedder (ONNX int8 by default) vs `SentenceTransformer.encode` with its
     defaults on the same packaged model and chunks; the cosine of their two vectors per chunk."""
     from mlstack.llm.embeddings import LocalEmbedder
-    from mlstack.rag import chunking, defaults, sources
+    from mlstack.rag import defaults
 
-    read = sources.read(sources.parse_spec(f"docs:{folder}"), settings)
-    texts = [
-        c.embed_text
-        for d in read.documents
-        for c in chunking.chunk(d, settings.rag.chunk_size, settings.rag.chunk_overlap)
-    ][:limit]
+    texts = [c.embed_text for _, c in chunked(settings, folder)][:limit]
     embedder = defaults.embedder(settings)
     model = LocalEmbedder().model  # the packaged model on torch, called with encode's defaults
     embedder.embed(texts[:8])
@@ -470,16 +475,13 @@ def quality(settings, name: str, questions_file: Path, prefix: str = "") -> dict
     from mlstack.rag import defaults, evaluate, store
 
     questions = evaluate.read_questions(questions_file)
+    embedder = defaults.embedder(settings)
     with store.connect(settings) as conn:
-        ranked = evaluate.ranked_by_mode(
-            conn, store.require_collection(conn, name), defaults.embedder(settings), questions
-        )
+        coll = store.require_collection(conn, name)
+        ranked = evaluate.ranked_by_mode(conn, coll, embedder, questions)
         bm25 = Bm25Chunks(conn, name)
         ranked["bm25"] = bm25_ranked(bm25, questions, evaluate.MRR_AT)
-        coll = store.require_collection(conn, name)
-        ranked["ensemble"] = ensemble_ranked(
-            conn, coll, bm25, defaults.embedder(settings), questions, evaluate.MRR_AT
-        )
+        ranked["ensemble"] = ensemble_ranked(conn, coll, bm25, embedder, questions, evaluate.MRR_AT)
     out: dict = {}
     for mode, hits in ranked.items():
         spans = evaluate.intervals(hits, questions)
