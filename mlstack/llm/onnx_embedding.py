@@ -72,10 +72,11 @@ def export(model_dir: Path, dest: Path, int8: bool) -> None:
             return out.last_hidden_state
 
     dest.parent.mkdir(parents=True, exist_ok=True)
+    _sweep(dest.parent)
     names = ["input_ids", "attention_mask", "token_type_ids"]
     encoder = Encoder(AutoModel.from_pretrained(str(model_dir))).eval()
     example = torch.ones(2, 8, dtype=torch.long)
-    with tempfile.TemporaryDirectory(dir=dest.parent) as work:
+    with tempfile.TemporaryDirectory(prefix=f".export-{os.getpid()}-", dir=dest.parent) as work:
         fp32 = Path(work) / "fp32.onnx"
         with torch.inference_mode(), _quiet():
             torch.onnx.export(
@@ -104,6 +105,21 @@ def export(model_dir: Path, dest: Path, int8: bool) -> None:
                     extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT},
                 )
         os.replace(done, dest)
+
+
+def _sweep(folder: Path) -> None:
+    """Remove the work folders of exports whose process is gone (killed mid-export: up to 90 MB
+    each); a live one's, another process exporting now, is left alone."""
+    import shutil
+
+    for work in folder.glob(".export-*-*"):
+        pid = int(work.name.split("-")[1])
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            shutil.rmtree(work, ignore_errors=True)
+        except PermissionError:  # alive, another user's
+            pass
 
 
 @contextmanager

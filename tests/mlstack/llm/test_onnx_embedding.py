@@ -100,3 +100,23 @@ def test_the_backend_setting_chooses_the_runtime(
     embedder = resolve_embedder(Settings())
     assert isinstance(embedder, kind) and embedder is local_embedder(Settings())
     assert embedder.info == ModelInfo("local", "all-MiniLM-L6-v2", 384)
+
+
+@pytest.mark.slow
+def test_an_export_killed_midway_leaves_nothing_and_the_next_one_completes(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+    import time
+
+    script = "import sys; from pathlib import Path; from mlstack.llm import onnx_embedding as o;"
+    script += f"o.cached_model(Path({str(MODEL_DIR)!r}), Path(sys.argv[1]), False)"
+    child = subprocess.Popen([sys.executable, "-c", script, str(tmp_path)])
+    deadline = time.monotonic() + 60
+    while not list(tmp_path.glob(".export-*")) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    child.kill()
+    child.wait()
+    assert list(tmp_path.glob(".export-*")) and not list(tmp_path.glob("*.onnx"))  # killed mid-export
+    path = onnx_embedding.cached_model(MODEL_DIR, tmp_path, False)
+    assert [p.name for p in tmp_path.iterdir()] == [path.name]  # the dead export's folder swept
+    assert OnnxEmbedder(MODEL_DIR, tmp_path, int8=False, name="m").embed(["x"]).shape == (1, 384)
