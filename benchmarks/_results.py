@@ -44,6 +44,11 @@ class Row:
     template: str
     target: str
 
+    @property
+    def script(self) -> str:
+        """The benchmark script that writes this row's result: `gpu/` names where gpu.sh keeps it."""
+        return self.bench.removeprefix("gpu/")
+
     def fields(self) -> set[str]:
         return {
             field.split(".")[0].split("[")[0]
@@ -113,6 +118,33 @@ ROWS: tuple[Row, ...] = (
         "above imports, {preset}; live tensors {peak_memory_ratio:.2f}x); trains {trainable_fraction:.1%} "
         "of the weights",
         "peak RSS <= 0.7x",
+    ),
+    Row(
+        "gpu/pretraining",
+        "`benchmarks/gpu.sh`: the training loop in bf16 vs a `Trainer` with bf16, tf32, `torch_compile` "
+        "and fused AdamW; tokenization in parallel partitions vs one and vs `encode_batch_fast`",
+        "**{speedup_over_baseline:.2f}x** the Trainer's tokens/s ({tokens_per_s:,.0f}) on {device}, "
+        "`{preset}` preset (median of {repeats}), MFU **{mfu:.2f}**; tokenization "
+        "{tokenize_parallel_speedup:.2f}x one partition, {tokenize_over_library:.2f}x the library's",
+        ">= 1.3x, MFU >= 0.40; tokenization >= 1.0x",
+    ),
+    Row(
+        "gpu/finetuning",
+        "`benchmarks/gpu.sh`: LoRA vs full fine-tuning on a GPU, torch's peak allocation",
+        "LoRA's peak GPU memory **{peak_memory_ratio:.2f}x** full's ({preset}, trains "
+        "{trainable_fraction:.1%} of the weights); a step {step_time_ratio:.2f}x full's; validation loss "
+        "{lora_val_loss[0]:.2f} -> {lora_val_loss[1]:.2f} (full {full_val_loss[0]:.2f} -> "
+        "{full_val_loss[1]:.2f})",
+        "peak memory <= 0.7x",
+    ),
+    Row(
+        "gpu/llm_server",
+        "`benchmarks/gpu.sh`: the local OpenAI-compatible server on a GPU, 8 concurrent clients vs 1, vs "
+        "transformers' batched `generate`",
+        "**{concurrency_tokens_ratio:.1f}x** the tokens/s of one client ({tokens_per_s_n_clients:,.0f} vs "
+        "{tokens_per_s_1_client:,.0f}), p50 **{concurrency_p50_ratio:.1f}x**, first token {ttft_ms:.0f} ms; "
+        "{served_over_hf_batched:.2f}x batched `generate`'s tokens/s; same text: {same_text}",
+        ">= 3x tokens/s, p50 <= 3x, same text",
     ),
     Row(
         "rag",
@@ -220,8 +252,10 @@ def write(result: dict) -> Path:
 
 
 def load(folder: Path | None = None) -> dict[str, dict]:
+    """Each kept result by name: `pretraining`, or `gpu/pretraining` for `benchmarks/gpu.sh`'s."""
     folder = folder or results_dir()
-    return {path.stem: json.loads(path.read_text()) for path in sorted(folder.glob("*.json"))}
+    paths = sorted([*folder.glob("*.json"), *folder.glob("gpu/*.json")])
+    return {p.relative_to(folder).with_suffix("").as_posix(): json.loads(p.read_text()) for p in paths}
 
 
 def table(results: dict[str, dict]) -> str:

@@ -32,7 +32,7 @@ results = _results_module()
 
 def documented(script: str) -> set[str]:
     """The keys the tables in README.md and docs/benchmarks.md read from the script's result."""
-    return set().union(*(row.fields() for row in results.ROWS if row.bench == script))
+    return set().union(*(row.fields() for row in results.ROWS if row.script == script))
 
 
 # script: (smoke arguments, whether it needs a trained data dir, the keys its JSON line must carry)
@@ -144,7 +144,7 @@ SMOKE: dict[str, tuple[list[str], bool, set[str]]] = {
 def test_every_documented_figure_names_a_benchmark_and_a_key_its_script_writes() -> None:
     """Static, so a script that stops writing a documented key fails here, before any run."""
     for row in results.ROWS:
-        script = PROJECT_ROOT / "benchmarks" / f"{row.bench}.py"
+        script = PROJECT_ROOT / "benchmarks" / f"{row.script}.py"
         assert script.exists(), row.bench
         tree = ast.parse(script.read_text())
         literals = {
