@@ -65,6 +65,8 @@ WARM_IMPORTS = ("mlstack.bootstrap", "prefect.flow_engine", "prefect.task_engine
 # (std::system_error). Counting native threads instead cannot tell these from fork-safe ones:
 # numpy's OpenBLAS pool, which pandas brings, would have stopped every warm process.
 NEVER_LEARNED = ("onnxruntime",)
+# The caller's signal that a forked child was given, if any (`_watch_caller` sets it).
+passed: list[int] = []
 
 
 @dataclass(frozen=True)
@@ -519,7 +521,9 @@ def _watch_caller(conn: socket.socket) -> None:
     reader = conn.makefile("rb")
     for line in reader:
         with contextlib.suppress(ValueError, KeyError):
-            os.kill(os.getpid(), int(json.loads(line)["signal"]))
+            signum = int(json.loads(line)["signal"])
+            passed.append(signum)
+            os.kill(os.getpid(), signum)
     for signum in (signal.SIGTERM, signal.SIGKILL):
         with contextlib.suppress(ProcessLookupError):
             os.killpg(0, signum)
@@ -589,7 +593,24 @@ def main(argv: list[str] | None = None) -> None:
     become(job)
     from mlstack.cli.root import app
 
-    app(args=job.argv, prog_name="mlstack")
+    try:
+        app(args=job.argv, prog_name="mlstack")
+    finally:
+        end_as_signalled()
+
+
+def end_as_signalled() -> None:
+    """End by the SIGTERM or SIGHUP the caller passed on, whatever the command made of it, so
+    the caller's status says so (128 + N). During a flow run Prefect's handler turns SIGTERM into
+    an exception, and where that lands in the task engine before its task run exists it becomes
+    `ValueError: Task run is not set`, a failed run and exit 1 (seen in CI)."""
+    for signum in passed:
+        if signum in (signal.SIGTERM, signal.SIGHUP):
+            with contextlib.suppress(OSError, ValueError):  # a terminal already gone
+                sys.stdout.flush()
+                sys.stderr.flush()
+            signal.signal(signum, signal.SIG_DFL)
+            os.kill(os.getpid(), signum)
 
 
 if __name__ == "__main__":

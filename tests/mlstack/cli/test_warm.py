@@ -10,6 +10,7 @@ import re
 import signal
 import socket
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -258,3 +259,27 @@ def test_onnxruntime_is_never_learned(tmp_path: Path) -> None:
     warm._learn(server)
     assert server.stopping is None and not (tmp_path / "fp.unsafe").exists()
     assert "onnxruntime.never_imported_here" not in server.tried  # not even tried
+
+
+@pytest.mark.parametrize(
+    ("passed", "status"), [([signal.SIGTERM], -signal.SIGTERM), ([signal.SIGHUP], -signal.SIGHUP), ([], 1)]
+)
+def test_a_child_given_the_callers_sigterm_ends_by_it_whatever_the_command_made_of_it(
+    passed: list[int], status: int
+) -> None:
+    # Prefect's handler turns SIGTERM into an exception; one that ends up a failed run exits 1
+    script = f"""
+import signal, sys
+from mlstack.cli import warm
+def prefect_like(signum, frame):
+    raise RuntimeError("the signal became some other failure")
+signal.signal(signal.SIGTERM, prefect_like)
+signal.signal(signal.SIGHUP, prefect_like)
+warm.passed.extend({[int(s) for s in passed]})
+try:
+    sys.exit(1)
+finally:
+    warm.end_as_signalled()
+"""
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert done.returncode == status, done.stderr
