@@ -377,6 +377,49 @@ class OrchestrationSettings(Section):
     )
 
 
+class WebhookSettings(Section):
+    """The webhook receiver (`mlstack serve-webhooks`, started by `mlstack up` once a secret is
+    set): the secrets GitHub and Slack sign deliveries with, where it listens, and how a burst of
+    deliveries for one source is coalesced into one refresh."""
+
+    model_config = SettingsConfigDict(env_prefix="MLSTACK_WEBHOOKS_")
+    aliases = {
+        "github_secret": ("MLSTACK_GITHUB_WEBHOOK_SECRET",),
+        "slack_signing_secret": ("MLSTACK_SLACK_SIGNING_SECRET",),
+    }
+
+    github_secret: SecretStr | None = Field(
+        default=None,
+        description="The secret of the GitHub webhook: X-Hub-Signature-256 is checked against it."
+        " Unset: GitHub deliveries are answered 503. Secret.",
+    )
+    slack_signing_secret: SecretStr | None = Field(
+        default=None,
+        description="The Slack app's signing secret: X-Slack-Signature is checked against it."
+        " Unset: Slack deliveries are answered 503. Secret.",
+    )
+    host: str = Field(
+        default="127.0.0.1",
+        description="Where the receiver listens. Loopback: expose it through a tunnel or an"
+        " ingress; the signature, not the network, keeps strangers out.",
+    )
+    port: int = Field(default=8003, ge=1, le=65535, description="The receiver's port.")
+    max_body_bytes: int = Field(
+        default=1_048_576, ge=1024, description="A larger delivery is answered 413 and not read further."
+    )
+    slack_max_age_s: float = Field(
+        default=300.0,
+        gt=0,
+        description="A Slack request whose timestamp is older (or further ahead) is refused as a replay.",
+    )
+    coalesce_s: float = Field(
+        default=10.0,
+        ge=1.0,
+        description="Deliveries for one source within this long start one refresh: the trigger's"
+        " window, and how long that refresh keeps taking the deliveries that arrive meanwhile.",
+    )
+
+
 class RAGSettings(Section):
     """Where RAG's sources come from, how they are cut and searched, and when an answer is
     "I don't know"."""
@@ -588,6 +631,7 @@ class Settings(BaseSettings):
     orchestration: OrchestrationSettings = _section(OrchestrationSettings)
     rag: RAGSettings = _section(RAGSettings)
     sources: SourcesSettings = _section(SourcesSettings)
+    webhooks: WebhookSettings = _section(WebhookSettings)
     pretrain: PretrainSettings = _section(PretrainSettings)
     finetune: FinetuneSettings = _section(FinetuneSettings)
 

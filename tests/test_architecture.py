@@ -51,6 +51,8 @@ CAPABILITIES: dict[str, tuple[str | None, str | None, str]] = {
     "fine_tuning": ("flows/fine_tuning", "mlstack/fine_tuning", "mlstack/cli/fine_tuning.py"),
     "deploy": (None, "mlstack/deploy", "mlstack/cli/deploy.py"),  # runs `prefect deploy`, no flow
     "demo": ("flows/demo.py", None, "mlstack/cli/demo.py"),  # composes the other flows, no blocks
+    # A long-running receiver, not runs: the refresh its events start is rag's rag-update flow.
+    "webhooks": (None, "mlstack/webhooks", "mlstack/cli/webhooks.py"),
 }
 # Modules the CLI keeps beside the command groups, and flows/ beside the capabilities.
 CLI_SHARED = {

@@ -29,6 +29,7 @@ from mlstack.cli import (
     retraining,
     serving,
     training,
+    webhooks,
 )
 from mlstack.cli.render import JSON, console, fail, show
 from mlstack.cli.running import Boundary
@@ -72,7 +73,17 @@ app.add_typer(features.app, name="features")
 app.add_typer(rag.app, name="rag")
 app.add_typer(pretraining.app, name="pretrain")
 app.add_typer(fine_tuning.app, name="finetune")
-for group in (demo, training, batch_inference, monitoring, retraining, prompt_engineering, serving, deploy):
+for group in (
+    demo,
+    training,
+    batch_inference,
+    monitoring,
+    retraining,
+    prompt_engineering,
+    serving,
+    webhooks,
+    deploy,
+):
     app.add_typer(group.app)
 
 
