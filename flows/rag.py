@@ -19,6 +19,7 @@ extractive with the untrained local stand-in, and "I don't know" when nothing is
 from __future__ import annotations
 
 import sys
+import time
 from pathlib import Path
 from typing import Any, Literal
 
@@ -35,11 +36,12 @@ from flows.tasks.runners import task_runner
 from mlstack import progress, tracking
 from mlstack.errors import MlstackError
 from mlstack.rag import answer as answering
-from mlstack.rag import defaults, refresh, retrieve, sources, store
+from mlstack.rag import defaults, refresh, retrieve, sources, store, touched
 from mlstack.rag import evaluate as evaluation
 from mlstack.rag.sources import Document, SourceRead
 from mlstack.settings import get_settings
 from mlstack.sources import SourceError
+from mlstack.webhooks import inbox
 
 EXPERIMENT = "rag"
 COLLECTION = Field(
@@ -130,6 +132,41 @@ class RagRefreshResult(BaseModel):
         " (deleted when prune was asked for: see `pruned`).",
     )
     pruned: bool = False
+
+
+class RagUpdateParams(BaseModel):
+    source: str | None = Field(
+        default=None,
+        pattern=r"^(github|slack):\S+$",
+        description="github:owner/repo or slack:CHANNEL_ID: only that source's pending deliveries."
+        " Default: every source's (the webhook trigger passes the event's source).",
+    )
+    collection: str | None = COLLECTION
+    settle_s: float | None = Field(
+        default=None,
+        ge=0,
+        le=600,
+        description="Keep taking deliveries that arrive until this long after the start, so that a"
+        " burst is one run. Default: MLSTACK_WEBHOOKS_COALESCE_S.",
+    )
+
+
+class TouchedCounts(BaseModel):
+    source: str
+    written: list[str] = Field(default_factory=list, description="documents added or changed")
+    unchanged: list[str] = Field(default_factory=list)
+    deleted: list[str] = Field(default_factory=list, description="gone from their API")
+    skipped: list[str] = Field(default_factory=list, description="document, and why (over the size limit)")
+    chunks_embedded: int = 0
+
+
+class RagUpdateResult(BaseModel):
+    collection: str
+    deliveries: int = Field(description="Webhook deliveries this run took")
+    rounds: int = Field(description="Times it found deliveries pending")
+    sources: list[TouchedCounts]
+    documents: int
+    chunks: int
 
 
 class RagAskParams(BaseModel):
@@ -293,6 +330,88 @@ def rag_refresh_flow(params: RagRefreshParams = RagRefreshParams()) -> RagRefres
         pruned=params.prune and bool(others),
         **totals,
     )
+
+
+@task(
+    name="update-touched",
+    retries=1,
+    retry_delay_seconds=2,
+    retry_condition_fn=transient_only,
+    cache_policy=NONE,
+)
+def update_touched(collection: str, source: str, documents: list[str]) -> TouchedCounts:
+    settings = get_settings()
+    embedder = defaults.embedder(settings)
+    with store.connect(settings) as conn:
+        done = touched.update(conn, collection, source, documents, embedder, settings)
+    logger = get_run_logger()
+    logger.info(
+        "%s: %d written, %d unchanged, %d deleted",
+        source,
+        len(done.written),
+        len(done.unchanged),
+        len(done.deleted),
+    )
+    for skipped in done.skipped:
+        logger.warning("skipped %s", skipped)
+    return TouchedCounts(
+        source=source,
+        written=done.written,
+        unchanged=done.unchanged,
+        deleted=done.deleted,
+        skipped=done.skipped,
+        chunks_embedded=done.embedded,
+    )
+
+
+@flow(name="rag-update", log_prints=False)
+def rag_update_flow(params: RagUpdateParams = RagUpdateParams()) -> RagUpdateResult:
+    """Refresh just the documents webhook deliveries touched (`mlstack serve-webhooks`), through
+    the same store code as a full refresh; deliveries arriving meanwhile join this run."""
+    settings = get_settings()
+    collection = params.collection or settings.rag.collection
+    settle_s = settings.webhooks.coalesce_s if params.settle_s is None else params.settle_s
+    embedder = defaults.embedder(settings)
+    with store.connect(settings) as conn:
+        store.ensure_collection(conn, collection, embedder.info)
+    started = time.monotonic()
+    merged: dict[str, TouchedCounts] = {}
+    deliveries = rounds = 0
+    with store.refresh_lock(settings, collection), inbox.connect(settings) as conn:
+        while True:
+            taken = inbox.pending(conn, params.source)
+            if not taken:
+                if time.monotonic() - started >= settle_s:
+                    break
+                time.sleep(WEBHOOK_POLL_S)
+                continue
+            rounds += 1
+            deliveries += taken.deliveries
+            for source, documents in taken.documents.items():
+                counts = update_touched(collection, source, documents)
+                kept = merged.setdefault(source, TouchedCounts(source=source))
+                for name in ("written", "unchanged", "deleted", "skipped"):
+                    getattr(kept, name).extend(getattr(counts, name))
+                kept.chunks_embedded += counts.chunks_embedded
+            inbox.done(conn, taken)  # after the writes: a run killed before this redoes them
+        with store.connect(settings) as store_conn:
+            totals = store.counts(store_conn, collection)
+    if merged:
+        create_table_artifact(
+            key=f"rag-update-{collection.replace('_', '-')}",
+            table=[
+                {k: len(v) if isinstance(v, list) else v for k, v in c.model_dump().items()}
+                for c in merged.values()
+            ],
+            description=f"**{collection}**: {deliveries} webhook deliveries in {rounds} rounds.",
+        )
+    return RagUpdateResult(
+        collection=collection, deliveries=deliveries, rounds=rounds, sources=list(merged.values()), **totals
+    )
+
+
+# How often a rag-update run looks for deliveries that arrived while it waits out its settle time.
+WEBHOOK_POLL_S = 0.5
 
 
 # The skipped records an artifact lists: a source of a million bad records still gives a page.

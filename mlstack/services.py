@@ -178,6 +178,26 @@ def _llm_row(settings: Settings) -> ServiceRow:
     return ServiceRow(service="LLM", mode="unset: local (started on demand)", status=f"{state}: {model_dir}")
 
 
+def _webhooks_row(settings: Settings) -> ServiceRow:
+    """Which sources the receiver verifies, and whether `up` runs it; it is asked when it runs."""
+    from mlstack.deploy.stack import WEBHOOKS_OFF, live_record, webhooks_configured
+
+    hooks = settings.webhooks
+    secrets = {"GitHub": hooks.github_secret, "Slack": hooks.slack_signing_secret}
+    if not webhooks_configured(settings):
+        return ServiceRow(service="Webhooks", mode="unset", status=WEBHOOKS_OFF)
+    mode = " and ".join(name for name, secret in secrets.items() if secret is not None) + " secrets set"
+    record, _ = live_record(settings, "webhooks")
+    if record is None or not record.url:
+        return ServiceRow(
+            service="Webhooks",
+            mode=mode,
+            status=f"not running: `mlstack up` or `mlstack serve-webhooks` (http://{hooks.host}:{hooks.port})",
+        )
+    ok, status = _answers(f"{record.url}/health")
+    return ServiceRow(service="Webhooks", mode=mode, status=status, ok=ok)
+
+
 def service_rows(settings: Settings) -> list[ServiceRow]:
     """Each backing service: the configured ones are asked whether they answer; the unset ones
     say which embedded default stands in, and nothing is started to find out."""
@@ -199,6 +219,7 @@ def service_rows(settings: Settings) -> list[ServiceRow]:
             status=str(repo) if repo.exists() else "no feature_repo/ yet",
         ),
         _llm_row(settings),
+        _webhooks_row(settings),
         ServiceRow(
             service="Embeddings",
             mode="all-MiniLM-L6-v2 (packaged)",

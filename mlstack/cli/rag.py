@@ -18,7 +18,7 @@ from mlstack.cli.render import JSON, console, fail, show
 from mlstack.cli.running import run_flow
 
 if TYPE_CHECKING:
-    from flows.rag import RagAnswerResult, RagEvalResult, RagRefreshResult
+    from flows.rag import RagAnswerResult, RagEvalResult, RagRefreshResult, RagUpdateResult
     from mlstack.rag.retrieve import Hit
 
 app = typer.Typer(
@@ -110,6 +110,48 @@ def render_refresh(result: RagRefreshResult) -> RenderableType:
             )
     if result.evaluation is not None:
         notes.append(render_eval(result.evaluation))
+    return Group(*notes)
+
+
+@app.command("update")
+def update_command(
+    source: str | None = typer.Option(
+        None, "--source", "-s", help="github:OWNER/REPO or slack:CHANNEL_ID only. Default: every source."
+    ),
+    collection: str | None = COLLECTION,
+    settle_s: float = typer.Option(
+        0.0,
+        help="Keep taking deliveries that arrive for this long (the deployment's trigger waits"
+        " MLSTACK_WEBHOOKS_COALESCE_S).",
+    ),
+    as_json: bool = JSON,
+) -> None:
+    """Refresh just the documents webhook deliveries touched since the last update: each issue or
+    thread read again from its API, written as a full refresh writes it, deleted if gone.
+
+    `mlstack up` runs this on every delivery `mlstack serve-webhooks` accepts (the rag-update
+    deployment's trigger); by hand it drains what is pending, e.g. after the server was down.
+    """
+    from flows.rag import RagUpdateParams, rag_update_flow
+
+    params = build(RagUpdateParams, source=source, collection=collection, settle_s=settle_s)
+    show(run_flow(rag_update_flow, params), render_update, as_json)
+
+
+def render_update(result: RagUpdateResult) -> RenderableType:
+    table = Table("source", "written", "unchanged", "deleted", "skipped", "embedded", title=result.collection)
+    table.columns[0].overflow = "fold"
+    for c in result.sources:
+        counts = (len(c.written), len(c.unchanged), len(c.deleted), len(c.skipped), c.chunks_embedded)
+        table.add_row(c.source, *(str(v) for v in counts))
+    notes: list[RenderableType] = [
+        table,
+        Text(
+            f"{result.deliveries} deliveries taken in {result.rounds} rounds;"
+            f" {result.documents} documents, {result.chunks} chunks"
+        ),
+    ]
+    notes += [Text(f"skipped {record}", style="yellow") for c in result.sources for record in c.skipped]
     return Group(*notes)
 
 

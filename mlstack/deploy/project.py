@@ -264,6 +264,7 @@ def template_values(settings: Settings, root: Path) -> dict[str, str]:
         "MLSTACK_GIT_BRANCH": orchestration.git_branch or git_branch(root),
         # Prefect reads a trigger's `within` as an ISO 8601 duration.
         "MLSTACK_RETRAIN_COOLDOWN": f"PT{int(settings.monitoring.retrain_cooldown_s)}S",
+        "MLSTACK_WEBHOOK_COALESCE": f"PT{int(settings.webhooks.coalesce_s)}S",
     }
 
 

@@ -22,6 +22,7 @@ from __future__ import annotations
 import contextlib
 import os
 import subprocess
+import sys
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -276,6 +277,34 @@ def worker_spec(settings: Settings, api_url: str) -> Spec:
     return Spec("worker", argv, None, _worker_online(api_url, name), env, cwd=settings.worker_dir)
 
 
+def webhooks_spec(settings: Settings, api_url: str) -> Spec:
+    """The webhook receiver (`mlstack serve-webhooks`), sending its events to `up`'s server."""
+    hooks = settings.webhooks
+    url = f"http://{hooks.host}:{hooks.port}"
+    argv = [
+        sys.executable,
+        "-m",
+        "mlstack.cli",
+        "serve-webhooks",
+        "--host",
+        hooks.host,
+        "--port",
+        str(hooks.port),
+    ]
+    env = {**service_env(settings), "PREFECT_API_URL": api_url}
+    return Spec("webhooks", argv, url, lambda: processes.answers(f"{url}/health"), env, port=hooks.port)
+
+
+def webhooks_configured(settings: Settings) -> bool:
+    return settings.webhooks.github_secret is not None or settings.webhooks.slack_signing_secret is not None
+
+
+WEBHOOKS_OFF = (
+    "off: set MLSTACK_WEBHOOKS_GITHUB_SECRET and/or MLSTACK_WEBHOOKS_SLACK_SIGNING_SECRET"
+    " (docs/webhooks.md), then `mlstack up` again"
+)
+
+
 def _worker_online(api_url: str, name: str) -> Callable[[], bool]:
     def ready() -> bool:
         import httpx
@@ -304,7 +333,9 @@ def _ensure(settings: Settings, make: Callable[[], Spec], name: str) -> ServiceL
         record_path(settings, name).unlink(missing_ok=True)
         note = f"the recorded process {record.pid} did not answer within the start timeout: replaced"
     if spec.port is not None and not _port_free(spec.port):
-        variable = f"MLSTACK_ORCHESTRATION_{name.upper()}_PORT"
+        variable = (
+            "MLSTACK_WEBHOOKS_PORT" if name == "webhooks" else f"MLSTACK_ORCHESTRATION_{name.upper()}_PORT"
+        )
         raise Busy(
             f"port {spec.port} on {HOST} is taken by another program, so the {name} service cannot"
             f" start: stop that program, or set {variable} to a free port"
@@ -383,6 +414,10 @@ def up(settings: Settings) -> StackResult:
         assert api_url is not None
         project.ensure_pools(api_url, settings)
         lines.append(_ensure(settings, lambda: worker_spec(settings, api_url), "worker"))
+        if webhooks_configured(settings):
+            lines.append(_ensure(settings, lambda: webhooks_spec(settings, api_url), "webhooks"))
+        else:
+            lines.append(ServiceLine(name="webhooks", state="not configured", note=WEBHOOKS_OFF))
     return StackResult(services=lines, api_url=api_url)
 
 
@@ -395,7 +430,7 @@ def down(settings: Settings, stop_postgres: bool = False) -> StackResult:
     with locks.file_lock(settings.stack_dir, timeout_s=settings.orchestration.up_timeout_s * 4):
         # The commands' local API too (mlstack.deploy.api): `down` leaves nothing of ours running.
         warm = sorted(p.stem for p in settings.stack_dir.glob("warm-*.json"))  # mlstack.cli.warm
-        for name in ("worker", "evidently", "mlflow", "prefect", "api", *warm, "postgres"):
+        for name in ("webhooks", "worker", "evidently", "mlflow", "prefect", "api", *warm, "postgres"):
             record, stale = live_record(settings, name)
             note = "a stale pid file was removed" if stale else None
             if record is None and name == "postgres" and not settings.postgres.dsn:

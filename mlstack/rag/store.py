@@ -372,6 +372,15 @@ def prune(conn: psycopg.Connection, name: str, source: str, present: Sequence[st
     return sorted(row[0] for row in rows)
 
 
+def delete_documents(conn: psycopg.Connection, name: str, ids: Sequence[str]) -> list[str]:
+    """Delete these documents (and their chunks): ones their source says are gone."""
+    with conn.transaction():
+        rows = conn.execute(
+            "DELETE FROM rag_documents WHERE collection = %s AND id = ANY(%s) RETURNING id", (name, list(ids))
+        ).fetchall()
+    return sorted(row[0] for row in rows)
+
+
 def cursor(conn: psycopg.Connection, name: str, source: str) -> str | None:
     row = conn.execute(
         "SELECT cursor FROM rag_cursors WHERE collection = %s AND source = %s", (name, source)

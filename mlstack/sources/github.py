@@ -83,10 +83,7 @@ def api_threads(
     """The issues of `owner/repo` updated since `cursor`, each with its comments."""
     if repository.count("/") != 1:
         raise SourceError(f"--source {source or repository}: expected github:OWNER/REPO or github:DUMP.json")
-    headers = {"Accept": "application/vnd.github+json", "X-GitHub-Api-Version": "2022-11-28"}
-    if settings.sources.github_token is not None:
-        headers["Authorization"] = f"Bearer {settings.sources.github_token.get_secret_value()}"
-    http = api.client(http_client, headers)
+    http = api.client(http_client, _headers(settings))
     wait = settings.sources.rate_limit_wait_s
     root = settings.sources.github_api_url.rstrip("/")
     result = Threads(complete=False, cursor=cursor)
@@ -113,6 +110,36 @@ def api_threads(
     except api.RateLimited as exc:
         result.stopped = f"{exc}; the next refresh resumes from {result.cursor or 'the start'}"
     return result
+
+
+# GitHub answers a deleted issue 410 and one it no longer shows (or never had) 404.
+GONE = frozenset({404, 410})
+
+
+def issue_thread(
+    repository: str, number: int, settings: Any, http_client: Any = None
+) -> tuple[dict[str, Any], list[dict[str, Any]]] | None:
+    """One issue of `owner/repo` with its comments, as the API has it now; None when it is gone."""
+    http = api.client(http_client, _headers(settings))
+    wait = settings.sources.rate_limit_wait_s
+    root = settings.sources.github_api_url.rstrip("/")
+    response = api.get(http, f"{root}/repos/{repository}/issues/{number}", None, wait, allow=GONE)
+    if response.status_code in GONE:
+        return None
+    issue = response.json()
+    if reason := problem(GitHubIssue, issue):
+        raise SourceError(f"GitHub answered {response.url} with an issue not in its shape: {reason}")
+    skipped: list[Skipped] = []  # a comment not in GitHub's shape is left out, as a full read does
+    comments_url = issue.get("comments_url") or f"{root}/repos/{repository}/issues/{number}/comments"
+    comments = _comments(http, comments_url, wait, skipped) if issue.get("comments") else []
+    return issue, comments
+
+
+def _headers(settings: Any) -> dict[str, str]:
+    headers = {"Accept": "application/vnd.github+json", "X-GitHub-Api-Version": "2022-11-28"}
+    if settings.sources.github_token is not None:
+        headers["Authorization"] = f"Bearer {settings.sources.github_token.get_secret_value()}"
+    return headers
 
 
 def _listed(response: Any) -> list[Any]:

@@ -58,8 +58,10 @@ def get(
     params: dict[str, Any] | None,
     max_wait_s: float,
     sleep: Callable[[float], None] = time.sleep,
+    allow: frozenset[int] = frozenset(),
 ) -> httpx.Response:
-    """GET, waiting out rate limits up to `max_wait_s` each; raises RateLimited beyond it."""
+    """GET, waiting out rate limits up to `max_wait_s` each; raises RateLimited beyond it. A
+    status in `allow` (404 for a record that may be gone) is returned, not raised."""
     while True:
         try:
             response = http.get(url, params=params)
@@ -70,7 +72,7 @@ def get(
             ) from None
         wait = wait_of(response)
         if wait is None:
-            if response.status_code >= 400:
+            if response.status_code >= 400 and response.status_code not in allow:
                 failed = SourceUnavailable if response.status_code >= 500 else SourceError
                 raise failed(
                     f"GET {response.request.url.copy_with(query=None)} answered {response.status_code}:"

@@ -81,3 +81,42 @@ def channel_history(
                     if r["ts"] != message["ts"]
                 )
     return ChannelHistory(name if isinstance(name, str) else channel_id, messages, users, skipped)
+
+
+@dataclass
+class Thread:
+    channel: str  # the channel's name
+    messages: list[dict[str, Any]]  # the parent and its replies; empty when the thread is gone
+    users: list[dict[str, Any]]
+
+
+def thread(channel_id: str, thread_ts: str, settings: Any, http_client: Any = None) -> Thread:
+    """One thread as Slack has it now (conversations.replies), with the names to show it by."""
+    token = settings.sources.slack_token
+    if token is None:
+        raise SourceError(
+            f"refreshing Slack thread {channel_id}:{thread_ts} reads the Web API: set"
+            " MLSTACK_SOURCES_SLACK_TOKEN (a bot token)"
+        )
+    root = settings.sources.slack_api_url.rstrip("/")
+    wait = settings.sources.rate_limit_wait_s
+    http = api.client(http_client, {"Authorization": f"Bearer {token.get_secret_value()}"})
+
+    def call(method: str, params: dict[str, Any]) -> dict[str, Any]:
+        body = api.get(http, f"{root}/{method}", params, wait).json()
+        if not body.get("ok") and body.get("error") not in THREAD_GONE:
+            raise SourceError(f"Slack {method} failed: {body.get('error')}. Check the token's scopes.")
+        return body
+
+    replies = call("conversations.replies", {"channel": channel_id, "ts": thread_ts, "limit": 200})
+    if not replies.get("ok"):
+        return Thread(channel_id, [], [])
+    messages = kept(SlackMessage, replies.get("messages"), lambda i: f"{channel_id}:{thread_ts}[{i}]", [])
+    users = kept(SlackUser, call("users.list", {"limit": 200}).get("members"), lambda i: f"users[{i}]", [])
+    info = call("conversations.info", {"channel": channel_id}).get("channel")
+    name = info.get("name") if isinstance(info, dict) else None
+    return Thread(name if isinstance(name, str) else channel_id, messages, users)
+
+
+# What conversations.replies answers for a thread whose parent was deleted, or never was.
+THREAD_GONE = frozenset({"thread_not_found", "message_not_found"})

@@ -5,6 +5,7 @@ answer with citations."""
 from __future__ import annotations
 
 import inspect
+import json
 import shutil
 from pathlib import Path
 
@@ -177,3 +178,85 @@ def test_an_unreadable_source_fails_the_run_after_the_others_land_and_prune_dele
     assert pruned.pruned and pruned.documents == 1
     with store.connect(rag_settings) as conn:
         assert store.sources(conn, collection) == {f"docs:{second}": 1}
+
+
+@pytest.mark.slow
+def test_an_update_killed_mid_run_is_finished_by_the_next_and_matches_a_clean_one(
+    prefect_harness, rag_settings: Settings, tmp_path: Path
+) -> None:
+    """`rag update` (what the webhook deployment runs) killed between batches: the deliveries stay
+    pending, and the next run leaves the collection as an uninterrupted update does."""
+    import time
+
+    import httpx
+    import pandas
+    from prefect.settings import PREFECT_API_URL
+
+    from mlstack.llm.embeddings import local_embedder
+    from mlstack.rag import store, touched
+    from mlstack.webhooks import deliveries, inbox
+    from tests.mlstack.sources.fakes import GitHubIssues, serve
+    from tests.mlstack.webhooks.signing import dumps, github_issue
+
+    repository = f"o/killed{time.monotonic_ns()}"
+    github = GitHubIssues(repository)
+    names = [n for n in dir(pandas.DataFrame) if not n.startswith("_")]
+    docs = [
+        doc for n in names[:60] if (doc := inspect.getdoc(getattr(pandas.DataFrame, n))) and len(doc) > 300
+    ]
+    for number, doc in enumerate(docs[:12], start=1):
+        github.put(number, doc.splitlines()[0][:80] or f"issue {number}", doc, ["A comment on it."])
+
+    def slow(request: httpx.Request) -> httpx.Response:
+        time.sleep(0.05)  # an API's round trip: the kill lands between batches, not after them
+        return github(request)
+
+    with store.connect(rag_settings), inbox.connect(rag_settings) as conn:  # both schemas there
+        for number in github.issues:
+            found = deliveries.github(
+                "issues", f"kill-{repository[2:]}-{number}", dumps(github_issue(repository, number))
+            )
+            assert isinstance(found, deliveries.Delivery) and inbox.record(conn, found)
+    dsn = str(rag_settings.postgres.dsn.get_secret_value())  # type: ignore[union-attr]
+    with serve(slow) as api:
+        github.root = api
+        env = command_env(
+            tmp_path / "home",
+            MLSTACK_PG_DSN=dsn,
+            MLSTACK_RAG_BATCH_DOCUMENTS="2",
+            MLSTACK_SOURCES_GITHUB_API_URL=api,
+            PREFECT_API_URL=PREFECT_API_URL.value(),
+        )
+        argv = mlstack("rag", "update", "--source", f"github:{repository}", "--collection", "killed-update")
+
+        def documents() -> int:
+            with psycopg.connect(dsn) as conn:
+                return conn.execute(
+                    "SELECT count(*) FROM rag_documents WHERE collection = 'killed-update'"
+                ).fetchone()[0]
+
+        killed = kill_when(argv, env, when=lambda: documents() >= 2)
+        assert 2 <= documents() < len(github.issues), killed.output[-2000:]
+        with inbox.connect(rag_settings) as conn:
+            assert len(inbox.pending(conn, f"github:{repository}").documents[f"github:{repository}"]) == 12
+
+        rerun = run([*argv, "--json"], env)
+        assert rerun.returncode == 0, rerun.stderr[-2000:]
+    result = json.loads(rerun.stdout.strip().splitlines()[-1])
+    assert result["deliveries"] == 12 and documents() == len(github.issues)
+    with inbox.connect(rag_settings) as conn:
+        assert not inbox.pending(conn, f"github:{repository}")
+        store.ensure_collection(conn, "update-reference", local_embedder().info)
+        client = httpx.Client(transport=httpx.MockTransport(github))
+        ids = [f"github:{repository}#{n}" for n in github.issues]
+        touched.update(
+            conn, "update-reference", f"github:{repository}", ids, local_embedder(), rag_settings, client
+        )
+
+        def chunk_set(name: str) -> list[tuple[str, str]]:
+            rows = conn.execute(
+                "SELECT document_id, id FROM rag_chunks WHERE collection = %s ORDER BY 1, 2", (name,)
+            ).fetchall()
+            return [tuple(row) for row in rows]
+
+        assert chunk_set("killed-update") == chunk_set("update-reference")

@@ -29,6 +29,8 @@ from mlstack import postgres, processes
 from mlstack.settings import Settings
 from tests.conftest import PROJECT_ROOT, copy_trained_home
 from tests.kill import alive, command_env, mlstack
+from tests.mlstack.sources.fakes import GitHubIssues, serve
+from tests.mlstack.webhooks.signing import GITHUB_SECRET, github_comment, github_headers, github_issue
 
 pytestmark = pytest.mark.slow
 
@@ -126,8 +128,17 @@ def git_source(tmp: Path) -> tuple[str, str]:
 
 
 @pytest.fixture(scope="module")
+def github_api() -> Iterator[tuple[GitHubIssues, str]]:
+    """GitHub's REST API for one repository, on loopback: the worker's runs read issues from it."""
+    issues = GitHubIssues("octo/cat")
+    with serve(issues) as url:
+        issues.root = url
+        yield issues, url
+
+
+@pytest.fixture(scope="module")
 def stack(
-    trained_home: Path, tmp_path_factory: pytest.TempPathFactory
+    trained_home: Path, tmp_path_factory: pytest.TempPathFactory, github_api: tuple[GitHubIssues, str]
 ) -> Iterator[tuple[dict[str, str], Server, dict]]:
     tmp = tmp_path_factory.mktemp("stack")
     home = copy_trained_home(trained_home, tmp / "home")
@@ -142,6 +153,10 @@ def stack(
         MLSTACK_ORCHESTRATION_GIT_BRANCH=branch,
         # The scheduler's loop every 2 s instead of 60: a schedule's runs appear within the test.
         PREFECT_SERVER_SERVICES_SCHEDULER_LOOP_SECONDS="2",
+        MLSTACK_WEBHOOKS_GITHUB_SECRET=GITHUB_SECRET,
+        MLSTACK_WEBHOOKS_PORT=str(processes.free_port()),
+        MLSTACK_WEBHOOKS_COALESCE_S="3",
+        MLSTACK_SOURCES_GITHUB_API_URL=github_api[1],
     )
     started = cli(env, "up")
     try:
@@ -284,6 +299,52 @@ def test_a_malformed_payload_starts_no_run(stack: tuple[dict[str, str], Server, 
     assert len(server.runs_of(retraining["id"])) == before
 
 
+def test_a_signed_github_delivery_refreshes_just_its_issue_and_search_finds_it(
+    stack: tuple[dict[str, str], Server, dict], github_api: tuple[GitHubIssues, str]
+) -> None:
+    env, server, started = stack
+    issues, _ = github_api
+    [receiver] = [s["url"] for s in started["services"] if s["name"] == "webhooks"]
+    deployment = server.deployment("rag-update", "on-webhook")
+    known = {r["id"] for r in server.runs_of(deployment["id"])}
+
+    def new_runs() -> list[dict]:
+        return [r for r in server.runs_of(deployment["id"]) if r["id"] not in known]
+
+    def deliver(event: str, payload: dict) -> None:
+        body = json.dumps(payload).encode()
+        answer = httpx.post(f"{receiver}/webhooks/github", content=body, headers=github_headers(body, event))
+        assert answer.status_code == 202, answer.text
+
+    def found(question: str) -> list[dict]:
+        return cli(env, "rag", "search", question, "--mode", "fulltext")["hits"]
+
+    issues.put(
+        77,
+        "Uploader retries forever",
+        "Uploads retry forever on HTTP 507 insufficient storage.",
+        ["Set zorblax_retries to 5."],
+    )
+    deliver("issues", github_issue("octo/cat", 77))
+    [run] = wait_for(new_runs, 60, "a rag-update run")
+    assert run["parameters"]["params"]["source"] == "github:octo/cat"
+    assert server.wait_final(run["id"])["state"]["type"] == "COMPLETED"
+    hits = found("insufficient storage 507")
+    assert hits and hits[0]["document_id"] == "github:octo/cat#77"
+    assert found("zorblax retries")[0]["document_id"] == "github:octo/cat#77"
+
+    # Edited, and its comment deleted: the old chunks go, the new text is found.
+    issues.put(77, "Uploader retries forever", "Uploads now stop after quuxified backoff.")
+    deliver("issue_comment", github_comment("octo/cat", 77, 77000, "deleted"))
+    wait_for(
+        lambda: [h for h in found("quuxified backoff") if h["document_id"] == "github:octo/cat#77"],
+        90,
+        "the edit",
+    )
+    assert not [h for h in found("zorblax retries") if h["document_id"] == "github:octo/cat#77"]
+    assert not [h for h in found("insufficient storage 507") if h["document_id"] == "github:octo/cat#77"]
+
+
 def test_down_stops_exactly_what_up_started(stack: tuple[dict[str, str], Server, dict]) -> None:
     env, _, started = stack
     pids = {s["name"]: s["pid"] for s in started["services"] if s["state"] == "started"}
@@ -295,7 +356,7 @@ def test_down_stops_exactly_what_up_started(stack: tuple[dict[str, str], Server,
         httpx.get(started["api_url"] + "/health", timeout=2)
     second = {s["name"]: s for s in cli(env, "down")["services"]}
     assert {name: line["state"] for name, line in second.items() if name != "postgres"} == dict.fromkeys(
-        ("worker", "evidently", "mlflow", "prefect", "api"), "not running"
+        ("webhooks", "worker", "evidently", "mlflow", "prefect", "api"), "not running"
     )
     # A Postgres `up` started is stopped with the rest; one a command started stays (tests/mlstack/
     # deploy/test_stack.py covers that case and `down --postgres`).

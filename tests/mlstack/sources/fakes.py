@@ -4,7 +4,11 @@ bodies, next_cursor, 429 with Retry-After)."""
 
 from __future__ import annotations
 
+import contextlib
+import http.server
+import threading
 import time
+from collections.abc import Callable, Iterator
 
 import httpx
 
@@ -122,3 +126,91 @@ class FakeSlack:
             ]
             return httpx.Response(200, json={"ok": True, "messages": messages})
         return httpx.Response(200, json={"ok": False, "error": "unknown_method"})
+
+
+class GitHubIssues:
+    """One repository's issues and comments that a test edits, served as GitHub's REST API
+    documents them: `GET /repos/{repo}/issues/{n}` (404 once deleted) and `.../comments`. Set
+    `root` to where it is served: the records' URLs point there."""
+
+    def __init__(self, repository: str = "o/r", root: str = API) -> None:
+        self.repository = repository
+        self.root = root
+        self.issues: dict[int, dict] = {}  # number -> title, body, updated_at
+        self.comments: dict[int, list[str]] = {}
+        self.requests: list[str] = []
+
+    def put(self, n: int, title: str, body: str, comments: list[str] = ()) -> None:
+        stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        self.issues[n] = {"title": title, "body": body, "updated_at": stamp}
+        self.comments[n] = list(comments)
+
+    def issue(self, n: int) -> dict:
+        base = f"{self.root}/repos/{self.repository}/issues/{n}"
+        return {
+            "url": base,
+            "repository_url": f"{self.root}/repos/{self.repository}",
+            "comments_url": f"{base}/comments",
+            "html_url": f"https://github.com/{self.repository}/issues/{n}",
+            "number": n,
+            "user": {"login": "ana"},
+            "state": "open",
+            "labels": [],
+            "comments": len(self.comments[n]),
+            "created_at": "2026-09-01T00:00:00Z",
+            **self.issues[n],
+        }
+
+    def comment_records(self, n: int) -> list[dict]:
+        return [
+            {
+                "id": n * 1000 + i,
+                "user": {"login": "kofi"},
+                "body": text,
+                "created_at": f"2026-09-02T00:00:{i:02d}Z",
+            }
+            for i, text in enumerate(self.comments[n])
+        ]
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        path = request.url.path.removeprefix(httpx.URL(self.root).path.rstrip("/"))
+        self.requests.append(path)
+        prefix = f"/repos/{self.repository}/issues/"
+        number, _, rest = path.removeprefix(prefix).partition("/")
+        if path.startswith(prefix) and number.isdigit() and int(number) in self.issues:
+            if rest == "":
+                return httpx.Response(200, json=self.issue(int(number)))
+            if rest == "comments":
+                return httpx.Response(200, json=self.comment_records(int(number)))
+        return httpx.Response(404, json={"message": "Not Found"})
+
+
+@contextlib.contextmanager
+def serve(handler: Callable[[httpx.Request], httpx.Response]) -> Iterator[str]:
+    """A fake API on a loopback port, for processes a MockTransport cannot reach (a flow run by
+    a worker): the same handler behind a real socket. Yields its root URL."""
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            url = f"http://{self.headers['Host']}{self.path}"
+            answer = handler(httpx.Request("GET", url, headers=dict(self.headers)))
+            body = answer.read()
+            self.send_response(answer.status_code)
+            for name, value in answer.headers.items():
+                if name.lower() not in ("content-length", "transfer-encoding", "connection"):
+                    self.send_header(name, value)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
