@@ -127,6 +127,17 @@ SMOKE: dict[str, tuple[list[str], bool, set[str]]] = {
         False,
         {"default_mb", "all_extras_mb", "default_over_all", "llm_adds_mb", "dask_adds_mb", "torch_build"},
     ),
+    "webhooks": (
+        ["--rounds", "1", "--burst", "10", "--window", "2"],
+        False,
+        {
+            "delivery_to_searchable_s",
+            "burst_runs",
+            "burst_deliveries",
+            "webhook_over_schedule",
+            "runs_over_one_per_delivery",
+        },
+    ),
     "deploy": (
         ["--rounds", "1"],
         False,
