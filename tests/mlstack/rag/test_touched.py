@@ -68,17 +68,8 @@ def test_a_touched_issue_is_stored_as_a_full_refresh_stores_it(
     update(rag_settings, collection, "github:o/r", ["github:o/r#1"], github)
     by_update = texts(rag_settings, collection, "github:o/r#1")
 
-    def listing(request: httpx.Request) -> httpx.Response:
-        if request.url.path == "/repos/o/r/issues":
-            return httpx.Response(200, json=[github.issue(n) for n in github.issues])
-        return github(request)
-
-    read = sources.read(
-        sources.parse_spec("github:o/r"),
-        rag_settings,
-        None,
-        httpx.Client(transport=httpx.MockTransport(listing)),
-    )
+    client = httpx.Client(transport=httpx.MockTransport(github))  # its listing, then each issue
+    read = sources.read(sources.parse_spec("github:o/r"), rag_settings, None, client)
     with store.connect(rag_settings) as conn:
         plan = refresh.plan(conn, collection, read)
     assert (plan.added, plan.changed, plan.unchanged) == ([], [], 1)

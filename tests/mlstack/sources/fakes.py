@@ -130,7 +130,8 @@ class FakeSlack:
 
 class GitHubIssues:
     """One repository's issues and comments that a test edits, served as GitHub's REST API
-    documents them: `GET /repos/{repo}/issues/{n}` (404 once deleted) and `.../comments`. Set
+    documents them: `GET /repos/{repo}/issues` (one page), `.../issues/{n}` (404 once deleted)
+    and `.../issues/{n}/comments`. Set
     `root` to where it is served: the records' URLs point there."""
 
     def __init__(self, repository: str = "o/r", root: str = API) -> None:
@@ -176,6 +177,8 @@ class GitHubIssues:
         path = request.url.path.removeprefix(httpx.URL(self.root).path.rstrip("/"))
         self.requests.append(path)
         prefix = f"/repos/{self.repository}/issues/"
+        if path == prefix.rstrip("/"):  # the listing a full refresh reads, all on one page
+            return httpx.Response(200, json=[self.issue(n) for n in sorted(self.issues)])
         number, _, rest = path.removeprefix(prefix).partition("/")
         if path.startswith(prefix) and number.isdigit() and int(number) in self.issues:
             if rest == "":
