@@ -22,7 +22,9 @@ app = typer.Typer()
 def up(as_json: bool = JSON) -> None:
     """Start, on loopback, a Prefect server (its database on Postgres), the MLflow UI on the
     flows' tracking store, the Evidently UI on the monitoring workspace (MLSTACK_ORCHESTRATION_EVIDENTLY_PORT,
-    8002), and a process worker for the `cpu` pool; state lives in the data dir.
+    8002), a process worker for the `cpu` pool, and, once MLSTACK_WEBHOOKS_GITHUB_SECRET or
+    MLSTACK_WEBHOOKS_SLACK_SIGNING_SECRET is set, the webhook receiver (`mlstack serve-webhooks`);
+    state lives in the data dir.
 
     A second `up` reports what already runs. While they run, every `mlstack` command and the
     demo use this Prefect API (unless PREFECT_API_URL is set), so their runs show in its UI.
@@ -121,7 +123,7 @@ def render_stack(result: StackResult) -> str:
         where = service.url or (f"pid {service.pid}" if service.pid else "")
         pid = f" (pid {service.pid})" if service.url and service.pid else ""
         note = f"; {service.note}" if service.note else ""
-        lines.append(f"{service.name:<9} {service.state:<12} {where}{pid}{note}".rstrip())
+        lines.append(f"{service.name:<9} {service.state:<14} {where}{pid}{note}".rstrip())
     if result.api_url:
         ui = result.api_url.removesuffix("/api")
         lines.append(f"the Prefect UI is {ui}; `mlstack deploy` applies prefect.yaml to it")
