@@ -376,24 +376,31 @@ def rag_update_flow(params: RagUpdateParams = RagUpdateParams()) -> RagUpdateRes
         store.ensure_collection(conn, collection, embedder.info)
     started = time.monotonic()
     merged: dict[str, TouchedCounts] = {}
+    failed: dict[str, str] = {}  # a source that cannot be read (no token): its deliveries wait
     deliveries = rounds = 0
     with store.refresh_lock(settings, collection), inbox.connect(settings) as conn:
         while True:
-            taken = inbox.pending(conn, params.source)
+            taken = inbox.pending(conn, params.source).without(set(failed))
             if not taken:
                 if time.monotonic() - started >= settle_s:
                     break
                 time.sleep(WEBHOOK_POLL_S)
                 continue
             rounds += 1
-            deliveries += taken.deliveries
             for source, documents in taken.documents.items():
-                counts = update_touched(collection, source, documents)
+                try:
+                    counts = update_touched(collection, source, documents)
+                except MlstackError as exc:
+                    failed[source] = str(exc)
+                    get_run_logger().error("%s: not updated, its deliveries stay pending: %s", source, exc)
+                    continue
+                deliveries += taken.deliveries[source]
                 kept = merged.setdefault(source, TouchedCounts(source=source))
                 for name in ("written", "unchanged", "deleted", "skipped"):
                     getattr(kept, name).extend(getattr(counts, name))
                 kept.chunks_embedded += counts.chunks_embedded
-            inbox.done(conn, taken)  # after the writes: a run killed before this redoes them
+            # After the writes: a run killed before this redoes them.
+            inbox.done(conn, taken.without(set(failed)))
         with store.connect(settings) as store_conn:
             totals = store.counts(store_conn, collection)
     if merged:
@@ -404,6 +411,11 @@ def rag_update_flow(params: RagUpdateParams = RagUpdateParams()) -> RagUpdateRes
                 for c in merged.values()
             ],
             description=f"**{collection}**: {deliveries} webhook deliveries in {rounds} rounds.",
+        )
+    if failed:
+        raise SourceError(
+            f"{len(failed)} sources could not be updated (the others landed; their deliveries stay"
+            " pending for the next run): " + "; ".join(f"{s}: {why}" for s, why in failed.items())
         )
     return RagUpdateResult(
         collection=collection, deliveries=deliveries, rounds=rounds, sources=list(merged.values()), **totals

@@ -58,14 +58,18 @@ def record(conn: psycopg.Connection, delivery: Delivery) -> bool:
 
 @dataclass
 class Pending:
-    """The documents pending at `taken_at`, by source, with how many deliveries touched them."""
+    """The documents pending at `taken_at`, by source, and how many deliveries touched each source."""
 
     taken_at: datetime
     documents: dict[str, list[str]]
-    deliveries: int
+    deliveries: dict[str, int]
 
     def __bool__(self) -> bool:
         return bool(self.documents)
+
+    def without(self, sources: set[str]) -> Pending:
+        keep = {s: d for s, d in self.documents.items() if s not in sources}
+        return Pending(self.taken_at, keep, {s: n for s, n in self.deliveries.items() if s in keep})
 
 
 def pending(conn: psycopg.Connection, source: str | None = None) -> Pending:
@@ -78,9 +82,11 @@ def pending(conn: psycopg.Connection, source: str | None = None) -> Pending:
         (taken_at, source, source),
     ).fetchall()
     documents: dict[str, list[str]] = defaultdict(list)
-    for row_source, document, _ in rows:
+    deliveries: dict[str, int] = defaultdict(int)
+    for row_source, document, count in rows:
         documents[row_source].append(document)
-    return Pending(taken_at, dict(documents), sum(row[2] for row in rows))
+        deliveries[row_source] += count
+    return Pending(taken_at, dict(documents), dict(deliveries))
 
 
 def done(conn: psycopg.Connection, taken: Pending) -> int:

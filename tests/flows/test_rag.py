@@ -260,3 +260,43 @@ def test_an_update_killed_mid_run_is_finished_by_the_next_and_matches_a_clean_on
             return [tuple(row) for row in rows]
 
         assert chunk_set("killed-update") == chunk_set("update-reference")
+
+
+@pytest.mark.slow
+def test_an_update_lands_the_sources_it_can_read_and_keeps_the_others_pending(
+    prefect_harness, rag_settings: Settings, collection: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A Slack delivery without a Slack token fails its source alone: GitHub's issue lands, and
+    the Slack delivery waits, pending, for a run that can read it."""
+    import time
+
+    from flows.rag import RagUpdateParams, rag_update_flow
+    from mlstack.rag import store
+    from mlstack.sources import SourceError
+    from mlstack.webhooks import deliveries, inbox
+    from tests.mlstack.sources.fakes import GitHubIssues, serve
+    from tests.mlstack.webhooks.signing import dumps, github_issue, slack_message
+
+    repository = f"o/mixed{time.monotonic_ns()}"
+    channel = f"C{time.monotonic_ns() % 10**9}"
+    github = GitHubIssues(repository)
+    github.put(3, "Sharding guide", "Shard by tenant id, never by time.")
+    monkeypatch.delenv("MLSTACK_SOURCES_SLACK_TOKEN", raising=False)
+    monkeypatch.delenv("SLACK_BOT_TOKEN", raising=False)
+    with store.connect(rag_settings), inbox.connect(rag_settings) as conn:
+        for found in (
+            deliveries.github("issues", f"mixed-{channel}", dumps(github_issue(repository, 3))),
+            deliveries.slack(dumps(slack_message(channel, "1790000000.000100"))),
+        ):
+            assert isinstance(found, deliveries.Delivery) and inbox.record(conn, found)
+    with serve(github) as api:
+        github.root = api
+        monkeypatch.setenv("MLSTACK_SOURCES_GITHUB_API_URL", api)
+        with pytest.raises(SourceError, match=f"slack:{channel}: .*MLSTACK_SOURCES_SLACK_TOKEN"):
+            rag_update_flow(RagUpdateParams(collection=collection, settle_s=0))
+    with store.connect(rag_settings) as conn:
+        assert store.hashes(conn, collection, [f"github:{repository}#3"])
+        assert not inbox.pending(conn, f"github:{repository}")
+        assert inbox.pending(conn, f"slack:{channel}").documents == {
+            f"slack:{channel}": [f"slack:{channel}:1790000000.000100"]
+        }

@@ -30,12 +30,12 @@ def test_a_delivery_is_recorded_once_and_one_arriving_during_a_refresh_stays_pen
         assert inbox.record(conn, delivery(repository, 1))  # another delivery, the same issue
         assert inbox.record(conn, delivery(repository, 2))
         taken = inbox.pending(conn, source)
-        assert taken.documents == {source: [f"{source}#1", f"{source}#2"]} and taken.deliveries == 3
+        assert taken.documents == {source: [f"{source}#1", f"{source}#2"]} and taken.deliveries == {source: 3}
 
         late = delivery(repository, 1)  # lands while the refresh that took issue 1 runs
         assert inbox.record(conn, late)
         assert inbox.done(conn, taken) == 3
         left = inbox.pending(conn, source)
-        assert left.documents == {source: [f"{source}#1"]} and left.deliveries == 1
+        assert left.documents == {source: [f"{source}#1"]} and left.deliveries == {source: 1}
         assert inbox.done(conn, left) == 1 and not inbox.pending(conn, source)
         assert inbox.pending(conn, "github:some/other").documents == {}
