@@ -42,7 +42,7 @@ PREFECT_DATABASE = "prefect"
 DATABASE_VARIABLE = "PREFECT_SERVER_DATABASE_CONNECTION_URL"
 HOST = "127.0.0.1"  # loopback only: put a proxy with authentication in front to share them
 
-State = Literal["started", "running", "stopped", "not running", "external"]
+State = Literal["started", "running", "stopped", "not running", "external", "not configured"]
 
 
 class Record(BaseModel):

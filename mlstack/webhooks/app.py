@@ -137,5 +137,11 @@ def serve(settings: Any, host: str, port: int, log_level: str = "info") -> None:
     from mlstack.deploy import api
 
     api.ensure_api()  # the Prefect API the events go to: `mlstack up`'s, PREFECT_API_URL, or the local one
-    logging.getLogger("mlstack.webhooks").setLevel(log_level.upper())
+    # Accepted and ignored deliveries are info lines: without a handler of its own only warnings
+    # would reach the log (Python's last-resort handler).
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("%(levelname)s:  %(message)s"))
+    log.addHandler(handler)
+    log.propagate = False
+    log.setLevel(log_level.upper())
     uvicorn.run(create_app(settings), host=host, port=port, log_level=log_level)
