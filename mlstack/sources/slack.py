@@ -3,7 +3,7 @@ pagination and rate limits waited out (`mlstack.sources.http`)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,17 +20,14 @@ class ChannelHistory:
     skipped: list[Skipped] = field(default_factory=list)  # records not in Slack's documented shape
 
 
-def channel_history(
-    channel_id: str, settings: Any, cursor: str | None = None, http_client: Any = None, source: str = ""
-) -> ChannelHistory:
-    """conversations.history (and .replies for threads) of one channel since `cursor` (a ts),
-    with users.list and conversations.info; raises `http.RateLimited` past the settings' wait."""
+def _pager(
+    settings: Any, http_client: Any, what: str, tolerated: frozenset[str] = frozenset()
+) -> Callable[[str, dict[str, Any]], Iterable[dict[str, Any]]]:
+    """A reader of a Web API method's pages (cursor pagination, rate limits waited out). An error
+    in `tolerated` is yielded as the last page instead of raised."""
     token = settings.sources.slack_token
     if token is None:
-        raise SourceError(
-            f"--source {source or 'slack:' + channel_id} reads the Slack Web API: set"
-            " MLSTACK_SOURCES_SLACK_TOKEN (a bot token)"
-        )
+        raise SourceError(f"{what} reads the Slack Web API: set MLSTACK_SOURCES_SLACK_TOKEN (a bot token)")
     root = settings.sources.slack_api_url.rstrip("/")
     wait = settings.sources.rate_limit_wait_s
     http = api.client(http_client, {"Authorization": f"Bearer {token.get_secret_value()}"})
@@ -42,6 +39,9 @@ def channel_history(
                 http, f"{root}/{method}", {**params, "cursor": page_cursor} if page_cursor else params, wait
             ).json()
             if not body.get("ok"):
+                if body.get("error") in tolerated:
+                    yield body
+                    return
                 raise SourceError(
                     f"Slack {method} failed: {body.get('error')}."
                     " Check the token's scopes and the channel id."
@@ -50,6 +50,16 @@ def channel_history(
             page_cursor = (body.get("response_metadata") or {}).get("next_cursor")
             if not page_cursor:
                 return
+
+    return pages
+
+
+def channel_history(
+    channel_id: str, settings: Any, cursor: str | None = None, http_client: Any = None, source: str = ""
+) -> ChannelHistory:
+    """conversations.history (and .replies for threads) of one channel since `cursor` (a ts),
+    with users.list and conversations.info; raises `http.RateLimited` past the settings' wait."""
+    pages = _pager(settings, http_client, f"--source {source or 'slack:' + channel_id}")
 
     skipped: list[Skipped] = []
 
@@ -91,29 +101,22 @@ class Thread:
 
 
 def thread(channel_id: str, thread_ts: str, settings: Any, http_client: Any = None) -> Thread:
-    """One thread as Slack has it now (conversations.replies), with the names to show it by."""
-    token = settings.sources.slack_token
-    if token is None:
-        raise SourceError(
-            f"refreshing Slack thread {channel_id}:{thread_ts} reads the Web API: set"
-            " MLSTACK_SOURCES_SLACK_TOKEN (a bot token)"
-        )
-    root = settings.sources.slack_api_url.rstrip("/")
-    wait = settings.sources.rate_limit_wait_s
-    http = api.client(http_client, {"Authorization": f"Bearer {token.get_secret_value()}"})
-
-    def call(method: str, params: dict[str, Any]) -> dict[str, Any]:
-        body = api.get(http, f"{root}/{method}", params, wait).json()
-        if not body.get("ok") and body.get("error") not in THREAD_GONE:
-            raise SourceError(f"Slack {method} failed: {body.get('error')}. Check the token's scopes.")
-        return body
-
-    replies = call("conversations.replies", {"channel": channel_id, "ts": thread_ts, "limit": 200})
-    if not replies.get("ok"):
+    """One thread as Slack has it now (conversations.replies, every page), with the names to show
+    it by; no messages when Slack says the thread is gone."""
+    pages = _pager(settings, http_client, f"refreshing Slack thread {channel_id}:{thread_ts}", THREAD_GONE)
+    replies = list(pages("conversations.replies", {"channel": channel_id, "ts": thread_ts, "limit": 200}))
+    if not replies[-1].get("ok"):
         return Thread(channel_id, [], [])
-    messages = kept(SlackMessage, replies.get("messages"), lambda i: f"{channel_id}:{thread_ts}[{i}]", [])
-    users = kept(SlackUser, call("users.list", {"limit": 200}).get("members"), lambda i: f"users[{i}]", [])
-    info = call("conversations.info", {"channel": channel_id}).get("channel")
+    where = f"{channel_id}:{thread_ts}"
+    messages = [
+        m for b in replies for m in kept(SlackMessage, b.get("messages"), lambda i: f"{where}[{i}]", [])
+    ]
+    users = [
+        u
+        for b in pages("users.list", {"limit": 200})
+        for u in kept(SlackUser, b.get("members"), lambda i: f"users.list[{i}]", [])
+    ]
+    info = next(iter(pages("conversations.info", {"channel": channel_id}))).get("channel")
     name = info.get("name") if isinstance(info, dict) else None
     return Thread(name if isinstance(name, str) else channel_id, messages, users)
 
