@@ -613,6 +613,25 @@ def _section(kind: type[Section]) -> Any:
     return Field(default_factory=kind, description=kind.__doc__)
 
 
+def _user_data_dir() -> Path:
+    from platformdirs import user_data_dir
+
+    return Path(user_data_dir("mlstack")) / "template"
+
+
+class ScaffoldSettings(Section):
+    """`mlstack new`: where the project template is kept as a git repository."""
+
+    model_config = SettingsConfigDict(env_prefix="MLSTACK_SCAFFOLD_")
+
+    template_repo: Path = Field(
+        default_factory=_user_data_dir,
+        description="The git repository the package's template is synced into (a commit per change):"
+        " projects record its path and commit, and `mlstack new --update` merges from there. One per"
+        " user, not per data dir, so every project finds it.",
+    )
+
+
 class Settings(BaseSettings):
     """Resolved configuration. Build it with `get_settings()`; each section reads its variables."""
 
@@ -634,6 +653,7 @@ class Settings(BaseSettings):
     webhooks: WebhookSettings = _section(WebhookSettings)
     pretrain: PretrainSettings = _section(PretrainSettings)
     finetune: FinetuneSettings = _section(FinetuneSettings)
+    scaffold: ScaffoldSettings = _section(ScaffoldSettings)
 
     @classmethod
     def sections(cls) -> dict[str, type[Section]]:

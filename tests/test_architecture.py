@@ -53,6 +53,8 @@ CAPABILITIES: dict[str, tuple[str | None, str | None, str]] = {
     "demo": ("flows/demo.py", None, "mlstack/cli/demo.py"),  # composes the other flows, no blocks
     # A long-running receiver, not runs: the refresh its events start is rag's rag-update flow.
     "webhooks": (None, "mlstack/webhooks", "mlstack/cli/webhooks.py"),
+    # Generates a project (`mlstack new`) rather than running one: the template is its blocks' data.
+    "scaffold": (None, "mlstack/scaffold", "mlstack/cli/scaffold.py"),
 }
 # Modules the CLI keeps beside the command groups, and flows/ beside the capabilities.
 CLI_SHARED = {

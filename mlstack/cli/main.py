@@ -14,5 +14,6 @@ def main() -> None:
     if len(sys.argv) > 1 and (code := warm.forward(sys.argv[1:], origin)) is not None:
         sys.exit(code)
     from mlstack.cli.root import app
+    from mlstack.cli.scaffold import bare_pattern
 
-    app()
+    app(args=bare_pattern(sys.argv[1:]))

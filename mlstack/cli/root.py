@@ -27,6 +27,7 @@ from mlstack.cli import (
     prompt_engineering,
     rag,
     retraining,
+    scaffold,
     serving,
     training,
     webhooks,
@@ -83,6 +84,7 @@ for group in (
     serving,
     webhooks,
     deploy,
+    scaffold,
 ):
     app.add_typer(group.app)
 

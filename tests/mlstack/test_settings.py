@@ -189,6 +189,7 @@ DOCUMENTED = {
     "MLSTACK_FINETUNE_JOB_TIMEOUT_S": ("finetune", "job_timeout_s", "600", 600.0),
     "MLSTACK_FINETUNE_REVIEW_PAGE_SIZE": ("finetune", "review_page_size", "5", 5),
     "MLSTACK_FINETUNE_REVIEW_TIMEOUT_S": ("finetune", "review_timeout_s", "60", 60),
+    "MLSTACK_SCAFFOLD_TEMPLATE_REPO": ("scaffold", "template_repo", "/tmp/t", Path("/tmp/t")),
 }
 
 
