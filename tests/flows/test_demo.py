@@ -28,7 +28,7 @@ from flows.demo import REFERENCE_S, DemoResult
 from mlstack import postgres, processes
 from mlstack.cli.demo import render_demo
 from mlstack.settings import Settings
-from tests.conftest import rendered
+from tests.conftest import PROJECT_ROOT, rendered
 from tests.fence import Fence
 from tests.kill import command_env, mlstack, run
 
@@ -202,6 +202,33 @@ def test_nothing_is_tried_off_this_machine_but_the_alert_hooks(demo_run: DemoRun
     """No download and no telemetry: MLflow fetched its price catalog from github.com and sent
     telemetry, three tries each per LLM command, before bootstrap turned both off."""
     assert demo_run.tried == ALERT_HOSTS
+
+
+NOTEBOOKS = sorted((PROJECT_ROOT / "notebooks").glob("*.py"))
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(1800)
+def test_every_notebook_runs_top_to_bottom_on_the_demo_data_dir(demo_run: DemoRun) -> None:
+    """notebooks/ (jupytext percent format) executed by nbclient in a kernel with the demo's
+    environment: no cell fails, and each draws what it is there to show."""
+    import jupytext
+    from nbclient import NotebookClient
+
+    assert [p.stem for p in NOTEBOOKS] == ["01_trips", "02_features", "03_experiments", "04_rag"]
+    shown: dict[str, set[str]] = {}
+    for path in NOTEBOOKS:
+        notebook = jupytext.read(path)
+        client = NotebookClient(
+            notebook, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}}
+        )
+        client.execute(env=demo_run.env)  # a failing cell raises, naming the cell and its error
+        outputs = [o for c in notebook.cells if c.cell_type == "code" for o in c.get("outputs", [])]
+        assert [o for o in outputs if o.output_type == "error"] == [], path.name
+        shown[path.stem] = {kind for o in outputs for kind in o.get("data", {})}
+    for name in ("01_trips", "02_features", "03_experiments"):
+        assert "image/png" in shown[name], name  # its plots
+    assert all("text/html" in kinds for kinds in shown.values())  # its tables
 
 
 def test_the_stage_estimates_scale_with_steps_and_prefer_this_machine_s_last_run() -> None:
