@@ -179,8 +179,10 @@ def test_a_generated_project_installs_passes_its_own_tests_and_runs_offline(
     env = clean_env(python)
     args, tests_passed = RUNS[pattern]
 
+    # A basetemp of its own: pytest's default tightens /tmp/pytest-of-<user> to 0o700 when it
+    # starts, which shuts the embedded Postgres of this suite's other workers out of their folders.
     tests = subprocess.run(
-        [str(python), "-m", "pytest", "-q", "-p", "no:cacheprovider"],
+        [str(python), "-m", "pytest", "-q", "-p", "no:cacheprovider", "--basetemp", str(tmp_path / "pytest")],
         cwd=made.path, env=env, capture_output=True, text=True, timeout=900,
     )  # fmt: skip
     assert tests.returncode == 0, tests.stdout[-3000:] + tests.stderr[-3000:]
