@@ -154,7 +154,10 @@ def tokenize_shard(shard: Path, tokenizer_file: Path, out_dir: Path) -> TokenSha
 def load_tokens(path: Path) -> np.ndarray:
     """A token file as a read-only memory map, its dtype from the manifest beside it."""
     manifest = json.loads(path.with_suffix(".json").read_text())
-    return np.memmap(path, dtype=np.dtype(manifest["dtype"]), mode="r", shape=(manifest["tokens"],))
+    dtype = np.dtype(manifest["dtype"])
+    if manifest["tokens"] == 0:  # a shard no document hashed into: mmap refuses an empty file
+        return np.zeros(0, dtype=dtype)
+    return np.memmap(path, dtype=dtype, mode="r", shape=(manifest["tokens"],))
 
 
 @dataclass(frozen=True)

@@ -54,6 +54,17 @@ def test_tokens_round_trip_with_a_manifest_and_a_rerun_skips(tmp_path: Path, tok
     assert (out / "train-00000.bin").stat().st_mtime_ns == mtime
 
 
+def test_a_shard_no_document_hashed_into_loads_as_no_tokens(tmp_path: Path, tokenizer_file: Path) -> None:
+    """A small corpus over many shards leaves some empty; training skips them (it crashed on
+    mapping the empty file)."""
+    written = shards.write(corpus(3), tmp_path / "corpus", 16, 0.1)
+    out = tmp_path / "tokens"
+    for shard in written.values():
+        shards.tokenize_shard(shard, tokenizer_file, out)
+    sizes = [shards.load_tokens(path).size for path in sorted(out.glob("train-*.bin"))]
+    assert 0 in sizes and sum(sizes) > 0
+
+
 def test_a_changed_shard_or_a_torn_token_file_is_tokenized_again(
     tmp_path: Path, tokenizer_file: Path
 ) -> None:
