@@ -92,8 +92,9 @@ def new(
     if as_json:
         console.print_json(result.model_dump_json())
         return
-    console.print(f"created {made.path} ({made.pattern}, package {made.module})", highlight=False)
-    console.print(f"next: cd {made.path} && make test && make run", highlight=False)
+    say = {"highlight": False, "soft_wrap": True}
+    console.print(f"created {made.path} ({made.pattern}, package {made.module})", **say)
+    console.print(f"next: cd {made.path} && make test && make run", **say)
 
 
 def _update(path: Path, repo: Path, as_json: bool) -> None:
@@ -106,11 +107,14 @@ def _update(path: Path, repo: Path, as_json: bool) -> None:
     if as_json:
         console.print_json(result.model_dump_json())
     elif not done.changed:
-        console.print(f"{done.path}: already at the template's {done.to_commit[:7]}", highlight=False)
+        console.print(
+            f"{done.path}: already at the template's {done.to_commit[:7]}", highlight=False, soft_wrap=True
+        )
     else:
         console.print(
             f"{done.path}: template {done.from_commit} -> {done.to_commit[:7]}; review and commit:",
             highlight=False,
+            soft_wrap=True,
         )
         for name in done.changed:
-            console.print(f"  {name}", highlight=False)
+            console.print(f"  {name}", highlight=False, soft_wrap=True)
