@@ -23,11 +23,12 @@ from urllib.parse import unquote, urlparse
 from mlstack.errors import InputError
 
 TEMPLATE = Path(__file__).parent / "template"
-# The patterns the template renders, and what each starts from. Tabular, fine-tune and pretrain
-# are not written yet.
+# The patterns the template renders, and what each starts from. Tabular is not written yet.
 PATTERNS: dict[str, str] = {
     "rag": "your folder of documents -> a pgvector collection -> answers with citations",
     "prompt": "your chat template -> MLflow's prompt registry -> answers checked and traced",
+    "pretrain": "your code and text -> a cleaned, tokenized corpus -> a small model, evaluated and gated",
+    "fine-tune": "your answered GitHub issues -> chat examples -> a LoRA adapter, scored and gated",
 }
 ANSWERS_FILE = ".copier-answers.yml"
 # A commit needs an author; a machine with no git identity gets this one.

@@ -85,7 +85,7 @@ def test_a_folder_with_files_is_refused_unless_forced(tmp_path: Path) -> None:
 
 
 def test_an_unknown_pattern_is_refused_naming_the_patterns(tmp_path: Path) -> None:
-    with pytest.raises(InputError, match="'tabulr' is not one of: rag, prompt"):
+    with pytest.raises(InputError, match="'tabulr' is not one of: rag, prompt, pretrain, fine-tune"):
         scaffold.generate(tmp_path / "x", "tabulr", tmp_path / "repo")
     assert not (tmp_path / "x").exists()
 
@@ -162,6 +162,8 @@ def clean_env(venv_python: Path) -> dict[str, str]:
 RUNS = {
     "rag": (["How long does a pickup point keep a parcel?"], 4),
     "prompt": ([], 3),
+    "pretrain": (["20"], 3),
+    "fine-tune": (["10"], 2),
 }
 
 
@@ -202,5 +204,9 @@ def test_a_generated_project_installs_passes_its_own_tests_and_runs_offline(
     if pattern == "rag":
         assert result["documents"] == 4
         assert Path(result["citations"][0]).name == "delivery-options.md"
-    else:
+    elif pattern == "prompt":
         assert result["prompt"] == "prompts:/our_project/1" and len(result["answers"]) == 4
+    elif pattern == "pretrain":
+        assert result["version"] == "1" and result["promoted"] and result["steps"] == 20
+    else:
+        assert result["pretrained_base"] and result["version"] == "1" and result["pairs"] > 0
