@@ -61,8 +61,9 @@ def test_a_pattern_renders_a_project_that_depends_on_mlstack_and_records_its_ans
     assert git(root, "log", "--format=%s").strip() == f"mlstack new --pattern {pattern}"
 
 
-def test_the_rendered_project_passes_ruff(tmp_path: Path) -> None:
-    made = scaffold.generate(tmp_path / "lint-me", "rag", tmp_path / "repo")
+@pytest.mark.parametrize("pattern", sorted(scaffold.PATTERNS))
+def test_the_rendered_project_passes_ruff(pattern: str, tmp_path: Path) -> None:
+    made = scaffold.generate(tmp_path / "lint-me", pattern, tmp_path / "repo")
     ruff = Path(sysconfig.get_path("scripts")) / "ruff"
 
     for check in (["check", "."], ["format", "--check", "."]):
