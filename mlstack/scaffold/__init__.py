@@ -63,6 +63,12 @@ def sync_template(repo: Path) -> str:
 
     if shutil.which("git") is None:
         raise InputError("mlstack new needs git (copier versions the template with it): install git")
+    # Syncing replaces the folder's files: never those of a folder that is not this repository.
+    if repo.is_dir() and any(repo.iterdir()) and not (repo / "copier.yml").is_file():
+        raise InputError(
+            f"MLSTACK_SCAFFOLD_TEMPLATE_REPO={repo} holds files that are not mlstack's template: point"
+            " it at an empty or new folder"
+        )
     repo.mkdir(parents=True, exist_ok=True)
     with FileLock(repo.parent / f".{repo.name}.lock"):
         if not (repo / ".git").is_dir():

@@ -102,6 +102,16 @@ def test_the_template_repository_commits_only_when_the_template_changed(
     assert len(git(repo, "log", "--format=%H").split()) == 2
 
 
+def test_a_template_repository_setting_that_names_someone_elses_folder_is_refused(tmp_path: Path) -> None:
+    theirs = tmp_path / "notes"
+    theirs.mkdir()
+    (theirs / "todo.txt").write_text("mine")
+
+    with pytest.raises(InputError, match="holds files that are not mlstack's template"):
+        scaffold.sync_template(theirs)
+    assert [p.name for p in theirs.iterdir()] == ["todo.txt"]
+
+
 def test_an_update_brings_a_template_change_and_keeps_the_projects_own(
     template: Path, tmp_path: Path
 ) -> None:
