@@ -57,6 +57,12 @@ def _has_identity(cwd: Path) -> bool:
     return bool(found.stdout.strip())
 
 
+def _commit(cwd: Path, message: str) -> None:
+    """Commit everything staged, as the user's git identity or, with none configured, mlstack's."""
+    identity = () if _has_identity(cwd) else GIT_IDENTITY
+    _git(cwd, *identity, "commit", "-q", "-m", message)
+
+
 def sync_template(repo: Path) -> str:
     """The package's template as the latest commit of `repo` (created on first use); its hash."""
     from filelock import FileLock
@@ -79,8 +85,7 @@ def sync_template(repo: Path) -> str:
         shutil.copytree(TEMPLATE, repo, dirs_exist_ok=True, ignore=shutil.ignore_patterns("__pycache__"))
         _git(repo, "add", "-A")
         if _git(repo, "status", "--porcelain"):
-            identity = () if _has_identity(repo) else GIT_IDENTITY
-            _git(repo, *identity, "commit", "-q", "-m", f"mlstack {_version()} template")
+            _commit(repo, f"mlstack {_version()} template")
         return _git(repo, "rev-parse", "HEAD")
 
 
@@ -107,7 +112,8 @@ def mlstack_requirement() -> str:
     checkout = _checkout()
     if checkout is not None:
         return f"mlstack[llm] @ {checkout[0]}"
-    return f"mlstack[llm]=={_version()}" if _version() != "0+unknown" else "mlstack[llm]"
+    version = _version()
+    return f"mlstack[llm]=={version}" if version != "0+unknown" else "mlstack[llm]"
 
 
 def mlstack_constraints() -> str:
@@ -159,8 +165,7 @@ def generate(path: Path, pattern: str, repo: Path, *, force: bool = False, git: 
     if git and not _inside_repository(path):
         _git(path, "init", "-q")
         _git(path, "add", "-A")
-        identity = () if _has_identity(path) else GIT_IDENTITY
-        _git(path, *identity, "commit", "-q", "-m", f"mlstack new --pattern {pattern}")
+        _commit(path, f"mlstack new --pattern {pattern}")
         committed = True
     return Generated(path, pattern, module, commit, committed)
 
@@ -175,7 +180,7 @@ class Updated:
     path: Path
     from_commit: str
     to_commit: str
-    changed: list[str]  # files the update changed, as git status lists them
+    changed: list[str]  # files the update changed or added, relative to the project
 
 
 def update(path: Path, repo: Path) -> Updated:
