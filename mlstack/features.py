@@ -11,6 +11,7 @@ import importlib.util
 import io
 import threading
 import warnings
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import cache
 from pathlib import Path
@@ -59,6 +60,31 @@ STORED_FEATURES = [f for f in FEAST_FEATURES if not f.startswith(f"{REQUEST_VIEW
 STORED_SERVICE = f"{FEATURE_SERVICE}_stored"  # the materialized views only, for online serving
 ONLINE_KEYS = ("driver_id", "pickup_zone", "dropoff_zone")
 CATEGORICAL_FEATURES = ["pickup_zone", "dropoff_zone"]
+
+
+@dataclass(frozen=True)
+class TabularSpec:
+    """What a tabular model reads from its training frame: the row id, the time the rows are
+    split by, the label, and the features in order (those in `categorical` are category codes).
+    The trip-duration model's is `TRIPS`; a project of one's own (`mlstack new --pattern
+    tabular`) names its table's columns and passes its spec to training, the gate and drift."""
+
+    id: str
+    time: str
+    label: str
+    features: tuple[str, ...]
+    categorical: tuple[str, ...] = ()
+    dataset: str = "train"  # the training dataset's name in MLflow
+
+
+TRIPS = TabularSpec(
+    id="trip_id",
+    time="requested_at",
+    label=LABEL,
+    features=tuple(MODEL_FEATURES),
+    categorical=tuple(CATEGORICAL_FEATURES),
+    dataset="trip_duration_train",
+)
 
 
 NS_PER_HOUR = 3_600_000_000_000
@@ -192,16 +218,18 @@ def store_yaml(settings: Settings) -> Path:
     return path
 
 
-def feature_store(settings: Settings | None = None) -> FeatureStore:
-    """The store, configured from settings (the same layout as feature_store.yaml, moved with home)."""
+def feature_store(settings: Settings | None = None, repo: Path | None = None) -> FeatureStore:
+    """The store, configured from settings (the same layout as feature_store.yaml, moved with
+    home), over `repo`'s definitions: this project's feature_repo/ unless another is named."""
     _import_feast()
     from feast import FeatureStore, RepoConfig
 
     settings = settings or get_settings()
+    repo = repo or repo_path()
     (settings.home / "feast").mkdir(parents=True, exist_ok=True)
     store_yaml(settings)
-    config = RepoConfig(**store_config(settings.home), repo_path=str(repo_path()))
-    return FeatureStore(config=config, repo_path=str(repo_path()))
+    config = RepoConfig(**store_config(settings.home), repo_path=str(repo))
+    return FeatureStore(config=config, repo_path=str(repo))
 
 
 @cache
@@ -214,14 +242,14 @@ def _definitions_module(path: Path, home: Path) -> Any:
     return module
 
 
-def definitions() -> list[Any]:
-    """Every Feast object defined in feature_repo/definitions.py."""
+def definitions(repo: Path | None = None) -> list[Any]:
+    """Every Feast object defined in `repo`'s definitions.py (feature_repo/'s by default)."""
     _import_feast()
     from feast import Entity, FeatureService, FeatureView, OnDemandFeatureView, Project
     from feast.data_source import DataSource
 
     kinds = (Project, Entity, DataSource, FeatureView, OnDemandFeatureView, FeatureService)
-    module = _definitions_module(repo_path() / "definitions.py", get_settings().home)
+    module = _definitions_module((repo or repo_path()) / "definitions.py", get_settings().home)
     return [obj for obj in vars(module).values() if isinstance(obj, kinds)]
 
 
@@ -233,7 +261,7 @@ def _registry_lock(store: FeatureStore) -> contextlib.AbstractContextManager[Non
 def apply(store: FeatureStore) -> None:
     # Re-applying a changed on-demand view makes Feast print its UDF's bytecode to stdout.
     with _registry_lock(store), contextlib.redirect_stdout(io.StringIO()):
-        store.apply(definitions())
+        store.apply(definitions(Path(store.repo_path)))
 
 
 def build_from_validated(validated_dir: Path, export_dir: Path | None = None) -> dict[str, Path]:
@@ -299,14 +327,20 @@ _OFFLINE_LOCK = threading.Lock()
 
 def historical_features(store: FeatureStore, trips: pd.DataFrame) -> pd.DataFrame:
     """Point-in-time correct features for each trip, in the trips' order (Feast does not keep it)."""
-    entity = trips[[*ENTITY_COLUMNS, *[c for c in ("passenger_count", LABEL) if c in trips]]].copy()
-    entity["event_timestamp"] = entity["requested_at"]
+    entity = trips[[*ENTITY_COLUMNS, *[c for c in ("passenger_count", LABEL) if c in trips]]]
+    return point_in_time(store, entity, FEATURE_SERVICE, TRIPS)
+
+
+def point_in_time(store: FeatureStore, rows: pd.DataFrame, service: str, spec: TabularSpec) -> pd.DataFrame:
+    """`rows` with the feature service's features as of each row's `spec.time` (full feature
+    names, `view__feature`), in the rows' order; ids must be unique."""
+    entity = rows.assign(event_timestamp=rows[spec.time])
     with _OFFLINE_LOCK:
         job = store.get_historical_features(
-            entity_df=entity, features=feature_service(store), full_feature_names=True
+            entity_df=entity, features=feature_service(store, service), full_feature_names=True
         )
         out = job.to_df()
-    return out.set_index("trip_id").loc[entity["trip_id"]].reset_index()
+    return out.set_index(spec.id).loc[entity[spec.id]].reset_index()
 
 
 def feature_service(store: FeatureStore, name: str = FEATURE_SERVICE) -> Any:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -266,20 +267,28 @@ def match_calendar(reference: pd.DataFrame, current: pd.DataFrame, seed: int = 0
     return reference.iloc[np.concatenate(picks)].reset_index(drop=True)
 
 
-def _definition(columns: list[str], regression: bool = False) -> Any:
+def _definition(
+    columns: list[str], regression: bool = False, categorical: Sequence[str] = CATEGORICAL_FEATURES
+) -> Any:
     from evidently import DataDefinition, Regression
 
     return DataDefinition(
-        numerical_columns=[c for c in columns if c not in CATEGORICAL_FEATURES],
-        categorical_columns=[c for c in columns if c in CATEGORICAL_FEATURES],
+        numerical_columns=[c for c in columns if c not in categorical],
+        categorical_columns=[c for c in columns if c in categorical],
         regression=[Regression(target=LABEL, prediction=PREDICTION)] if regression else None,
     )
 
 
-def _datasets(reference: pd.DataFrame, current: pd.DataFrame, columns: list[str], regression: bool = False):
+def _datasets(
+    reference: pd.DataFrame,
+    current: pd.DataFrame,
+    columns: list[str],
+    regression: bool = False,
+    categorical: Sequence[str] = CATEGORICAL_FEATURES,
+):
     from evidently import Dataset
 
-    definition = _definition(columns, regression)
+    definition = _definition(columns, regression, categorical)
     # One dtype on both sides: Postgres hands back floats where the snapshot kept ints.
     ref = reference[columns].astype("float64")
     cur = current[columns].astype("float64")
@@ -305,14 +314,18 @@ def data_drift(
     columns: list[str] = MONITORED,
     timestamp: datetime | None = None,
     tags: list[str] | None = None,
+    categorical: Sequence[str] = CATEGORICAL_FEATURES,
 ) -> tuple[list[ColumnDrift], float, bool, Any]:
-    """Evidently's DataDriftPreset over `columns`, and the window's row count; returns verdicts,
-    share, dataset flag, snapshot (stamped `timestamp`: the window's place in the workspace)."""
+    """Evidently's DataDriftPreset over `columns` (those in `categorical` compared as
+    categories), and the window's row count; returns verdicts, share, dataset flag, snapshot
+    (stamped `timestamp`: the window's place in the workspace)."""
     from evidently import Report
     from evidently.metrics import RowCount
     from evidently.presets import DataDriftPreset
 
-    ref, cur = _datasets(_sample(reference, t.sample_rows), _sample(current, t.sample_rows), columns)
+    ref, cur = _datasets(
+        _sample(reference, t.sample_rows), _sample(current, t.sample_rows), columns, categorical=categorical
+    )
     preset = DataDriftPreset(
         columns=columns, drift_share=t.drift_share, method=t.method, threshold=t.threshold
     )

@@ -45,7 +45,9 @@ class Failure:
             col = f" {self.column!r}" if self.column else ""
             val = f" ({self.value})" if self.value else ""
             return f"{Path(self.file).name}: {self.check}{col}{val}"
-        where = f"row {self.row}, " if self.row is not None else ""
+        where = ""
+        if self.row is not None:  # a CSV's reader counts lines, the header being line 1
+            where = f"line {self.row + 2}, " if self.file.endswith(".csv") else f"row {self.row}, "
         col = f"column {self.column!r}: " if self.column else ""
         return f"{Path(self.file).name}: {where}{col}{self.check} (value: {self.value})"
 
@@ -161,7 +163,8 @@ def resolve_table(path: Path, table: str | None) -> TableContract | None:
 
 
 def expand_paths(paths: Iterable[Path]) -> list[Path]:
-    """Files as given, folders as the parquet files inside them; missing paths are an error."""
+    """Files as given, folders as the parquet files inside them; missing paths are an error.
+    A CSV file is judged too (`validate_file`), though only when named."""
     files: list[Path] = []
     for path in paths:
         if path.is_dir():
@@ -249,9 +252,47 @@ def _keep_first_copies(
     return [f for f in failures if f.row is None or f.row not in first_copies.get(f.check, set())]
 
 
-def validate_file(path: Path, max_bad_row_share: float, table: str | None = None) -> TableResult:
-    """Judge one file. Never writes; the caller decides what to do with the verdict."""
-    contract = resolve_table(path, table)
+def _read_csv(path: Path, table: str, schema: pa.DataFrameSchema) -> tuple[pd.DataFrame, list[Failure]]:
+    """A CSV file with its columns converted to the contract's dtypes (CSV has none). A value
+    that does not convert becomes null and is a row failure naming its line, column and value,
+    so it is quarantined like any bad row instead of failing the whole column's dtype."""
+    df = pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[""])
+    failures = []
+    for name, column in schema.columns.items():
+        if name not in df:
+            continue
+        original, dtype = df[name], str(column.dtype)
+        if dtype.startswith("datetime64"):
+            converted = pd.to_datetime(original, utc=True, errors="coerce", format="ISO8601")
+            rule = "not an ISO 8601 timestamp"
+        elif dtype.lower().startswith(("int", "float")):
+            converted = pd.to_numeric(original, errors="coerce")
+            whole = dtype.lower().startswith("int")
+            if whole:
+                converted = converted.where(converted % 1 == 0)
+            rule = "not a whole number" if whole else "not a number"
+            # int64 cannot hold a null: with one, the column stays float and fails as structure.
+            if whole and (dtype == "Int64" or converted.notna().all()):
+                converted = converted.astype(dtype)
+        else:
+            continue
+        for row in np.flatnonzero(converted.isna() & original.notna()):
+            failures.append(
+                Failure(
+                    str(path), table, "row", rule, column=name, row=int(row), value=str(original.iloc[row])
+                )
+            )
+        df[name] = converted
+    return df, failures
+
+
+def validate_file(
+    path: Path, max_bad_row_share: float, table: str | None = None, contract: TableContract | None = None
+) -> TableResult:
+    """Judge one file, parquet or CSV, against `contract` (by default the example's contract
+    named by `table` or the file's name). Never writes; the caller decides what to do with the
+    verdict."""
+    contract = contract or resolve_table(path, table)
     name = contract.name if contract else (table or path.stem)
     result = TableResult(path, name, rows=0, max_bad_row_share=max_bad_row_share)
     if contract is None:
@@ -260,11 +301,17 @@ def validate_file(path: Path, max_bad_row_share: float, table: str | None = None
             _structural(path, name, f"unknown table; name the file one of: {known}, or pass --table")
         )
         return result
+    csv = path.suffix.lower() == ".csv"
     try:
-        df = pq.read_table(path).to_pandas()
-    except Exception as exc:  # pyarrow raises several types for unreadable files
-        result.failures.append(_structural(path, name, "readable parquet", value=str(exc).splitlines()[0]))
+        if csv:
+            df, unconverted = _read_csv(path, name, contract.model.to_schema())
+        else:
+            df, unconverted = pq.read_table(path).to_pandas(), []
+    except Exception as exc:  # pyarrow and pandas raise several types for unreadable files
+        kind = "CSV" if csv else "parquet"
+        result.failures.append(_structural(path, name, f"readable {kind}", value=str(exc).splitlines()[0]))
         return result
+    result.failures.extend(unconverted)
     result.rows = len(df)
     if df.empty:
         result.failures.append(_structural(path, name, "file has no rows"))
@@ -307,9 +354,12 @@ def validate_file(path: Path, max_bad_row_share: float, table: str | None = None
 
 
 def validate_paths(
-    paths: Sequence[Path], max_bad_row_share: float, table: str | None = None
+    paths: Sequence[Path],
+    max_bad_row_share: float,
+    table: str | None = None,
+    contract: TableContract | None = None,
 ) -> ValidationRun:
-    return ValidationRun([validate_file(p, max_bad_row_share, table) for p in expand_paths(paths)])
+    return ValidationRun([validate_file(p, max_bad_row_share, table, contract) for p in expand_paths(paths)])
 
 
 def write_report(run: ValidationRun, report_dir: Path) -> ValidationRun:

@@ -37,12 +37,14 @@ def gate(
     margin: float,
     name: str = MODEL_NAME,
     promote_on_win: bool = True,
+    unit: str = "s",
 ) -> GateDecision:
     """Score challenger and champion on the same held-out window; promote only on a clear win,
     and with `promote_on_win` off (a DVC experiment), not even then: a win is recorded as
-    `passed`, and promotion stays an explicit step (`mlstack model promote`)."""
+    `passed`, and promotion stays an explicit step (`mlstack model promote`). `unit` is the
+    label's, for the reason's errors (the trip durations' seconds by default)."""
     with lock():
-        return _gate(version, holdout_x, holdout_y, margin, name, promote_on_win)
+        return _gate(version, holdout_x, holdout_y, margin, name, promote_on_win, unit)
 
 
 def _gate(
@@ -52,6 +54,7 @@ def _gate(
     margin: float,
     name: str,
     promote_on_win: bool = True,
+    unit: str = "s",
 ) -> GateDecision:
     from models.tabular.evaluate import metrics
 
@@ -68,8 +71,8 @@ def _gate(
         bar = champion_mae * (1 - margin)
         wins = challenger_mae <= bar
         reason = (
-            f"MAE {challenger_mae:.1f}s vs champion v{champion} {champion_mae:.1f}s "
-            f"(needs <= {bar:.1f}s, margin {margin:.1%})"
+            f"MAE {challenger_mae:.1f}{unit} vs champion v{champion} {champion_mae:.1f}{unit} "
+            f"(needs <= {bar:.1f}{unit}, margin {margin:.1%})"
         )
         decision = GateDecision(version, champion, challenger_mae, champion_mae, margin, wins, reason)
     if decision.promoted and not promote_on_win:

@@ -15,7 +15,7 @@ from typing import Any
 import pandas as pd
 from sklearn.ensemble import HistGradientBoostingRegressor
 
-from mlstack.features import CATEGORICAL_FEATURES, LABEL, MODEL_FEATURES
+from mlstack.features import TRIPS, TabularSpec
 from mlstack.tracking import owner_tags
 from models.tabular.evaluate import Metrics, feature_importance_figure, metrics, predicted_vs_actual_figure
 
@@ -36,13 +36,16 @@ class Splits:
     train: pd.DataFrame
     validation: pd.DataFrame
     test: pd.DataFrame
+    time: str = TRIPS.time
 
     def window(self, name: str) -> tuple[str, str]:
         frame = getattr(self, name)
-        return str(frame["requested_at"].min()), str(frame["requested_at"].max())
+        return str(frame[self.time].min()), str(frame[self.time].max())
 
 
-def split_by_time(frame: pd.DataFrame, train: float = 0.7, validation: float = 0.15) -> Splits:
+def split_by_time(
+    frame: pd.DataFrame, train: float = 0.7, validation: float = 0.15, time: str = TRIPS.time
+) -> Splits:
     """Cut at two instants so every validation trip comes after every training trip, and so on.
 
     Random splits would let the model see the future of the very hours it is tested on.
@@ -51,18 +54,21 @@ def split_by_time(frame: pd.DataFrame, train: float = 0.7, validation: float = 0
         raise ValueError(
             f"split shares must satisfy 0 < train < train+validation < 1, got {train}, {validation}"
         )
-    times = frame["requested_at"]
-    return split_at(frame, times.quantile(train), times.quantile(train + validation))
+    times = frame[time]
+    return split_at(frame, times.quantile(train), times.quantile(train + validation), time)
 
 
-def split_at(frame: pd.DataFrame, validation_start: pd.Timestamp, test_start: pd.Timestamp) -> Splits:
+def split_at(
+    frame: pd.DataFrame, validation_start: pd.Timestamp, test_start: pd.Timestamp, time: str = TRIPS.time
+) -> Splits:
     """Train before `validation_start`, validate up to `test_start`, test from it on."""
-    frame = frame.sort_values("requested_at", kind="stable").reset_index(drop=True)
-    times = frame["requested_at"]
+    frame = frame.sort_values(time, kind="stable").reset_index(drop=True)
+    times = frame[time]
     parts = Splits(
         frame[times < validation_start],
         frame[(times >= validation_start) & (times < test_start)],
         frame[times >= test_start],
+        time,
     )
     if min(len(parts.train), len(parts.validation), len(parts.test)) == 0:
         raise ValueError(
@@ -72,12 +78,12 @@ def split_at(frame: pd.DataFrame, validation_start: pd.Timestamp, test_start: pd
     return parts
 
 
-def features_of(frame: pd.DataFrame) -> pd.DataFrame:
-    """The model's input: MODEL_FEATURES as float64 (missing values stay NaN; the model takes them)."""
-    return frame[MODEL_FEATURES].astype("float64")
+def features_of(frame: pd.DataFrame, spec: TabularSpec = TRIPS) -> pd.DataFrame:
+    """The model's input: the spec's features as float64 (missing values stay NaN; the model takes them)."""
+    return frame[list(spec.features)].astype("float64")
 
 
-def make_model(params: dict[str, Any], seed: int) -> HistGradientBoostingRegressor:
+def make_model(params: dict[str, Any], seed: int, spec: TabularSpec = TRIPS) -> HistGradientBoostingRegressor:
     return HistGradientBoostingRegressor(
         loss="absolute_error" if params.get("loss") == "absolute_error" else "squared_error",
         learning_rate=params["learning_rate"],
@@ -85,14 +91,16 @@ def make_model(params: dict[str, Any], seed: int) -> HistGradientBoostingRegress
         max_leaf_nodes=int(params["max_leaf_nodes"]),
         min_samples_leaf=int(params["min_samples_leaf"]),
         l2_regularization=params["l2_regularization"],
-        categorical_features=CATEGORICAL_FEATURES,
+        categorical_features=list(spec.categorical) or None,
         early_stopping=False,
         random_state=seed,
     )
 
 
-def fit(frame: pd.DataFrame, params: dict[str, Any], seed: int) -> HistGradientBoostingRegressor:
-    return make_model(params, seed).fit(features_of(frame), frame[LABEL])
+def fit(
+    frame: pd.DataFrame, params: dict[str, Any], seed: int, spec: TabularSpec = TRIPS
+) -> HistGradientBoostingRegressor:
+    return make_model(params, seed, spec).fit(features_of(frame, spec), frame[spec.label])
 
 
 def params_from_run(logged: dict[str, str], space: dict[str, dict[str, Any]]) -> dict[str, Any]:
@@ -154,19 +162,21 @@ def train(
     run_name: str = "train",
     on_trial: Any = None,
     start_from: dict[str, Any] | None = None,
+    spec: TabularSpec = TRIPS,
 ) -> TrainedModel:
     """Tune (unless `fixed_params`), fit on train, score validation and test, log it all to MLflow.
 
     `split` is either the shares for `split_by_time` or splits cut already (retraining cuts
     at instants, so the gate scores the most recent labelled window). `start_from` makes a
     known-good point the search's first trial, so a short re-tune cannot do worse than it.
+    `spec` names the frame's columns: the trip-duration model's unless another table's.
     """
     import mlflow
     import optuna
 
-    splits = split if isinstance(split, Splits) else split_by_time(frame, **(split or {}))
-    x_train, y_train = features_of(splits.train), splits.train[LABEL]
-    x_val, y_val = features_of(splits.validation), splits.validation[LABEL]
+    splits = split if isinstance(split, Splits) else split_by_time(frame, **(split or {}), time=spec.time)
+    x_train, y_train = features_of(splits.train, spec), splits.train[spec.label]
+    x_val, y_val = features_of(splits.validation, spec), splits.validation[spec.label]
     trials: list[dict[str, Any]] = []
 
     # CPU, memory, disk and network (and the GPU, with nvidia-ml-py installed) as `system/*`
@@ -178,7 +188,7 @@ def train(
         def objective(trial: optuna.Trial) -> float:
             params = suggest(trial, space)
             with mlflow.start_run(run_name=f"trial-{trial.number}", nested=True, tags=owner_tags()):
-                model = make_model(params, seed).fit(x_train, y_train)
+                model = make_model(params, seed, spec).fit(x_train, y_train)
                 scores = metrics(y_val, model.predict(x_val))
                 mlflow.log_params(params)
                 mlflow.log_metrics({f"val_{k}": v for k, v in scores.as_dict().items()})
@@ -198,9 +208,9 @@ def train(
         else:
             best = dict(fixed_params)
 
-        model = make_model(best, seed).fit(x_train, y_train)
+        model = make_model(best, seed, spec).fit(x_train, y_train)
         val = metrics(y_val, model.predict(x_val))
-        x_test, y_test = features_of(splits.test), splits.test[LABEL]
+        x_test, y_test = features_of(splits.test, spec), splits.test[spec.label]
         test_pred = model.predict(x_test)
         test = metrics(y_test, test_pred)
 
@@ -218,9 +228,9 @@ def train(
             }
         )
         dataset = mlflow.data.from_pandas(
-            x_train.assign(**{LABEL: y_train.astype("float64")}),
-            name="trip_duration_train",
-            targets=LABEL,
+            x_train.assign(**{spec.label: y_train.astype("float64")}),
+            name=spec.dataset,
+            targets=spec.label,
             digest=digest,
         )
         mlflow.log_input(dataset, context="training", tags={"dvc_version": data_version})
@@ -228,7 +238,7 @@ def train(
             feature_importance_figure(model, x_val, y_val, seed), "plots/feature_importance.png"
         )
         mlflow.log_figure(predicted_vs_actual_figure(y_test, test_pred), "plots/predicted_vs_actual.png")
-        _log_reference(splits, model)
+        _log_reference(splits, model, spec)
         signature = mlflow.models.infer_signature(x_train.head(100), model.predict(x_train.head(100)))
         info = mlflow.sklearn.log_model(
             model,
@@ -252,21 +262,23 @@ def log_study_plots(study: Any) -> None:
         mlflow.log_figure(vis.plot_param_importances(study), "plots/optuna_param_importances.html")
 
 
-def reference_snapshot(splits: Splits, model: HistGradientBoostingRegressor) -> pd.DataFrame:
+def reference_snapshot(
+    splits: Splits, model: HistGradientBoostingRegressor, spec: TabularSpec = TRIPS
+) -> pd.DataFrame:
     """What drift monitoring compares live data against: the training rows (what the model
     learnt from) and the validation rows (its honest, out-of-sample error), with predictions."""
     parts = [
-        frame.assign(prediction=model.predict(features_of(frame)), split=name)
+        frame.assign(prediction=model.predict(features_of(frame, spec)), split=name)
         for name, frame in (("train", splits.train), ("validation", splits.validation))
     ]
-    columns = ["trip_id", "requested_at", *MODEL_FEATURES, LABEL, "prediction", "split"]
+    columns = [spec.id, spec.time, *spec.features, spec.label, "prediction", "split"]
     return pd.concat(parts, ignore_index=True)[columns]
 
 
-def _log_reference(splits: Splits, model: HistGradientBoostingRegressor) -> None:
+def _log_reference(splits: Splits, model: HistGradientBoostingRegressor, spec: TabularSpec) -> None:
     import mlflow
 
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "reference.parquet"
-        reference_snapshot(splits, model).to_parquet(path, index=False)
+        reference_snapshot(splits, model, spec).to_parquet(path, index=False)
         mlflow.log_artifact(str(path), artifact_path="reference")

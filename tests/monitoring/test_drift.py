@@ -24,6 +24,7 @@ from monitoring.drift import (
     WindowTooSmall,
     champion_window,
     check,
+    data_drift,
     match_calendar,
     summary_markdown,
 )
@@ -141,3 +142,19 @@ def test_the_summary_reads_as_markdown(world: World, tmp_path: Path) -> None:
     assert len(rows) == 1 and rows[0].rstrip("| ").endswith("yes")
     assert f"- drift: [drift.html]({drift_page}) (`{tmp_path / 'drift.html'}`)" in text
     assert "file://" not in text and f"- summary: `{tmp_path / 'summary.json'}`" in text
+
+
+def test_columns_named_categorical_are_compared_as_categories() -> None:
+    rng = np.random.default_rng(0)
+    reference = pd.DataFrame({"load": rng.uniform(0, 1, 2000), "site": rng.integers(0, 60, 2000)})
+    current = pd.DataFrame({"load": rng.uniform(0, 1, 500), "site": rng.integers(0, 60, 500)})
+
+    methods = {}
+    for categorical in ((), ("site",)):
+        verdicts, *_ = data_drift(reference, current, Thresholds(), ["load", "site"], categorical=categorical)
+        methods[categorical] = {v.column: v.method for v in verdicts}
+
+    # Sixty codes look numeric to Evidently unless declared; declared, they are compared as categories.
+    assert methods[()]["site"] == methods[()]["load"] == "Wasserstein distance (normed)"
+    assert methods[("site",)]["site"] == "Jensen-Shannon distance"
+    assert methods[("site",)]["load"] == "Wasserstein distance (normed)"

@@ -7,16 +7,20 @@ import multiprocessing
 from collections.abc import Callable
 from datetime import date
 from pathlib import Path
+from typing import Annotated
 
 import numpy as np
 import pandas as pd
+import pandera.pandas as pa
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from pandera.typing import Series
 from typer.testing import CliRunner
 
 from mlstack.cli import app
 from mlstack.data.generator import generate, write_tables
+from mlstack.data.schemas import TableContract, max_null_fraction
 from mlstack.data.validation import (
     table_key,
     validate_file,
@@ -281,3 +285,65 @@ def test_when_every_row_is_quarantined_the_error_names_the_row_rule(raw_dir: Pat
     reason = result.reason()
     assert "(100.00%) exceed max_bad_row_share" in reason and "requested_at: not_in_future" in reason
     assert "nan" not in reason
+
+
+class Readings(pa.DataFrameModel):
+    """A table of someone else's, to hold the contract machinery to a schema not the example's."""
+
+    reading_id: Series[str] = pa.Field(unique=True)
+    sensor_id: Series[pd.Int64Dtype] = pa.Field(ge=1)
+    taken_at: Series[Annotated[pd.DatetimeTZDtype, "ns", "UTC"]]
+    celsius: Series[float] = pa.Field(ge=-60, le=60)
+
+    class Config:
+        strict = True
+        name = "readings"
+
+
+READINGS = TableContract("readings", Readings, (max_null_fraction("celsius", 0.5),))
+
+
+def test_a_csv_is_judged_against_a_contract_of_ones_own_and_bad_values_are_named_by_line(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "readings.csv"
+    path.write_text(
+        "reading_id,sensor_id,taken_at,celsius\n"
+        "R1,1,2026-09-01T08:00:00Z,21.5\n"
+        "R2,1.5,2026-09-01T09:00:00Z,22.0\n"  # line 3: not a whole number
+        "R3,2,last tuesday,19.0\n"  # line 4: not a timestamp
+        "R4,2,2026-09-01T10:00:00+00:00,warm\n"  # line 5: not a number
+        "R5,3,2026-09-01T11:00:00Z,99\n"  # line 6: out of range
+        "R6,3,2026-09-01T12:00:00Z,18.25\n"
+    )
+
+    result = validate_file(path, max_bad_row_share=0.9, contract=READINGS)
+
+    described = [f.describe() for f in result.failures]
+    for expected in (
+        "readings.csv: line 3, column 'sensor_id': not a whole number (value: 1.5)",
+        "readings.csv: line 4, column 'taken_at': not an ISO 8601 timestamp (value: last tuesday)",
+        "readings.csv: line 5, column 'celsius': not a number (value: warm)",
+        "readings.csv: line 6, column 'celsius': less_than_or_equal_to(60) (value: 99.0)",
+    ):
+        assert expected in described, described
+    assert result.ok
+    assert result.quarantine is not None and result.quarantine["reading_id"].tolist() == [
+        "R2",
+        "R3",
+        "R4",
+        "R5",
+    ]
+    assert result.valid is not None and result.valid["reading_id"].tolist() == ["R1", "R6"]
+    assert str(result.valid["taken_at"].dtype) == "datetime64[ns, UTC]"
+    assert result.valid["sensor_id"].tolist() == [1, 3] and result.valid["celsius"].tolist() == [21.5, 18.25]
+
+
+def test_a_csv_missing_a_column_fails_as_structure(tmp_path: Path) -> None:
+    path = tmp_path / "readings.csv"
+    path.write_text("reading_id,sensor_id,taken_at,temp\nR1,1,2026-09-01T08:00:00Z,21.5\n")
+
+    result = validate_file(path, max_bad_row_share=0.5, contract=READINGS)
+
+    assert not result.ok
+    assert result.failures[0].describe() == "readings.csv: missing column 'celsius' (found instead: temp)"

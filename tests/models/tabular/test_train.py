@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import mlflow
+import numpy as np
 import pandas as pd
 import pytest
 from mlflow import MlflowClient
 
-from mlstack import registry
-from mlstack.features import MODEL_FEATURES
+from mlstack import registry, tracking
+from mlstack.features import MODEL_FEATURES, TabularSpec
 from mlstack.settings import Settings
 from models.tabular.train import params_from_run, split_by_time, train
 from tests.conftest import TRAIN_SPACE
@@ -94,3 +95,39 @@ def test_retraining_reuses_logged_params_and_a_retune_starts_from_them(frame: pd
     assert set(MODEL_FEATURES) <= set(snapshot.columns) and snapshot["prediction"].notna().all()
     with pytest.raises(ValueError, match="did not log"):
         params_from_run({"learning_rate": "0.1"}, TRAIN_SPACE)
+
+
+@pytest.mark.slow
+def test_a_table_of_ones_own_is_split_trained_and_logged_by_its_spec() -> None:
+    tracking.setup()  # the test's own data dir
+    rng = np.random.default_rng(0)
+    n = 600
+    frame = pd.DataFrame(
+        {
+            "reading_id": [f"R{i}" for i in range(n)],
+            "taken_at": pd.date_range("2026-09-01", periods=n, freq="h", tz="UTC"),
+            "load": rng.uniform(0, 1, n),
+            "site": rng.integers(0, 4, n),
+        }
+    ).sample(frac=1, random_state=0)  # out of time order: the split orders it
+    frame["kwh"] = 10 * frame["load"] + 3 * frame["site"] + rng.normal(0, 0.1, n)
+    spec = TabularSpec(
+        id="reading_id", time="taken_at", label="kwh", features=("load", "site"), categorical=("site",)
+    )
+
+    result = train(frame, TRAIN_SPACE, n_trials=1, seed=1, spec=spec)
+
+    splits = result.splits
+    assert splits.train["taken_at"].max() < splits.validation["taken_at"].min()
+    assert splits.validation["taken_at"].max() < splits.test["taken_at"].min()
+    assert splits.window("test")[1] == str(frame["taken_at"].max())
+    assert result.model.is_categorical_.tolist() == [False, True]
+    assert result.test.r2 > 0.9, "kwh is load and site"
+    info = mlflow.models.get_model_info(result.model_uri)
+    assert [c.name for c in info.signature.inputs.inputs] == ["load", "site"]
+    (dataset,) = MlflowClient().get_run(result.run_id).inputs.dataset_inputs
+    assert dataset.dataset.name == "train"
+    snapshot = pd.read_parquet(
+        mlflow.artifacts.download_artifacts(run_id=result.run_id, artifact_path="reference/reference.parquet")
+    )
+    assert list(snapshot.columns) == ["reading_id", "taken_at", "load", "site", "kwh", "prediction", "split"]
