@@ -23,8 +23,9 @@ from urllib.parse import unquote, urlparse
 from mlstack.errors import InputError
 
 TEMPLATE = Path(__file__).parent / "template"
-# The patterns the template renders, and what each starts from. Tabular is not written yet.
+# The patterns the template renders, and what each starts from.
 PATTERNS: dict[str, str] = {
+    "tabular": "your table -> a validation contract -> Feast features -> a gated model -> scores and drift",
     "rag": "your folder of documents -> a pgvector collection -> answers with citations",
     "prompt": "your chat template -> MLflow's prompt registry -> answers checked and traced",
     "pretrain": "your code and text -> a cleaned, tokenized corpus -> a small model, evaluated and gated",

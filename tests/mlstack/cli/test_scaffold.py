@@ -69,5 +69,5 @@ def test_new_without_a_pattern_names_the_choices_and_exits_2(tmp_path: Path, rep
     result = CliRunner().invoke(app, ["new", str(tmp_path / "qa")])
 
     assert result.exit_code == 2
-    assert "--pattern {rag,prompt,pretrain,fine-tune}" in result.output
+    assert "--pattern {tabular,rag,prompt,pretrain,fine-tune}" in result.output
     assert not (tmp_path / "qa").exists()

@@ -86,7 +86,7 @@ def test_a_folder_with_files_is_refused_unless_forced(tmp_path: Path) -> None:
 
 
 def test_an_unknown_pattern_is_refused_naming_the_patterns(tmp_path: Path) -> None:
-    with pytest.raises(InputError, match="'tabulr' is not one of: rag, prompt, pretrain, fine-tune"):
+    with pytest.raises(InputError, match="'tabulr' is not one of: tabular, rag, prompt, pretrain, fine-tune"):
         scaffold.generate(tmp_path / "x", "tabulr", tmp_path / "repo")
     assert not (tmp_path / "x").exists()
 
@@ -171,6 +171,7 @@ def clean_env(venv_python: Path) -> dict[str, str]:
 
 # What each pattern's generated project is run with, and what its result must show.
 RUNS = {
+    "tabular": ([], 4),
     "rag": (["How long does a pickup point keep a parcel?"], 4),
     "prompt": ([], 3),
     "pretrain": (["20"], 3),
@@ -212,7 +213,11 @@ def test_a_generated_project_installs_passes_its_own_tests_and_runs_offline(
         stop_embedded(Settings(home=home).pg_dir)
     assert ran.returncode == 0, ran.stdout[-3000:] + ran.stderr[-3000:]
     result = json.loads(ran.stdout[ran.stdout.index("{") :])
-    if pattern == "rag":
+    if pattern == "tabular":
+        assert result["version"] == "1" and result["promoted"] and result["champion"] == "1"
+        assert result["quarantined"] > 0 and result["scored"] > 0 and result["drifted"] == []
+        assert Path(result["predictions"]).is_relative_to(home)
+    elif pattern == "rag":
         assert result["documents"] == 4
         assert Path(result["citations"][0]).name == "delivery-options.md"
     elif pattern == "prompt":
