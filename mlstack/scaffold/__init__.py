@@ -21,6 +21,7 @@ from typing import Any
 from urllib.parse import unquote, urlparse
 
 from mlstack.errors import InputError
+from mlstack.io import atomic_dir
 
 TEMPLATE = Path(__file__).parent / "template"
 # The patterns the template renders, and what each starts from.
@@ -159,15 +160,34 @@ def generate(path: Path, pattern: str, repo: Path, *, force: bool = False, git: 
         "mlstack_requirement": mlstack_requirement(),
         "mlstack_constraints": mlstack_constraints(),
     }
-    copier.run_copy(
-        str(repo), path, data=data, defaults=True, overwrite=force, quiet=True, vcs_ref="HEAD", unsafe=False
-    )
-    committed = False
-    if git and not _inside_repository(path):
-        _git(path, "init", "-q")
-        _git(path, "add", "-A")
-        _commit(path, f"mlstack new --pattern {pattern}")
-        committed = True
+
+    def render(folder: Path) -> bool:
+        copier.run_copy(
+            str(repo),
+            folder,
+            data=data,
+            defaults=True,
+            overwrite=force,
+            quiet=True,
+            vcs_ref="HEAD",
+            unsafe=False,
+        )
+        if not git or _inside_repository(folder):
+            return False
+        _git(folder, "init", "-q")
+        _git(folder, "add", "-A")
+        _commit(folder, f"mlstack new --pattern {pattern}")
+        return True
+
+    if path.is_dir() and any(path.iterdir()):  # --force: into the folder, beside what it holds
+        committed = render(path)
+    else:
+        # Rendered and committed beside it, then renamed into place: a killed run leaves no
+        # half-made project (which a rerun would refuse), only a hidden folder the next one sweeps.
+        if path.is_dir():
+            path.rmdir()
+        with atomic_dir(path) as staged:
+            committed = render(staged)
     return Generated(path, pattern, module, commit, committed)
 
 

@@ -6,8 +6,11 @@ tests/mlstack/scaffold/test_template.py."""
 from __future__ import annotations
 
 import json
+import os
+import signal
 import subprocess
 import sysconfig
+import time
 from pathlib import Path
 
 import pytest
@@ -71,3 +74,27 @@ def test_new_without_a_pattern_names_the_choices_and_exits_2(tmp_path: Path, rep
     assert result.exit_code == 2
     assert "--pattern {tabular,rag,prompt,pretrain,fine-tune}" in result.output
     assert not (tmp_path / "qa").exists()
+
+
+def test_a_killed_new_leaves_no_half_made_project_and_the_rerun_makes_it(tmp_path: Path, repo: Path) -> None:
+    target = tmp_path / "projects" / "qa"
+    target.parent.mkdir()
+    argv = [MLSTACK, "new", str(target), "--pattern", "rag"]
+    env = {**os.environ, "MLSTACK_SCAFFOLD_TEMPLATE_REPO": str(repo)}
+    killed = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    # killed as soon as its staging folder holds a file: mid-render, before the rename
+    deadline = time.monotonic() + 60
+    while not any(p.is_file() for d in target.parent.glob(".qa~*") for p in d.rglob("*")):
+        assert killed.poll() is None and time.monotonic() < deadline, "it finished before it was caught"
+        time.sleep(0.005)
+    killed.send_signal(signal.SIGKILL)
+    killed.wait()
+
+    assert not target.exists(), "a killed run leaves no project a rerun would refuse"
+    assert list(target.parent.glob(".qa~*")), "its staging folder is left behind"
+
+    rerun = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=120)
+
+    assert rerun.returncode == 0, rerun.stderr
+    assert (target / scaffold.ANSWERS_FILE).is_file() and (target / "qa" / "flow.py").is_file()
+    assert [p.name for p in target.parent.iterdir()] == ["qa"], "the killed run's folder is swept"
