@@ -65,7 +65,9 @@ def test_int8_stays_close_to_torch_and_keeps_the_neighbours(
 ) -> None:
     vectors = OnnxEmbedder(MODEL_DIR, exported, int8=True, name="all-MiniLM-L6-v2").embed(real_text())
     cosines = (vectors * torch_vectors).sum(axis=1)
-    assert cosines.mean() >= 0.99 and cosines.min() >= 0.95, (cosines.mean(), cosines.min())
+    # every MatMul quantized: 0.9933 mean, 0.9755 at worst; the first three layers' feed-forward
+    # outputs kept: 0.9966, 0.9828
+    assert cosines.mean() >= 0.995 and cosines.min() >= 0.98, (cosines.mean(), cosines.min())
     assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
     # each docstring's first 120 characters, as a query, finds its own docstring among the 40 under both
     for found in (vectors, torch_vectors):
@@ -120,3 +122,17 @@ def test_an_export_killed_midway_leaves_nothing_and_the_next_one_completes(tmp_p
     path = onnx_embedding.cached_model(MODEL_DIR, tmp_path, False)
     assert [p.name for p in tmp_path.iterdir()] == [path.name]  # the dead export's folder swept
     assert OnnxEmbedder(MODEL_DIR, tmp_path, int8=False, name="m").embed(["x"]).shape == (1, 384)
+
+
+def test_int8_keeps_the_first_layers_feed_forward_outputs_in_fp32(exported: Path) -> None:
+    import onnx
+
+    (path,) = exported.glob("*-int8.onnx")
+    nodes = onnx.load(str(path)).graph.node
+    kept = [
+        node.name for node in nodes if node.op_type == "MatMul" and onnx_embedding.KEEP_FP32.search(node.name)
+    ]
+    quantized = [node.name for node in nodes if node.op_type == "MatMulInteger"]
+    assert len(kept) == 3, kept  # one in each of the first three layers
+    # per layer: query, key, value, attention output, feed-forward input and (but those) output
+    assert len(quantized) == 6 * 6 - 3, quantized
