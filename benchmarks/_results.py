@@ -163,7 +163,12 @@ ROWS: tuple[Row, ...] = (
         "({test_vector_mrr_at_10_ci[0]:.2f}-{test_vector_mrr_at_10_ci[1]:.2f}), EnsembleRetriever "
         "{test_ensemble_mrr_at_10:.2f}, BM25 {test_bm25_mrr_at_10:.2f}, full text "
         "{test_fulltext_mrr_at_10:.2f}; hybrid hit@5 "
-        '{test_hybrid_hit_at_5:.2f}; "I don\'t know" on {test_unknown_rate_unanswerable:.0%} of '
+        "{test_hybrid_hit_at_5:.2f}; hybrid's lead, paired by question (95%): over vector "
+        "{test_hybrid_lead_over_vector_mrr_ci[0]:+.3f} to {test_hybrid_lead_over_vector_mrr_ci[1]:+.3f}, "
+        "EnsembleRetriever {test_hybrid_lead_over_ensemble_mrr_ci[0]:+.3f} to "
+        "{test_hybrid_lead_over_ensemble_mrr_ci[1]:+.3f}, BM25 {test_hybrid_lead_over_bm25_mrr_ci[0]:+.3f} "
+        "to {test_hybrid_lead_over_bm25_mrr_ci[1]:+.3f}; "
+        '"I don\'t know" on {test_unknown_rate_unanswerable:.0%} of '
         "{test_unanswerable} unanswerable, {test_false_refusal_rate:.0%} of {test_questions} answerable",
         "hybrid above each baseline by more than the interval; hit@5 >= 0.90",
     ),

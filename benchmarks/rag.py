@@ -503,6 +503,15 @@ def quality(settings, name: str, questions_file: Path, prefix: str = "") -> dict
     out[f"{prefix}hybrid_beats_baselines"] = all(
         out[f"{prefix}hybrid_mrr_at_10_ci"][0] > out[f"{prefix}{m}_mrr_at_10_ci"][1] for m in BASELINES
     )
+    # The same question, paired: the interval of hybrid's lead over each baseline question by
+    # question. It excludes 0 when the set tells the two apart, which their own intervals, each
+    # as wide as the set's spread of difficulty, rarely show on a few dozen questions.
+    for m in BASELINES:
+        lead = evaluate.lead_intervals(ranked["hybrid"], ranked[m], questions)[f"mrr_at_{evaluate.MRR_AT}"]
+        out[f"{prefix}hybrid_lead_over_{m}_mrr_ci"] = list(lead)
+    out[f"{prefix}hybrid_leads_every_baseline"] = all(
+        out[f"{prefix}hybrid_lead_over_{m}_mrr_ci"][0] > 0 for m in BASELINES
+    )
     return out
 
 
@@ -678,6 +687,15 @@ def main() -> None:
             )
             for label, prefix in (("dev", ""), ("test", "test_"))
             for mode in (*BASELINES, "hybrid")
+        ],
+        *[
+            (
+                f"test set: hybrid's MRR@10 lead over {mode}, paired (95% interval)",
+                f"{result['test_hybrid_mrr_at_10'] - result[f'test_{mode}_mrr_at_10']:+.3f}",
+                "",
+                "({:+.3f} to {:+.3f})".format(*result[f"test_hybrid_lead_over_{mode}_mrr_ci"]),
+            )
+            for mode in BASELINES
         ],
         *[
             (

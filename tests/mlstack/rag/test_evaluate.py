@@ -105,6 +105,24 @@ def test_bootstrap_intervals_hold_the_mean_and_narrow_with_more_questions() -> N
     assert perfect["mrr_at_10"] == (1.0, 1.0)
 
 
+def test_a_paired_lead_is_told_apart_where_the_two_own_intervals_overlap() -> None:
+    # 40 questions of mixed difficulty: both modes find the answer first on the easy half and
+    # not at all on the hard quarter; on the other quarter one finds it first, the other second.
+    questions = [evaluate.Question(f"q{i}", ("a",), i) for i in range(40)]
+    easy, hard = [hit("a")], [hit("x")]
+    better = [easy if i % 4 < 2 else hard if i % 4 == 2 else [hit("a")] for i in range(40)]
+    worse = [easy if i % 4 < 2 else hard if i % 4 == 2 else [hit("x"), hit("a")] for i in range(40)]
+
+    own, theirs = evaluate.intervals(better, questions), evaluate.intervals(worse, questions)
+    lead = evaluate.lead_intervals(better, worse, questions)
+
+    assert own["mrr_at_10"][0] < theirs["mrr_at_10"][1], "their own intervals overlap"
+    low, high = lead["mrr_at_10"]
+    assert 0 < low < 0.125 < high, "the lead (a quarter of the questions, each by 1/2) is told apart"
+    assert evaluate.lead_intervals(worse, worse, questions)["mrr_at_10"] == (0.0, 0.0)
+    assert evaluate.lead_intervals(worse, better, questions)["mrr_at_10"] == (-high, -low)
+
+
 def test_the_shipped_docs_questions_name_real_documents_and_apply_where_they_are_held() -> None:
     from mlstack.rag import defaults
     from mlstack.settings import project_root
