@@ -88,3 +88,27 @@ def test_full_text_finds_identifiers_by_their_words_and_titles_do_not_drown_the_
     assert first("DropDuplicates").endswith("dedupe.md")  # the question's identifiers split too
     # "matrix" in a title counts no more than in the text, which says "invert" and "square" too
     assert first("invert a square matrix").endswith("inv.md")
+
+
+@pytest.mark.slow
+def test_full_text_drops_a_word_in_too_many_chunks_and_ranks_by_the_rest(
+    rag_settings: Settings, collection: str, tmp_path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tests.mlstack.rag.conftest import refresh_docs, write_docs
+
+    # "widget" in 80 documents of 81: past both the share and the floor (50 chunks) of common words
+    files = {f"w{i:02d}.md": f"# Part {i}\n\nA widget of size {i}." for i in range(80)}
+    files["s.md"] = "# Gears\n\nA sprocket turns the chain."
+    refresh_docs(rag_settings, collection, write_docs(tmp_path / "docs", files))
+
+    def found(query: str) -> list[str]:
+        return [
+            h.document_id.rsplit("/", 1)[-1]
+            for h in search(rag_settings, collection, query, k=5, mode="fulltext")
+        ]
+
+    assert found("widget sprocket") == ["s.md"], "the common word ranks nothing"
+    monkeypatch.setattr(retrieve, "COMMON_SHARE", 1.0)
+    monkeypatch.setattr(retrieve, "COMMON_FLOOR", 1000)
+    widened = found("widget sprocket")
+    assert widened[0] == "s.md" and len(widened) == 5, "no word common: the widgets are found too"
