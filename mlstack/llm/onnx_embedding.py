@@ -13,12 +13,12 @@ Two variants (MLSTACK_LLM_EMBEDDING_BACKEND):
   embedding lookup stays fp32 too: quantizing it (quantize_dynamic's default) cut the mean cosine
   to 0.93. What to keep was chosen by the cosine to torch (mean / worst) and the chunks/s against
   torch in the same run, on the development corpus (1,629 pandas docstring chunks): every MatMul
-  quantized 0.9947 / 0.9878 at 2.76x; the six feed-forward
-  outputs kept 0.9976 / 0.9933 at 2.21x; the first three 0.9972 / 0.9934 at 2.40x; the last
-  three 0.9950 / 0.9877 at 2.46x; the six attention outputs 0.9947 / 0.9851; the six
-  feed-forward inputs 0.9962 / 0.9908 at 2.07x. Fusing the graph first (onnxruntime's BERT
-  optimizer) made int8 slower here (2.33x against 2.68x unfused). `benchmarks/rag.py` measures
-  throughput, cosine and test-set hit@5 against torch.
+  quantized 0.9947 / 0.9878 at 2.76x; the six feed-forward outputs kept 0.9976 / 0.9933 at
+  2.21x; the first three 0.9972 / 0.9934 at 2.40x; the last three 0.9950 / 0.9877 at 2.46x;
+  the six attention outputs 0.9947 / 0.9851; the six feed-forward inputs 0.9962 / 0.9908 at
+  2.07x. Fusing the graph first (onnxruntime's BERT optimizer) made int8 slower here (2.33x
+  against 2.68x unfused). `benchmarks/rag.py` measures throughput, cosine and test-set hit@5
+  against torch.
 """
 
 from __future__ import annotations
