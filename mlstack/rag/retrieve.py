@@ -75,15 +75,20 @@ class Hit:
 # which stays positive): Postgres' ts_rank alone counts a word like "rows" as much as
 # "duplicates". Words in more than COMMON_SHARE of the chunks are dropped, as stop words; never a
 # word in COMMON_FLOOR chunks or fewer, or a small collection's every word would be "common".
-# Each word's matches are counted first, and a count stops once it passes the common cap: a common
-# word is dropped after reading at most that many rows, and only the words kept are ranked (on
-# 100k chunks, ranking every match of six words before dropping the common ones read 138k rows
-# for 4k kept: p99 180-190 ms; counting first, the same results at p99 88-102 ms). Only the top
-# `limit` are joined for their text and similarity. Each step is MATERIALIZED: inlined, the
-# planner once ran the frequency counts for every chunk of the collection (256k counts, 53 s for
-# one question over 564 chunks) instead of once per word.
+# Each word's chunk count comes from `rag_words`, which triggers keep as chunks are written
+# (store.py, migration 3), so only the kept words' chunks are read, and once. Counting them at
+# query time read up to a quarter of the collection per common word: on benchmarks/rag.py's 100k
+# chunks and 200 questions, hybrid p99 went 89 -> 55 ms (warm cache, same results for all 200);
+# the slowest question had spent 48 of its 137 ms counting. Only the top `limit` are joined for
+# their text and similarity. Each step is MATERIALIZED: inlined, the planner once ran the
+# frequency counts for every chunk of the collection (256k counts, 53 s for one question over
+# 564 chunks) instead of once per word.
 COMMON_SHARE = 0.25
 COMMON_FLOOR = 50
+# Grouping a question's matches by chunk: with Postgres' default (4MB), a question matching 30k
+# of 100k chunks spilled it to disk (7 MB), a fifth of its time. The grouped rows are kept
+# narrow (id, document, score), not each chunk's tsvector, for the same reason.
+WORK_MEM = "32MB"
 # ts_rank's weight of a word found in the text (D), -, the heading (B) and the title (A). Its
 # default, {0.1, 0.2, 0.4, 1.0}, counts a title word ten times a text word: every question with
 # "matrix" in it then ranked `matrix_rank` and `matrix_power` first. On the development set
@@ -94,32 +99,22 @@ WITH total AS MATERIALIZED (
     SELECT coalesce(sum(chunks), 0)::float AS n FROM rag_documents WHERE collection = %(collection)s
 ),
 words AS MATERIALIZED (
-    SELECT DISTINCT quote_literal(m[1])::tsquery AS q
+    SELECT DISTINCT m[1] AS word, quote_literal(m[1])::tsquery AS q
     FROM regexp_matches(websearch_to_tsquery('english', %(query)s)::text, '''([^'']+)''', 'g') AS m
 ),
-common AS MATERIALIZED (
-    SELECT floor(greatest(total.n * %(common)s, %(common_floor)s))::bigint AS cap FROM total
-),
-counted AS MATERIALIZED (
-    SELECT w.q, f.n
-    FROM words w, common, LATERAL (
-        SELECT count(*) AS n FROM (
-            SELECT 1 FROM rag_chunks c
-            WHERE c.collection = %(collection)s AND c.tsv @@ w.q
-            LIMIT common.cap + 1
-        ) AS capped
-    ) AS f
-),
 weighted AS MATERIALIZED (
-    SELECT k.q, ln(1 + (total.n - k.n + 0.5) / (k.n + 0.5)) AS idf
-    FROM counted k, total, common
-    WHERE k.n BETWEEN 1 AND common.cap
+    SELECT w.q, ln(1 + (total.n - s.chunks + 0.5) / (s.chunks + 0.5)) AS idf
+    FROM words w JOIN rag_words s ON s.collection = %(collection)s AND s.word = w.word, total
+    WHERE s.chunks <= floor(greatest(total.n * %(common)s, %(common_floor)s))
 ),
 scored AS MATERIALIZED (
-    SELECT c.id, c.document_id, sum(w.idf * ts_rank(%(weights)s::float4[], c.tsv, w.q, 1)) AS score
-    FROM weighted w JOIN rag_chunks c ON c.tsv @@ w.q
-    WHERE c.collection = %(collection)s
-    GROUP BY c.id, c.document_id
+    SELECT r.id, r.document_id, sum(r.score) AS score
+    FROM (
+        SELECT c.id, c.document_id, w.idf * ts_rank(%(weights)s::float4[], c.tsv, w.q, 1) AS score
+        FROM weighted w JOIN rag_chunks c ON c.tsv @@ w.q
+        WHERE c.collection = %(collection)s
+    ) AS r
+    GROUP BY r.id, r.document_id
 ),
 top AS MATERIALIZED (
     SELECT s.id, s.score
@@ -166,6 +161,7 @@ def _chunks(
         # Filtered HNSW scans go on until they find `limit` rows (pgvector 0.8).
         conn.execute("SET LOCAL hnsw.iterative_scan = relaxed_order")
         conn.execute(sql.SQL("SET LOCAL hnsw.ef_search = {}").format(sql.Literal(max(EF_SEARCH, limit))))
+        conn.execute(sql.SQL("SET LOCAL work_mem = {}").format(sql.Literal(WORK_MEM)))
         rows = conn.execute(statement, {**args, **params}).fetchall()
     if mode == "vector":  # relaxed order: sort the few rows exactly
         rows.sort(key=lambda row: -row[10])

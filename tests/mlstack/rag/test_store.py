@@ -82,6 +82,49 @@ def test_a_deleted_document_loses_its_chunks(rag_settings: Settings, collection:
     assert set(chunks(rag_settings, collection)) == {"a.md", "b.md"}
 
 
+def word_counts(settings: Settings, name: str) -> tuple[dict[str, int], dict[str, int]]:
+    """The counts full-text ranking reads (`rag_words`), and the same counted from the chunks."""
+    with store.connect(settings) as conn:
+        kept = dict(conn.execute("SELECT word, chunks FROM rag_words WHERE collection = %s", (name,)))
+        recount = dict(
+            conn.execute(
+                "SELECT l.lexeme, count(*) FROM rag_chunks c, unnest(c.tsv) AS l"
+                " WHERE c.collection = %s GROUP BY 1",
+                (name,),
+            )
+        )
+    return kept, recount
+
+
+@pytest.mark.slow
+def test_word_counts_follow_every_write(rag_settings: Settings, collection: str, folder: Path) -> None:
+    """Refreshes, edits, deletions, a dropped source and a dropped collection each leave the
+    words' chunk counts equal to a recount of the chunks."""
+    refresh_docs(rag_settings, collection, folder)
+    kept, recount = word_counts(rag_settings, collection)
+    assert kept == recount and recount["explain"] == 2  # alpha's and beta's
+    (folder / "b.md").write_text("# Beta\n\nBeta now covers backoff.")
+    (folder / "c.txt").unlink()
+    refresh_docs(rag_settings, collection, folder)
+    kept, recount = word_counts(rag_settings, collection)
+    assert kept == recount and kept["explain"] == 1 and "retri" not in kept and "log" not in kept
+    with store.connect(rag_settings) as conn:
+        conn.execute(
+            "UPDATE rag_chunks SET text = text || ' sprocket' WHERE collection = %s AND text LIKE %s",
+            (collection, "%eviction%"),
+        )
+    kept, recount = word_counts(rag_settings, collection)
+    assert kept == recount and kept["sprocket"] == 1
+    store.drop_sources(rag_settings, collection, [f"docs:{folder.resolve()}"])
+    assert word_counts(rag_settings, collection) == ({}, {})
+    refresh_docs(rag_settings, collection, folder)
+    with store.connect(rag_settings) as conn:
+        store.drop_collection(conn, collection)
+        assert conn.execute(
+            "SELECT count(*) FROM rag_words WHERE collection = %s", (collection,)
+        ).fetchone() == (0,)
+
+
 @pytest.mark.slow
 def test_a_moved_folder_is_a_new_source_and_the_old_one_is_dropped_by_name(
     rag_settings: Settings, collection: str, folder: Path, tmp_path: Path
