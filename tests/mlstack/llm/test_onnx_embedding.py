@@ -60,6 +60,18 @@ def test_the_fp32_export_gives_torchs_vectors(exported: Path, torch_vectors: np.
     assert embedder.count_tokens(real_text()) == LocalEmbedder().count_tokens(real_text())
 
 
+def test_runs_at_once_give_the_vectors_of_one_run_at_a_time(exported: Path) -> None:
+    embedder = OnnxEmbedder(MODEL_DIR, exported, int8=True, name="all-MiniLM-L6-v2")
+    texts = real_text()
+    assert (
+        len(list(onnx_embedding._batches([len(e.ids) for e in embedder.tokenizer.encode_batch(texts)]))) > 4
+    )
+    embedder.workers = 1
+    alone = embedder.embed(texts)
+    embedder.workers = 4  # more than the batches' share of a 2-core machine: rows must not mix
+    assert np.array_equal(embedder.embed(texts), alone)
+
+
 def test_int8_stays_close_to_torch_and_keeps_the_neighbours(
     exported: Path, torch_vectors: np.ndarray
 ) -> None:
