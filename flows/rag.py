@@ -309,6 +309,7 @@ def rag_refresh_flow(params: RagRefreshParams = RagRefreshParams()) -> RagRefres
                     ", ".join(f"{s} ({n} documents)" for s, n in others.items()),
                     collection,
                 )
+            store.update_statistics(conn, sum(c.chunks_embedded for c in counts))
             totals = store.counts(conn, collection)
     evaluation_result = (
         rag_evaluate_flow(RagEvalParams(questions=params.questions, collection=collection))

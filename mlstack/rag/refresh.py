@@ -96,10 +96,12 @@ def run(conn: Any, name: str, read: SourceRead, embedder: Any, settings: Any) ->
             sorted_out.to_write, settings.rag.batch_documents, settings.rag.max_document_bytes
         )
     )
+    deleted = len(finish(conn, name, read))
+    store.update_statistics(conn, embedded)
     return {
         "added": len(sorted_out.added),
         "changed": len(sorted_out.changed),
         "unchanged": sorted_out.unchanged,
-        "deleted": len(finish(conn, name, read)),
+        "deleted": deleted,
         "embedded": embedded,
     }

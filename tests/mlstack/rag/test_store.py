@@ -126,6 +126,30 @@ def test_word_counts_follow_every_write(rag_settings: Settings, collection: str,
 
 
 @pytest.mark.slow
+def test_the_planners_statistics_are_renewed_after_a_large_write_only(rag_settings: Settings) -> None:
+    """A new collection looks empty to the planner until ANALYZE: searches then skip its index."""
+
+    def analysed(conn) -> object:
+        return conn.execute(
+            "SELECT last_analyze FROM pg_stat_user_tables WHERE relname = 'rag_chunks'"
+        ).fetchone()[0]
+
+    with store.connect(rag_settings) as conn:
+        rows = conn.execute("SELECT reltuples FROM pg_class WHERE oid = 'rag_chunks'::regclass").fetchone()[0]
+        if rows < 0:  # never analysed: any write renews them, and then the rule below applies
+            assert store.update_statistics(conn, 1)
+            rows = conn.execute(
+                "SELECT reltuples FROM pg_class WHERE oid = 'rag_chunks'::regclass"
+            ).fetchone()[0]
+        before = analysed(conn)
+        small = int(50 + 0.1 * rows)
+        assert not store.update_statistics(conn, small)
+        assert analysed(conn) == before
+        assert store.update_statistics(conn, small + 1)
+        assert analysed(conn) is not None and (before is None or analysed(conn) > before)
+
+
+@pytest.mark.slow
 def test_a_moved_folder_is_a_new_source_and_the_old_one_is_dropped_by_name(
     rag_settings: Settings, collection: str, folder: Path, tmp_path: Path
 ) -> None:
