@@ -211,8 +211,7 @@ def index_bench(settings, n: int, queries: int) -> dict[str, float]:
     from rag_corpus import members
 
     from mlstack.llm.providers import ModelInfo
-    from mlstack.rag import store
-    from mlstack.rag.retrieve import EF_SEARCH
+    from mlstack.rag import retrieve, store
 
     name = "bench-index"
     data = clustered(n + queries, 384, seed=7)
@@ -256,7 +255,7 @@ def index_bench(settings, n: int, queries: int) -> dict[str, float]:
         def run(exact: bool) -> tuple[list[set[str]], float]:
             found = []
             with conn.transaction():
-                conn.execute(sql.SQL("SET LOCAL hnsw.ef_search = {}").format(sql.Literal(EF_SEARCH)))
+                retrieve.search_settings(conn)  # as the project's searches run
                 if exact:
                     conn.execute("SET LOCAL enable_indexscan = off")
                 started = time.perf_counter()
@@ -308,8 +307,7 @@ def filtered_bench(conn, coll, probes: np.ndarray, words: list[str]) -> dict[str
     def run(exact: bool) -> tuple[list[set[str]], float]:
         found = []
         with conn.transaction():
-            conn.execute("SET LOCAL hnsw.iterative_scan = relaxed_order")
-            conn.execute(sql.SQL("SET LOCAL hnsw.ef_search = {}").format(sql.Literal(retrieve.EF_SEARCH)))
+            retrieve.search_settings(conn)
             if exact:
                 conn.execute("SET LOCAL enable_indexscan = off")
             started = time.perf_counter()

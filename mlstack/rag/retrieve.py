@@ -139,6 +139,19 @@ ORDER BY {vec} <=> %(vector)s::vector({dim}) LIMIT %(limit)s
 """
 
 
+def search_settings(conn: Any, limit: int = 10) -> None:
+    """What a search's transaction runs with (SET LOCAL: for that transaction only)."""
+    # Filtered HNSW scans go on until they find `limit` rows (pgvector 0.8).
+    conn.execute("SET LOCAL hnsw.iterative_scan = relaxed_order")
+    conn.execute(sql.SQL("SET LOCAL hnsw.ef_search = {}").format(sql.Literal(max(EF_SEARCH, limit))))
+    conn.execute(sql.SQL("SET LOCAL work_mem = {}").format(sql.Literal(WORK_MEM)))
+    # psycopg prepares a statement on its fifth run on one connection, and Postgres may then
+    # plan it once for any parameters: `collection = $1` cannot use a collection's HNSW index
+    # (partial, `WHERE collection = 'name'`), so every search became an exact scan. On the
+    # benchmark's 100k chunks, filtered: 27 queries/s so, 230 planned for each question's values.
+    conn.execute("SET LOCAL plan_cache_mode = force_custom_plan")
+
+
 def _chunks(
     conn: Any, coll: Collection, mode: str, query: str, vector: np.ndarray, filters: Filters, limit: int
 ) -> list[tuple]:
@@ -158,10 +171,7 @@ def _chunks(
         "weights": [weight / max(FIELD_WEIGHTS) for weight in FIELD_WEIGHTS],  # ts_rank takes 0-1
     }
     with conn.transaction():
-        # Filtered HNSW scans go on until they find `limit` rows (pgvector 0.8).
-        conn.execute("SET LOCAL hnsw.iterative_scan = relaxed_order")
-        conn.execute(sql.SQL("SET LOCAL hnsw.ef_search = {}").format(sql.Literal(max(EF_SEARCH, limit))))
-        conn.execute(sql.SQL("SET LOCAL work_mem = {}").format(sql.Literal(WORK_MEM)))
+        search_settings(conn, limit)
         rows = conn.execute(statement, {**args, **params}).fetchall()
     if mode == "vector":  # relaxed order: sort the few rows exactly
         rows.sort(key=lambda row: -row[10])

@@ -112,3 +112,28 @@ def test_full_text_drops_a_word_in_too_many_chunks_and_ranks_by_the_rest(
     monkeypatch.setattr(retrieve, "COMMON_FLOOR", 1000)
     widened = found("widget sprocket")
     assert widened[0] == "s.md" and len(widened) == 5, "no word common: the widgets are found too"
+
+
+@pytest.mark.slow
+def test_searches_on_one_connection_are_planned_for_their_own_values(
+    rag_settings: Settings, samples: str
+) -> None:
+    """psycopg prepares a statement on its fifth run, and Postgres may then plan it once for any
+    values: `collection = $1` cannot use the collection's partial HNSW index. Forced here, as
+    Postgres may choose it, the searches must still be planned for each question's values."""
+    question = "retraining cooldown after a drift alert"
+    vector = local_embedder().embed([question])[0]
+    with store.connect(rag_settings) as conn:
+        conn.execute("SET plan_cache_mode = force_generic_plan")
+        coll = store.require_collection(conn, samples)
+        for _ in range(8):
+            hits = retrieve.search(
+                conn, coll, question, vector, k=3, filters=retrieve.Filters(kinds=("slack",))
+            )
+            assert hits[0].document_id == "slack:C0MLS0002:1789466500.000200"
+        plans = conn.execute(
+            "SELECT generic_plans, custom_plans FROM pg_prepared_statements WHERE statement LIKE %s",
+            ("%rag_chunks%",),
+        ).fetchall()
+    assert len(plans) == 2, plans  # the vector and the full-text statements, each prepared
+    assert all(generic == 0 and custom > 0 for generic, custom in plans), plans
