@@ -5,7 +5,7 @@ dimension (a collection never mixes models); documents, with their content hash;
 the embedding, the text, and a generated, weighted `tsvector` (title A, heading B, text D);
 words, each collection's lexemes with the number of chunks holding each, which statement
 triggers on chunks keep in step (full-text ranking reads them: retrieve.py).
-Indexes: GIN for full text, and per collection an HNSW (cosine) expression index on
+Indexes: GIN on (collection, tsvector) for full text, and per collection an HNSW (cosine) expression index on
 `embedding::vector(dim)`, since one table holds collections of different dimensions.
 
 Writes are per batch of documents, in one transaction: the documents upserted by id, a changed
@@ -173,6 +173,19 @@ MIGRATIONS = [
             FOR EACH STATEMENT EXECUTE FUNCTION rag_words_count();
         INSERT INTO rag_words (collection, word, chunks)
         SELECT c.collection, l.lexeme, count(*) FROM rag_chunks c, unnest(c.tsv) AS l GROUP BY 1, 2;
+        """,
+    ),
+    postgres.Migration(
+        4,
+        "RAG full text: the GIN index on (collection, tsv), so a word's matches are one collection's",
+        # On the tsvector alone, a word's matches were every collection's, each read from the
+        # table to be dropped by its collection: beside a second 100k-chunk collection of like
+        # text, hybrid p99 went 56 -> 150 ms; with the collection in the index, 62-74 ms.
+        # btree_gin (contrib, a trusted extension) indexes the text column in GIN.
+        """
+        CREATE EXTENSION IF NOT EXISTS btree_gin;
+        CREATE INDEX rag_chunks_collection_tsv ON rag_chunks USING gin (collection, tsv);
+        DROP INDEX rag_chunks_tsv;
         """,
     ),
 ]
