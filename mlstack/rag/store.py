@@ -5,8 +5,9 @@ dimension (a collection never mixes models); documents, with their content hash;
 the embedding, the text, and a generated, weighted `tsvector` (title A, heading B, text D);
 words, each collection's lexemes with the number of chunks holding each, which statement
 triggers on chunks keep in step (full-text ranking reads them: retrieve.py).
-Indexes: GIN on (collection, tsvector) for full text, and per collection an HNSW (cosine) expression index on
-`embedding::vector(dim)`, since one table holds collections of different dimensions.
+Indexes: GIN on (collection, tsvector) for full text, and per collection an HNSW (cosine)
+expression index on `embedding::vector(dim)`, since one table holds collections of different
+dimensions.
 
 Writes are per batch of documents, in one transaction: the documents upserted by id, a changed
 document's chunks swapped (chunks whose content is unchanged keep their row and embedding), new
@@ -142,21 +143,31 @@ MIGRATIONS = [
         );
         CREATE FUNCTION rag_words_count() RETURNS trigger LANGUAGE plpgsql AS $$
         BEGIN
-            IF TG_OP IN ('DELETE', 'UPDATE') THEN
-                UPDATE rag_words w SET chunks = w.chunks - g.n
-                FROM (
-                    SELECT o.collection, l.lexeme, count(*) AS n
-                    FROM rag_old_chunks o, unnest(o.tsv) AS l GROUP BY 1, 2
-                ) AS g
-                WHERE w.collection = g.collection AND w.word = g.lexeme;
-            END IF;
-            IF TG_OP IN ('INSERT', 'UPDATE') THEN
+            -- One upsert of each word's change, in word order: a refresh's batches write one
+            -- collection at once, and rows locked in one order cannot deadlock. A chunk updated
+            -- with its text unchanged (its position renumbered) changes no word and locks none.
+            IF TG_OP = 'INSERT' THEN
                 INSERT INTO rag_words AS w (collection, word, chunks)
                 SELECT n.collection, l.lexeme, count(*)
                 FROM rag_new_chunks n, unnest(n.tsv) AS l GROUP BY 1, 2 ORDER BY 1, 2
                 ON CONFLICT (collection, word) DO UPDATE SET chunks = w.chunks + excluded.chunks;
+            ELSIF TG_OP = 'DELETE' THEN
+                INSERT INTO rag_words AS w (collection, word, chunks)
+                SELECT o.collection, l.lexeme, -count(*)
+                FROM rag_old_chunks o, unnest(o.tsv) AS l GROUP BY 1, 2 ORDER BY 1, 2
+                ON CONFLICT (collection, word) DO UPDATE SET chunks = w.chunks + excluded.chunks;
+            ELSE
+                INSERT INTO rag_words AS w (collection, word, chunks)
+                SELECT d.collection, d.lexeme, sum(d.n)
+                FROM (
+                    SELECT n.collection, l.lexeme, 1 AS n FROM rag_new_chunks n, unnest(n.tsv) AS l
+                    UNION ALL
+                    SELECT o.collection, l.lexeme, -1 FROM rag_old_chunks o, unnest(o.tsv) AS l
+                ) AS d
+                GROUP BY 1, 2 HAVING sum(d.n) <> 0 ORDER BY 1, 2
+                ON CONFLICT (collection, word) DO UPDATE SET chunks = w.chunks + excluded.chunks;
             END IF;
-            IF TG_OP IN ('DELETE', 'UPDATE') THEN
+            IF TG_OP <> 'INSERT' THEN  -- words just counted down to 0, whose rows this holds
                 DELETE FROM rag_words w
                 USING (SELECT DISTINCT o.collection, l.lexeme FROM rag_old_chunks o, unnest(o.tsv) AS l) AS g
                 WHERE w.collection = g.collection AND w.word = g.lexeme AND w.chunks <= 0;
