@@ -137,15 +137,14 @@ def test_the_planners_statistics_are_renewed_after_a_large_write_only(rag_settin
             "SELECT last_analyze FROM pg_stat_user_tables WHERE relname = 'rag_chunks'"
         ).fetchone()[0]
 
+    def rows(conn) -> float:  # the planner's row count; -1 until the table is first analysed
+        return conn.execute("SELECT reltuples FROM pg_class WHERE oid = 'rag_chunks'::regclass").fetchone()[0]
+
     with store.connect(rag_settings) as conn:
-        rows = conn.execute("SELECT reltuples FROM pg_class WHERE oid = 'rag_chunks'::regclass").fetchone()[0]
-        if rows < 0:  # never analysed: any write renews them, and then the rule below applies
+        if rows(conn) < 0:  # never analysed: any write renews them, and then the rule below applies
             assert store.update_statistics(conn, 1)
-            rows = conn.execute(
-                "SELECT reltuples FROM pg_class WHERE oid = 'rag_chunks'::regclass"
-            ).fetchone()[0]
         before = analysed(conn)
-        small = int(50 + 0.1 * rows)
+        small = int(50 + 0.1 * rows(conn))
         assert not store.update_statistics(conn, small)
         assert analysed(conn) == before
         assert store.update_statistics(conn, small + 1)
