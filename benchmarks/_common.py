@@ -5,6 +5,7 @@ from __future__ import annotations
 import atexit
 import json
 import os
+import shutil
 import statistics
 import sys
 import tempfile
@@ -50,15 +51,24 @@ def prepared_home(days: int = 10, trials: int = 2) -> Path:
     return home
 
 
-def own_home(prefix: str = "mlstack-bench-") -> Path:
+def own_home(name: str = "home") -> Path:
     """MLSTACK_HOME when set; else a temporary data dir, made MLSTACK_HOME for this run, whose
     services (its embedded Postgres, local API, warm process) stop when the run ends."""
     if os.environ.get("MLSTACK_HOME"):
         return Path(os.environ["MLSTACK_HOME"])
-    home = Path(tempfile.mkdtemp(prefix=prefix))
+    home = scratch(name)
     os.environ["MLSTACK_HOME"] = str(home)
-    atexit.register(_stop_services)
+    atexit.register(_stop_services)  # registered after scratch's removal, so it runs before it
     return home
+
+
+def scratch(name: str) -> Path:
+    """A temporary folder, mlstack-bench-NAME-*, removed when the run ends. A benchmark's data dir
+    runs to a GB (the RAG one's 100k chunks), and the suite's smoke tests run the benchmarks on
+    every CI run: kept, they filled a CI machine's disk."""
+    folder = Path(tempfile.mkdtemp(prefix=f"mlstack-bench-{name}-"))
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)
+    return folder
 
 
 def _stop_services() -> None:

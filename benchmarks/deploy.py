@@ -18,7 +18,6 @@ import argparse
 import os
 import subprocess
 import sys
-import tempfile
 import time
 import uuid
 from datetime import UTC, datetime
@@ -30,7 +29,7 @@ from mlstack import processes
 from mlstack.settings import project_root
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import console, report
+from _common import console, report, scratch
 
 
 def mlstack(env: dict[str, str], *args: str) -> str:
@@ -99,7 +98,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     parser.add_argument("--rounds", type=int, default=5, help="Events and direct runs, alternating.")
     args = parser.parse_args()
-    tmp = Path(tempfile.mkdtemp(prefix="mlstack-bench-deploy-"))
+    tmp = scratch("deploy")
     repository, branch = git_source(tmp)
     env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
     env |= {

@@ -25,7 +25,6 @@ from __future__ import annotations
 import argparse
 import statistics
 import sys
-import tempfile
 import time
 import warnings
 from datetime import UTC, datetime, timedelta
@@ -36,7 +35,7 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import console, prepared_home, report
+from _common import console, prepared_home, report, scratch
 
 N_COLUMNS = 20
 SHIFTED = 5
@@ -89,7 +88,7 @@ class Windows:
         self.version = registry.alias_version(registry.CHAMPION)
         self.reference = tabular_registry.reference(self.version)
         self.thresholds = Thresholds.from_settings(self.settings)
-        self.workspace = Path(tempfile.mkdtemp(prefix="mlstack-bench-ws-"))
+        self.workspace = scratch("ws") / "workspace"  # its lock file sits beside it
         self.count = 0
 
     def run(self, current: pd.DataFrame) -> float:

@@ -33,12 +33,11 @@ import os
 import resource
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks._common import report
+from benchmarks._common import report, scratch
 
 SYSTEM = "Answer the way this repository's maintainers do."
 
@@ -105,7 +104,7 @@ def main() -> None:
 
     import torch
 
-    root = Path(tempfile.mkdtemp(prefix="mlstack-bench-finetune-"))
+    root = scratch("finetune")
     base = args.base
     if base is None:
         from models.lm.init import LMShape, init_model

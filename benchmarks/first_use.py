@@ -22,12 +22,11 @@ import os
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import console, report
+from _common import console, report, scratch
 from deploy import mlstack, plain_prefect_start
 
 
@@ -74,7 +73,7 @@ def main() -> None:
 
     from mlstack import processes
 
-    tmp = Path(tempfile.mkdtemp(prefix="mlstack-bench-first-"))
+    tmp = scratch("first")
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "MLSTACK_"))}
     env |= {
         "MLSTACK_HOME": str(tmp / "home"),

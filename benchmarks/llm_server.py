@@ -28,13 +28,12 @@ from __future__ import annotations
 import argparse
 import statistics
 import sys
-import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import console, report
+from _common import console, report, scratch
 
 MESSAGES = [
     {"role": "system", "content": "You are an expert in Pandas. Answer in one or two sentences."},
@@ -87,7 +86,7 @@ def main() -> None:
     from models.lm.generate import GenerationParams, LocalLM
     from models.lm.init import ensure_untrained
 
-    settings = Settings(home=Path(tempfile.mkdtemp(prefix="mlstack-bench-llm-")))
+    settings = Settings(home=scratch("llm"))
     model_dir = args.model or ensure_untrained(settings.untrained_model_dir)
     console.print(f"model {model_dir}; starting the server ...")
     base_url, model_id = local_server(settings, model_dir)

@@ -29,13 +29,12 @@ import shutil
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import console, prepared_home, report
+from _common import console, prepared_home, report, scratch
 
 
 def plain(trials: int) -> None:
@@ -165,7 +164,7 @@ def commands(env: dict[str, str]) -> dict[str, tuple[list[str], list[str]]]:
     window = [f"{start:%Y-%m-%d}", f"{end:%Y-%m-%d}"]
     console.print("predictions for the monitored day, and a RAG collection of the README ...")
     timed([*cli, "predict-batch", "--start", window[0], "--end", window[1]], env)
-    folder = Path(tempfile.mkdtemp(prefix="mlstack-bench-docs-"))
+    folder = scratch("docs")
     shutil.copy(Path(__file__).parent.parent / "README.md", folder)  # a small collection: the README
     timed([*cli, "rag", "refresh", "--source", f"docs:{folder}"], env)
     return {

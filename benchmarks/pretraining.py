@@ -24,14 +24,13 @@ import argparse
 import os
 import statistics
 import sys
-import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks._common import report
+from benchmarks._common import report, scratch
 from mlstack.pretraining import clean, shards, sources
 from mlstack.settings import get_settings
 
@@ -168,7 +167,7 @@ def main() -> None:
         )
     ).documents
     cores = os.cpu_count() or 1
-    root = Path(tempfile.mkdtemp(prefix="mlstack-bench-pretrain-"))
+    root = scratch("pretrain")
     shape = PRESETS[args.preset].shape
     tokenizer = train_tokenizer((d.text for d in docs), shape.vocab_size)
     tokenizer.save_pretrained(root / "tokenizer")

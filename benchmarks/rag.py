@@ -36,7 +36,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-import tempfile
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -46,7 +45,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import console, own_home, report
+from _common import console, own_home, report, scratch
 
 HERE = Path(__file__).resolve().parent
 
@@ -550,11 +549,11 @@ def main() -> None:
     )
     parser.add_argument("--ask-questions", type=int, default=None, help="questions timed for rag ask")
     args = parser.parse_args()
-    own_home("mlstack-bench-rag-")
+    own_home("rag")
     from mlstack.settings import get_settings
 
     settings = get_settings()
-    work = Path(tempfile.mkdtemp(prefix="rag-corpus-"))
+    work = scratch("rag-corpus")
     folder = corpus(args.docs, work / "all")
     small = corpus(args.naive_docs, work / "small")
     held_out = held_out_corpus(work / "held-out", args.held_out_docs)

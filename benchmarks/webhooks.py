@@ -25,7 +25,6 @@ import secrets
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -36,7 +35,7 @@ from mlstack.settings import Settings
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # tests/: the fake GitHub
-from _common import console, report
+from _common import console, report, scratch
 from deploy import Api, git_source, mlstack
 
 from tests.mlstack.sources.fakes import GitHubIssues, serve
@@ -74,7 +73,7 @@ def main() -> None:
         "--window", type=float, default=10.0, help="The trigger's window, MLSTACK_WEBHOOKS_COALESCE_S."
     )
     args = parser.parse_args()
-    tmp = Path(tempfile.mkdtemp(prefix="mlstack-bench-webhooks-"))
+    tmp = scratch("webhooks")
     repository, branch = git_source(tmp)
     secret = secrets.token_hex(16)
     github = GitHubIssues(REPOSITORY)

@@ -10,7 +10,9 @@ import ast
 import importlib.util
 import json
 import re
+import shutil
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -222,15 +224,23 @@ def test_the_benchmark_runs_at_smoke_size_and_ends_with_its_json_line(
 ) -> None:
     arguments, needs_trained_home, keys = SMOKE[script]
     home = copy_trained_home(trained_home, tmp_path / "home") if needs_trained_home else tmp_path / "home"
-    env = command_env(home) | {"MLSTACK_BENCH_RESULTS": str(tmp_path / "results")}
+    # Its own TMPDIR, to see what it leaves there; short, as where XDG_RUNTIME_DIR is unset the
+    # embedded Postgres' socket may go under it (platformdirs' runtime dir; 107 bytes at most).
+    scratch = Path(tempfile.mkdtemp(prefix="b"))
+    env = command_env(home) | {"MLSTACK_BENCH_RESULTS": str(tmp_path / "results"), "TMPDIR": str(scratch)}
     try:
         done = run([sys.executable, str(PROJECT_ROOT / "benchmarks" / f"{script}.py"), *arguments], env, 540)
+        # Its own temporary folders (benchmarks/_common.py's scratch) went with it; libraries'
+        # caches (torch's inductor, Prefect's runner storage) are theirs.
+        left = [p.name for p in scratch.iterdir() if "mlstack-bench-" in p.name]
     finally:
         from mlstack.postgres import stop_embedded
         from mlstack.settings import Settings
 
         stop_embedded(Settings(home=home).pg_dir)
+        shutil.rmtree(scratch, ignore_errors=True)
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
+    assert left == []
     result = json.loads(done.stdout.strip().splitlines()[-1])
     assert result["bench"] == script
     wanted = keys | documented(script)
