@@ -156,7 +156,8 @@ ROWS: tuple[Row, ...] = (
     ),
     Row(
         "rag",
-        "retrieval on a held-out test set (numpy's docstrings; no constant tuned on it) vs vector alone,"
+        "retrieval on a held-out test set (numpy's and scikit-learn's metrics docstrings; no constant"
+        " tuned on it) vs vector alone,"
         " full text, BM25 (`bm25s`) and LangChain's `EnsembleRetriever` over the same chunks",
         "MRR@10 hybrid **{test_hybrid_mrr_at_10:.2f}** ({test_hybrid_mrr_at_10_ci[0]:.2f}-"
         "{test_hybrid_mrr_at_10_ci[1]:.2f}), vector {test_vector_mrr_at_10:.2f} "
