@@ -26,10 +26,11 @@ embedding throughput. The last line is JSON.
   the same chunks (`bm25s`, English stop words) and LangChain's `EnsembleRetriever` (that BM25
   and the vector search, equal weights, its RRF), on two question sets: the development set, which
   the fusion constants and chunk size were tuned on (paraphrased questions over the same pandas
-  corpus and scipy's optimizers, benchmarks/data/dev_questions.jsonl), and a held-out test set no
-  constant was tuned on (numpy's random-generator and linear-algebra docstrings and scikit-learn's
-  metrics, benchmarks/data/held_out_questions.jsonl; the scikit-learn questions were written and
-  committed before any run scored them).
+  corpus, and questions on scipy's optimizers that re-checked the fusion constants,
+  benchmarks/data/dev_questions.jsonl), and a held-out test set no constant was tuned on (numpy's
+  random-generator and linear-algebra docstrings and scikit-learn's metrics,
+  benchmarks/data/held_out_questions.jsonl; the scikit-learn questions were written and committed
+  before any run scored them).
   Both hold unanswerable questions: the rate of "I don't know" on them, and on the answerable
   ones (false refusals), at the answer's similarity gate.
 """
