@@ -37,6 +37,13 @@ EF_SEARCH = 200
 # not to move the constants, decided before the run. No fixed fusion led on both parts.
 WEIGHTS = {"vector": 1.0, "fulltext": 0.3}
 RRF_K = 5
+# When full text's best document stands out, its score at least DECISIVE_GAP (relative) above the
+# second's, the question named something few documents hold ("Rosenbrock", "Wolfe"), and full text
+# counts as much as DECISIVE_FULLTEXT. On the development set, with the rule above: the mean MRR@10
+# 0.791 -> 0.803 (pandas 0.746 unchanged, scipy 0.837 -> 0.860), the best of weights 0.5-3.0 x
+# gaps 0.1-0.5 (3.0 tied); the median gap is 0.06 on pandas' questions and 0.17 on scipy's.
+DECISIVE_GAP = 0.4
+DECISIVE_FULLTEXT = 1.5
 
 
 @dataclass(frozen=True)
@@ -257,10 +264,17 @@ def search_modes(
     return found
 
 
+def _weights(ranked: dict[str, list[tuple]]) -> dict[str, float]:
+    rows = ranked["fulltext"]
+    if rows and (len(rows) == 1 or (rows[0][10] - rows[1][10]) >= DECISIVE_GAP * rows[0][10]):
+        return WEIGHTS | {"fulltext": DECISIVE_FULLTEXT}
+    return WEIGHTS
+
+
 def _fuse(ranked: dict[str, list[tuple]], k: int) -> list[Hit]:
     fused: dict[str, float] = {}
     shown: dict[str, tuple] = {}
-    for part, weight in WEIGHTS.items():
+    for part, weight in _weights(ranked).items():
         for rank, row in enumerate(ranked[part], 1):
             fused[row[1]] = fused.get(row[1], 0.0) + weight / (RRF_K + rank)
             if row[1] not in shown or row[9] > shown[row[1]][9]:

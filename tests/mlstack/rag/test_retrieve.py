@@ -137,3 +137,20 @@ def test_searches_on_one_connection_are_planned_for_their_own_values(
         ).fetchall()
     assert len(plans) == 2, plans  # the vector and the full-text statements, each prepared
     assert all(generic == 0 and custom > 0 for generic, custom in plans), plans
+
+
+def _row(document: str, score: float) -> tuple:
+    # (chunk id, document, kind, title, url, path, heading, text, updated_at, similarity, score)
+    return (f"{document}#0", document, "docs", document, None, None, "", "text", None, 0.5, score)
+
+
+@pytest.mark.parametrize(("second_score", "first"), [(0.9, "meaning"), (0.5, "words")])
+def test_full_text_counts_for_more_when_its_best_document_stands_out(second_score: float, first: str) -> None:
+    # Vector search puts "meaning" first and full text "words": with full text's usual weight
+    # meaning leads; when words' score stands DECISIVE_GAP above the next, words does.
+    assert 1 - 0.9 < retrieve.DECISIVE_GAP <= 1 - 0.5
+    ranked = {
+        "vector": [_row("meaning", 0.8), _row("words", 0.7)],
+        "fulltext": [_row("words", 1.0), _row("meaning", second_score)],
+    }
+    assert retrieve._fuse(ranked, 2)[0].document_id == first
