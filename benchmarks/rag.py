@@ -449,7 +449,7 @@ def ensemble_ranked(conn, coll, bm25: Bm25Chunks, embedder, questions: list, k: 
     from langchain_core.documents import Document
     from langchain_core.retrievers import BaseRetriever
 
-    from mlstack.rag import retrieve
+    from mlstack.rag import evaluate, retrieve
 
     class Ranked(BaseRetriever):
         """One arm's chunks per question, computed beforehand (the ensemble only fuses)."""
@@ -466,7 +466,7 @@ def ensemble_ranked(conn, coll, bm25: Bm25Chunks, embedder, questions: list, k: 
     lexical = {
         q: [document(bm25.hit(i)) for i in row] for q, row in zip(texts, bm25.top(texts, 50), strict=True)
     }
-    vectors = embedder.embed(texts)
+    vectors = evaluate.question_vectors(embedder, texts)
     semantic = {
         q: [
             document(retrieve._hit(row, row[10]))

@@ -138,3 +138,28 @@ def test_the_shipped_docs_questions_name_real_documents_and_apply_where_they_are
     assert defaults.question_sets(samples | {"rag.md"}) == [defaults.QUESTIONS]
     assert defaults.question_sets(docs) == [defaults.DOCS_QUESTIONS]
     assert defaults.question_sets(set()) == [defaults.QUESTIONS]
+
+
+@pytest.mark.slow
+def test_each_question_is_scored_as_a_search_for_it_alone_would_rank(rag_settings, collection: str) -> None:
+    # int8 ONNX scales a batch's activations together: embedded beside the other questions, a
+    # question's vector, and so its cosines, would differ from those `rag search` gets.
+    from mlstack.llm.embeddings import local_embedder
+    from mlstack.rag import defaults, refresh, retrieve, sources, store
+
+    assert rag_settings.llm.embedding_backend == "onnx-int8"
+    embedder = local_embedder(rag_settings)
+    questions = evaluate.read_questions(defaults.QUESTIONS)
+    with store.connect(rag_settings) as conn:
+        for spec in defaults.sources()[:2]:
+            refresh.run(
+                conn, collection, sources.read(sources.parse_spec(spec), rag_settings), embedder, rag_settings
+            )
+        ranked = evaluate.ranked_by_mode(
+            conn, store.require_collection(conn, collection), embedder, questions
+        )
+    for question, hits in zip(questions, ranked["vector"], strict=True):
+        alone = retrieve.find(
+            rag_settings, embedder, collection, question.question, evaluate.MRR_AT, "vector"
+        )
+        assert [(h.document_id, h.score) for h in hits] == [(h.document_id, h.score) for h in alone]
