@@ -1,7 +1,7 @@
 """The packaged all-MiniLM-L6-v2 on ONNX Runtime: the same model, faster than
 `SentenceTransformer.encode` on 2 cores (int8 2.8x, fp32 1.6x on 400 chunks, `benchmarks/rag.py`
-for the run of record), and no torch import where it is used. Batches run single-threaded, as
-many at once as there are cores.
+for the run of record), and no torch import where it is used. Each text runs alone,
+single-threaded, as many at once as there are cores.
 
 The graph is exported once from the package's own weights (torch.onnx, the TorchScript exporter)
 and cached under the data dir (`home/models/embeddings/`); nothing is downloaded. Written here
@@ -43,10 +43,6 @@ import numpy as np
 
 from mlstack.llm.providers import ModelInfo
 
-# Rows * longest sequence per forward pass. Small batches were faster on 2 cores, the activations
-# staying in cache: 400 chunks of ~250 tokens, two single-threaded runs at once, at 256 tokens
-# 129 chunks/s, 512 133, 1024 117, 2048 101, 4096 86.
-TOKEN_BUDGET = 512
 EXPORT_FORMAT = 2  # part of the cache key: bump it when the export below changes
 # The MatMuls the int8 export leaves in fp32: the first three layers' feed-forward output
 # projections, whose inputs carry BERT's outlier activations (Bondarenko et al., 2021) and whose
@@ -192,7 +188,7 @@ class OnnxEmbedder:
         # One thread a run, and as many runs at once as there are cores (`embed`): on 2 cores,
         # 400 chunks at 120 chunks/s against 94 with one run spread over both cores (onnxruntime's
         # default), the same vectors to the bit, and one question in 2.2 ms against 2.6.
-        # (With no pool of its own, no idle thread spins between batches on the cores that the
+        # (With no pool of its own, no idle thread spins between runs on the cores that the
         # tokenizer and Postgres need, as onnxruntime's did unless told not to.)
         options.intra_op_num_threads = 1
         self.workers = _cores()
@@ -206,26 +202,33 @@ class OnnxEmbedder:
         encodings = self.tokenizer.encode_batch(list(texts))
         out = np.zeros((len(encodings), self.info.dimension or 0), dtype=np.float32)
 
-        def run(rows: list[int]) -> None:  # writes its own rows of `out`: no two runs share one
-            longest = max(len(encodings[row].ids) for row in rows)
-            ids = np.zeros((len(rows), longest), dtype=np.int64)
-            mask = np.zeros_like(ids)
-            for at, row in enumerate(rows):
-                ids[at, : len(encodings[row].ids)] = encodings[row].ids
-                mask[at, : len(encodings[row].ids)] = 1
-            feed = {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)}
-            hidden = self.session.run(None, {k: v for k, v in feed.items() if k in self.inputs})[0]
-            weights = mask[..., None].astype(np.float32)
-            pooled = (hidden * weights).sum(axis=1) / np.clip(weights.sum(axis=1), 1e-9, None)
-            out[rows] = pooled / np.clip(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12, None)
+        # One text a run, never a batch: int8's dynamic quantization scales each MatMul's input
+        # by its largest value over the whole batch, padding included, so a text's vector moved
+        # with its batch-mates (on the 1,629 pandas chunks of benchmarks/rag.py, cosine 0.9969 on
+        # average and 0.9885 at worst between a chunk batched by 512 tokens and the same chunk
+        # alone). Alone, a chunk gets the vector its question would get as a search, whatever was
+        # embedded beside it, and is closer to torch (cosine mean 0.99748 / worst 0.99495 against
+        # 0.99731 / 0.99079 batched), at the same speed: 148 and 154 chunks/s against 152 and 153
+        # batched (fp32: 83 against 84), two cores taking a text each.
+        def run(row: int) -> None:  # writes its own row of `out`: no two runs share one
+            ids = np.asarray([encodings[row].ids], dtype=np.int64)
+            feed = {
+                "input_ids": ids,
+                "attention_mask": np.ones_like(ids),
+                "token_type_ids": np.zeros_like(ids),
+            }
+            hidden = self.session.run(None, {k: v for k, v in feed.items() if k in self.inputs})[0][0]
+            pooled = hidden.mean(axis=0)  # every token counts: a text alone has no padding
+            out[row] = pooled / max(float(np.linalg.norm(pooled)), 1e-12)
 
-        batches = list(_batches([len(encoding.ids) for encoding in encodings]))
-        if len(batches) < 2 or self.workers < 2:
-            for rows in batches:
-                run(rows)
+        # longest first, so the runs left at the end are the short ones and no core waits long
+        rows = sorted(range(len(encodings)), key=lambda row: -len(encodings[row].ids))
+        if len(rows) < 2 or self.workers < 2:
+            for row in rows:
+                run(row)
         else:  # onnxruntime runs one session from many threads, and lets go of the GIL meanwhile
-            with ThreadPoolExecutor(min(self.workers, len(batches))) as pool:
-                list(pool.map(run, batches))
+            with ThreadPoolExecutor(min(self.workers, len(rows))) as pool:
+                list(pool.map(run, rows))
         return out
 
     def count_tokens(self, texts: Sequence[str]) -> int:
@@ -235,16 +238,3 @@ class OnnxEmbedder:
 def _cores() -> int:
     """The cores this process may run on (its affinity, as taskset and container limits set it)."""
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-
-
-def _batches(lengths: list[int]) -> Iterator[list[int]]:
-    """Row indices, longest first, in groups of at most TOKEN_BUDGET padded tokens, so rows of
-    like length share a batch and little is padding."""
-    batch: list[int] = []
-    for row in sorted(range(len(lengths)), key=lambda row: -lengths[row]):
-        if batch and (len(batch) + 1) * lengths[batch[0]] > TOKEN_BUDGET:
-            yield batch
-            batch = []
-        batch.append(row)
-    if batch:
-        yield batch

@@ -134,18 +134,11 @@ def _bootstrap(values: list[float], seed: int) -> tuple[float, float]:
     return round(float(np.percentile(means, tail)), 4), round(float(np.percentile(means, 100 - tail)), 4)
 
 
-def question_vectors(embedder: Any, questions: list[str]) -> list[Any]:
-    """Each question embedded alone, as `rag search` and `rag ask` embed it: int8 ONNX scales a
-    batch's activations together, so a question embedded beside others gets a slightly different
-    vector, and on the benchmark's development set MRR@10 moved by 0.01 with the batch."""
-    return [embedder.embed([question])[0] for question in questions]
-
-
 def ranked_by_mode(
     conn: Any, coll: Any, embedder: Any, questions: list[Question]
 ) -> dict[str, list[list[Hit]]]:
     """Each search mode's top MRR_AT hits for every question."""
-    vectors = question_vectors(embedder, [q.question for q in questions])
+    vectors = embedder.embed([q.question for q in questions])
     found = [
         retrieve.search_modes(conn, coll, q.question, v, k=MRR_AT)
         for q, v in zip(questions, vectors, strict=True)

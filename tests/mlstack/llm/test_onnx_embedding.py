@@ -63,13 +63,23 @@ def test_the_fp32_export_gives_torchs_vectors(exported: Path, torch_vectors: np.
 def test_runs_at_once_give_the_vectors_of_one_run_at_a_time(exported: Path) -> None:
     embedder = OnnxEmbedder(MODEL_DIR, exported, int8=True, name="all-MiniLM-L6-v2")
     texts = real_text()
-    assert (
-        len(list(onnx_embedding._batches([len(e.ids) for e in embedder.tokenizer.encode_batch(texts)]))) > 4
-    )
     embedder.workers = 1
     alone = embedder.embed(texts)
-    embedder.workers = 4  # more than the batches' share of a 2-core machine: rows must not mix
+    embedder.workers = 4  # more than a 2-core machine's: runs must not mix their rows
     assert np.array_equal(embedder.embed(texts), alone)
+
+
+@pytest.mark.parametrize("int8", [True, False])
+def test_a_texts_vector_does_not_depend_on_what_is_embedded_beside_it(exported: Path, int8: bool) -> None:
+    """A chunk is embedded among a refresh's others, a question alone: both must get the vector
+    the text alone gets, or a search ranks by batch-mates' noise."""
+    embedder = OnnxEmbedder(MODEL_DIR, exported, int8=int8, name="all-MiniLM-L6-v2")
+    texts = real_text()
+    together = embedder.embed(texts)
+    each = np.stack([embedder.embed([text])[0] for text in texts])
+    assert np.array_equal(together, each)
+    reversed_ = embedder.embed(texts[::-1])[::-1]
+    assert np.array_equal(reversed_, together)
 
 
 def test_int8_stays_close_to_torch_and_keeps_the_neighbours(
@@ -94,16 +104,6 @@ def test_the_export_is_cached_and_not_redone(exported: Path) -> None:
         onnx_embedding.cached_model(MODEL_DIR, exported, int8)
     assert [path.stat().st_mtime_ns for path in files] == stamps
     assert not [path for path in exported.iterdir() if path.suffix != ".onnx"]  # no export's leftovers
-
-
-def test_batches_keep_to_the_token_budget_and_cover_every_row_once() -> None:
-    lengths = [3, 256, 40, 256, 7, 100, 1, 256, 256, 256, 12]
-    batches = list(onnx_embedding._batches(lengths))
-    assert sorted(row for batch in batches for row in batch) == list(range(len(lengths)))
-    for batch in batches:
-        assert (
-            len(batch) * max(lengths[row] for row in batch) <= onnx_embedding.TOKEN_BUDGET or len(batch) == 1
-        )
 
 
 @pytest.mark.parametrize(("backend", "kind"), [("onnx-int8", OnnxEmbedder), ("torch", LocalEmbedder)])

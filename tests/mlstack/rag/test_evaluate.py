@@ -142,8 +142,8 @@ def test_the_shipped_docs_questions_name_real_documents_and_apply_where_they_are
 
 @pytest.mark.slow
 def test_each_question_is_scored_as_a_search_for_it_alone_would_rank(rag_settings, collection: str) -> None:
-    # int8 ONNX scales a batch's activations together: embedded beside the other questions, a
-    # question's vector, and so its cosines, would differ from those `rag search` gets.
+    # The evaluation embeds its questions in one call, `rag search` one alone: int8 ONNX once
+    # scaled a batch's activations together, and the two then ranked differently.
     from mlstack.llm.embeddings import local_embedder
     from mlstack.rag import defaults, refresh, retrieve, sources, store
 
