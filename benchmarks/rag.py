@@ -609,7 +609,7 @@ def main() -> None:
     from mlstack.rag import defaults
 
     defaults.embedder(settings).embed(["warm up: the model loads once, outside the timings"])
-    console.print("ingest: batched + COPY vs per chunk + per row ...")
+    console.print("ingest: one call + COPY vs a call and a row per chunk ...")
     started = time.perf_counter()
     refresh_once(settings, "bench-small", small)
     ours_small_s = time.perf_counter() - started
