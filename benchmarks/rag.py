@@ -20,7 +20,10 @@ embedding throughput. The last line is JSON.
   same 100k chunks (40 words of text each, three kinds, a year of dates), in a table holding the
   other collections: the project's hybrid retrieval's p50 and p99, and a kind + date filtered
   top-10 by pgvector 0.8's iterative scan, its recall and queries/s against the exact scan.
-- ask: `rag ask --extractive` in process (embed, search, quote) on the held-out set, p50 and p99.
+- ask: `rag ask --extractive` in process (embed, search, quote) on the held-out set, p50 and p99;
+  the same with the local model generating (the untrained stand-in of a fresh data dir, through
+  the local OpenAI-compatible server, up to the flow's 400 tokens); and `mlstack rag ask
+  --extractive` as a fresh process on the warm process, wall time.
 - embed: chunks/s of the project's embedder (ONNX Runtime, int8, by default) vs
   `SentenceTransformer.encode` with its defaults, on the same chunks and model, the cosine between
   their two embeddings of each chunk, and the held-out set's hit@5 and MRR@10 with each.
@@ -570,11 +573,87 @@ def ask_latency(settings, name: str, questions_file: Path, limit: int | None = N
         hits = retrieve.find(settings, embedder, name, question.question, settings.rag.k)
         answer.answer(question.question, hits, embedder, None, settings.rag.min_similarity)
         latencies.append((time.perf_counter() - started) * 1000)
-    ms = sorted(latencies)
+    return percentiles(latencies, "ask")
+
+
+def percentiles(ms: list[float], prefix: str) -> dict[str, float]:
+    ms = sorted(ms)
     return {
-        "ask_p50_ms": round(ms[len(ms) // 2], 1),
-        "ask_p99_ms": round(ms[min(len(ms) - 1, int(len(ms) * 0.99))], 1),
+        f"{prefix}_p50_ms": round(ms[len(ms) // 2], 1),
+        f"{prefix}_p99_ms": round(ms[min(len(ms) - 1, int(len(ms) * 0.99))], 1),
     }
+
+
+def ask_generated_latency(settings, name: str, questions_file: Path, limit: int) -> dict[str, float]:
+    """`rag ask` in process with the local model writing the answer, as the flow asks it (its
+    GENERATION: temperature 0, up to 400 tokens), through the local OpenAI-compatible server:
+    the question embedded, the collection searched, the answer generated. On answerable
+    questions only, so that every one generates. The local model of a fresh data dir is the
+    untrained stand-in, whose words are random and which seldom stops before the limit: this is
+    the path's cost at that length, not a trained model's answer time."""
+    from flows.rag import GENERATION
+    from mlstack.llm.providers import resolve_chat
+    from mlstack.rag import answer, defaults, evaluate, retrieve
+
+    embedder = defaults.embedder(settings)
+    chat = resolve_chat(settings, "local")  # starts the local server, outside the timings
+    chat.complete([{"role": "user", "content": "warm up"}], max_tokens=8)
+
+    class Counted:  # the chat provider, counting the tokens each answer generated
+        model = chat.model
+
+        def __init__(self) -> None:
+            self.tokens: list[int] = []
+
+        def complete(self, messages: list[dict[str, str]], **params):
+            result = chat.complete(messages, **params)
+            self.tokens.append(int(result.usage.get("completion_tokens", 0)))
+            return result
+
+    counted = Counted()
+    latencies, modes = [], []
+    for question in [q for q in evaluate.read_questions(questions_file) if q.answerable][:limit]:
+        started = time.perf_counter()
+        hits = retrieve.find(settings, embedder, name, question.question, settings.rag.k)
+        done = answer.answer(
+            question.question, hits, embedder, counted, settings.rag.min_similarity, **GENERATION
+        )
+        latencies.append((time.perf_counter() - started) * 1000)
+        modes.append(done.mode)
+    return {
+        **percentiles(latencies, "ask_generated"),
+        "ask_generated_questions": modes.count("generated"),
+        "ask_generated_mean_tokens": round(sum(counted.tokens) / max(len(counted.tokens), 1), 1),
+    }
+
+
+def ask_cli_latency(name: str, questions_file: Path, limit: int) -> dict[str, float]:
+    """`mlstack rag ask --extractive --json` as a user runs it: a fresh process each, its flow run
+    on the data dir's local Prefect API, in the warm process (the default), after three runs
+    that start both; wall time of each, p50 and p99."""
+    import os
+    import subprocess
+
+    from mlstack.rag import evaluate
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
+    env["MLSTACK_ORCHESTRATION_WARM"] = "true"  # the default, which the test suite turns off
+    cli = [sys.executable, "-m", "mlstack.cli"]
+    ask = [*cli, "rag", "ask", "--extractive", "--json", "--collection", name]
+    questions = [q.question for q in evaluate.read_questions(questions_file)][:limit]
+    latencies = []
+    try:
+        for question in questions[:3]:  # the first starts the API and the warm process
+            subprocess.run([*ask, question], env=env, capture_output=True, check=True)
+        for question in questions:
+            started = time.perf_counter()
+            done = subprocess.run([*ask, question], env=env, capture_output=True, text=True)
+            latencies.append((time.perf_counter() - started) * 1000)
+            if done.returncode != 0:
+                raise RuntimeError(f"rag ask failed: {done.stderr[-2000:]}")
+    finally:
+        subprocess.run([*cli, "down"], env=env, capture_output=True)
+    return percentiles(latencies, "ask_cli")
 
 
 def main() -> None:
@@ -590,6 +669,12 @@ def main() -> None:
         "--held-out-docs", type=int, default=None, help="docstrings per held-out source (default: all)"
     )
     parser.add_argument("--ask-questions", type=int, default=None, help="questions timed for rag ask")
+    parser.add_argument(
+        "--ask-slow-questions",
+        type=int,
+        default=20,
+        help="questions timed for rag ask with the local model generating, and through the CLI",
+    )
     args = parser.parse_args()
     own_home("rag")
     from mlstack.settings import get_settings
@@ -665,6 +750,13 @@ def main() -> None:
     result |= ask_latency(
         settings, "bench-held-out", HERE / "data" / "held_out_questions.jsonl", args.ask_questions
     )
+    console.print("rag ask with the local model generating, and through the CLI ...")
+    result |= ask_generated_latency(
+        settings, "bench-held-out", HERE / "data" / "held_out_questions.jsonl", args.ask_slow_questions
+    )
+    result |= ask_cli_latency(
+        "bench-held-out", HERE / "data" / "held_out_questions.jsonl", args.ask_slow_questions
+    )
     console.print("embedding throughput, and the held-out set embedded on torch ...")
     result |= embed_bench(settings, folder, args.embed_chunks)
     result |= torch_quality(settings, held_out, HERE / "data" / "held_out_questions.jsonl")
@@ -736,6 +828,18 @@ def main() -> None:
         (
             "`rag ask --extractive` in process, p50 / p99 (ms)",
             f"{result['ask_p50_ms']} / {result['ask_p99_ms']}",
+            "",
+            "",
+        ),
+        (
+            "`rag ask`, the local model generating, in process, p50 / p99 (ms)",
+            f"{result['ask_generated_p50_ms']} / {result['ask_generated_p99_ms']}",
+            "",
+            f"{result['ask_generated_questions']} answers, {result['ask_generated_mean_tokens']} tokens each",
+        ),
+        (
+            "`mlstack rag ask --extractive` as a process (warm), p50 / p99 (ms)",
+            f"{result['ask_cli_p50_ms']} / {result['ask_cli_p99_ms']}",
             "",
             "",
         ),

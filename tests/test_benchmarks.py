@@ -115,7 +115,7 @@ SMOKE: dict[str, tuple[list[str], bool, set[str]]] = {
                 "--embed-chunks",
                 "16",
             ),
-            *("--held-out-docs", "4", "--ask-questions", "5"),
+            *("--held-out-docs", "4", "--ask-questions", "5", "--ask-slow-questions", "1"),
         ],
         False,
         {
