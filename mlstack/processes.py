@@ -133,15 +133,17 @@ def start_service(
     detached: bool = False,
     cwd: Path | None = None,
     spawned: Callable[[subprocess.Popen], None] | None = None,
+    port: int | None = None,
 ) -> subprocess.Popen:
-    """`spawn` (or `spawn_detached`), then wait until `ready()`; stop it and raise ServiceFailed
-    if it never is. `spawned` hears of the process before the wait: a detached service must be
-    on record at once, or a caller killed while it waits would leave it running unknown."""
+    """`spawn` (or `spawn_detached`), then wait until `ready()`, and, given its `port`, until it
+    is this process that listens there; stop it and raise ServiceFailed if it never is.
+    `spawned` hears of the process before the wait: a detached service must be on record at
+    once, or a caller killed while it waits would leave it running unknown."""
     process = spawn_detached(argv, log_path, env, cwd) if detached else spawn(argv, log_path, env)
     if spawned:
         spawned(process)
     deadline = time.monotonic() + timeout_s
-    while not ready():
+    while not (ready() and (port is None or listens(process.pid, port))):
         if process.poll() is not None or time.monotonic() > deadline:
             if detached:
                 stop_group(process.pid)
@@ -214,6 +216,27 @@ def answers(url: str) -> bool:
         return httpx.get(url, timeout=2).status_code == 200
     except httpx.HTTPError:
         return False
+
+
+def listens(pid: int, port: int) -> bool:
+    """Whether the process `pid`, or one it started, listens on `port`. A health check alone can
+    be answered by another program that took the port between `free_port` and the service's
+    bind: in the suite, a command's local API was taken for ready on another test's server,
+    which stopped a moment later ("Failed to reach API"), while its own was still importing."""
+    import psutil
+
+    try:
+        family = [psutil.Process(pid), *psutil.Process(pid).children(recursive=True)]
+    except psutil.Error:
+        return False
+    for member in family:
+        with contextlib.suppress(psutil.Error):
+            if any(
+                c.status == psutil.CONN_LISTEN and c.laddr and c.laddr.port == port
+                for c in member.net_connections("tcp")
+            ):
+                return True
+    return False
 
 
 def free_port() -> int:

@@ -18,6 +18,7 @@ import argparse
 import threading
 import time
 from typing import Any
+from urllib.parse import urlsplit
 
 NAME = "api"  # its record in the stack folder, beside up's services
 CHECK_EVERY_S = 1.0
@@ -58,7 +59,7 @@ def local_api(settings: Any) -> str:
             health = f"{record.url}/health"
             # Still starting, or stopping for idleness: wait for one or the other, not the timeout.
             stack.answers_within(lambda: processes.answers(health) or not stack.exists(record.pid), timeout_s)
-            if processes.answers(health):
+            if processes.answers(health) and processes.listens(record.pid, urlsplit(record.url).port or 0):
                 return record.url
         if record:  # on record but not answering: a start killed half-way, or stuck
             processes.stop_group(record.pid)
@@ -92,6 +93,7 @@ def local_api(settings: Any) -> str:
                     env={**stack.service_env(settings), **env},
                     detached=True,
                     spawned=on_record,
+                    port=port,
                 )
                 return url
             except processes.ServiceFailed:

@@ -65,6 +65,56 @@ def test_a_service_that_never_comes_up_is_stopped_with_its_log(tmp_path: Path) -
     assert str(failed.value).endswith("bad config")
 
 
+# A service that answers /health on the port it is given, once it has slept `delay` seconds.
+HEALTH_SERVER = """
+import http.server, sys, time
+time.sleep(float(sys.argv[2]))
+class Health(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        self.send_response(200); self.end_headers(); self.wfile.write(b"true")
+    def log_message(self, *args):
+        pass
+http.server.HTTPServer(("127.0.0.1", int(sys.argv[1])), Health).serve_forever()
+"""
+
+
+def test_a_service_is_ready_only_when_it_is_the_one_listening_on_its_port(tmp_path: Path) -> None:
+    """Another program's server on the port answers the health check: that is not this service
+    being ready (its own start then fails to bind, and the other server may go at any time)."""
+    port = processes.free_port()
+    other = subprocess.Popen([sys.executable, "-c", HEALTH_SERVER, str(port), "0"])
+    try:
+        health = f"http://127.0.0.1:{port}/health"
+        assert processes.answers(health) or _eventually(lambda: processes.answers(health))
+        assert processes.listens(other.pid, port) and not processes.listens(other.pid, processes.free_port())
+        slow = [sys.executable, "-c", HEALTH_SERVER, str(port), "60"]  # still starting throughout
+        with pytest.raises(processes.ServiceFailed, match="did not answer within 3 s"):
+            processes.start_service(
+                slow, tmp_path / "slow.log", ready=lambda: processes.answers(health), timeout_s=3, what="x",
+                port=port,
+            )  # fmt: skip
+    finally:
+        other.kill()
+        other.wait()
+    own = processes.free_port()
+    argv = [sys.executable, "-c", HEALTH_SERVER, str(own), "0"]
+    started = processes.start_service(
+        argv, tmp_path / "own.log", ready=lambda: processes.answers(f"http://127.0.0.1:{own}/health"),
+        timeout_s=60, what="own", port=own,
+    )  # fmt: skip
+    assert processes.listens(started.pid, own)
+    processes.stop(started)
+
+
+def _eventually(check, timeout_s: float = 30.0) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while not check():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.1)
+    return True
+
+
 def test_owner_stamps_tell_a_dead_writer_from_a_live_one() -> None:
     assert processes.owner_alive(processes.owner())
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
