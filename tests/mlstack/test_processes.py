@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from mlstack import processes
+from mlstack.deploy import stack
 from tests.kill import alive, kill_when
 
 # A parent that starts a service (a sleeping Python) from a worker thread that then ends, the
@@ -85,7 +86,7 @@ def test_a_service_is_ready_only_when_it_is_the_one_listening_on_its_port(tmp_pa
     other = subprocess.Popen([sys.executable, "-c", HEALTH_SERVER, str(port), "0"])
     try:
         health = f"http://127.0.0.1:{port}/health"
-        assert processes.answers(health) or _eventually(lambda: processes.answers(health))
+        assert stack.answers_within(lambda: processes.answers(health), 30)
         assert processes.listens(other.pid, port) and not processes.listens(other.pid, processes.free_port())
         slow = [sys.executable, "-c", HEALTH_SERVER, str(port), "60"]  # still starting throughout
         with pytest.raises(processes.ServiceFailed, match="did not answer within 3 s"):
@@ -104,15 +105,6 @@ def test_a_service_is_ready_only_when_it_is_the_one_listening_on_its_port(tmp_pa
     )  # fmt: skip
     assert processes.listens(started.pid, own)
     processes.stop(started)
-
-
-def _eventually(check, timeout_s: float = 30.0) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while not check():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.1)
-    return True
 
 
 def test_owner_stamps_tell_a_dead_writer_from_a_live_one() -> None:
