@@ -1,21 +1,15 @@
-"""Environment defaults that must be set before Prefect is imported, the log rules, and one fix
-to Prefect's flow engine.
+"""Environment defaults that must be set before Prefect is imported, and the log rules.
 
 Prefect reads its settings once, when it is first imported, so every entry point (the CLI, each
 flow module, the tests) imports this module first. Values only fill gaps: anything the user has
 set in the environment, or in a `.env` file (read first), wins. The same import installs
-`mlstack.logs`: no secret and no known failure's traceback reaches a log handler, and registers
-`prompt_heartbeat_exit` to patch `prefect.flow_engine` when it is imported.
+`mlstack.logs`: no secret and no known failure's traceback reaches a log handler.
 """
 
 from __future__ import annotations
 
-import inspect
 import os
 import sys
-from typing import Any
-
-import wrapt
 
 from mlstack import logs
 from mlstack.errors import InputError
@@ -57,28 +51,6 @@ def apply() -> None:
             DEFAULTED.add(key)
     prefect_dir.mkdir(parents=True, exist_ok=True)
     logs.install()
-    wrapt.register_post_import_hook(prompt_heartbeat_exit, "prefect.flow_engine")
-
-
-def prompt_heartbeat_exit(flow_engine: Any) -> None:
-    """A synchronous flow run no longer waits for its heartbeat thread at its end.
-
-    Prefect 3.8's heartbeat thread (on by default, every 180 s) sleeps in steps of one second and
-    looks for its stop signal between them; a sync flow run joins it as the run ends, so every
-    run waited out the step under way: 0.9 s of `mlstack rag ask`'s 2.1 s (warm), whose flow
-    body takes 0.08 s, and as much for each of the test suite's flow runs. The async engine
-    already leaves the thread to stop on its own; so do sync runs now. It emits no heartbeat
-    once told to stop, and it is a daemon, so it never holds a process open. If Prefect's
-    function changes shape, nothing is patched (a test then fails)."""
-    original = flow_engine._send_heartbeats
-    if "join_on_exit" not in inspect.signature(original).parameters:
-        return
-
-    def send_heartbeats(engine: Any, join_on_exit: bool = True) -> Any:
-        return original(engine, join_on_exit=False)
-
-    send_heartbeats.patched = original  # type: ignore[attr-defined]
-    flow_engine._send_heartbeats = send_heartbeats
 
 
 apply()

@@ -75,6 +75,7 @@ UNTESTED = {
     "flows/tasks/runners.py",
     "flows/tasks/tabular.py",
     "flows/training.py",
+    "mlstack/bootstrap.py",
     "mlstack/data/config.py",
     "mlstack/data/predictions.py",
     "mlstack/data/schemas.py",
