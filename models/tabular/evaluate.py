@@ -37,8 +37,9 @@ def metrics(actual: pd.Series | np.ndarray, predicted: np.ndarray) -> Metrics:
 
 def load_model_folder(path: Path) -> Any:
     """An MLflow model folder (as `mlstack train --out` exports it), or an InputError that says so."""
-    import mlflow
     from mlflow.exceptions import MlflowException
+
+    from models.tabular.registry import load_uri
 
     if not (path / "MLmodel").is_file():
         raise InputError(
@@ -46,7 +47,7 @@ def load_model_folder(path: Path) -> Any:
             " `mlstack train --out DIR`, or give the folder that `dvc repro` wrote."
         )
     try:
-        return mlflow.sklearn.load_model(str(path))
+        return load_uri(str(path))
     except (MlflowException, OSError, ValueError) as exc:
         raise InputError(f"{path}: the MLflow model cannot be loaded ({str(exc).splitlines()[0]})") from None
 

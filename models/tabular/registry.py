@@ -5,6 +5,8 @@ promotion, rollback, the lock) is `mlstack.registry`'s; this module keeps the ru
 
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
 from dataclasses import replace
 from typing import Any
 
@@ -23,11 +25,39 @@ from mlstack.registry import (
 )
 from mlstack.settings import MODEL_NAME
 
+# One load at a time in a process. MLflow's skops format reads each array's header with
+# ast.literal_eval, and CPython 3.11 before 3.11.8 keeps the AST builder's recursion depth in
+# interpreter-wide state (python/cpython#106905, fixed by #113035): two threads loading at once
+# fail now and then with "SystemError: AST constructor recursion depth mismatch", as a window's
+# partitions, each scored in its own thread, did in a CI run of the demo.
+_loading = threading.Lock()
+_loaded: OrderedDict[tuple[str, ...], Any] = OrderedDict()
+_KEPT = 4  # versions kept loaded: a champion and a challenger, with room for the ones before
 
-def load(version: str, name: str = MODEL_NAME) -> Any:
+
+def load_uri(uri: str) -> Any:
+    """An MLflow sklearn model, loaded under the process's one model-loading lock."""
     import mlflow
 
-    return mlflow.sklearn.load_model(f"models:/{name}/{version}")
+    with _loading:
+        return mlflow.sklearn.load_model(uri)
+
+
+def load(version: str, name: str = MODEL_NAME) -> Any:
+    """A registry version's model, loaded once per process: the partitions of a window ask for
+    the same version, each in its own thread, and share one read-only model. The key holds the
+    run that made the version, as a data dir wiped and trained anew numbers its versions from 1
+    again (a warm process outlives that)."""
+    import mlflow
+
+    key = (mlflow.get_registry_uri(), name, str(version), client().get_model_version(name, version).run_id)
+    with _loading:
+        if key not in _loaded:
+            _loaded[key] = mlflow.sklearn.load_model(f"models:/{name}/{version}")
+            while len(_loaded) > _KEPT:
+                _loaded.popitem(last=False)
+        _loaded.move_to_end(key)
+        return _loaded[key]
 
 
 def gate(

@@ -3,6 +3,7 @@ kept out, a DVC run's win stays a challenger; and the registry's history and rol
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -19,6 +20,16 @@ from models.tabular.train import features_of, train
 from tests.conftest import GOOD_PARAMS, TRAIN_SPACE
 
 WORSE = {**GOOD_PARAMS, "max_iter": 3, "max_leaf_nodes": 4}
+
+
+@pytest.mark.slow
+def test_a_version_asked_for_by_many_threads_at_once_is_loaded_once(in_trained_home: Settings) -> None:
+    # As a window's partitions ask for it: concurrent loads could fail on Python 3.11.7 (see load).
+    version = registry.alias_version(registry.CHAMPION)
+    assert version is not None
+    with ThreadPoolExecutor(8) as pool:
+        models = list(pool.map(lambda _: tabular_registry.load(version), range(16)))
+    assert all(model is models[0] for model in models)
 
 
 @pytest.mark.slow
