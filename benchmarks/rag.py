@@ -635,15 +635,19 @@ def ask_cli_latency(name: str, questions_file: Path, limit: int) -> dict[str, fl
     ask = [*cli, "rag", "ask", "--extractive", "--json", "--collection", name]
     questions = [q.question for q in evaluate.read_questions(questions_file)][:limit]
     latencies = []
+
+    def asked(question: str) -> None:
+        done = subprocess.run([*ask, question], env=env, capture_output=True, text=True)
+        if done.returncode != 0:
+            raise RuntimeError(f"rag ask failed ({done.returncode}): {done.stderr[-3000:]}")
+
     try:
         for question in questions[:3]:  # the first starts the API and the warm process
-            subprocess.run([*ask, question], env=env, capture_output=True, check=True)
+            asked(question)
         for question in questions:
             started = time.perf_counter()
-            done = subprocess.run([*ask, question], env=env, capture_output=True, text=True)
+            asked(question)
             latencies.append((time.perf_counter() - started) * 1000)
-            if done.returncode != 0:
-                raise RuntimeError(f"rag ask failed: {done.stderr[-2000:]}")
     finally:
         subprocess.run([*cli, "down"], env=env, capture_output=True)
     return percentiles(latencies, "ask_cli")
