@@ -75,7 +75,6 @@ UNTESTED = {
     "flows/tasks/runners.py",
     "flows/tasks/tabular.py",
     "flows/training.py",
-    "mlstack/bootstrap.py",
     "mlstack/data/config.py",
     "mlstack/data/predictions.py",
     "mlstack/data/schemas.py",
