@@ -24,8 +24,9 @@ from mlstack.rag.store import Collection
 Mode = Literal["vector", "fulltext", "hybrid"]
 MODES: tuple[Mode, ...] = ("vector", "fulltext", "hybrid")
 POOL = 50  # chunks each mode hands to fusion
-# HNSW candidates per query: 100 gave recall@10 of 0.975-0.985 on 100k clustered vectors, 200
-# keeps it above 0.98 at 20x+ the exact scan's speed (benchmarks/rag.py).
+# HNSW candidates per query. On the benchmark's 100k clustered vectors (benchmarks/rag.py), 200
+# to 600 gave the same recall@10 on two builds, 100 up to 0.006 less: past 200 the index's graph
+# bounds recall (store.HNSW_EF_CONSTRUCTION), and 600 halves queries/s.
 EF_SEARCH = 200
 # Tuned on the development set only (benchmarks/data/dev_questions.jsonl), never on the held-out
 # test set, each question embedded alone as a search embeds it. On its pandas questions

@@ -36,6 +36,11 @@ from mlstack.rag.sources import Document
 
 DOMAIN = "rag"
 _LOCK_CLASS = 7_420_014  # advisory lock namespace: (this, hashtext(collection))
+# Candidates each HNSW insert considers (pgvector's default is 64). On the benchmark's 100k
+# clustered vectors, three builds at 64 gave recall@10 0.984-0.993 (an earlier run 0.978), and
+# raising hnsw.ef_search up to 600 did not lift one: the misses were the graph's. Three at 128 gave
+# 1.000 plain and with filters, at the same queries/s, for 1.45x the build time (18 s against 12.5).
+HNSW_EF_CONSTRUCTION = 128
 
 
 def _words(column: str) -> str:
@@ -263,8 +268,8 @@ def create_index(conn: psycopg.Connection, coll: Collection) -> None:
     conn.execute(
         sql.SQL(
             "CREATE INDEX IF NOT EXISTS {} ON rag_chunks USING hnsw (({}) vector_cosine_ops)"
-            " WHERE collection = {}"
-        ).format(coll.index, coll.vector(), sql.Literal(coll.name))
+            " WITH (ef_construction = {}) WHERE collection = {}"
+        ).format(coll.index, coll.vector(), sql.Literal(HNSW_EF_CONSTRUCTION), sql.Literal(coll.name))
     )
 
 

@@ -207,7 +207,11 @@ def test_each_collection_has_its_own_hnsw_index_and_search_uses_it(
             ).format(coll.vector()),
             (collection, vector),
         ).fetchall()
+        options = conn.execute(
+            "SELECT reloptions FROM pg_class WHERE relname = %s", (coll.index.as_string(None).strip('"'),)
+        ).fetchone()[0]
     assert coll.index.as_string(None).strip('"') in " ".join(row[0] for row in plan)
+    assert options == [f"ef_construction={store.HNSW_EF_CONSTRUCTION}"]  # built for recall: see store
 
 
 @pytest.mark.slow
