@@ -176,6 +176,8 @@ def test_a_flow_command_runs_warm_on_its_own_output_and_exit_code_and_down_stops
     assert again.returncode == 0, again.stderr[-3000:]
     assert served_pid(home, "data flow --days 1 --json") is not None, warm_log(home)
     assert json.loads(again.stdout)["tables"] == json.loads(cold.stdout)["tables"]
+    # What it had imported was out of the collector's reach in the child (its teardown's too).
+    assert re.search(r"froze [1-9]\d* objects for the command", warm_log(home)), warm_log(home)
     # What the run imported on its own, the warm process imports now, for the next command.
     assert wait_for(lambda: re.search(r"learned [1-9]\d* module", warm_log(home)) is not None, 60)
 
