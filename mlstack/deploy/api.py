@@ -22,6 +22,11 @@ from urllib.parse import urlsplit
 
 NAME = "api"  # its record in the stack folder, beside up's services
 CHECK_EVERY_S = 1.0
+# Until a client has made a request other than the readiness check, idle means at least this long.
+# The command that started the API uses it a moment later, but that moment (imports, Prefect's
+# client setup) can pass a short idle time on a loaded machine: in CI, with 5 s, the API stopped
+# before the command's first request ("Failed to reach API"). One that never comes: it stops.
+STARTUP_GRACE_S = 60.0
 
 
 def ensure_api() -> None:
@@ -112,6 +117,7 @@ class IdleStop:
         self.app, self.idle_s = app, idle_s
         self.open = 0
         self.last = time.monotonic()
+        self.used = False  # a request other than the readiness check has come
         self.server: Any = None
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
@@ -120,6 +126,7 @@ class IdleStop:
             return
         self.open += 1
         self.last = time.monotonic()
+        self.used = self.used or not str(scope.get("path", "")).endswith("/health")
         try:
             await self.app(scope, receive, send)
         finally:
@@ -127,7 +134,8 @@ class IdleStop:
             self.last = time.monotonic()
 
     def idle(self) -> bool:
-        return self.open == 0 and time.monotonic() - self.last > self.idle_s
+        wait = self.idle_s if self.used else max(self.idle_s, STARTUP_GRACE_S)
+        return self.open == 0 and time.monotonic() - self.last > wait
 
     def watch(self) -> None:
         while not (self.server and self.server.should_exit):

@@ -71,3 +71,32 @@ def test_the_local_api_is_idle_only_with_nothing_open_for_the_idle_time(monkeypa
         return seen
 
     assert asyncio.run(scenario()) == [False, False, True, True]
+
+
+def test_the_local_api_waits_for_the_command_that_started_it_before_idling(monkeypatch) -> None:
+    """Its readiness check is not a use: until a real request comes, idle takes the start grace."""
+    import asyncio
+
+    from mlstack.deploy import api
+
+    now = [100.0]
+    monkeypatch.setattr(api.time, "monotonic", lambda: now[0])
+
+    async def app(scope, receive, send) -> None:
+        pass
+
+    watched = api.IdleStop(app, idle_s=5)
+
+    async def scenario() -> list[bool]:
+        seen = []
+        await watched({"type": "http", "path": "/api/health"}, None, None)  # the start's check
+        now[0] += 6
+        seen.append(watched.idle())  # past idle_s, but the command has not come yet
+        now[0] += api.STARTUP_GRACE_S
+        seen.append(watched.idle())  # it never came
+        await watched({"type": "http", "path": "/api/admin/version"}, None, None)  # the client
+        now[0] += 6
+        seen.append(watched.idle())  # used, then unused for longer than idle_s
+        return seen
+
+    assert asyncio.run(scenario()) == [False, True, True]
